@@ -180,7 +180,10 @@ fn strip_marks(path: &str) -> String {
 /// The canonical path (with its `[]` marks) for a path written with or without them.
 pub fn canonical_path(path: &str) -> Option<&'static str> {
     let bare = strip_marks(path);
-    FIELDS.iter().find(|(p, _)| strip_marks(p) == bare).map(|(p, _)| *p)
+    FIELDS
+        .iter()
+        .find(|(p, _)| strip_marks(p) == bare)
+        .map(|(p, _)| *p)
 }
 
 /// The result of a projection: the reduced record and the paths that were removed.

@@ -151,7 +151,8 @@ code_enum!(
 impl EtatDroit {
     /// The digit, trimmed.
     pub fn from_source(s: &str) -> Result<Self, InvalidValue> {
-        Self::from_code(s.trim()).map_err(|_| InvalidValue::new("etat_droit", "must be a digit from 0 to 6"))
+        Self::from_code(s.trim())
+            .map_err(|_| InvalidValue::new("etat_droit", "must be a digit from 0 to 6"))
     }
 }
 
@@ -310,7 +311,8 @@ code_enum!(
 impl ObligationFormationStatut {
     /// Upper-case codes (`INJOIGNABLE`, `SOLUTION_TROUVEE`) in any case.
     pub fn from_source(s: &str) -> Result<Self, InvalidValue> {
-        Self::from_code(&s.trim().to_lowercase()).map_err(|_| unknown("obligation_formation_statut"))
+        Self::from_code(&s.trim().to_lowercase())
+            .map_err(|_| unknown("obligation_formation_statut"))
     }
 }
 
@@ -343,10 +345,17 @@ mod tests {
     fn orientation_variants() {
         use OrientationType::*;
         for (s, t) in [
-            ("PS", Sociale), ("SOCIAL", Sociale), ("social", Sociale), ("Sociale", Sociale),
-            ("AS", SocioProfessionnelle), ("SOCIO_PRO", SocioProfessionnelle),
-            ("socio_pro", SocioProfessionnelle), ("Socio-professionnelle", SocioProfessionnelle),
-            ("PP", Professionnelle), ("PRO", Professionnelle), ("pro", Professionnelle),
+            ("PS", Sociale),
+            ("SOCIAL", Sociale),
+            ("social", Sociale),
+            ("Sociale", Sociale),
+            ("AS", SocioProfessionnelle),
+            ("SOCIO_PRO", SocioProfessionnelle),
+            ("socio_pro", SocioProfessionnelle),
+            ("Socio-professionnelle", SocioProfessionnelle),
+            ("PP", Professionnelle),
+            ("PRO", Professionnelle),
+            ("pro", Professionnelle),
             ("Professionnelle", Professionnelle),
         ] {
             assert_eq!(OrientationType::from_source(s).unwrap(), t, "{s}");
@@ -357,7 +366,10 @@ mod tests {
     #[test]
     fn role_variants() {
         assert_eq!(RsaRole::from_source("Demandeur").unwrap(), RsaRole::Dem);
-        assert_eq!(RsaRole::from_source("CONJOINT/CONCUBIN/PACSE").unwrap(), RsaRole::Cjt);
+        assert_eq!(
+            RsaRole::from_source("CONJOINT/CONCUBIN/PACSE").unwrap(),
+            RsaRole::Cjt
+        );
         assert_eq!(RsaRole::from_source("conjoint").unwrap(), RsaRole::Cjt);
         assert_eq!(RsaRole::from_source("ENF").unwrap(), RsaRole::Enf);
         assert!(RsaRole::from_source("RDO").is_err());
@@ -386,7 +398,10 @@ mod tests {
         ] {
             assert_eq!(SituationCategorie::from_source(s).unwrap(), c, "{s}");
         }
-        assert_eq!(SituationEtat::from_source("EN_COURS").unwrap(), SituationEtat::EnCours);
+        assert_eq!(
+            SituationEtat::from_source("EN_COURS").unwrap(),
+            SituationEtat::EnCours
+        );
     }
 
     #[test]
@@ -407,7 +422,13 @@ mod tests {
             assert_eq!(serde_json::from_str::<FajStatut>(&json).unwrap(), *c);
         }
         assert!(serde_json::from_str::<FajStatut>("\"ACCORDEE\"").is_err());
-        assert_eq!(FajStatut::from_source("EN_COMMISSION").unwrap(), FajStatut::EnCommission);
-        assert_eq!(FajAideType::from_source("MOBILITE").unwrap(), FajAideType::Mobilite);
+        assert_eq!(
+            FajStatut::from_source("EN_COMMISSION").unwrap(),
+            FajStatut::EnCommission
+        );
+        assert_eq!(
+            FajAideType::from_source("MOBILITE").unwrap(),
+            FajAideType::Mobilite
+        );
     }
 }

@@ -27,7 +27,9 @@ impl<'de> Deserialize<'de> for SchemaId {
         if s == SCHEMA {
             Ok(SchemaId)
         } else {
-            Err(serde::de::Error::custom("unsupported schema, expected passerelle.jeune/1"))
+            Err(serde::de::Error::custom(
+                "unsupported schema, expected passerelle.jeune/1",
+            ))
         }
     }
 }
@@ -76,7 +78,9 @@ pub struct Jeune {
 
 impl fmt::Debug for Jeune {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Jeune").field("paths", &self.paths()).finish_non_exhaustive()
+        f.debug_struct("Jeune")
+            .field("paths", &self.paths())
+            .finish_non_exhaustive()
     }
 }
 

@@ -113,7 +113,10 @@ impl Nir {
             ));
         }
         if !s.is_ascii() {
-            return Err(InvalidValue::new("nir", "must contain only digits and 2A/2B"));
+            return Err(InvalidValue::new(
+                "nir",
+                "must contain only digits and 2A/2B",
+            ));
         }
         let body = &s[..13];
         let first = body.as_bytes()[0];
@@ -134,7 +137,10 @@ impl Nir {
         };
         let rest_ok = all_digits(&body[..5]) && all_digits(&body[7..]);
         if !rest_ok {
-            return Err(InvalidValue::new("nir", "must contain only digits and 2A/2B"));
+            return Err(InvalidValue::new(
+                "nir",
+                "must contain only digits and 2A/2B",
+            ));
         }
         let numeric = format!("{}{}{}", &body[..5], numeric_dept, &body[7..]);
         let n: u64 = numeric
@@ -177,7 +183,10 @@ impl NumeroAllocataire {
     pub fn from_cnaf_matricule(input: &str) -> Result<Self, InvalidValue> {
         let s = input.trim();
         if s.len() != 15 || !all_digits(s) {
-            return Err(InvalidValue::new("numero_allocataire", "matricule must be 15 digits"));
+            return Err(InvalidValue::new(
+                "numero_allocataire",
+                "matricule must be 15 digits",
+            ));
         }
         Self::parse(&s[..7])
     }
@@ -327,7 +336,12 @@ impl Departement {
         let s = match s.len() {
             2 => format!("0{s}"),
             3 => s,
-            _ => return Err(InvalidValue::new("departement", "must have 2 or 3 characters")),
+            _ => {
+                return Err(InvalidValue::new(
+                    "departement",
+                    "must have 2 or 3 characters",
+                ));
+            }
         };
         let ok = match s.as_str() {
             "02A" | "02B" => true,
@@ -335,10 +349,7 @@ impl Departement {
             _ => false,
         };
         if !ok {
-            return Err(InvalidValue::new(
-                "departement",
-                "must be digits, 2A or 2B",
-            ));
+            return Err(InvalidValue::new("departement", "must be digits, 2A or 2B"));
         }
         Ok(Self(s))
     }
@@ -417,7 +428,10 @@ impl CodeInsee {
             && (b[..2].iter().all(u8::is_ascii_digit) || &b[..2] == b"2A" || &b[..2] == b"2B")
             && b[2..].iter().all(u8::is_ascii_digit);
         if !ok {
-            return Err(InvalidValue::new("code_insee", "must be 5 characters (digits, 2A or 2B)"));
+            return Err(InvalidValue::new(
+                "code_insee",
+                "must be 5 characters (digits, 2A or 2B)",
+            ));
         }
         Ok(Self(s))
     }
@@ -512,7 +526,10 @@ impl Email {
                 return Err(bad("domain is malformed"));
             }
         }
-        if labels.last().is_some_and(|tld| tld.len() < 2 || tld.chars().all(|c| c.is_ascii_digit())) {
+        if labels
+            .last()
+            .is_some_and(|tld| tld.len() < 2 || tld.chars().all(|c| c.is_ascii_digit()))
+        {
             return Err(bad("domain must end with a top-level domain"));
         }
         Ok(Self(s))
@@ -534,18 +551,27 @@ impl Date {
         let parts: Vec<&str> = if s.contains('/') {
             let p: Vec<&str> = s.split('/').collect();
             if p.len() != 3 || p[0].len() != 2 || p[1].len() != 2 || p[2].len() != 4 {
-                return Err(InvalidValue::new("date", "must be DD/MM/YYYY or YYYY-MM-DD"));
+                return Err(InvalidValue::new(
+                    "date",
+                    "must be DD/MM/YYYY or YYYY-MM-DD",
+                ));
             }
             vec![p[2], p[1], p[0]]
         } else {
             let p: Vec<&str> = s.split('-').collect();
             if p.len() != 3 || p[0].len() != 4 || p[1].len() != 2 || p[2].len() != 2 {
-                return Err(InvalidValue::new("date", "must be DD/MM/YYYY or YYYY-MM-DD"));
+                return Err(InvalidValue::new(
+                    "date",
+                    "must be DD/MM/YYYY or YYYY-MM-DD",
+                ));
             }
             p
         };
         if !parts.iter().all(|p| all_digits(p)) {
-            return Err(InvalidValue::new("date", "must be DD/MM/YYYY or YYYY-MM-DD"));
+            return Err(InvalidValue::new(
+                "date",
+                "must be DD/MM/YYYY or YYYY-MM-DD",
+            ));
         }
         let y: i32 = parts[0].parse().unwrap_or(0);
         let m: u32 = parts[1].parse().unwrap_or(0);
@@ -556,7 +582,10 @@ impl Date {
     /// Builds a date from its parts, with the same checks as `parse`.
     pub fn from_ymd(y: i32, m: u32, d: u32) -> Result<Self, InvalidValue> {
         if !(1900..=2199).contains(&y) {
-            return Err(InvalidValue::new("date", "year must be between 1900 and 2199"));
+            return Err(InvalidValue::new(
+                "date",
+                "year must be between 1900 and 2199",
+            ));
         }
         if !(1..=12).contains(&m) {
             return Err(InvalidValue::new("date", "month must be between 01 and 12"));
@@ -658,7 +687,10 @@ mod tests {
     #[test]
     fn nir_13_digits_gets_its_key() {
         let nir = Nir::parse("2040359350123").unwrap();
-        assert_eq!(nir.as_str(), format!("2040359350123{:02}", key_of(2040359350123)));
+        assert_eq!(
+            nir.as_str(),
+            format!("2040359350123{:02}", key_of(2040359350123))
+        );
         assert_eq!(nir.as_str().len(), 15);
     }
 
@@ -670,14 +702,20 @@ mod tests {
         let bad = format!("1850775123456{:02}", (key % 97) + 1);
         let err = Nir::parse(&bad).unwrap_err();
         assert_eq!(err.reason, "key does not match the number");
-        assert!(!err.to_string().contains("1850775"), "error must not echo the value");
+        assert!(
+            !err.to_string().contains("1850775"),
+            "error must not echo the value"
+        );
     }
 
     #[test]
     fn nir_accepts_spaces() {
         let key = key_of(1850775123456);
         let spaced = format!("1 85 07 75 123 456 {key:02}");
-        assert_eq!(Nir::parse(&spaced).unwrap().as_str(), format!("1850775123456{key:02}"));
+        assert_eq!(
+            Nir::parse(&spaced).unwrap().as_str(),
+            format!("1850775123456{key:02}")
+        );
     }
 
     #[test]
@@ -699,7 +737,10 @@ mod tests {
     #[test]
     fn nir_first_digit_is_1_2_7_or_8() {
         for first in ['1', '2', '7', '8'] {
-            assert!(Nir::parse(&format!("{first}850775123456")).is_ok(), "{first}");
+            assert!(
+                Nir::parse(&format!("{first}850775123456")).is_ok(),
+                "{first}"
+            );
         }
         for first in ['0', '3', '4', '5', '6', '9'] {
             let err = Nir::parse(&format!("{first}850775123456")).unwrap_err();
@@ -724,8 +765,14 @@ mod tests {
 
     #[test]
     fn numero_allocataire_rules() {
-        assert_eq!(NumeroAllocataire::parse("1234567").unwrap().as_str(), "1234567");
-        assert_eq!(NumeroAllocataire::parse(" 123 4567 ").unwrap().as_str(), "1234567");
+        assert_eq!(
+            NumeroAllocataire::parse("1234567").unwrap().as_str(),
+            "1234567"
+        );
+        assert_eq!(
+            NumeroAllocataire::parse(" 123 4567 ").unwrap().as_str(),
+            "1234567"
+        );
         assert!(NumeroAllocataire::parse("123456").is_err());
         assert!(NumeroAllocataire::parse("12345678").is_err());
         assert!(NumeroAllocataire::parse("12345a7").is_err());
@@ -737,11 +784,17 @@ mod tests {
 
     #[test]
     fn france_travail_ids() {
-        assert_eq!(FranceTravailIde::parse("4053956z").unwrap().as_str(), "4053956Z");
+        assert_eq!(
+            FranceTravailIde::parse("4053956z").unwrap().as_str(),
+            "4053956Z"
+        );
         assert!(FranceTravailIde::parse("4053956").is_err());
         assert!(FranceTravailIde::parse("40539561").is_err());
         assert!(FranceTravailIde::parse("A053956Z").is_err());
-        assert_eq!(FranceTravailId::parse("12345678901").unwrap().as_str(), "12345678901");
+        assert_eq!(
+            FranceTravailId::parse("12345678901").unwrap().as_str(),
+            "12345678901"
+        );
         assert!(FranceTravailId::parse("1234567890").is_err());
         assert!(FranceTravailId::parse("1234567890A").is_err());
     }
@@ -763,7 +816,10 @@ mod tests {
 
     #[test]
     fn structure_and_cd_codes() {
-        assert_eq!(StructureCode::parse("59350s00").unwrap().as_str(), "59350S00");
+        assert_eq!(
+            StructureCode::parse("59350s00").unwrap().as_str(),
+            "59350S00"
+        );
         assert!(StructureCode::parse("2A004S00").is_ok());
         assert!(StructureCode::parse("5935S00").is_err());
         assert!(StructureCode::parse("59350X00").is_err());
@@ -776,7 +832,10 @@ mod tests {
         assert!(CdCode::parse("CD0599").is_err());
         assert!(CdCode::parse("059").is_err());
         assert!(CdCode::parse("CD02C").is_err());
-        assert_eq!(CdCode::parse("CD059").unwrap().departement().as_str(), "059");
+        assert_eq!(
+            CdCode::parse("CD059").unwrap().departement().as_str(),
+            "059"
+        );
     }
 
     #[test]
@@ -802,9 +861,16 @@ mod tests {
             "+33 (0)6 12 34 56 78",
             "\u{a0}06\u{a0}12 34 56 78 ",
         ] {
-            assert_eq!(Telephone::parse(input).unwrap().as_str(), "+33612345678", "{input:?}");
+            assert_eq!(
+                Telephone::parse(input).unwrap().as_str(),
+                "+33612345678",
+                "{input:?}"
+            );
         }
-        assert_eq!(Telephone::parse("01 23 45 67 89").unwrap().as_str(), "+33123456789");
+        assert_eq!(
+            Telephone::parse("01 23 45 67 89").unwrap().as_str(),
+            "+33123456789"
+        );
         for bad in [
             "612345678",
             "06 12 34 56 7",

@@ -78,9 +78,14 @@ fn absent_values_are_omitted_and_null_is_refused() {
 #[test]
 fn invalid_values_are_refused_when_read() {
     let bad_key = EXAMPLE.replace("204035935012349", "204035935012350");
-    let err = serde_json::from_str::<Jeune>(&bad_key).unwrap_err().to_string();
+    let err = serde_json::from_str::<Jeune>(&bad_key)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("key does not match"), "{err}");
-    assert!(!err.contains("2040359350123"), "the error must not echo the NIR: {err}");
+    assert!(
+        !err.contains("2040359350123"),
+        "the error must not echo the NIR: {err}"
+    );
     let bad_date = EXAMPLE.replace("2004-03-12", "2004-02-30");
     assert!(serde_json::from_str::<Jeune>(&bad_date).is_err());
     let bad_code = EXAMPLE.replace("socio_professionnelle", "SOCIO_PRO");
@@ -91,7 +96,14 @@ fn invalid_values_are_refused_when_read() {
 fn debug_shows_paths_not_values() {
     let dbg = format!("{:?}", example());
     assert!(dbg.contains("identifiants.nir"));
-    for secret in ["Lefèvre", "Léa", "204035935012349", "lea.lefevre", "+33612345678", "1234567"] {
+    for secret in [
+        "Lefèvre",
+        "Léa",
+        "204035935012349",
+        "lea.lefevre",
+        "+33612345678",
+        "1234567",
+    ] {
         assert!(!dbg.contains(secret), "Debug leaks {secret}: {dbg}");
     }
 }
@@ -134,13 +146,22 @@ fn every_path_has_a_class_and_no_path_prefixes_another() {
         assert_eq!(class_of(&path.replace("[]", "")), Some(*class));
         for (other, _) in FIELDS {
             let (a, b) = (path.replace("[]", ""), other.replace("[]", ""));
-            assert!(a == b || !b.starts_with(&format!("{a}.")), "{path} prefixes {other}");
+            assert!(
+                a == b || !b.starts_with(&format!("{a}.")),
+                "{path} prefixes {other}"
+            );
         }
     }
     assert_eq!(class_of("contact.adresse.voie"), Some(FieldClass::Contact));
     assert_eq!(class_of("sensible.rqth"), Some(FieldClass::Art9));
-    assert_eq!(class_of("sensible.situation_penitentiaire"), Some(FieldClass::Art10));
-    assert_eq!(class_of("contact.sans_domicile_fixe"), Some(FieldClass::Social));
+    assert_eq!(
+        class_of("sensible.situation_penitentiaire"),
+        Some(FieldClass::Art10)
+    );
+    assert_eq!(
+        class_of("contact.sans_domicile_fixe"),
+        Some(FieldClass::Social)
+    );
     assert_eq!(class_of("nom"), None);
     assert_eq!(severity_of("contact.telephones[]"), Severity::Drop);
     assert_eq!(severity_of("contact.email"), Severity::Drop);
@@ -196,5 +217,8 @@ fn issues_sort_rejections_from_warnings() {
     assert_eq!(issues.rejects[0].path, "identifiants.nir");
     assert_eq!(issues.opt("identifiants.nir", Some("  "), Nir::parse), None);
     assert_eq!(issues.rejects.len(), 1);
-    assert_eq!(issues.rejects[0].to_string(), "identifiants.nir: key does not match the number");
+    assert_eq!(
+        issues.rejects[0].to_string(),
+        "identifiants.nir: key does not match the number"
+    );
 }

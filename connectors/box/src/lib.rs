@@ -1,0 +1,1 @@
+//! Departmental secure box connector: CSV/XLSX over a drop folder or SFTP, and its simulator

@@ -1,0 +1,1 @@
+//! CNAF VRSB0801 beneficiary file reader and its simulator

@@ -1,0 +1,1 @@
+//! FAJ platform connector: OAuth2 client, signed webhooks, reconciliation, and its simulator

@@ -1,0 +1,1 @@
+//! I-MILO connector (REST client) and its axum simulator

@@ -1,0 +1,1 @@
+//! SOLIS connector: export reader, import writer, ACK reader, and the SOLIS simulator

@@ -1,0 +1,94 @@
+//! The `passerelle` command: parses arguments, installs logging and TLS, and hands
+//! each subcommand to its module; the logic lives in the library crates.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod audit;
+mod import;
+mod keys;
+mod output;
+mod policy;
+mod simulate;
+
+/// Passerelle: the data-exchange hub between Missions Locales and Conseils départementaux.
+#[derive(Debug, Parser)]
+#[command(name = "passerelle", version, about, long_about = None)]
+struct Cli {
+    /// Where the embedded defaults live (SQLite journal and state, embedded queue, keyring).
+    #[arg(
+        long,
+        global = true,
+        env = "PASSERELLE_DATA_DIR",
+        default_value = "./passerelle-data"
+    )]
+    data_dir: PathBuf,
+
+    /// The configuration file (TOML); `PASSERELLE_…` environment variables override it.
+    #[arg(
+        long,
+        global = true,
+        env = "PASSERELLE_CONFIG",
+        default_value = "passerelle.toml"
+    )]
+    config: PathBuf,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Parse one peer file into canonical JSON Lines, touching nothing.
+    Import(import::Args),
+    /// Run one peer simulator alone (for tests, demos and connector development).
+    Simulate(simulate::Args),
+    /// Generate or rotate an organisation's keys.
+    Keys(keys::Args),
+    /// Check the flows file and print the flows.
+    Policy(policy::Args),
+    /// Verify, query, export and purge the audit journal (for DPOs).
+    Audit(audit::Args),
+}
+
+/// What every subcommand may read from the global options.
+#[derive(Debug, Clone)]
+pub struct Globals {
+    pub data_dir: PathBuf,
+    pub config: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    output::init_logging();
+    // One TLS provider for every client (lapin, reqwest, sqlx): ring, see notes/machine.md.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let globals = Globals {
+        data_dir: cli.data_dir,
+        config: cli.config,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            return output::fail(&anyhow::anyhow!(e).context("cannot start the async runtime"));
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Import(args) => import::run(&globals, args).await,
+            Command::Simulate(args) => simulate::run(&globals, args).await,
+            Command::Keys(args) => keys::run(&globals, args).await,
+            Command::Policy(args) => policy::run(&globals, args).await,
+            Command::Audit(args) => audit::run(&globals, args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => output::fail(&e),
+    }
+}

@@ -1,0 +1,50 @@
+//! Logging set-up, failure reporting and progress display shared by the subcommands.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Logs go to stderr as plain lines, filtered by `RUST_LOG` (default `warn`), so that
+/// stdout stays clean for data (JSON Lines, tables).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Prints the one-line cause chain of a failure and returns the failure status.
+pub fn fail(e: &anyhow::Error) -> ExitCode {
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("passerelle: {e:#}");
+    }
+    ExitCode::from(2)
+}
+
+/// A progress display: a bar on a terminal, nothing otherwise (callers print plain
+/// summary lines themselves).
+#[allow(dead_code)] // the long-running commands (import, simulate) use it
+pub fn progress(len: Option<u64>, what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = match len {
+        Some(n) => ProgressBar::new(n),
+        None => ProgressBar::new_spinner(),
+    };
+    let template = if len.is_some() {
+        "{msg} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})"
+    } else {
+        "{spinner} {msg} {pos} ({per_sec})"
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_owned());
+    bar
+}

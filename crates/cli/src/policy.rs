@@ -1,0 +1,11 @@
+//! `passerelle policy`: not built yet (see the open issues).
+
+use std::process::ExitCode;
+
+/// Arguments of `passerelle policy`.
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub async fn run(_globals: &crate::Globals, _args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("`passerelle policy` is not built yet")
+}

@@ -1,0 +1,12 @@
+//! What every connector shares: the `Source` and `Sink` traits, `ConnectorError` with
+//! the kind the engine decides on, file reports for `passerelle import`, and readers
+//! for the formats peers use (encoding detection, streaming XML, CSV, XLSX).
+
+pub mod encoding;
+pub mod error;
+pub mod report;
+pub mod traits;
+
+pub use error::{ConnectorError, ErrorKind};
+pub use report::{FileReport, FileStatus, RecordIssue};
+pub use traits::{AckToken, Delivery, Receipt, ReceiptStatus, Sink, Source, SourceItem};

@@ -1,0 +1,80 @@
+//! The `Source` and `Sink` traits the engine drives, kept small so that retries, rate
+//! limits, metrics and encryption can wrap them rather than live inside each connector.
+
+use async_trait::async_trait;
+use passerelle_model::Jeune;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConnectorError;
+use crate::report::RecordIssue;
+
+/// What a source must be told to acknowledge one item upstream (an event id, a file
+/// name and line, a cursor value). Opaque to the engine.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AckToken(pub String);
+
+/// One item read from a source: a record, or a record rejected with its reasons.
+#[derive(Debug, Clone)]
+pub struct SourceItem {
+    pub outcome: Result<Jeune, Vec<RecordIssue>>,
+    /// Dropped values (contact data) reported as warnings.
+    pub warnings: Vec<RecordIssue>,
+    pub ack: AckToken,
+}
+
+/// A peer the engine reads canonical records from.
+///
+/// The engine calls `ack` only after the item is safely handed on (published with a
+/// confirm and journaled); a source must serve unacknowledged items again after a
+/// restart.
+#[async_trait]
+pub trait Source: Send {
+    /// The next batch of items; an empty batch means nothing more for now.
+    async fn next_batch(&mut self) -> Result<Vec<SourceItem>, ConnectorError>;
+
+    /// Acknowledges items upstream.
+    async fn ack(&mut self, tokens: &[AckToken]) -> Result<(), ConnectorError>;
+}
+
+/// One record to deliver to a peer under a flow.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The transfer id, used as the idempotency key at the peer
+    /// (`referenceExterne`, `Idempotency-Key`).
+    pub transfer_id: String,
+    pub flow: String,
+    /// The recipient organisation (`59350S00`, `CD059`).
+    pub recipient: String,
+    /// The record, already projected onto the flow's allowed fields.
+    pub record: Jeune,
+}
+
+/// What happened to a delivery at the peer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum ReceiptStatus {
+    /// Handed to the peer; its answer will come later (a file awaiting its ACK).
+    Delivered,
+    /// The peer applied it.
+    Applied {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer_ref: Option<String>,
+    },
+    /// The peer refused it, with its reasons (field, code, message).
+    Rejected { reasons: Vec<String> },
+}
+
+/// The answer to a delivery, sent back to the transfer's sender.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub transfer_id: String,
+    #[serde(flatten)]
+    pub status: ReceiptStatus,
+}
+
+/// A peer the engine delivers records to. Every delivery is idempotent on its
+/// transfer id: delivering the same transfer twice has the effect of once.
+#[async_trait]
+pub trait Sink: Send + Sync {
+    async fn deliver(&self, delivery: Delivery) -> Result<Receipt, ConnectorError>;
+}

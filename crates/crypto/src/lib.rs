@@ -1,0 +1,1 @@
+//! Envelope encryption, keyring with rotation, keyed pseudonyms and blind indexes

@@ -1,0 +1,1 @@
+//! GDPR flows: loader, minimisation, denial, Art. 30 register

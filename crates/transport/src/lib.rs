@@ -1,0 +1,1 @@
+//! Transport trait with RabbitMQ (lapin) and embedded (SQLite) implementations
