@@ -7,6 +7,7 @@
 pub mod classes;
 pub mod codes;
 pub mod error;
+pub mod normalise;
 pub mod record;
 pub mod value;
 
