@@ -1,0 +1,134 @@
+//! The keys a record is matched on: blind indexes of each identifier it carries, and
+//! of its identity (family name × given name × birth date, in every combination the
+//! systems write them).
+
+use passerelle_crypto::PseudonymKey;
+use passerelle_model::Jeune;
+use passerelle_model::normalise::{nom_key, prenom_key};
+use serde::{Deserialize, Serialize};
+
+/// What a key stands for. Identifier kinds are deterministic: one value, one person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyKind {
+    Nir,
+    /// A CAF/MSA number is shared by a household: with the role it names one person.
+    CafRole,
+    ImiloDossier,
+    Solis,
+    FranceTravailIde,
+    FranceTravailId,
+    Ine,
+    /// Normalised family name, given name and birth date.
+    Identite,
+}
+
+impl KeyKind {
+    /// The kind's name in blind indexes (part of the HMAC input).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Nir => "nir",
+            Self::CafRole => "caf-role",
+            Self::ImiloDossier => "imilo-dossier",
+            Self::Solis => "solis",
+            Self::FranceTravailIde => "france-travail-ide",
+            Self::FranceTravailId => "france-travail-id",
+            Self::Ine => "ine",
+            Self::Identite => "nom-prenom-naissance",
+        }
+    }
+}
+
+/// The blind indexes of one record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdentityKeys {
+    /// One key per identifier the record carries.
+    pub identifiers: Vec<(KeyKind, String)>,
+    /// Every (family name, given name, birth date) combination of the record.
+    pub identites: Vec<String>,
+}
+
+impl IdentityKeys {
+    /// Computes the keys of a record with the hub's blind-index key.
+    pub fn of(record: &Jeune, key: &PseudonymKey) -> Self {
+        let ids = &record.identifiants;
+        let mut identifiers = Vec::new();
+        let mut push = |kind: KeyKind, value: &str| {
+            identifiers.push((kind, key.blind_index(kind.as_str(), value)));
+        };
+        if let Some(nir) = &ids.nir {
+            push(KeyKind::Nir, nir.as_str());
+        }
+        if let (Some(caf), Some(role)) = (&ids.caf, record.rsa.role) {
+            let value = format!(
+                "{}/{}/{}",
+                caf.organisme,
+                caf.numero_allocataire.as_str(),
+                role
+            );
+            push(KeyKind::CafRole, &value);
+        }
+        if let Some(v) = &ids.imilo_dossier {
+            push(KeyKind::ImiloDossier, v.as_str());
+        }
+        if let Some(v) = &ids.solis {
+            // A SOLIS id is unique within one département's SOLIS only.
+            let org = record
+                .sources
+                .iter()
+                .find(|s| s.system == passerelle_model::SourceSystem::Solis)
+                .map(|s| s.organisation.as_str())
+                .unwrap_or("");
+            push(KeyKind::Solis, &format!("{org}/{}", v.as_str()));
+        }
+        if let Some(v) = &ids.france_travail_ide {
+            push(KeyKind::FranceTravailIde, v.as_str());
+        }
+        if let Some(v) = &ids.france_travail_id {
+            push(KeyKind::FranceTravailId, v.as_str());
+        }
+        if let Some(v) = &ids.ine {
+            push(KeyKind::Ine, v.as_str());
+        }
+        Self {
+            identifiers,
+            identites: identity_values(record)
+                .iter()
+                .map(|v| key.blind_index(KeyKind::Identite.as_str(), v))
+                .collect(),
+        }
+    }
+}
+
+/// The normalised identity strings of a record: birth name and usage name, each given
+/// name (their order varies between systems), and the birth date. Empty without a
+/// birth date, a family name and a given name: a partial identity never matches.
+pub fn identity_values(record: &Jeune) -> Vec<String> {
+    let ec = &record.etat_civil;
+    let Some(date) = ec.date_naissance else {
+        return Vec::new();
+    };
+    let mut noms: Vec<String> = [&ec.nom_naissance, &ec.nom_usage]
+        .into_iter()
+        .flatten()
+        .map(|n| nom_key(n))
+        .filter(|n| !n.is_empty())
+        .collect();
+    noms.sort();
+    noms.dedup();
+    let mut prenoms: Vec<String> = ec
+        .prenoms
+        .iter()
+        .map(|p| prenom_key(p))
+        .filter(|p| !p.is_empty())
+        .collect();
+    prenoms.sort();
+    prenoms.dedup();
+    let mut out = Vec::new();
+    for nom in &noms {
+        for prenom in &prenoms {
+            out.push(format!("{nom}|{prenom}|{date}"));
+        }
+    }
+    out
+}
