@@ -6,6 +6,7 @@ pub mod encoding;
 pub mod error;
 pub mod report;
 pub mod traits;
+pub mod xml;
 
 pub use error::{ConnectorError, ErrorKind};
 pub use report::{FileReport, FileStatus, RecordIssue};

@@ -1,0 +1,641 @@
+//! Streaming XML for peer files: reads the root's children one at a time as small
+//! `XmlElement` trees, tracking element paths (`/ExportSolis/Individu[12]/EtatCivil`)
+//! so that errors say where they are, and keeping memory flat in the file's size.
+//!
+//! The input must already be UTF-8 (wrap files in `encoding::decoding_reader`). Peer
+//! files declare `encoding="windows-1252"`, but once decoded their bytes are UTF-8, so
+//! this module never lets quick-xml decode: it reads raw bytes as UTF-8 and resolves
+//! entities itself. That holds whether or not quick-xml's `encoding` feature is on
+//! (another crate in the build may enable it).
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::Path;
+
+use quick_xml::events::{BytesStart, Event};
+
+use crate::encoding::{DecodingReader, Detected, decoding_reader};
+use crate::error::ConnectorError;
+
+/// How many elements one child of the root may hold: a record is small, and a limit
+/// keeps memory flat even when a file is malformed (a missing end tag near the top).
+pub const MAX_NODES_PER_CHILD: usize = 100_000;
+
+/// One element and its content: a light tree, built for one record at a time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct XmlElement {
+    pub name: String,
+    /// Attributes in document order, entities resolved.
+    pub attrs: Vec<(String, String)>,
+    /// The element's own text (text nodes, CDATA and references), not trimmed.
+    pub text: String,
+    pub children: Vec<XmlElement>,
+}
+
+impl XmlElement {
+    /// The value of an attribute, as written (not trimmed).
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The first child with that name.
+    pub fn child(&self, name: &str) -> Option<&XmlElement> {
+        self.children.iter().find(|c| c.name == name)
+    }
+
+    /// The first child whose name is one of `names` (configured aliases).
+    pub fn child_any<S: AsRef<str>>(&self, names: &[S]) -> Option<&XmlElement> {
+        self.children
+            .iter()
+            .find(|c| names.iter().any(|n| n.as_ref() == c.name))
+    }
+
+    /// Every child whose name is one of `names`, in document order.
+    pub fn children_any<'a, S: AsRef<str>>(
+        &'a self,
+        names: &'a [S],
+    ) -> impl Iterator<Item = &'a XmlElement> + 'a {
+        self.children
+            .iter()
+            .filter(move |c| names.iter().any(|n| n.as_ref() == c.name))
+    }
+
+    /// Every child with that name, in document order.
+    pub fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a XmlElement> {
+        self.children.iter().filter(move |c| c.name == name)
+    }
+
+    /// The text of the first child with that name.
+    pub fn child_text(&self, name: &str) -> Option<&str> {
+        self.child(name).map(|c| c.text.as_str())
+    }
+
+    /// The 1-based rank of `child` among its same-name siblings, for paths.
+    pub fn rank_of(&self, child: &XmlElement) -> usize {
+        let mut rank = 0;
+        for c in &self.children {
+            if c.name == child.name {
+                rank += 1;
+            }
+            if std::ptr::eq(c, child) {
+                return rank;
+            }
+        }
+        rank.max(1)
+    }
+}
+
+/// Why an XML stream could not be read. Messages carry element paths, never content.
+#[derive(Debug, thiserror::Error)]
+pub enum XmlError {
+    #[error("i/o error reading the xml: {0}")]
+    Io(#[from] io::Error),
+    /// The document ends before its root is closed (a cut file).
+    #[error("the xml ends early, inside {path}")]
+    Truncated { path: String },
+    /// The document is not well-formed XML.
+    #[error("malformed xml at {path}: {reason}")]
+    Malformed { path: String, reason: String },
+    /// One child of the root is larger than `MAX_NODES_PER_CHILD` elements.
+    #[error("element {path} has more than {max} elements")]
+    TooLarge { path: String, max: usize },
+}
+
+impl XmlError {
+    /// Whether the error means the file is cut short.
+    pub fn is_truncated(&self) -> bool {
+        matches!(self, Self::Truncated { .. })
+    }
+
+    /// The error as a refusal of the whole file.
+    pub fn into_refusal(self, file: &str) -> ConnectorError {
+        match self {
+            Self::Io(source) => ConnectorError::io(file, source),
+            other => ConnectorError::FileRefused {
+                file: file.to_owned(),
+                reason: other.to_string(),
+            },
+        }
+    }
+}
+
+/// A child of the root, read whole (or skipped), with its place in the document.
+#[derive(Debug, Clone)]
+pub struct Child {
+    /// The element; when skipped, only its name and attributes are filled.
+    pub element: XmlElement,
+    /// Its path with its rank among same-name siblings: `/ExportSolis/Individu[12]`.
+    pub path: String,
+    /// Its 1-based rank among the root's children of the same name.
+    pub rank: u64,
+}
+
+/// Reads an XML document root child by root child.
+pub struct XmlStream<R: Read> {
+    reader: quick_xml::Reader<BufReader<R>>,
+    buf: Vec<u8>,
+    root: Option<XmlElement>,
+    root_closed: bool,
+    /// Counts per child name, for ranks (few distinct names at the root).
+    ranks: Vec<(String, u64)>,
+}
+
+impl<R: Read> std::fmt::Debug for XmlStream<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XmlStream")
+            .field("root", &self.root.as_ref().map(|r| &r.name))
+            .field("position", &self.position())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens a file for streaming: encoding detected and decoded to UTF-8.
+pub fn open_file(path: &Path) -> Result<(Detected, XmlStream<DecodingReader<File>>), XmlError> {
+    let file = File::open(path)?;
+    let (detected, reader) = decoding_reader(file)?;
+    Ok((detected, XmlStream::new(reader)))
+}
+
+fn utf8(bytes: &[u8]) -> Result<&str, String> {
+    std::str::from_utf8(bytes).map_err(|_| "not valid utf-8 after decoding".to_owned())
+}
+
+fn unescape(raw: &str) -> Result<Cow<'_, str>, String> {
+    quick_xml::escape::unescape(raw).map_err(|e| format!("bad entity reference: {e}"))
+}
+
+fn element_from_start(start: &BytesStart<'_>) -> Result<XmlElement, String> {
+    let name = utf8(start.name().as_ref())?.to_owned();
+    let mut attrs = Vec::new();
+    for attr in start.attributes() {
+        let attr = attr.map_err(|e| format!("bad attribute: {e}"))?;
+        let key = utf8(attr.key.as_ref())?.to_owned();
+        let value = unescape(utf8(&attr.value)?)?.into_owned();
+        attrs.push((key, value));
+    }
+    Ok(XmlElement {
+        name,
+        attrs,
+        ..XmlElement::default()
+    })
+}
+
+impl<R: Read> XmlStream<R> {
+    /// Wraps a reader that yields UTF-8.
+    pub fn new(inner: R) -> Self {
+        let mut reader = quick_xml::Reader::from_reader(BufReader::with_capacity(64 * 1024, inner));
+        let config = reader.config_mut();
+        config.trim_text(false);
+        config.expand_empty_elements = false;
+        config.check_end_names = true;
+        Self {
+            reader,
+            buf: Vec::with_capacity(4096),
+            root: None,
+            root_closed: false,
+            ranks: Vec::new(),
+        }
+    }
+
+    /// Bytes of decoded input consumed so far (for progress displays).
+    pub fn position(&self) -> u64 {
+        self.reader.buffer_position()
+    }
+
+    fn root_path(&self) -> String {
+        match &self.root {
+            Some(r) => format!("/{}", r.name),
+            None => "/".to_owned(),
+        }
+    }
+
+    /// Reads up to the root element's start and returns it (name and attributes).
+    pub fn root(&mut self) -> Result<&XmlElement, XmlError> {
+        if self.root.is_none() {
+            loop {
+                self.buf.clear();
+                let event = match self.reader.read_event_into(&mut self.buf) {
+                    Ok(ev) => ev,
+                    Err(e) => return Err(malformed("/".to_owned(), e)),
+                };
+                match event {
+                    Event::Start(start) => {
+                        let el =
+                            element_from_start(&start).map_err(|r| malformed("/".to_owned(), r))?;
+                        self.root = Some(el);
+                        break;
+                    }
+                    Event::Empty(start) => {
+                        let el =
+                            element_from_start(&start).map_err(|r| malformed("/".to_owned(), r))?;
+                        self.root = Some(el);
+                        self.root_closed = true;
+                        break;
+                    }
+                    Event::Eof => {
+                        return Err(XmlError::Truncated {
+                            path: "/".to_owned(),
+                        });
+                    }
+                    Event::Text(t) if t.iter().all(u8::is_ascii_whitespace) => {}
+                    Event::Decl(_) | Event::Comment(_) | Event::PI(_) | Event::DocType(_) => {}
+                    _ => {
+                        return Err(malformed("/".to_owned(), "content before the root element"));
+                    }
+                }
+            }
+        }
+        Ok(self.root.as_ref().expect("root was just read"))
+    }
+
+    fn next_rank(&mut self, name: &str) -> u64 {
+        if let Some((_, n)) = self.ranks.iter_mut().find(|(k, _)| k == name) {
+            *n += 1;
+            *n
+        } else {
+            self.ranks.push((name.to_owned(), 1));
+            1
+        }
+    }
+
+    /// The next child of the root, read whole; `None` once the root is closed and the
+    /// document ends properly.
+    pub fn next_child(&mut self) -> Result<Option<Child>, XmlError> {
+        self.next_child_with(|_| true)
+    }
+
+    /// The next child of the root; `collect(name)` says whether to build its subtree
+    /// or only to check and skip it (a cheap counting pass).
+    pub fn next_child_with(
+        &mut self,
+        collect: impl Fn(&str) -> bool,
+    ) -> Result<Option<Child>, XmlError> {
+        self.root()?;
+        if self.root_closed {
+            return self.finish().map(|()| None);
+        }
+        let root_path = self.root_path();
+        loop {
+            self.buf.clear();
+            let event = match self.reader.read_event_into(&mut self.buf) {
+                Ok(ev) => ev,
+                Err(e) => return Err(error_at(root_path, e)),
+            };
+            match event {
+                Event::Start(start) => {
+                    let el =
+                        element_from_start(&start).map_err(|r| malformed(root_path.clone(), r))?;
+                    let rank = self.next_rank(&el.name);
+                    let path = format!("{root_path}/{}[{rank}]", el.name);
+                    let keep = collect(&el.name);
+                    let element = self.read_body(el, &path, keep)?;
+                    return Ok(Some(Child {
+                        element,
+                        path,
+                        rank,
+                    }));
+                }
+                Event::Empty(start) => {
+                    let el =
+                        element_from_start(&start).map_err(|r| malformed(root_path.clone(), r))?;
+                    let rank = self.next_rank(&el.name);
+                    let path = format!("{root_path}/{}[{rank}]", el.name);
+                    return Ok(Some(Child {
+                        element: el,
+                        path,
+                        rank,
+                    }));
+                }
+                Event::End(_) => {
+                    self.root_closed = true;
+                    return self.finish().map(|()| None);
+                }
+                Event::Eof => return Err(XmlError::Truncated { path: root_path }),
+                // Text directly under the root is layout; comments and PIs carry nothing.
+                _ => {}
+            }
+        }
+    }
+
+    /// After the root's end: only layout and comments may follow.
+    fn finish(&mut self) -> Result<(), XmlError> {
+        loop {
+            self.buf.clear();
+            let event = match self.reader.read_event_into(&mut self.buf) {
+                Ok(ev) => ev,
+                Err(e) => return Err(malformed("/".to_owned(), e)),
+            };
+            match event {
+                Event::Eof => return Ok(()),
+                Event::Text(t) if t.iter().all(u8::is_ascii_whitespace) => {}
+                Event::Comment(_) | Event::PI(_) => {}
+                _ => {
+                    return Err(malformed("/".to_owned(), "content after the root element"));
+                }
+            }
+        }
+    }
+
+    /// Reads the body of an element whose start was just read, up to its end.
+    fn read_body(
+        &mut self,
+        top: XmlElement,
+        top_path: &str,
+        keep: bool,
+    ) -> Result<XmlElement, XmlError> {
+        // The stack of open elements; paths are rebuilt from it only on error.
+        let mut stack: Vec<XmlElement> = vec![top];
+        let mut nodes = 1usize;
+        loop {
+            self.buf.clear();
+            let event = match self.reader.read_event_into(&mut self.buf) {
+                Ok(ev) => ev,
+                Err(e) => {
+                    let path = stack_path(top_path, &stack);
+                    return Err(error_at(path, e));
+                }
+            };
+            match event {
+                Event::Start(start) => {
+                    nodes += 1;
+                    if nodes > MAX_NODES_PER_CHILD {
+                        return Err(XmlError::TooLarge {
+                            path: top_path.to_owned(),
+                            max: MAX_NODES_PER_CHILD,
+                        });
+                    }
+                    let el = element_from_start(&start)
+                        .map_err(|r| malformed(stack_path(top_path, &stack), r))?;
+                    if keep {
+                        stack.push(el);
+                    } else {
+                        // Skipping: keep a bare frame so that depth and error paths hold.
+                        stack.push(XmlElement {
+                            name: el.name,
+                            ..XmlElement::default()
+                        });
+                    }
+                }
+                Event::Empty(start) => {
+                    nodes += 1;
+                    if keep {
+                        let el = element_from_start(&start)
+                            .map_err(|r| malformed(stack_path(top_path, &stack), r))?;
+                        if let Some(parent) = stack.last_mut() {
+                            parent.children.push(el);
+                        }
+                    }
+                }
+                Event::End(_) => {
+                    let done = stack.pop().expect("stack holds the open elements");
+                    match stack.last_mut() {
+                        Some(parent) => {
+                            if keep {
+                                parent.children.push(done);
+                            }
+                        }
+                        None => return Ok(done),
+                    }
+                }
+                Event::Text(t) => {
+                    if keep {
+                        let s = utf8(&t).map_err(|r| malformed(stack_path(top_path, &stack), r))?;
+                        if let Some(cur) = stack.last_mut() {
+                            cur.text.push_str(s);
+                        }
+                    }
+                }
+                Event::CData(c) => {
+                    if keep {
+                        let s = utf8(&c).map_err(|r| malformed(stack_path(top_path, &stack), r))?;
+                        if let Some(cur) = stack.last_mut() {
+                            cur.text.push_str(s);
+                        }
+                    }
+                }
+                Event::GeneralRef(r) => {
+                    let resolved = resolve_ref(&r)
+                        .map_err(|reason| malformed(stack_path(top_path, &stack), reason))?;
+                    if keep && let Some(cur) = stack.last_mut() {
+                        cur.text.push(resolved);
+                    }
+                }
+                Event::Eof => {
+                    return Err(XmlError::Truncated {
+                        path: stack_path(top_path, &stack),
+                    });
+                }
+                Event::Comment(_) | Event::PI(_) | Event::Decl(_) | Event::DocType(_) => {}
+            }
+        }
+    }
+}
+
+fn malformed(path: String, e: impl std::fmt::Display) -> XmlError {
+    XmlError::Malformed {
+        path,
+        reason: e.to_string(),
+    }
+}
+
+fn error_at(path: String, e: quick_xml::Error) -> XmlError {
+    // quick-xml reports a tag cut by the end of input as a syntax error.
+    if let quick_xml::Error::Syntax(_) = e {
+        return XmlError::Truncated { path };
+    }
+    if let quick_xml::Error::Io(io) = &e {
+        return XmlError::Io(io::Error::new(io.kind(), io.to_string()));
+    }
+    malformed(path, e)
+}
+
+fn resolve_ref(r: &quick_xml::events::BytesRef<'_>) -> Result<char, String> {
+    let name = utf8(r)?;
+    if let Some(num) = name.strip_prefix('#') {
+        let code = if let Some(hex) = num.strip_prefix('x').or_else(|| num.strip_prefix('X')) {
+            u32::from_str_radix(hex, 16)
+        } else {
+            num.parse::<u32>()
+        };
+        return code
+            .ok()
+            .and_then(char::from_u32)
+            .ok_or_else(|| "bad character reference".to_owned());
+    }
+    match quick_xml::escape::resolve_predefined_entity(name) {
+        Some(s) => s.chars().next().ok_or_else(|| "empty entity".to_owned()),
+        None => Err("unknown entity reference".to_owned()),
+    }
+}
+
+/// The path of the innermost open element: the child's ranked path, then names,
+/// ranked among same-name siblings when there are several.
+fn stack_path(top_path: &str, stack: &[XmlElement]) -> String {
+    let mut path = top_path.to_owned();
+    for i in 1..stack.len() {
+        let name = &stack[i].name;
+        let before = stack[i - 1]
+            .children
+            .iter()
+            .filter(|c| &c.name == name)
+            .count();
+        path.push('/');
+        path.push_str(name);
+        if before > 0 {
+            path.push_str(&format!("[{}]", before + 1));
+        }
+    }
+    path
+}
+
+/// Escapes text for an XML attribute or element (`& < > " '`).
+pub fn escape(text: &str) -> Cow<'_, str> {
+    quick_xml::escape::escape(text)
+}
+
+/// Collects the outcome of mapping one XML record: each refused field becomes a
+/// `RecordIssue` naming the canonical path, the rule and the element path (never the
+/// value); contact values are dropped with a warning, anything else rejects the record.
+#[derive(Debug, Clone)]
+pub struct RecordMapper {
+    /// The record's reference in reports (`IND0004412`, an element path).
+    pub reference: String,
+    /// The record's element path, prefixed to the relative paths given to `take`.
+    pub base: String,
+    pub rejects: Vec<crate::report::RecordIssue>,
+    pub warnings: Vec<crate::report::RecordIssue>,
+}
+
+impl RecordMapper {
+    pub fn new(reference: impl Into<String>, base: impl Into<String>) -> Self {
+        Self {
+            reference: reference.into(),
+            base: base.into(),
+            rejects: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    fn issue(&self, canon: &str, at: &str, reason: &str) -> crate::report::RecordIssue {
+        // `../X` names a sibling of the record (household data shared by persons).
+        let mut base = self.base.as_str();
+        let mut at = at;
+        while let Some(rest) = at.strip_prefix("../") {
+            at = rest;
+            base = base.rsplit_once('/').map_or("", |(head, _)| head);
+        }
+        let location = if at.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}/{at}")
+        };
+        crate::report::RecordIssue {
+            reference: self.reference.clone(),
+            line: None,
+            field: canon.to_owned(),
+            reason: format!("{reason} (at {location})"),
+        }
+    }
+
+    /// Records a field error by the severity canonical.md gives its path.
+    pub fn push(&mut self, e: passerelle_model::FieldError, at: &str) {
+        let issue = self.issue(&e.path, at, &e.reason);
+        match e.severity {
+            passerelle_model::Severity::Reject => self.rejects.push(issue),
+            passerelle_model::Severity::Drop => self.warnings.push(issue),
+        }
+    }
+
+    /// Keeps the value if it parsed, otherwise records why at `canon` (`at` is the
+    /// element path relative to the record, `EtatCivil/Nir` or `DossierRSA/@role`).
+    pub fn take<T>(
+        &mut self,
+        canon: &str,
+        at: &str,
+        result: Result<T, passerelle_model::InvalidValue>,
+    ) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.push(passerelle_model::FieldError::at(canon, e), at);
+                None
+            }
+        }
+    }
+
+    /// Parses an optional raw value; absent or blank stays `None` without an issue.
+    pub fn opt<T>(
+        &mut self,
+        canon: &str,
+        at: &str,
+        raw: Option<&str>,
+        parse: impl FnOnce(&str) -> Result<T, passerelle_model::InvalidValue>,
+    ) -> Option<T> {
+        match raw.map(str::trim) {
+            None | Some("") => None,
+            Some(s) => self.take(canon, at, parse(s)),
+        }
+    }
+
+    /// Like `opt`, but a failure only drops the value with a warning, whatever the
+    /// path's class (professional contacts' e-mails).
+    pub fn opt_drop<T>(
+        &mut self,
+        canon: &str,
+        at: &str,
+        raw: Option<&str>,
+        parse: impl FnOnce(&str) -> Result<T, passerelle_model::InvalidValue>,
+    ) -> Option<T> {
+        match raw.map(str::trim) {
+            None | Some("") => None,
+            Some(s) => match parse(s) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    let issue = self.issue(canon, at, &e.reason);
+                    self.warnings.push(issue);
+                    None
+                }
+            },
+        }
+    }
+
+    /// Records a rejection that no parser produced (a missing required value).
+    pub fn reject(&mut self, canon: &str, at: &str, reason: &str) {
+        let issue = self.issue(canon, at, reason);
+        self.rejects.push(issue);
+    }
+
+    /// The item for a `Source`: the record, or its rejections; warnings either way.
+    pub fn finish(
+        self,
+        record: passerelle_model::Jeune,
+        ack: crate::traits::AckToken,
+    ) -> crate::traits::SourceItem {
+        let outcome = if self.rejects.is_empty() {
+            Ok(record)
+        } else {
+            Err(self.rejects)
+        };
+        crate::traits::SourceItem {
+            outcome,
+            warnings: self.warnings,
+            ack,
+        }
+    }
+}
+
+/// The trimmed text of an element, `None` when blank.
+pub fn text_of(el: Option<&XmlElement>) -> Option<&str> {
+    el.map(|e| e.text.trim()).filter(|t| !t.is_empty())
+}
+
+/// The trimmed value of an attribute, `None` when absent or blank.
+pub fn attr_of<'a>(el: Option<&'a XmlElement>, name: &str) -> Option<&'a str> {
+    el.and_then(|e| e.attr(name))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
