@@ -1,0 +1,10 @@
+//! The engine's building blocks: change detection (a content hash per record, flow
+//! and recipient), deterministic transfer ids, and the durable state that makes a
+//! rerun after a crash lose nothing and duplicate nothing (hashes, transfers and their
+//! receipts, the identity index, source cursors).
+
+pub mod change;
+pub mod state;
+
+pub use change::{content_hash, transfer_id};
+pub use state::{HubState, StateError, TransferRow, TransferStatus};

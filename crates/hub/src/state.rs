@@ -1,0 +1,350 @@
+//! The hub's durable state in SQLite (a file under `--data-dir`): the content hash
+//! last sent per (flow, recipient, person), every transfer with its receipt status,
+//! the identity index (blind indexes only) and source cursors.
+//!
+//! Nothing personal is stored here: persons are hub ids, identifiers are blind
+//! indexes, and payloads never leave the transport.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use chrono::Utc;
+use passerelle_identity::{IndexEntry, KeyKind};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use uuid::Uuid;
+
+/// Errors of the state store.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("state database holds an invalid {what}")]
+    Corrupt { what: &'static str },
+}
+
+type Result<T> = std::result::Result<T, StateError>;
+
+/// Where a transfer stands, as its sender sees it (policy.md, "Receipt").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferStatus {
+    Published,
+    Delivered,
+    Applied,
+    Rejected,
+    DeadLettered,
+}
+
+impl TransferStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Published => "published",
+            Self::Delivered => "delivered",
+            Self::Applied => "applied",
+            Self::Rejected => "rejected",
+            Self::DeadLettered => "dead_lettered",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Published,
+            Self::Delivered,
+            Self::Applied,
+            Self::Rejected,
+            Self::DeadLettered,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+    }
+
+    /// How far along a transfer is: receipts may arrive out of order, and a late
+    /// `delivered` must not hide an `applied`.
+    fn rank(&self) -> u8 {
+        match self {
+            Self::Published => 0,
+            Self::Delivered => 1,
+            Self::Rejected | Self::DeadLettered => 2,
+            // A replayed dead letter can still be applied; nothing comes after applied.
+            Self::Applied => 3,
+        }
+    }
+}
+
+/// One transfer as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferRow {
+    pub transfer_id: Uuid,
+    pub flow: String,
+    pub sender: String,
+    pub recipient: String,
+    pub hub_id: Uuid,
+    pub status: TransferStatus,
+    /// Why it was rejected or dead-lettered (codes and field paths, never values).
+    pub reason: Option<String>,
+}
+
+const MIGRATION: &str = r#"
+CREATE TABLE IF NOT EXISTS sent_hash (
+    flow TEXT NOT NULL, recipient TEXT NOT NULL, hub_id TEXT NOT NULL,
+    hash BLOB NOT NULL, transfer_id TEXT NOT NULL, updated_at TEXT NOT NULL,
+    PRIMARY KEY (flow, recipient, hub_id));
+CREATE TABLE IF NOT EXISTS transfer (
+    transfer_id TEXT PRIMARY KEY, flow TEXT NOT NULL, sender TEXT NOT NULL,
+    recipient TEXT NOT NULL, hub_id TEXT NOT NULL, status TEXT NOT NULL,
+    reason TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS transfer_by_sender ON transfer (sender, flow);
+CREATE TABLE IF NOT EXISTS identity_key (
+    kind TEXT NOT NULL, key TEXT NOT NULL, hub_id TEXT NOT NULL,
+    PRIMARY KEY (kind, key, hub_id));
+CREATE TABLE IF NOT EXISTS cursor (source TEXT PRIMARY KEY, value TEXT NOT NULL);
+"#;
+
+/// The hub's state store.
+#[derive(Debug, Clone)]
+pub struct HubState {
+    pool: SqlitePool,
+}
+
+impl HubState {
+    /// Opens (creating when missing) the state database at `path`.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(std::time::Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await?;
+        sqlx::raw_sql(MIGRATION).execute(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Closes the pool, waiting for connections to finish.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The hash last sent about a person to a recipient under a flow.
+    pub async fn last_hash(
+        &self,
+        flow: &str,
+        recipient: &str,
+        hub_id: &Uuid,
+    ) -> Result<Option<[u8; 32]>> {
+        let row = sqlx::query(
+            "SELECT hash FROM sent_hash WHERE flow = ? AND recipient = ? AND hub_id = ?",
+        )
+        .bind(flow)
+        .bind(recipient)
+        .bind(hub_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            None => Ok(None),
+            Some(r) => {
+                let bytes: Vec<u8> = r.try_get(0)?;
+                bytes
+                    .try_into()
+                    .map(Some)
+                    .map_err(|_| StateError::Corrupt { what: "hash" })
+            }
+        }
+    }
+
+    /// Records that a transfer was published (confirmed and journaled) with this
+    /// content hash, in one transaction, so that the next run skips it unless the
+    /// content changes. Recording the same transfer again keeps its later status.
+    pub async fn record_published(&self, row: &TransferRow, hash: &[u8; 32]) -> Result<()> {
+        let now = Utc::now().to_rfc3339();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO transfer (transfer_id, flow, sender, recipient, hub_id, status, reason, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, 'published', NULL, ?, ?)
+             ON CONFLICT (transfer_id) DO NOTHING",
+        )
+        .bind(row.transfer_id.to_string())
+        .bind(&row.flow)
+        .bind(&row.sender)
+        .bind(&row.recipient)
+        .bind(row.hub_id.to_string())
+        .bind(&now)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO sent_hash (flow, recipient, hub_id, hash, transfer_id, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (flow, recipient, hub_id) DO UPDATE SET hash = excluded.hash,
+             transfer_id = excluded.transfer_id, updated_at = excluded.updated_at",
+        )
+        .bind(&row.flow)
+        .bind(&row.recipient)
+        .bind(row.hub_id.to_string())
+        .bind(hash.as_slice())
+        .bind(row.transfer_id.to_string())
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Moves a transfer forward on a receipt. A receipt that would move it back
+    /// (a late `delivered` after `applied`) is ignored. Returns whether it changed.
+    pub async fn set_status(
+        &self,
+        transfer_id: &Uuid,
+        status: TransferStatus,
+        reason: Option<&str>,
+    ) -> Result<bool> {
+        let Some(current) = self.transfer(transfer_id).await? else {
+            return Ok(false);
+        };
+        if status.rank() < current.status.rank() || status == current.status {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE transfer SET status = ?, reason = ?, updated_at = ? WHERE transfer_id = ?",
+        )
+        .bind(status.as_str())
+        .bind(reason)
+        .bind(Utc::now().to_rfc3339())
+        .bind(transfer_id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(true)
+    }
+
+    /// One transfer.
+    pub async fn transfer(&self, transfer_id: &Uuid) -> Result<Option<TransferRow>> {
+        let row = sqlx::query(
+            "SELECT transfer_id, flow, sender, recipient, hub_id, status, reason FROM transfer WHERE transfer_id = ?",
+        )
+        .bind(transfer_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| to_transfer(&r)).transpose()
+    }
+
+    /// The transfers a sender made, optionally under one flow, oldest first.
+    pub async fn transfers_of(&self, sender: &str, flow: Option<&str>) -> Result<Vec<TransferRow>> {
+        let rows = sqlx::query(
+            "SELECT transfer_id, flow, sender, recipient, hub_id, status, reason FROM transfer
+             WHERE sender = ? AND (? IS NULL OR flow = ?) ORDER BY created_at, transfer_id",
+        )
+        .bind(sender)
+        .bind(flow)
+        .bind(flow)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(to_transfer).collect()
+    }
+
+    /// Counts of transfers per status for one flow.
+    pub async fn status_counts(&self, flow: &str) -> Result<Vec<(TransferStatus, u64)>> {
+        let rows = sqlx::query(
+            "SELECT status, COUNT(*) FROM transfer WHERE flow = ? GROUP BY status ORDER BY status",
+        )
+        .bind(flow)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let s: String = r.try_get(0)?;
+                let n: i64 = r.try_get(1)?;
+                let status =
+                    TransferStatus::parse(&s).ok_or(StateError::Corrupt { what: "status" })?;
+                Ok((status, n.max(0) as u64))
+            })
+            .collect()
+    }
+
+    /// Every identity index entry.
+    pub async fn identity_entries(&self) -> Result<Vec<IndexEntry>> {
+        let rows =
+            sqlx::query("SELECT hub_id, kind, key FROM identity_key ORDER BY hub_id, kind, key")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                let hub: String = r.try_get(0)?;
+                let kind: String = r.try_get(1)?;
+                let key: String = r.try_get(2)?;
+                Ok(IndexEntry {
+                    hub_id: Uuid::from_str(&hub)
+                        .map_err(|_| StateError::Corrupt { what: "hub id" })?,
+                    kind: serde_json::from_value(serde_json::Value::String(kind))
+                        .map_err(|_| StateError::Corrupt { what: "key kind" })?,
+                    key,
+                })
+            })
+            .collect()
+    }
+
+    /// Stores identity index entries (already stored ones are kept once).
+    pub async fn save_identity_entries(&self, entries: &[IndexEntry]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for e in entries {
+            sqlx::query("INSERT OR IGNORE INTO identity_key (kind, key, hub_id) VALUES (?, ?, ?)")
+                .bind(kind_name(e.kind))
+                .bind(&e.key)
+                .bind(e.hub_id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A source's cursor (a date, an event id, a file name).
+    pub async fn cursor(&self, source: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT value FROM cursor WHERE source = ?")
+            .bind(source)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| r.try_get(0).map_err(StateError::from))
+            .transpose()
+    }
+
+    /// Advances a source's cursor: call only once what it covers is published and
+    /// journaled.
+    pub async fn set_cursor(&self, source: &str, value: &str) -> Result<()> {
+        sqlx::query("INSERT INTO cursor (source, value) VALUES (?, ?) ON CONFLICT (source) DO UPDATE SET value = excluded.value")
+            .bind(source)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+fn kind_name(kind: KeyKind) -> String {
+    match serde_json::to_value(kind) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => kind.as_str().to_owned(),
+    }
+}
+
+fn to_transfer(r: &sqlx::sqlite::SqliteRow) -> Result<TransferRow> {
+    let id: String = r.try_get(0)?;
+    let hub: String = r.try_get(4)?;
+    let status: String = r.try_get(5)?;
+    Ok(TransferRow {
+        transfer_id: Uuid::from_str(&id).map_err(|_| StateError::Corrupt {
+            what: "transfer id",
+        })?,
+        flow: r.try_get(1)?,
+        sender: r.try_get(2)?,
+        recipient: r.try_get(3)?,
+        hub_id: Uuid::from_str(&hub).map_err(|_| StateError::Corrupt { what: "hub id" })?,
+        status: TransferStatus::parse(&status).ok_or(StateError::Corrupt { what: "status" })?,
+        reason: r.try_get(6)?,
+    })
+}
