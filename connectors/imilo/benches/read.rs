@@ -1,0 +1,2 @@
+//! Read benchmark (placeholder until written).
+fn main() {}

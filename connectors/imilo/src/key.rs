@@ -1,0 +1,232 @@
+//! API keys: one per endpoint family, read from the environment or a secret file,
+//! never printed (`Debug` is redacted and there is no `Display`).
+
+use std::fmt;
+use std::path::PathBuf;
+
+use passerelle_connector::ConnectorError;
+use serde::{Deserialize, Serialize};
+
+/// The endpoint families of the I-MILO API; each has its own key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    Dossiers,
+    Events,
+    Situations,
+    Partenaires,
+}
+
+impl Family {
+    pub const ALL: [Family; 4] = [
+        Family::Dossiers,
+        Family::Events,
+        Family::Situations,
+        Family::Partenaires,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Dossiers => "dossiers",
+            Family::Events => "events",
+            Family::Situations => "situations",
+            Family::Partenaires => "partenaires",
+        }
+    }
+
+    /// Position in per-family arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An API key. Its only way out is `expose`, used when building the request header.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    /// Wraps a key (trimmed; a trailing newline in a secret file is not part of it).
+    pub fn new(key: impl AsRef<str>) -> Result<Self, ConnectorError> {
+        let k = key.as_ref().trim();
+        if k.is_empty() {
+            return Err(ConnectorError::Config("api key is empty".into()));
+        }
+        if !k.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ConnectorError::Config(
+                "api key must be printable ascii without spaces".into(),
+            ));
+        }
+        Ok(Self(k.to_owned()))
+    }
+
+    /// The key itself, for the `X-Gravitee-Api-Key` header only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+/// Where a key comes from: the config names the source, never the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum KeySource {
+    /// An environment variable holding the key.
+    Env(String),
+    /// A file holding the key (a mounted secret); surrounding whitespace is ignored.
+    File(PathBuf),
+}
+
+impl KeySource {
+    /// Checks the source's shape without reading it.
+    pub fn validate(&self, family: Family) -> Result<(), ConnectorError> {
+        match self {
+            KeySource::Env(name) => {
+                let ok = !name.is_empty()
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                    && !name.as_bytes()[0].is_ascii_digit();
+                if !ok {
+                    return Err(ConnectorError::Config(format!(
+                        "keys.{family}: environment variable name {name:?} must be letters, digits and underscores"
+                    )));
+                }
+            }
+            KeySource::File(path) => {
+                if path.as_os_str().is_empty() {
+                    return Err(ConnectorError::Config(format!(
+                        "keys.{family}: secret file path is empty"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the key. Errors name the variable or file, never the content.
+    pub fn load(&self, family: Family) -> Result<ApiKey, ConnectorError> {
+        let raw = match self {
+            KeySource::Env(name) => std::env::var(name).map_err(|_| {
+                ConnectorError::Config(format!(
+                    "keys.{family}: environment variable {name} is not set or not unicode"
+                ))
+            })?,
+            KeySource::File(path) => std::fs::read_to_string(path).map_err(|e| {
+                ConnectorError::io(format!("keys.{family} secret file {}", path.display()), e)
+            })?,
+        };
+        ApiKey::new(raw).map_err(|e| match e {
+            ConnectorError::Config(reason) => {
+                ConnectorError::Config(format!("keys.{family}: {reason}"))
+            }
+            other => other,
+        })
+    }
+}
+
+/// The four key sources of the config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySources {
+    pub dossiers: KeySource,
+    pub events: KeySource,
+    pub situations: KeySource,
+    pub partenaires: KeySource,
+}
+
+impl KeySources {
+    pub fn get(&self, family: Family) -> &KeySource {
+        match family {
+            Family::Dossiers => &self.dossiers,
+            Family::Events => &self.events,
+            Family::Situations => &self.situations,
+            Family::Partenaires => &self.partenaires,
+        }
+    }
+}
+
+/// The four loaded keys.
+#[derive(Clone)]
+pub struct FamilyKeys([ApiKey; 4]);
+
+impl FamilyKeys {
+    /// Loads every key from its source.
+    pub fn load(sources: &KeySources) -> Result<Self, ConnectorError> {
+        Ok(Self([
+            sources.dossiers.load(Family::Dossiers)?,
+            sources.events.load(Family::Events)?,
+            sources.situations.load(Family::Situations)?,
+            sources.partenaires.load(Family::Partenaires)?,
+        ]))
+    }
+
+    /// Keys given directly (tests, embedding).
+    pub fn from_keys(
+        dossiers: ApiKey,
+        events: ApiKey,
+        situations: ApiKey,
+        partenaires: ApiKey,
+    ) -> Self {
+        Self([dossiers, events, situations, partenaires])
+    }
+
+    pub fn get(&self, family: Family) -> &ApiKey {
+        &self.0[family.index()]
+    }
+}
+
+impl fmt::Debug for FamilyKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FamilyKeys(<redacted>)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_is_redacted_and_trimmed() {
+        let k = ApiKey::new("  s3cret-key\n").unwrap();
+        assert_eq!(k.expose(), "s3cret-key");
+        assert!(!format!("{k:?}").contains("s3cret"));
+        assert!(ApiKey::new(" \n").is_err());
+        assert!(ApiKey::new("a b").is_err());
+    }
+
+    #[test]
+    fn file_source_and_errors_without_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        std::fs::write(&path, "file-key-123\n").unwrap();
+        let src = KeySource::File(path);
+        assert_eq!(src.load(Family::Events).unwrap().expose(), "file-key-123");
+        let missing = KeySource::Env("PASSERELLE_IMILO_TEST_SURELY_UNSET".into());
+        let err = missing.load(Family::Dossiers).unwrap_err().to_string();
+        assert!(err.contains("PASSERELLE_IMILO_TEST_SURELY_UNSET"), "{err}");
+        assert!(
+            KeySource::Env("1BAD".into())
+                .validate(Family::Dossiers)
+                .is_err()
+        );
+        assert!(
+            KeySource::Env("BAD-NAME".into())
+                .validate(Family::Dossiers)
+                .is_err()
+        );
+        assert!(
+            KeySource::Env("GOOD_NAME".into())
+                .validate(Family::Dossiers)
+                .is_ok()
+        );
+    }
+}

@@ -1,0 +1,141 @@
+//! Fixture tests of the mapping: each `fixtures/dossier_*.json` (an I-MILO dossier)
+//! against `*.expected.json` (canonical record and issues), each `*.input.json` (a
+//! delivery) against the body I-MILO gets. `IMILO_BLESS=1` rewrites expected files
+//! (review the diff before committing).
+
+use std::path::{Path, PathBuf};
+
+use passerelle_connector::Delivery;
+use passerelle_imilo::wire::Dossier;
+use passerelle_imilo::{dossier_to_jeune, evenement_request, orientation_request};
+use passerelle_model::{Date, Jeune};
+use serde_json::{Value, json};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn check(expected_path: &Path, actual: &Value) {
+    if std::env::var_os("IMILO_BLESS").is_some() {
+        let text = serde_json::to_string_pretty(actual).unwrap() + "\n";
+        std::fs::write(expected_path, text).unwrap();
+        return;
+    }
+    let text = std::fs::read_to_string(expected_path)
+        .unwrap_or_else(|_| panic!("missing {}", expected_path.display()));
+    let expected: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        &expected,
+        actual,
+        "{} differs:\n{}",
+        expected_path.display(),
+        serde_json::to_string_pretty(actual).unwrap()
+    );
+}
+
+fn inputs(prefix: &str, suffix: &str) -> Vec<PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(fixtures())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_str().unwrap();
+            n.starts_with(prefix) && n.ends_with(suffix) && !n.ends_with(".expected.json")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn expected_of(input: &Path) -> PathBuf {
+    let name = input.file_name().unwrap().to_str().unwrap();
+    let stem = name.trim_end_matches(".json").trim_end_matches(".input");
+    input.with_file_name(format!("{stem}.expected.json"))
+}
+
+#[test]
+fn dossiers_map_to_expected_canonical_records() {
+    let files = inputs("dossier_", ".json");
+    assert!(files.len() >= 4, "fixtures missing: {files:?}");
+    for input in files {
+        let dossier: Dossier =
+            serde_json::from_str(&std::fs::read_to_string(&input).unwrap()).unwrap();
+        let m = dossier_to_jeune(&dossier);
+        let actual = json!({
+            "record": m.record.as_ref().map(|r| serde_json::to_value(r).unwrap()),
+            "rejects": m.rejects,
+            "warnings": m.warnings,
+        });
+        check(&expected_of(&input), &actual);
+        // Every accepted record is valid canonical JSON: it reads back identical.
+        if let Some(r) = m.record {
+            let back: Jeune = serde_json::from_str(&r.to_json_line()).unwrap();
+            assert_eq!(back, r);
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct DeliveryFixture {
+    transfer_id: String,
+    flow: String,
+    recipient: String,
+    record: Jeune,
+}
+
+#[test]
+fn deliveries_map_to_expected_bodies() {
+    let files = inputs("", ".input.json");
+    assert!(files.len() >= 5, "fixtures missing: {files:?}");
+    let today = Date::parse("2026-11-30").unwrap();
+    for input in files {
+        let f: DeliveryFixture =
+            serde_json::from_str(&std::fs::read_to_string(&input).unwrap()).unwrap();
+        let d = Delivery {
+            transfer_id: f.transfer_id,
+            flow: f.flow,
+            recipient: f.recipient,
+            record: f.record,
+        };
+        let actual = match d.flow.as_str() {
+            "brsa-orientation" | "ase-majorite" => match orientation_request(&d) {
+                Ok(body) => json!({"endpoint": "/partenaires/orientations", "body": body}),
+                Err(reasons) => json!({"rejected": reasons}),
+            },
+            _ => match evenement_request(&d, today) {
+                Ok((id, body)) => {
+                    json!({"endpoint": format!("/partenaires/dossiers/{id}/evenements"), "body": body})
+                }
+                Err(reasons) => json!({"rejected": reasons}),
+            },
+        };
+        check(&expected_of(&input), &actual);
+    }
+}
+
+#[test]
+fn mapping_issues_carry_no_personal_values() {
+    let text = std::fs::read_to_string(fixtures().join("dossier_pacea.json")).unwrap();
+    let m = dossier_to_jeune(&serde_json::from_str(&text).unwrap());
+    let all = format!("{:?} {:?}", m.rejects, m.warnings);
+    for value in [
+        "pas-une-adresse",
+        "12 34",
+        "NV9",
+        "EN_ATTENTE",
+        "Côté",
+        "Noé",
+    ] {
+        assert!(!all.contains(value), "issue text holds {value:?}: {all}");
+    }
+    let rejected = std::fs::read_to_string(fixtures().join("dossier_rejete.json")).unwrap();
+    let m = dossier_to_jeune(&serde_json::from_str(&rejected).unwrap());
+    assert!(m.record.is_none());
+    let all = format!("{:?}", m.rejects);
+    assert!(
+        !all.contains("31/02/2005") && !all.contains("ABC") && !all.contains("Müller"),
+        "{all}"
+    );
+    // Debug of a dossier shows its id only.
+    let d: Dossier = serde_json::from_str(&text).unwrap();
+    assert_eq!(format!("{d:?}"), "Dossier { id_dossier: 77, .. }");
+}
