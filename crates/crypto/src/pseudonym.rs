@@ -101,7 +101,7 @@ mod tests {
         mac.update(b"passerelle/pseudonym/v1\0abc");
         assert_eq!(k.pseudonym("abc"), hex::encode(mac.finalize().into_bytes()));
         let mut mac = <HmacSha256 as Mac>::new_from_slice(&[1; 32]).unwrap();
-        mac.update(b"passerelle/blind-index/v1\0nir\0123");
+        mac.update(b"passerelle/blind-index/v1\0nir\x00123");
         assert_eq!(
             k.blind_index("nir", "123"),
             hex::encode(mac.finalize().into_bytes())

@@ -1,0 +1,237 @@
+//! The register of processing activities (GDPR Art. 30(1)) generated from the flows
+//! file: one entry per flow, as Markdown and as HTML (every text escaped).
+
+use std::fmt::Write as _;
+
+use passerelle_model::{FIELDS, FieldClass};
+
+use crate::Policy;
+use crate::flow::{Endpoint, Flow};
+
+/// A readable label of a field class.
+pub fn class_label(class: FieldClass) -> &'static str {
+    match class {
+        FieldClass::Identifiant => "identifiers (CAF, I-MILO, SOLIS, France Travail, INE)",
+        FieldClass::Nir => "NIR (social security number)",
+        FieldClass::Identite => "identity (civility, names, birth date and place)",
+        FieldClass::Contact => "contact details (address, telephone, e-mail)",
+        FieldClass::Social => "social situation (RSA entitlement, housing)",
+        FieldClass::Parcours => "pathway (orientation, accompaniment, situations, training)",
+        FieldClass::Financier => "financial aid (FAJ requests and decisions)",
+        FieldClass::Mineur => "minors' data (legal representatives, child welfare)",
+        FieldClass::Art9 => "special categories, GDPR Art. 9 (health, disability)",
+        FieldClass::Art10 => "criminal-law data, GDPR Art. 10",
+        FieldClass::Meta => "technical metadata (record source, hub id)",
+    }
+}
+
+/// One register entry as plain items, shared by both renderings.
+struct Entry {
+    title: String,
+    items: Vec<(&'static str, Vec<String>)>,
+}
+
+fn endpoint_text(e: &Endpoint) -> String {
+    let kinds: Vec<&str> = e.kinds.iter().map(|k| k.label()).collect();
+    let systems: Vec<&str> = e.systems.iter().map(|s| s.as_str()).collect();
+    let mut s = format!("{} via {}", kinds.join(" or "), systems.join(", "));
+    if e.org != "*" {
+        let _ = write!(s, ", organisation code matching {}", e.org);
+    }
+    if e.same_departement {
+        s.push_str(", same département as the other party");
+    }
+    s
+}
+
+fn categories(flow: &Flow) -> Vec<String> {
+    let paths = flow.effective_paths();
+    let mut out = Vec::new();
+    for class in FieldClass::ALL {
+        let of_class: Vec<&str> = FIELDS
+            .iter()
+            .filter(|(p, c)| c == class && paths.contains(p) && *p != "schema")
+            .map(|(p, _)| *p)
+            .collect();
+        if !of_class.is_empty() {
+            out.push(format!("{}: {}", class_label(*class), of_class.join(", ")));
+        }
+    }
+    if out.is_empty() {
+        out.push("none: aggregated, anonymous indicators only".to_owned());
+    }
+    out
+}
+
+fn entry(policy: &Policy, flow: &Flow) -> Entry {
+    let info = &policy.file().register;
+    let special: Vec<String> = flow
+        .special_classes()
+        .into_iter()
+        .map(|c| {
+            format!(
+                "{}: {}",
+                class_label(c),
+                flow.special.for_class(c).unwrap_or("")
+            )
+        })
+        .collect();
+    let mut items = vec![
+        (
+            "Controller",
+            vec![
+                info.controller.clone(),
+                format!("DPO: {}", info.dpo_contact),
+            ],
+        ),
+        ("Purpose", vec![flow.purpose.clone()]),
+        (
+            "Legal basis",
+            vec![format!(
+                "GDPR Art. {}; {}",
+                flow.legal_basis.gdpr, flow.legal_basis.reference
+            )],
+        ),
+        (
+            "Consent required",
+            vec![if flow.consent { "yes" } else { "no" }.to_owned()],
+        ),
+        (
+            "Categories of data subjects",
+            vec![flow.data_subjects.clone()],
+        ),
+        ("Categories of personal data", categories(flow)),
+        (
+            "Special categories (Art. 9, Art. 10, NIR)",
+            if special.is_empty() {
+                vec!["none".to_owned()]
+            } else {
+                special
+            },
+        ),
+        ("Source", vec![endpoint_text(&flow.from)]),
+        ("Recipients", vec![endpoint_text(&flow.to)]),
+        ("Direction", vec![flow.direction.as_str().to_owned()]),
+        (
+            "Transfers to third countries",
+            vec![info.third_country_transfers.clone()],
+        ),
+        (
+            "Retention",
+            vec![
+                format!("recipient's copy: {} days", flow.retention_days.recipient),
+                format!("audit entries: {} days", flow.retention_days.audit),
+            ],
+        ),
+    ];
+    items.push(("Security measures", info.security_measures.clone()));
+    Entry {
+        title: format!("{} ({})", flow.name, flow.id),
+        items,
+    }
+}
+
+/// Escapes text for Markdown so that no file content turns into markup or HTML.
+fn md(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(
+            c,
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '|' | '!'
+        ) {
+            out.push('\\');
+        }
+        if c == '\n' {
+            out.push(' ');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The register as Markdown.
+pub fn to_markdown(policy: &Policy) -> String {
+    let info = &policy.file().register;
+    let mut s = String::new();
+    let _ = writeln!(s, "# {}\n", md(&info.title));
+    let _ = writeln!(
+        s,
+        "Generated from the flows file (version {}); {} processing activities.\n",
+        policy.file().version,
+        policy.flows().len()
+    );
+    for flow in policy.flows() {
+        let e = entry(policy, flow);
+        let _ = writeln!(s, "## {}\n", md(&e.title));
+        for (label, values) in e.items {
+            if values.len() == 1 {
+                let _ = writeln!(s, "- **{label}**: {}", md(&values[0]));
+            } else {
+                let _ = writeln!(s, "- **{label}**:");
+                for v in values {
+                    let _ = writeln!(s, "  - {}", md(&v));
+                }
+            }
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// The register as a standalone HTML page.
+pub fn to_html(policy: &Policy) -> String {
+    let info = &policy.file().register;
+    let mut s = String::new();
+    let title = html_escape(&info.title);
+    let _ = writeln!(
+        s,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{title}</title>\n</head>\n<body>\n<h1>{title}</h1>"
+    );
+    let _ = writeln!(
+        s,
+        "<p>Generated from the flows file (version {}); {} processing activities.</p>",
+        policy.file().version,
+        policy.flows().len()
+    );
+    for flow in policy.flows() {
+        let e = entry(policy, flow);
+        let _ = writeln!(
+            s,
+            "<section id=\"flow-{}\">\n<h2>{}</h2>\n<dl>",
+            html_escape(&flow.id),
+            html_escape(&e.title)
+        );
+        for (label, values) in e.items {
+            let _ = writeln!(s, "<dt>{}</dt>", html_escape(label));
+            if values.len() == 1 {
+                let _ = writeln!(s, "<dd>{}</dd>", html_escape(&values[0]));
+            } else {
+                let _ = write!(s, "<dd><ul>");
+                for v in values {
+                    let _ = write!(s, "<li>{}</li>", html_escape(&v));
+                }
+                let _ = writeln!(s, "</ul></dd>");
+            }
+        }
+        let _ = writeln!(s, "</dl>\n</section>");
+    }
+    s.push_str("</body>\n</html>\n");
+    s
+}
