@@ -1,1 +1,23 @@
-//! Departmental secure box connector: CSV/XLSX over a drop folder or SFTP, and its simulator
+//! Departmental secure box connector: CSV/XLSX over a drop folder or SFTP, and its
+//! simulator.
+//!
+//! - `mapping`: column mappings as data (`schemas/mappings/*.toml`), default compiled in;
+//! - `brsa`, `table`: `BRSA_LISTE` files (CSV or XLSX) to canonical records;
+//! - `of`: the `JEUNES_OF` writer and the `OF_SUIVI` reader;
+//! - `folder`, `sftp`: the box as a small trait, over a local path or SFTP;
+//! - `state`, `protocol`: the completeness protocol (sentinels, checksums, ACK files,
+//!   duplicates) the hub follows on both sides;
+//! - `sim`: a département playing the other side, for tests and demos.
+
+pub mod brsa;
+pub mod folder;
+pub mod mapping;
+pub mod of;
+pub mod protocol;
+pub mod sftp;
+pub mod state;
+pub mod table;
+
+pub use brsa::{MappedRow, parse_name};
+pub use mapping::{Mapping, MappingError};
+pub use table::{BrsaReader, Format};

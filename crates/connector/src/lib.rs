@@ -2,10 +2,12 @@
 //! the kind the engine decides on, file reports for `passerelle import`, and readers
 //! for the formats peers use (encoding detection, streaming XML, CSV, XLSX).
 
+pub mod csv;
 pub mod encoding;
 pub mod error;
 pub mod report;
 pub mod traits;
+pub mod xlsx;
 pub mod xml;
 
 pub use error::{ConnectorError, ErrorKind};
