@@ -1,0 +1,178 @@
+//! The conformance suite on the RabbitMQ transport, against the broker named by
+//! `PASSERELLE_TEST_AMQP_URL`; the restart check runs its own private broker.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+use passerelle_transport::amqp::AmqpConfig;
+use passerelle_transport::amqp::topology::Names;
+use passerelle_transport::conformance::{self, Harness, MAX_DELIVERIES, RECIPIENTS};
+use passerelle_transport::{Transport, conformance_tests};
+
+const RETRY_DELAYS_MS: [u64; 2] = [100, 1_000];
+
+struct Rabbit {
+    url: String,
+    prefix: String,
+    /// A private broker (DIR, PORT) this harness started and must stop.
+    own: Option<(tempfile::TempDir, u16)>,
+}
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/rabbitmq/rabbitmq.sh")
+}
+
+fn run_script(action: &str, dir: &std::path::Path, port: u16) {
+    let status = std::process::Command::new(script())
+        .arg(action)
+        .arg(dir)
+        .arg(port.to_string())
+        .status()
+        .expect("run deploy/rabbitmq/rabbitmq.sh");
+    assert!(status.success(), "rabbitmq.sh {action} failed: {status}");
+}
+
+impl Rabbit {
+    fn config(&self) -> AmqpConfig {
+        let mut c = AmqpConfig::new(&self.url);
+        c.prefix = self.prefix.clone();
+        c.max_deliveries = MAX_DELIVERIES;
+        c.retry_delays_ms = RETRY_DELAYS_MS.to_vec();
+        // Short, so that a publish while the broker is down fails quickly.
+        c.reconnect_timeout_ms = 3_000;
+        c.backoff_max_ms = 500;
+        c
+    }
+}
+
+impl Drop for Rabbit {
+    fn drop(&mut self) {
+        if let Some((dir, port)) = &self.own {
+            run_script("stop", dir.path(), *port);
+        }
+    }
+}
+
+#[async_trait]
+impl Harness for Rabbit {
+    async fn transport(&self) -> Arc<dyn Transport> {
+        Arc::new(self.config().build().await.expect("connect to rabbitmq"))
+    }
+    async fn stop(&self, _current: &Arc<dyn Transport>) {
+        let (dir, port) = self.own.as_ref().expect("only a private broker is stopped");
+        run_script("stop", dir.path(), *port);
+    }
+    async fn start(&self, current: Arc<dyn Transport>) -> Arc<dyn Transport> {
+        let (dir, port) = self.own.as_ref().expect("only a private broker is started");
+        run_script("start", dir.path(), *port);
+        // The same transport: it must reconnect by itself.
+        current
+    }
+    async fn cleanup(&self) {
+        let Ok(conn) =
+            lapin::Connection::connect(&self.url, lapin::ConnectionProperties::default()).await
+        else {
+            return;
+        };
+        let Ok(ch) = conn.create_channel().await else {
+            return;
+        };
+        let n = Names::new(&self.prefix);
+        let mut queues: Vec<String> = RETRY_DELAYS_MS.iter().map(|ms| n.retry(*ms)).collect();
+        for r in RECIPIENTS {
+            queues.push(n.queue(r));
+            queues.push(n.dead_queue(r));
+        }
+        for q in &queues {
+            let _ = ch
+                .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+                .await;
+        }
+        let mut exchanges = vec![n.work(), n.requeue(), n.dead()];
+        exchanges.extend(RETRY_DELAYS_MS.iter().map(|ms| n.retry(*ms)));
+        for e in &exchanges {
+            let _ = ch
+                .exchange_delete(e.as_str().into(), ExchangeDeleteOptions::default())
+                .await;
+        }
+        let _ = conn.close(200, "OK".into()).await;
+    }
+}
+
+// Printing is how a test says why it returned early without a broker.
+#[allow(clippy::print_stderr)]
+fn shared_url() -> Option<String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match std::env::var("PASSERELLE_TEST_AMQP_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "PASSERELLE_TEST_AMQP_URL is required when CI is set"
+            );
+            eprintln!(
+                "skipped: PASSERELLE_TEST_AMQP_URL is not set (start one with deploy/rabbitmq/rabbitmq.sh)"
+            );
+            None
+        }
+    }
+}
+
+fn unique_prefix() -> String {
+    format!("pt-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+async fn harness() -> Option<Rabbit> {
+    Some(Rabbit {
+        url: shared_url()?,
+        prefix: unique_prefix(),
+        own: None,
+    })
+}
+
+conformance_tests!(harness());
+
+fn free_port() -> u16 {
+    // The broker also needs PORT+20000 for Erlang distribution.
+    for _ in 0..200 {
+        let port = 20_000 + (rand::random::<u16>() % 20_000);
+        let ok = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if ok(port) && ok(port + 20_000) {
+            return port;
+        }
+    }
+    panic!("no free port pair found");
+}
+
+/// Stops and starts a real broker mid-test. It uses a private broker, so tests running
+/// at the same time against the shared one are not disturbed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_loses_nothing() {
+    if shared_url().is_none() {
+        return;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("pt-rabbit-")
+        .tempdir()
+        .unwrap();
+    let port = free_port();
+    run_script("start", dir.path(), port);
+    let h = Rabbit {
+        url: format!("amqp://guest:guest@127.0.0.1:{port}/%2f"),
+        prefix: unique_prefix(),
+        own: Some((dir, port)),
+    };
+    conformance::restart_loses_nothing(&h).await;
+}
+
+#[tokio::test]
+async fn build_fails_clearly_without_a_broker() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut c = AmqpConfig::new("amqp://guest:guest@127.0.0.1:1/%2f");
+    c.reconnect_timeout_ms = 300;
+    let e = c.build().await.unwrap_err();
+    assert!(e.is_retryable());
+    assert!(e.to_string().contains("cannot reach rabbitmq"), "{e}");
+}

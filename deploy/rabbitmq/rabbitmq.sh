@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Start, stop or query a private RabbitMQ broker whose data, logs, pid file and Erlang
+# cookie all live under one folder, so several brokers can run side by side on one
+# machine (tests, benchmarks, a single-machine deployment) without systemd.
+#
+#   deploy/rabbitmq/rabbitmq.sh start  DIR PORT   install if missing, start, wait until ready
+#   deploy/rabbitmq/rabbitmq.sh stop   DIR PORT   stop cleanly (SIGTERM to the beam process)
+#   deploy/rabbitmq/rabbitmq.sh status DIR PORT   exit 0 when running and ready, 3 otherwise
+#
+# The node is named rabbit-PORT@localhost; Erlang distribution listens on PORT+20000.
+# `start` on a running broker returns 0; `stop` on a stopped broker returns 0.
+set -euo pipefail
+
+usage() {
+    echo "usage: $0 start|stop|status DIR PORT" >&2
+    exit 2
+}
+
+[ $# -eq 3 ] || usage
+cmd=$1
+dir=$2
+port=$3
+case $port in
+    '' | *[!0-9]*) echo "rabbitmq.sh: port must be a number, got '$port'" >&2; exit 2 ;;
+esac
+if [ "$port" -lt 1 ] || [ "$port" -gt 45535 ]; then
+    echo "rabbitmq.sh: port must be in 1..45535 so that port+20000 is valid, got $port" >&2
+    exit 2
+fi
+
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+bin=/usr/lib/rabbitmq/bin
+
+# Everything below DIR: HOME holds the private .erlang.cookie shared by the server and
+# rabbitmqctl; the node name and ports keep this broker apart from any other.
+export HOME="$dir"
+export RABBITMQ_NODENAME="rabbit-$port@localhost"
+export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+export RABBITMQ_NODE_PORT="$port"
+export RABBITMQ_DIST_PORT=$((port + 20000))
+export RABBITMQ_MNESIA_BASE="$dir/mnesia"
+export RABBITMQ_LOG_BASE="$dir/log"
+export RABBITMQ_PID_FILE="$dir/rabbit.pid"
+export RABBITMQ_CONFIG_FILE="$dir/rabbitmq"
+export RABBITMQ_ADVANCED_CONFIG_FILE="$dir/advanced.config"
+export RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins"
+export RABBITMQ_CONF_ENV_FILE="$dir/rabbitmq-env.conf"
+export RABBITMQ_LOGS="$dir/log/rabbit.log"
+export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="${RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS:-}"
+
+ctl() {
+    "$bin/rabbitmqctl" -n "$RABBITMQ_NODENAME" "$@"
+}
+
+install_if_missing() {
+    if [ -x "$bin/rabbitmq-server" ]; then
+        return 0
+    fi
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "rabbitmq.sh: rabbitmq-server is not installed and installing it needs root" >&2
+        exit 1
+    fi
+    echo "rabbitmq.sh: installing rabbitmq-server from Debian" >&2
+    # A lock keeps two concurrent starts from running apt-get at the same time.
+    (
+        flock 9
+        if [ ! -x "$bin/rabbitmq-server" ]; then
+            DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -q >&2
+            DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends rabbitmq-server >&2
+        fi
+    ) 9>/tmp/passerelle-rabbitmq-install.lock
+}
+
+beam_pid() {
+    # The pid file is written by the node itself once the VM is up.
+    if [ -s "$RABBITMQ_PID_FILE" ]; then
+        local pid
+        pid=$(tr -d '[:space:]' <"$RABBITMQ_PID_FILE")
+        if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+            echo "$pid"
+            return 0
+        fi
+    fi
+    return 1
+}
+
+is_ready() {
+    beam_pid >/dev/null && ctl await_startup --timeout 5 >/dev/null 2>&1
+}
+
+start() {
+    install_if_missing
+    if is_ready; then
+        echo "rabbitmq.sh: $RABBITMQ_NODENAME already running on port $port" >&2
+        return 0
+    fi
+    if pid=$(beam_pid); then
+        # Running but not ready yet (a concurrent start): just wait for it.
+        ctl wait --timeout 120 "$RABBITMQ_PID_FILE" >/dev/null
+        ctl await_startup --timeout 120 >/dev/null
+        return 0
+    fi
+    mkdir -p "$RABBITMQ_MNESIA_BASE" "$RABBITMQ_LOG_BASE"
+    rm -f "$RABBITMQ_PID_FILE"
+    # No plugin is needed: the topology is declared by the clients (or loaded from
+    # definitions.json by an operator with rabbitmqctl import_definitions).
+    echo "[]." >"$RABBITMQ_ENABLED_PLUGINS_FILE"
+    : >"$RABBITMQ_CONF_ENV_FILE"
+    if [ ! -f "$RABBITMQ_CONFIG_FILE.conf" ]; then
+        cat >"$RABBITMQ_CONFIG_FILE.conf" <<CONF
+listeners.tcp.1 = 127.0.0.1:$port
+loopback_users = none
+log.file.level = warning
+log.console = false
+CONF
+    fi
+    if [ ! -f "$dir/.erlang.cookie" ]; then
+        head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/.erlang.cookie"
+        chmod 400 "$dir/.erlang.cookie"
+    fi
+    # A plain background process (no systemd here); setsid keeps it out of the caller's
+    # process group so a test runner killing its group does not take the broker along.
+    setsid "$bin/rabbitmq-server" >"$dir/log/stdout.log" 2>&1 </dev/null &
+    if ! ctl wait --timeout 120 "$RABBITMQ_PID_FILE" >/dev/null 2>&1; then
+        echo "rabbitmq.sh: $RABBITMQ_NODENAME did not start; see $dir/log" >&2
+        tail -n 30 "$dir/log/stdout.log" >&2 || true
+        exit 1
+    fi
+    ctl await_startup --timeout 120 >/dev/null
+    echo "rabbitmq.sh: $RABBITMQ_NODENAME ready on 127.0.0.1:$port" >&2
+}
+
+stop() {
+    local pid
+    if ! pid=$(beam_pid); then
+        echo "rabbitmq.sh: $RABBITMQ_NODENAME is not running" >&2
+        return 0
+    fi
+    kill -TERM "$pid"
+    for _ in $(seq 1 600); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            rm -f "$RABBITMQ_PID_FILE"
+            echo "rabbitmq.sh: $RABBITMQ_NODENAME stopped" >&2
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "rabbitmq.sh: $RABBITMQ_NODENAME did not stop within 60 s; killing it" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+    rm -f "$RABBITMQ_PID_FILE"
+}
+
+status() {
+    if is_ready; then
+        echo "running: $RABBITMQ_NODENAME on 127.0.0.1:$port (pid $(beam_pid))"
+        return 0
+    fi
+    echo "stopped: $RABBITMQ_NODENAME"
+    return 3
+}
+
+case $cmd in
+    start) start ;;
+    stop) stop ;;
+    status) status ;;
+    *) usage ;;
+esac
