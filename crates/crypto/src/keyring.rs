@@ -1,0 +1,380 @@
+//! The keyring on disk: one file per organisation under `<data-dir>/keyring/`, plus the
+//! hub's pseudonym key.
+//!
+//! Files are created with mode 0600 in a 0700 folder, written to a temporary file and
+//! renamed (a crash never leaves half a keyring), under an exclusive lock (two
+//! `keys rotate` at once never lose a key), and refused on open when group or others
+//! can read them or another user owns them. Key bytes live in zeroized buffers and no
+//! `Debug` prints them.
+//!
+//! Known limit: the key bytes are stored in clear in those owner-only files; wrapping
+//! them with a master key from an HSM or the OS keystore is future work.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::error::CryptoError;
+use crate::key::{Kek, OrgKeys};
+use crate::pseudonym::PseudonymKey;
+
+const ORG_FORMAT: &str = "passerelle.keyring/1";
+const PSEUDONYM_FORMAT: &str = "passerelle.pseudonym-key/1";
+const PSEUDONYM_FILE: &str = "pseudonym.key.json";
+
+/// What `generate` and `rotate` report: ids and dates, never bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub org: String,
+    /// The new current key.
+    pub id: String,
+    pub created: DateTime<Utc>,
+    /// Every key id the organisation now holds, oldest first.
+    pub all: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrgFile {
+    format: String,
+    org: String,
+    keys: Vec<StoredKey>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredKey {
+    id: String,
+    created: DateTime<Utc>,
+    /// Hex of the 32 key bytes.
+    key: String,
+}
+
+impl Drop for StoredKey {
+    fn drop(&mut self) {
+        self.key.zeroize();
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PseudonymFile {
+    format: String,
+    key: String,
+}
+
+impl Drop for PseudonymFile {
+    fn drop(&mut self) {
+        self.key.zeroize();
+    }
+}
+
+/// The keyring folder of a data directory.
+#[derive(Debug, Clone)]
+pub struct Keyring {
+    dir: PathBuf,
+}
+
+/// Organisation codes become file names: keep them to a safe alphabet.
+fn check_org(org: &str) -> Result<(), CryptoError> {
+    let ok = !org.is_empty()
+        && org.len() <= 64
+        && org
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(CryptoError::keyring(
+            PathBuf::from(org),
+            "organisation code must be 1 to 64 letters, digits, `-` or `_`",
+        ))
+    }
+}
+
+/// The effective uid of this process, read from `/proc/self` (no libc needed).
+fn own_uid() -> Option<u32> {
+    fs::metadata("/proc/self").ok().map(|m| m.uid())
+}
+
+fn check_private(path: &Path, meta: &fs::Metadata) -> Result<(), CryptoError> {
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(CryptoError::keyring(
+            path,
+            format!(
+                "permissions {mode:o} let others read it, expected owner-only (0600 files, 0700 folder)"
+            ),
+        ));
+    }
+    if let Some(uid) = own_uid()
+        && meta.uid() != uid
+    {
+        return Err(CryptoError::keyring(path, "owned by another user"));
+    }
+    Ok(())
+}
+
+fn decode_key(path: &Path, hex_key: &str) -> Result<[u8; 32], CryptoError> {
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(hex_key, &mut bytes)
+        .map_err(|_| CryptoError::keyring(path, "a key is not 64 hex characters"))?;
+    Ok(bytes)
+}
+
+impl Keyring {
+    /// Opens (creating it owner-only if missing) `<data_dir>/keyring`.
+    pub fn open(data_dir: impl AsRef<Path>) -> Result<Keyring, CryptoError> {
+        let dir = data_dir.as_ref().join("keyring");
+        match fs::metadata(&dir) {
+            Ok(meta) => {
+                if !meta.is_dir() {
+                    return Err(CryptoError::keyring(&dir, "is not a folder"));
+                }
+                check_private(&dir, &meta)?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                fs::create_dir_all(&dir).map_err(|e| CryptoError::io(&dir, e))?;
+                fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+                    .map_err(|e| CryptoError::io(&dir, e))?;
+            }
+            Err(e) => return Err(CryptoError::io(&dir, e)),
+        }
+        Ok(Keyring { dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn org_path(&self, org: &str) -> PathBuf {
+        self.dir.join(format!("{org}.keys.json"))
+    }
+
+    /// Holds an exclusive lock on the organisation's lock file while `f` runs.
+    fn locked<T>(
+        &self,
+        name: &str,
+        f: impl FnOnce() -> Result<T, CryptoError>,
+    ) -> Result<T, CryptoError> {
+        let path = self.dir.join(format!("{name}.lock"));
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| CryptoError::io(&path, e))?;
+        lock.lock().map_err(|e| CryptoError::io(&path, e))?;
+        let out = f();
+        // Dropping the file releases the lock too; unlock explicitly to say so.
+        let _ = lock.unlock();
+        out
+    }
+
+    /// Reads a private file into a zeroized buffer.
+    fn read_private(&self, path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>, CryptoError> {
+        let mut file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(CryptoError::io(path, e)),
+        };
+        let meta = file.metadata().map_err(|e| CryptoError::io(path, e))?;
+        check_private(path, &meta)?;
+        let mut buf = Zeroizing::new(Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0)));
+        file.read_to_end(&mut buf)
+            .map_err(|e| CryptoError::io(path, e))?;
+        Ok(Some(buf))
+    }
+
+    /// Writes a private file atomically: temporary file 0600, fsync, rename.
+    fn write_private(&self, path: &Path, bytes: &[u8]) -> Result<(), CryptoError> {
+        let tmp = path.with_extension("json.tmp");
+        match fs::remove_file(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(CryptoError::io(&tmp, e)),
+        }
+        let mut file = OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| CryptoError::io(&tmp, e))?;
+        file.write_all(bytes)
+            .map_err(|e| CryptoError::io(&tmp, e))?;
+        file.sync_all().map_err(|e| CryptoError::io(&tmp, e))?;
+        fs::rename(&tmp, path).map_err(|e| CryptoError::io(path, e))?;
+        if let Ok(dir) = File::open(&self.dir) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    }
+
+    fn load(&self, org: &str) -> Result<Option<OrgKeys>, CryptoError> {
+        let path = self.org_path(org);
+        let Some(buf) = self.read_private(&path)? else {
+            return Ok(None);
+        };
+        let file: OrgFile = serde_json::from_slice(&buf)
+            .map_err(|e| CryptoError::keyring(&path, format!("not a keyring file: {e}")))?;
+        if file.format != ORG_FORMAT {
+            return Err(CryptoError::keyring(
+                &path,
+                format!("unknown format, expected {ORG_FORMAT}"),
+            ));
+        }
+        if file.org != org {
+            return Err(CryptoError::keyring(
+                &path,
+                "file names another organisation",
+            ));
+        }
+        let mut keys = Vec::with_capacity(file.keys.len());
+        for k in &file.keys {
+            keys.push(Kek::from_bytes(
+                k.id.clone(),
+                k.created,
+                decode_key(&path, &k.key)?,
+            ));
+        }
+        OrgKeys::new(org, keys)
+            .map(Some)
+            .ok_or_else(|| CryptoError::keyring(&path, "holds no key"))
+    }
+
+    fn store(&self, keys: &OrgKeys) -> Result<(), CryptoError> {
+        let file = OrgFile {
+            format: ORG_FORMAT.to_owned(),
+            org: keys.org().to_owned(),
+            keys: keys
+                .keys()
+                .iter()
+                .map(|k| StoredKey {
+                    id: k.id().to_owned(),
+                    created: k.created(),
+                    key: hex::encode(k.bytes()),
+                })
+                .collect(),
+        };
+        let bytes = Zeroizing::new(
+            serde_json::to_vec_pretty(&file)
+                .map_err(|e| CryptoError::keyring(self.org_path(keys.org()), e.to_string()))?,
+        );
+        self.write_private(&self.org_path(keys.org()), &bytes)
+    }
+
+    fn new_id(org: &str, n: usize) -> String {
+        let mut suffix = [0u8; 4];
+        rand::rng().fill_bytes(&mut suffix);
+        format!("{org}-k{n}-{}", hex::encode(suffix))
+    }
+
+    fn info(keys: &OrgKeys) -> KeyInfo {
+        let current = keys.current();
+        KeyInfo {
+            org: keys.org().to_owned(),
+            id: current.id().to_owned(),
+            created: current.created(),
+            all: keys.keys().iter().map(|k| k.id().to_owned()).collect(),
+        }
+    }
+
+    /// Creates the first key of an organisation; refuses if it already has keys.
+    pub fn generate(&self, org: &str) -> Result<KeyInfo, CryptoError> {
+        check_org(org)?;
+        self.locked(org, || {
+            if self.load(org)?.is_some() {
+                return Err(CryptoError::keyring(
+                    self.org_path(org),
+                    format!("organisation `{org}` already has keys, use rotate to add one"),
+                ));
+            }
+            let keys = OrgKeys::new(org, vec![Kek::generate(Self::new_id(org, 1))])
+                .ok_or_else(|| CryptoError::keyring(self.org_path(org), "holds no key"))?;
+            self.store(&keys)?;
+            Ok(Self::info(&keys))
+        })
+    }
+
+    /// Adds a new current key to an organisation; older keys stay to open older messages.
+    pub fn rotate(&self, org: &str) -> Result<KeyInfo, CryptoError> {
+        check_org(org)?;
+        self.locked(org, || {
+            let mut keys = self.load(org)?.ok_or_else(|| {
+                CryptoError::keyring(
+                    self.org_path(org),
+                    format!("organisation `{org}` has no keys, generate them first"),
+                )
+            })?;
+            let n = keys.keys().len() + 1;
+            keys.push(Kek::generate(Self::new_id(org, n)));
+            self.store(&keys)?;
+            Ok(Self::info(&keys))
+        })
+    }
+
+    /// The keys of one organisation.
+    pub fn open_for(&self, org: &str) -> Result<OrgKeys, CryptoError> {
+        check_org(org)?;
+        self.load(org)?.ok_or_else(|| {
+            CryptoError::keyring(
+                self.org_path(org),
+                format!("organisation `{org}` has no keys"),
+            )
+        })
+    }
+
+    /// The organisations that have keys, sorted.
+    pub fn orgs(&self) -> Result<Vec<String>, CryptoError> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(|e| CryptoError::io(&self.dir, e))? {
+            let entry = entry.map_err(|e| CryptoError::io(&self.dir, e))?;
+            if let Some(org) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".keys.json"))
+            {
+                out.push(org.to_owned());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The hub's pseudonym key, created on first use.
+    pub fn pseudonym_key(&self) -> Result<PseudonymKey, CryptoError> {
+        let path = self.dir.join(PSEUDONYM_FILE);
+        self.locked("pseudonym", || {
+            if let Some(buf) = self.read_private(&path)? {
+                let file: PseudonymFile = serde_json::from_slice(&buf).map_err(|e| {
+                    CryptoError::keyring(&path, format!("not a pseudonym key file: {e}"))
+                })?;
+                if file.format != PSEUDONYM_FORMAT {
+                    return Err(CryptoError::keyring(
+                        &path,
+                        format!("unknown format, expected {PSEUDONYM_FORMAT}"),
+                    ));
+                }
+                return Ok(PseudonymKey::from_bytes(decode_key(&path, &file.key)?));
+            }
+            let key = PseudonymKey::generate();
+            let file = PseudonymFile {
+                format: PSEUDONYM_FORMAT.to_owned(),
+                key: hex::encode(key.expose_bytes()),
+            };
+            let bytes = Zeroizing::new(
+                serde_json::to_vec_pretty(&file)
+                    .map_err(|e| CryptoError::keyring(&path, e.to_string()))?,
+            );
+            self.write_private(&path, &bytes)?;
+            Ok(key)
+        })
+    }
+}
