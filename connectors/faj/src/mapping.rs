@@ -11,7 +11,7 @@ use passerelle_model::{Cents, Date, Faj, FajAide, FajAideType, FajStatut, Jeune}
 use serde::{Deserialize, Serialize};
 
 /// The instructeur block: who files the request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Instructeur {
     /// `ML` when a Mission Locale files it.
     #[serde(rename = "type")]
@@ -64,6 +64,37 @@ impl std::fmt::Debug for JeuneBody {
     }
 }
 
+// The conseiller's name is personal too.
+impl std::fmt::Debug for Instructeur {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instructeur")
+            .field("type", &self.kind)
+            .field("code_structure", &self.code_structure)
+            .field(
+                "conseiller",
+                &self.conseiller.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+// Free text (projet_insertion) may say anything about the jeune.
+impl std::fmt::Debug for DemandeBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DemandeBody")
+            .field("date_depot", &self.date_depot)
+            .field("instructeur", &self.instructeur)
+            .field("jeune", &self.jeune)
+            .field(
+                "projet_insertion",
+                &self.projet_insertion.as_ref().map(|_| "<redacted>"),
+            )
+            .field("derogation_mineur", &self.derogation_mineur)
+            .field("aides", &self.aides)
+            .finish()
+    }
+}
+
 impl std::fmt::Debug for AdresseBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("AdresseBody(<redacted>)")
@@ -83,7 +114,7 @@ pub struct AideBody {
 }
 
 /// The body of `POST /api/v1/demandes`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DemandeBody {
     pub date_depot: Date,
     pub instructeur: Instructeur,

@@ -1,0 +1,9 @@
+//! Integration tests of the FAJ connector against its simulator (one test binary, so
+//! that the busy machine links once).
+
+mod client;
+mod e2e;
+mod fixtures;
+mod privacy;
+mod support;
+mod webhook;
