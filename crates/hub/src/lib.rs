@@ -4,7 +4,11 @@
 //! receipts, the identity index, source cursors).
 
 pub mod change;
+pub mod engine;
+pub mod seal;
 pub mod state;
 
 pub use change::{content_hash, transfer_id};
+pub use engine::{DeliverSummary, Engine, EngineError, SendSummary};
+pub use seal::{KeyringSealer, SealError, Sealer};
 pub use state::{HubState, StateError, TransferRow, TransferStatus};

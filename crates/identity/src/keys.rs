@@ -132,3 +132,19 @@ pub fn identity_values(record: &Jeune) -> Vec<String> {
     }
     out
 }
+
+impl IdentityKeys {
+    /// The index entries that attach these keys to a hub id, for storage.
+    pub fn entries(&self, hub_id: uuid::Uuid) -> Vec<crate::IndexEntry> {
+        self.identifiers
+            .iter()
+            .map(|(kind, key)| (*kind, key))
+            .chain(self.identites.iter().map(|k| (KeyKind::Identite, k)))
+            .map(|(kind, key)| crate::IndexEntry {
+                hub_id,
+                kind,
+                key: key.clone(),
+            })
+            .collect()
+    }
+}

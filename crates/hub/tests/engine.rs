@@ -1,0 +1,292 @@
+//! The engine end to end on its embedded defaults: embedded transport, SQLite journal
+//! and state, a real keyring, the shipped flows file; a sink that records what the
+//! peer would receive.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use passerelle_audit::JournalConfig;
+use passerelle_connector::{ConnectorError, Delivery, Receipt, ReceiptStatus, Sink};
+use passerelle_crypto::Keyring;
+use passerelle_hub::*;
+use passerelle_model::Jeune;
+use passerelle_policy::{OrgKind, Party, Policy, System};
+use passerelle_transport::Transport;
+use passerelle_transport::embedded::EmbeddedConfig;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A peer that applies every delivery once per transfer id, as I-MILO does with
+/// `referenceExterne`, and remembers what it was given.
+#[derive(Default)]
+struct Peer {
+    applied: Mutex<BTreeMap<String, Jeune>>,
+    calls: Mutex<u64>,
+}
+
+#[async_trait]
+impl Sink for Peer {
+    async fn deliver(&self, d: Delivery) -> Result<Receipt, ConnectorError> {
+        *self.calls.lock().unwrap() += 1;
+        self.applied
+            .lock()
+            .unwrap()
+            .entry(d.transfer_id.clone())
+            .or_insert(d.record);
+        Ok(Receipt {
+            transfer_id: d.transfer_id,
+            status: ReceiptStatus::Applied { peer_ref: None },
+        })
+    }
+}
+
+const LEA: &str = r#"{"schema":"passerelle.jeune/1","sources":[{"system":"solis","organisation":"CD059","record_id":"IND0004412"}],
+ "identifiants":{"nir":"204035935012349","caf":{"organisme":"CAF","numero_allocataire":"1234567"},"solis":"IND0004412"},
+ "etat_civil":{"civilite":"MME","nom_naissance":"Lefèvre","prenoms":["Léa","Marie"],"date_naissance":"2004-03-12"},
+ "contact":{"telephones":["+33612345678"],"email":"lea.lefevre@example.org"},
+ "rsa":{"role":"DEM","etat_droit":"2","soumis_droits_devoirs":true,"date_ouverture":"2025-09-01"},
+ "orientation":{"type":"socio_professionnelle","date":"2026-10-02","organisme":{"type":"ML","code":"59350S00"}},
+ "sensible":{"rqth":true,"commentaires":["suivi psychologique"]}}"#;
+
+const KARIM: &str = r#"{"schema":"passerelle.jeune/1","sources":[{"system":"solis","organisation":"CD059","record_id":"IND0007781"}],
+ "identifiants":{"caf":{"organisme":"CAF","numero_allocataire":"7654321"},"solis":"IND0007781"},
+ "etat_civil":{"civilite":"M","nom_naissance":"Benali","prenoms":["Karim"],"date_naissance":"2002-11-30"},
+ "rsa":{"role":"DEM","etat_droit":"3"},
+ "orientation":{"type":"professionnelle","date":"2026-10-20","organisme":{"type":"ML","code":"59350S00"}}}"#;
+
+fn records() -> Vec<Jeune> {
+    [LEA, KARIM]
+        .iter()
+        .map(|j| serde_json::from_str(j).unwrap())
+        .collect()
+}
+
+struct Hub {
+    engine: Engine,
+    transport: Arc<dyn Transport>,
+}
+
+async fn hub(dir: &Path, state_file: &str) -> Hub {
+    let keyring = Keyring::open(dir).unwrap();
+    if keyring.open_for("59350S00").is_err() {
+        keyring.generate("59350S00").unwrap();
+    }
+    let pseudonyms = keyring.pseudonym_key().unwrap();
+    let transport: Arc<dyn Transport> = Arc::new(
+        EmbeddedConfig::new(dir.join("queue.sqlite"))
+            .build()
+            .await
+            .unwrap(),
+    );
+    let journal = JournalConfig::sqlite_file(&dir.join("journal.sqlite"))
+        .build()
+        .await
+        .unwrap();
+    let state = HubState::open(&dir.join(state_file)).await.unwrap();
+    let policy = Arc::new(Policy::load(workspace().join("schemas/policy/flows.toml")).unwrap());
+    let sealer = Arc::new(KeyringSealer::new(keyring));
+    let engine = Engine::new(
+        policy,
+        state,
+        journal,
+        transport.clone(),
+        sealer,
+        pseudonyms,
+    )
+    .await
+    .unwrap();
+    Hub { engine, transport }
+}
+
+fn cd059() -> Party<'static> {
+    Party::new(OrgKind::Cd, "CD059", System::Solis)
+}
+
+fn ml(code: &'static str) -> Party<'static> {
+    Party::new(OrgKind::Ml, code, System::Imilo)
+}
+
+#[tokio::test]
+async fn a_night_moves_minimised_records_once_with_receipts_and_a_clean_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = hub(dir.path(), "state.sqlite").await;
+    let peer = Peer::default();
+
+    let sent = hub
+        .engine
+        .send("brsa-orientation", cd059(), ml("59350S00"), records())
+        .await
+        .unwrap();
+    assert_eq!(sent.read, 2);
+    assert_eq!(sent.sent, 2);
+    // Léa's NIR and her two Art. 9 fields are projected away, and journaled.
+    assert_eq!(sent.special_dropped, 3);
+
+    let delivered = hub
+        .engine
+        .deliver("59350S00", &peer, Duration::from_millis(800))
+        .await
+        .unwrap();
+    assert_eq!(delivered.applied, 2);
+    let applied = peer.applied.lock().unwrap().clone();
+    assert_eq!(applied.len(), 2);
+    for record in applied.values() {
+        let json = record.to_json_line();
+        assert!(record.hub_id.is_some());
+        assert!(
+            !json.contains("nir") && !json.contains("sensible"),
+            "{json}"
+        );
+        assert!(json.contains("orientation"));
+    }
+    let receipts = hub
+        .engine
+        .state()
+        .transfers_of("CD059", Some("brsa-orientation"))
+        .await
+        .unwrap();
+    assert_eq!(receipts.len(), 2);
+    assert!(receipts.iter().all(|t| t.status == TransferStatus::Applied));
+
+    // A second night with nothing new sends nothing.
+    let again = hub
+        .engine
+        .send("brsa-orientation", cd059(), ml("59350S00"), records())
+        .await
+        .unwrap();
+    assert_eq!((again.sent, again.unchanged), (0, 2));
+
+    // A changed record goes again, under a new transfer id.
+    let mut changed = records();
+    changed[1].rsa.etat_droit = Some(passerelle_model::EtatDroit::Clos);
+    let third = hub
+        .engine
+        .send("brsa-orientation", cd059(), ml("59350S00"), changed)
+        .await
+        .unwrap();
+    assert_eq!((third.sent, third.unchanged), (1, 1));
+    hub.engine
+        .deliver("59350S00", &peer, Duration::from_millis(800))
+        .await
+        .unwrap();
+    assert_eq!(peer.applied.lock().unwrap().len(), 3);
+
+    let verification = hub.engine.journal().verify().await.unwrap();
+    assert!(verification.is_intact());
+    // published ×3, applied ×3, the Art. 9/NIR projection ×1 (per send of Léa: ×2).
+    assert!(
+        verification.entries >= 8,
+        "{} entries",
+        verification.entries
+    );
+
+    hub.transport.close().await.unwrap();
+    // Neither the journal nor the queue nor the state holds a personal value in clear.
+    for file in ["journal.sqlite", "queue.sqlite", "state.sqlite"] {
+        let mut bytes = std::fs::read(dir.path().join(file)).unwrap();
+        for extra in ["-wal"] {
+            if let Ok(more) = std::fs::read(dir.path().join(format!("{file}{extra}"))) {
+                bytes.extend(more);
+            }
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        for secret in [
+            "Lefèvre",
+            "Benali",
+            "204035935012349",
+            "lea.lefevre",
+            "+33612345678",
+            "1234567",
+            "IND0004412",
+            "suivi psychologique",
+        ] {
+            assert!(!text.contains(secret), "{file} holds {secret} in clear");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_rerun_after_a_crash_between_publish_and_record_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer = Peer::default();
+    let first = hub(dir.path(), "state.sqlite").await;
+    first
+        .engine
+        .send("brsa-orientation", cd059(), ml("59350S00"), records())
+        .await
+        .unwrap();
+    first.engine.state().close().await;
+    // The crash: published and journaled, but killed before the transfers were
+    // recorded. Removing the records of this run stands for it.
+    let url = format!("sqlite://{}", dir.path().join("state.sqlite").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("DELETE FROM sent_hash")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM transfer")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let second = hub(dir.path(), "state.sqlite").await;
+    let resent = second
+        .engine
+        .send("brsa-orientation", cd059(), ml("59350S00"), records())
+        .await
+        .unwrap();
+    assert_eq!(
+        resent.sent, 2,
+        "without its records the hub publishes again"
+    );
+    second
+        .engine
+        .deliver("59350S00", &peer, Duration::from_millis(800))
+        .await
+        .unwrap();
+    // Four messages, two transfer ids: the peer applied each person once.
+    assert_eq!(*peer.calls.lock().unwrap(), 4);
+    assert_eq!(peer.applied.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn no_flow_means_no_transfer_and_a_journaled_denial() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = hub(dir.path(), "state.sqlite").await;
+    // brsa-orientation joins a CD to the MLs of its own département only.
+    let sent = hub
+        .engine
+        .send("brsa-orientation", cd059(), ml("75056S00"), records())
+        .await
+        .unwrap();
+    assert_eq!((sent.sent, sent.denied), (0, 2));
+    let err = hub
+        .engine
+        .send("nope", cd059(), ml("59350S00"), records())
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "flow `nope` is not declared");
+    let entries = hub
+        .engine
+        .journal()
+        .entries(&Default::default())
+        .await
+        .unwrap();
+    let denied: Vec<_> = entries.iter().filter(|e| e.event == "denied").collect();
+    assert_eq!(denied.len(), 2);
+    assert!(
+        denied[0]
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("outside-flow"),
+        "{:?}",
+        denied[0].reason
+    );
+}
