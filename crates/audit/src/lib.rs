@@ -1,1 +1,24 @@
-//! Hash-chained audit journal on SQLite and PostgreSQL
+//! Hash-chained audit journal on SQLite and PostgreSQL.
+//!
+//! Every step of a transfer (and every consultation) is one [`Entry`], chained to the
+//! previous by `SHA-256(previous hash ‖ canonical bytes)` (see [`entry`] for the exact
+//! encoding). [`Journal::verify`] names the first changed, missing, swapped or cut
+//! entry; [`Journal::purge_before`] removes a prefix past retention behind a
+//! [`Checkpoint`]. The journal holds no personal data in clear: the subject is a keyed
+//! pseudonym of the hub id, and the identifiers a DPO searches by are stored only as
+//! blind indexes (see [`subject`]).
+
+pub mod entry;
+pub mod error;
+pub mod export;
+pub mod journal;
+pub mod schema;
+pub mod subject;
+pub mod verify;
+
+pub use entry::{Entry, Event, GENESIS_HASH, NewEntry, Outcome, format_time};
+pub use error::{AuditError, ErrorKind, Result};
+pub use export::{ExportFormat, Exporter};
+pub use journal::{Appended, Filter, Journal, JournalConfig, PurgeReport};
+pub use subject::{BlindIndex, Lookup, Subject};
+pub use verify::{Checkpoint, Problem, Verification};

@@ -1,0 +1,1086 @@
+//! The journal: opening (with migrations), appending through one batching appender
+//! task, verifying the chain, querying, and purging behind a checkpoint.
+//!
+//! Both engines run the same code; only the statements that start a write transaction
+//! differ. A write holds the journal's one write lock for its whole transaction
+//! (SQLite `BEGIN IMMEDIATE`; a PostgreSQL transaction-scoped advisory lock), reads the
+//! head, chains the new entries from it and inserts them, so several processes may
+//! append to one journal and it stays one chain.
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, QueryBuilder, Row};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, instrument, warn};
+
+use crate::entry::{Entry, Event, GENESIS_HASH, NewEntry, Outcome, format_time};
+use crate::error::{AuditError, Result};
+use crate::schema;
+use crate::subject::{BlindIndex, Lookup};
+use crate::verify::{Checkpoint, Problem, Verification};
+
+/// The key of the PostgreSQL advisory lock that serialises writers ("passerel" in ASCII).
+const PG_WRITE_LOCK: i64 = 0x7061_7373_6572_656c;
+/// Rows per multi-row INSERT: 14 parameters each stays far below SQLite's 32,766.
+const INSERT_CHUNK: usize = 1_000;
+const COLUMNS: &str = "seq, at, event, actor, flow, sender, recipient, subject, fields, \
+                       legal_basis, ciphertext_digest, outcome, reason, hash";
+
+/// Decodes one row of `COLUMNS` into an [`Entry`]; the error names the column.
+macro_rules! decode_entry {
+    ($row:expr) => {{
+        let row = &$row;
+        (|| -> std::result::Result<Entry, String> {
+            let col = |i: usize| -> String { COLUMNS.split(", ").nth(i).unwrap_or("?").to_owned() };
+            let fields_json: String = row.try_get(8).map_err(|_| col(8))?;
+            let fields: Vec<String> =
+                serde_json::from_str(&fields_json).map_err(|_| "fields".to_owned())?;
+            Ok(Entry {
+                seq: row.try_get(0).map_err(|_| col(0))?,
+                at: row.try_get(1).map_err(|_| col(1))?,
+                event: row.try_get(2).map_err(|_| col(2))?,
+                actor: row.try_get(3).map_err(|_| col(3))?,
+                flow: row.try_get(4).map_err(|_| col(4))?,
+                sender: row.try_get(5).map_err(|_| col(5))?,
+                recipient: row.try_get(6).map_err(|_| col(6))?,
+                subject: row.try_get(7).map_err(|_| col(7))?,
+                fields,
+                legal_basis: row.try_get(9).map_err(|_| col(9))?,
+                ciphertext_digest: row.try_get(10).map_err(|_| col(10))?,
+                outcome: row.try_get(11).map_err(|_| col(11))?,
+                reason: row.try_get(12).map_err(|_| col(12))?,
+                hash: row.try_get(13).map_err(|_| col(13))?,
+            })
+        })()
+    }};
+}
+
+/// Where the journal lives and how the appender batches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalConfig {
+    /// `sqlite://PATH` (created when missing) or `postgres://USER:PASSWORD@HOST:PORT/DB`.
+    pub url: String,
+    /// Most entries written in one transaction by the appender task.
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+}
+
+fn default_max_batch() -> usize {
+    2_000
+}
+
+impl JournalConfig {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_batch: default_max_batch(),
+        }
+    }
+
+    /// The default embedded journal: a SQLite file.
+    pub fn sqlite_file(path: &std::path::Path) -> Self {
+        Self::new(format!("sqlite://{}", path.display()))
+    }
+
+    /// Checks the setting without touching anything.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.url.starts_with("sqlite:")
+            || self.url.starts_with("postgres://")
+            || self.url.starts_with("postgresql://"))
+        {
+            return Err(AuditError::Invalid {
+                what: "url",
+                rule: "must start with sqlite:, postgres:// or postgresql://".into(),
+            });
+        }
+        if self.max_batch == 0 || self.max_batch > 100_000 {
+            return Err(AuditError::Invalid {
+                what: "max_batch",
+                rule: format!("must be in 1..=100000, found {}", self.max_batch),
+            });
+        }
+        Ok(())
+    }
+
+    /// Connects, migrates and starts the appender.
+    pub async fn build(&self) -> Result<Journal> {
+        self.validate()?;
+        if self.url.starts_with("sqlite:") {
+            let opts =
+                SqliteConnectOptions::from_str(&self.url).map_err(|_| AuditError::Invalid {
+                    what: "url",
+                    rule: "is not a valid sqlite: URL".into(),
+                })?;
+            Journal::open_sqlite(opts, self.max_batch).await
+        } else {
+            // The URL may hold a password: say only that it is wrong.
+            let opts = PgConnectOptions::from_str(&self.url).map_err(|_| AuditError::Invalid {
+                what: "url",
+                rule: "is not a valid postgres:// URL".into(),
+            })?;
+            Journal::open_postgres(opts, self.max_batch).await
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Where an appended entry landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    pub seq: i64,
+    pub hash: [u8; 32],
+}
+
+/// What was removed by a purge, and the checkpoint that lets the rest verify.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PurgeReport {
+    pub removed: u64,
+    /// `None` when nothing was older than the cut-off.
+    pub checkpoint: Option<Checkpoint>,
+}
+
+/// Which entries to read. Empty means every entry.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Entries at or after this time.
+    pub from: Option<DateTime<Utc>>,
+    /// Entries strictly before this time.
+    pub to: Option<DateTime<Utc>>,
+    pub flow: Option<String>,
+    /// Only entries about these pseudonyms (when `Some`; `Some(vec![])` matches nothing).
+    pub subjects: Option<Vec<String>>,
+}
+
+struct Job {
+    entries: Vec<NewEntry>,
+    reply: oneshot::Sender<Result<Vec<Appended>>>,
+}
+
+/// A handle on the journal; clone it freely, every clone feeds the same appender.
+#[derive(Debug, Clone)]
+pub struct Journal {
+    backend: Backend,
+    jobs: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Job({} entries)", self.entries.len())
+    }
+}
+
+impl Journal {
+    /// Opens (creating when missing) a SQLite journal: WAL, `synchronous=FULL` so that a
+    /// committed entry survives a power loss, `secure_delete` so that purged rows leave
+    /// no trace in the file, and a busy timeout for other processes.
+    pub async fn open_sqlite(opts: SqliteConnectOptions, max_batch: usize) -> Result<Self> {
+        let opts = opts
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30))
+            // A purge must really remove: deleted rows are overwritten, not left in
+            // free pages of the file.
+            .pragma("secure_delete", "ON");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .map_err(AuditError::db("opening the sqlite journal"))?;
+        migrate_sqlite(&pool).await?;
+        Ok(Self::start(Backend::Sqlite(pool), max_batch))
+    }
+
+    /// Opens a PostgreSQL journal, creating its tables when the role may.
+    pub async fn open_postgres(opts: PgConnectOptions, max_batch: usize) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .map_err(AuditError::db("connecting to the postgres journal"))?;
+        migrate_postgres(&pool).await?;
+        Ok(Self::start(Backend::Postgres(pool), max_batch))
+    }
+
+    fn start(backend: Backend, max_batch: usize) -> Self {
+        let (tx, rx) = mpsc::channel(1_024);
+        tokio::spawn(appender(backend.clone(), rx, max_batch.max(1)));
+        Self { backend, jobs: tx }
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn engine(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Closes the connections; pending appends already returned are committed.
+    pub async fn close(self) {
+        match &self.backend {
+            Backend::Sqlite(p) => p.close().await,
+            Backend::Postgres(p) => p.close().await,
+        }
+    }
+
+    /// Appends one entry; returns once it is committed.
+    #[instrument(skip_all, fields(event = entry.event.as_str()))]
+    pub async fn append(&self, entry: NewEntry) -> Result<Appended> {
+        let mut v = self.append_batch(vec![entry]).await?;
+        v.pop()
+            .ok_or_else(|| AuditError::Corrupt("appender returned no receipt".into()))
+    }
+
+    /// Appends entries in this order, contiguously; returns once they are committed.
+    #[instrument(skip_all, fields(count = entries.len()))]
+    pub async fn append_batch(&self, entries: Vec<NewEntry>) -> Result<Vec<Appended>> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, rx) = oneshot::channel();
+        self.jobs
+            .send(Job { entries, reply })
+            .await
+            .map_err(|_| AuditError::Stopped)?;
+        rx.await.map_err(|_| AuditError::Stopped)?
+    }
+
+    /// The head record: last sequence number and its hash.
+    pub async fn head(&self) -> Result<(i64, [u8; 32])> {
+        let sql = "SELECT seq, hash FROM audit_head WHERE id = 1";
+        let row = match &self.backend {
+            Backend::Sqlite(p) => {
+                let r = sqlx::query(sql).fetch_one(p).await;
+                r.map(|r| (r.try_get(0), r.try_get::<Vec<u8>, _>(1)))
+            }
+            Backend::Postgres(p) => {
+                let r = sqlx::query(sql).fetch_one(p).await;
+                r.map(|r| (r.try_get(0), r.try_get::<Vec<u8>, _>(1)))
+            }
+        }
+        .map_err(AuditError::db("reading the head"))?;
+        let seq = row.0.map_err(AuditError::db("reading the head"))?;
+        let hash = row.1.map_err(AuditError::db("reading the head"))?;
+        Ok((seq, to_hash(&hash).ok_or_else(|| bad_hash("head"))?))
+    }
+
+    /// The checkpoints left by purges, oldest first.
+    pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
+        let sql = "SELECT seq, hash, purged_before, at FROM audit_checkpoint ORDER BY seq";
+        macro_rules! read {
+            ($p:expr) => {{
+                let rows = sqlx::query(sql)
+                    .fetch_all($p)
+                    .await
+                    .map_err(AuditError::db("reading checkpoints"))?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    out.push(Checkpoint {
+                        seq: r
+                            .try_get(0)
+                            .map_err(AuditError::db("reading checkpoints"))?,
+                        hash: hex::encode(
+                            r.try_get::<Vec<u8>, _>(1)
+                                .map_err(AuditError::db("reading checkpoints"))?,
+                        ),
+                        purged_before: r
+                            .try_get(2)
+                            .map_err(AuditError::db("reading checkpoints"))?,
+                        at: r
+                            .try_get(3)
+                            .map_err(AuditError::db("reading checkpoints"))?,
+                    });
+                }
+                out
+            }};
+        }
+        Ok(match &self.backend {
+            Backend::Sqlite(p) => read!(p),
+            Backend::Postgres(p) => read!(p),
+        })
+    }
+
+    /// Walks the chain from the last checkpoint (or the start) to the head, in one
+    /// consistent snapshot, and names the first bad entry.
+    #[instrument(skip(self))]
+    pub async fn verify(&self) -> Result<Verification> {
+        macro_rules! walk {
+            ($tx:ident) => {{
+                let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+                    .fetch_one(&mut *$tx)
+                    .await
+                    .map_err(AuditError::db("reading the head"))?;
+                let head_seq: i64 = head
+                    .try_get(0)
+                    .map_err(AuditError::db("reading the head"))?;
+                let head_hash: Vec<u8> = head
+                    .try_get(1)
+                    .map_err(AuditError::db("reading the head"))?;
+                let cp = sqlx::query(
+                    "SELECT seq, hash, purged_before, at FROM audit_checkpoint \
+                     ORDER BY seq DESC LIMIT 1",
+                )
+                .fetch_optional(&mut *$tx)
+                .await
+                .map_err(AuditError::db("reading checkpoints"))?;
+                let checkpoint = match cp {
+                    None => None,
+                    Some(r) => Some(Checkpoint {
+                        seq: r
+                            .try_get(0)
+                            .map_err(AuditError::db("reading checkpoints"))?,
+                        hash: hex::encode(
+                            r.try_get::<Vec<u8>, _>(1)
+                                .map_err(AuditError::db("reading checkpoints"))?,
+                        ),
+                        purged_before: r
+                            .try_get(2)
+                            .map_err(AuditError::db("reading checkpoints"))?,
+                        at: r
+                            .try_get(3)
+                            .map_err(AuditError::db("reading checkpoints"))?,
+                    }),
+                };
+                let mut walker = Walker::new(checkpoint.as_ref())?;
+                {
+                    let sql =
+                        format!("SELECT {COLUMNS} FROM audit_entry WHERE seq > $1 ORDER BY seq");
+                    let mut rows = sqlx::query(AssertSqlSafe(sql))
+                        .bind(walker.start_seq)
+                        .fetch(&mut *$tx);
+                    while let Some(row) = rows
+                        .try_next()
+                        .await
+                        .map_err(AuditError::db("reading entries"))?
+                    {
+                        let seq: i64 = row.try_get(0).unwrap_or(walker.expected);
+                        match decode_entry!(row) {
+                            Ok(e) => {
+                                if !walker.step(&e) {
+                                    break;
+                                }
+                            }
+                            Err(what) => {
+                                walker.fail(Problem::Unreadable { seq, what });
+                                break;
+                            }
+                        }
+                    }
+                }
+                walker.finish(head_seq, &head_hash, checkpoint)
+            }};
+        }
+        match &self.backend {
+            Backend::Sqlite(p) => {
+                // A deferred read transaction is one snapshot in WAL mode.
+                let mut tx = p.begin().await.map_err(AuditError::db("starting a read"))?;
+                let v = walk!(tx)?;
+                let _ = tx.rollback().await;
+                Ok(v)
+            }
+            Backend::Postgres(p) => {
+                let mut tx = p
+                    .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await
+                    .map_err(AuditError::db("starting a read"))?;
+                let v = walk!(tx)?;
+                let _ = tx.rollback().await;
+                Ok(v)
+            }
+        }
+    }
+
+    /// The pseudonyms that the blind indexes of these identifiers point to.
+    pub async fn subjects_for(&self, indexes: &[BlindIndex]) -> Result<Vec<String>> {
+        if indexes.is_empty() {
+            return Ok(Vec::new());
+        }
+        macro_rules! run {
+            ($p:expr) => {{
+                let mut qb =
+                    QueryBuilder::new("SELECT DISTINCT subject FROM audit_subject_index WHERE ");
+                for (i, b) in indexes.iter().enumerate() {
+                    if i > 0 {
+                        qb.push(" OR ");
+                    }
+                    qb.push("(kind = ")
+                        .push_bind(b.kind)
+                        .push(" AND blind_index = ")
+                        .push_bind(b.value.clone())
+                        .push(")");
+                }
+                qb.push(" ORDER BY subject");
+                let rows = qb
+                    .build()
+                    .fetch_all($p)
+                    .await
+                    .map_err(AuditError::db("looking up a subject"))?;
+                rows.iter()
+                    .map(|r| r.try_get::<String, _>(0))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(AuditError::db("looking up a subject"))?
+            }};
+        }
+        Ok(match &self.backend {
+            Backend::Sqlite(p) => run!(p),
+            Backend::Postgres(p) => run!(p),
+        })
+    }
+
+    /// Every entry about the person these identifiers name (GDPR Art. 15 access).
+    #[instrument(skip_all)]
+    pub async fn subject_entries(
+        &self,
+        key: &passerelle_crypto::PseudonymKey,
+        lookup: &Lookup,
+    ) -> Result<Vec<Entry>> {
+        let subjects = self.subjects_for(&lookup.blind_indexes(key)).await?;
+        self.entries(&Filter {
+            subjects: Some(subjects),
+            ..Filter::default()
+        })
+        .await
+    }
+
+    /// The entries matching a filter, in sequence order, collected.
+    pub async fn entries(&self, filter: &Filter) -> Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        self.for_each(filter, |e| {
+            out.push(e);
+            Ok(())
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Streams the entries matching a filter, in sequence order, to `f`; returns how
+    /// many there were. Memory stays flat however large the journal is.
+    pub async fn for_each(
+        &self,
+        filter: &Filter,
+        mut f: impl FnMut(Entry) -> Result<()>,
+    ) -> Result<u64> {
+        if matches!(&filter.subjects, Some(s) if s.is_empty()) {
+            return Ok(0);
+        }
+        let from = filter.from.map(format_time);
+        let to = filter.to.map(format_time);
+        macro_rules! run {
+            ($p:expr) => {{
+                let mut qb =
+                    QueryBuilder::new(format!("SELECT {COLUMNS} FROM audit_entry WHERE 1 = 1"));
+                if let Some(from) = &from {
+                    qb.push(" AND at >= ").push_bind(from.clone());
+                }
+                if let Some(to) = &to {
+                    qb.push(" AND at < ").push_bind(to.clone());
+                }
+                if let Some(flow) = &filter.flow {
+                    qb.push(" AND flow = ").push_bind(flow.clone());
+                }
+                if let Some(subjects) = &filter.subjects {
+                    qb.push(" AND subject IN (");
+                    let mut sep = qb.separated(", ");
+                    for s in subjects {
+                        sep.push_bind(s.clone());
+                    }
+                    qb.push(")");
+                }
+                qb.push(" ORDER BY seq");
+                let mut n = 0u64;
+                let mut rows = qb.build().fetch($p);
+                while let Some(row) = rows
+                    .try_next()
+                    .await
+                    .map_err(AuditError::db("reading entries"))?
+                {
+                    let e = decode_entry!(row).map_err(AuditError::Corrupt)?;
+                    f(e)?;
+                    n += 1;
+                }
+                n
+            }};
+        }
+        Ok(match &self.backend {
+            Backend::Sqlite(p) => run!(p),
+            Backend::Postgres(p) => run!(p),
+        })
+    }
+
+    /// Removes the entries older than `before` (a prefix of the chain: it stops at the
+    /// first entry at or after the cut-off), records a checkpoint (sequence number and
+    /// hash of the last removed entry) from which `verify` starts afterwards, drops the
+    /// blind indexes of subjects left without entries, and journals the purge itself.
+    /// Refuses when the chain does not verify, so that a purge never destroys the
+    /// evidence of tampering.
+    #[instrument(skip(self))]
+    pub async fn purge_before(&self, before: DateTime<Utc>, actor: &str) -> Result<PurgeReport> {
+        let v = self.verify().await?;
+        if let Some(p) = v.problem {
+            return Err(AuditError::BrokenChain(p.to_string()));
+        }
+        let cutoff = format_time(before);
+        let now = format_time(Utc::now());
+        macro_rules! purge {
+            ($tx:ident) => {{
+                let first_kept: Option<i64> =
+                    sqlx::query("SELECT MIN(seq) FROM audit_entry WHERE at >= $1")
+                        .bind(cutoff.clone())
+                        .fetch_one(&mut *$tx)
+                        .await
+                        .and_then(|r| r.try_get(0))
+                        .map_err(AuditError::db("finding the purge point"))?;
+                let head_seq: i64 = sqlx::query("SELECT seq FROM audit_head WHERE id = 1")
+                    .fetch_one(&mut *$tx)
+                    .await
+                    .and_then(|r| r.try_get(0))
+                    .map_err(AuditError::db("reading the head"))?;
+                let last_cp: Option<i64> = sqlx::query("SELECT MAX(seq) FROM audit_checkpoint")
+                    .fetch_one(&mut *$tx)
+                    .await
+                    .and_then(|r| r.try_get(0))
+                    .map_err(AuditError::db("reading checkpoints"))?;
+                let purge_seq = first_kept.map_or(head_seq, |s| s - 1);
+                if purge_seq <= last_cp.unwrap_or(0) {
+                    None
+                } else {
+                    let hash: Vec<u8> =
+                        sqlx::query("SELECT hash FROM audit_entry WHERE seq = $1")
+                            .bind(purge_seq)
+                            .fetch_one(&mut *$tx)
+                            .await
+                            .and_then(|r| r.try_get(0))
+                            .map_err(AuditError::db("reading the purge point"))?;
+                    sqlx::query(
+                        "INSERT INTO audit_checkpoint (seq, hash, purged_before, at) \
+                         VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(purge_seq)
+                    .bind(hash.clone())
+                    .bind(cutoff.clone())
+                    .bind(now.clone())
+                    .execute(&mut *$tx)
+                    .await
+                    .map_err(AuditError::db("recording the checkpoint"))?;
+                    let removed = sqlx::query("DELETE FROM audit_entry WHERE seq <= $1")
+                        .bind(purge_seq)
+                        .execute(&mut *$tx)
+                        .await
+                        .map_err(AuditError::db("removing entries"))?
+                        .rows_affected();
+                    sqlx::query(
+                        "DELETE FROM audit_subject_index WHERE NOT EXISTS \
+                         (SELECT 1 FROM audit_entry e WHERE e.subject = audit_subject_index.subject)",
+                    )
+                    .execute(&mut *$tx)
+                    .await
+                    .map_err(AuditError::db("removing blind indexes"))?;
+                    Some((removed, Checkpoint {
+                        seq: purge_seq,
+                        hash: hex::encode(&hash),
+                        purged_before: cutoff.clone(),
+                        at: now.clone(),
+                    }))
+                }
+            }};
+        }
+        let done = match &self.backend {
+            Backend::Sqlite(p) => {
+                let mut tx = p
+                    .begin_with("BEGIN IMMEDIATE")
+                    .await
+                    .map_err(AuditError::db("starting a purge"))?;
+                sqlx::query("UPDATE audit_purge_guard SET active = 1 WHERE id = 1")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(AuditError::db("starting a purge"))?;
+                let done = purge!(tx);
+                sqlx::query("UPDATE audit_purge_guard SET active = 0 WHERE id = 1")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(AuditError::db("ending a purge"))?;
+                tx.commit()
+                    .await
+                    .map_err(AuditError::db("committing a purge"))?;
+                // Old page images of the removed rows stay in the WAL until a
+                // checkpoint copies and truncates it; best effort (a reader may hold it).
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(p)
+                    .await
+                {
+                    warn!(error = %e, "wal checkpoint after purge failed");
+                }
+                done
+            }
+            Backend::Postgres(p) => {
+                let mut tx = p
+                    .begin()
+                    .await
+                    .map_err(AuditError::db("starting a purge"))?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(PG_WRITE_LOCK)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(AuditError::db("taking the write lock"))?;
+                sqlx::query("SELECT set_config('passerelle.audit_purge', 'on', true)")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(AuditError::db("starting a purge"))?;
+                let done = purge!(tx);
+                tx.commit()
+                    .await
+                    .map_err(AuditError::db("committing a purge"))?;
+                done
+            }
+        };
+        let Some((removed, checkpoint)) = done else {
+            return Ok(PurgeReport {
+                removed: 0,
+                checkpoint: None,
+            });
+        };
+        // The purge is itself journaled, which also publishes the checkpoint inside
+        // the chain that continues from it.
+        let mut entry = NewEntry::new(Event::Purged, actor, Outcome::Ok);
+        entry.reason = Some(format!(
+            "removed {removed} entries before {cutoff}; checkpoint seq {} hash {}",
+            checkpoint.seq, checkpoint.hash
+        ));
+        self.append(entry).await?;
+        Ok(PurgeReport {
+            removed,
+            checkpoint: Some(checkpoint),
+        })
+    }
+
+    /// PostgreSQL only: lets `role` (which must exist) append and read, and nothing
+    /// else: `INSERT` and `SELECT` on the entries and blind indexes, `SELECT` on the
+    /// rest. The head moves through the owner's `SECURITY DEFINER` trigger.
+    pub async fn grant_writer(&self, role: &str) -> Result<()> {
+        let Backend::Postgres(p) = &self.backend else {
+            return Err(AuditError::Invalid {
+                what: "engine",
+                rule: "roles exist only on postgres".into(),
+            });
+        };
+        if role.is_empty()
+            || !role
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(AuditError::Invalid {
+                what: "role",
+                rule: "must be lowercase letters, digits and underscores".into(),
+            });
+        }
+        let sql = format!(
+            "GRANT USAGE ON SCHEMA {s} TO {role}; \
+             GRANT SELECT, INSERT ON audit_entry, audit_subject_index TO {role}; \
+             GRANT SELECT ON audit_head, audit_checkpoint, audit_schema_version TO {role};",
+            s = "\"current_schema\"",
+        );
+        // USAGE is granted on the actual current schema, looked up first.
+        let schema: String = sqlx::query("SELECT quote_ident(current_schema())")
+            .fetch_one(p)
+            .await
+            .and_then(|r| r.try_get(0))
+            .map_err(AuditError::db("granting the writer role"))?;
+        let sql = sql.replace("\"current_schema\"", &schema);
+        sqlx::raw_sql(AssertSqlSafe(sql))
+            .execute(p)
+            .await
+            .map_err(AuditError::db("granting the writer role"))?;
+        Ok(())
+    }
+}
+
+/// Follows the chain entry by entry and keeps the first problem.
+struct Walker {
+    start_seq: i64,
+    expected: i64,
+    prev: Vec<u8>,
+    count: u64,
+    problem: Option<Problem>,
+}
+
+impl Walker {
+    fn new(checkpoint: Option<&Checkpoint>) -> Result<Self> {
+        let (start_seq, prev) = match checkpoint {
+            None => (0, GENESIS_HASH.to_vec()),
+            Some(c) => (
+                c.seq,
+                hex::decode(&c.hash).map_err(|_| bad_hash("checkpoint"))?,
+            ),
+        };
+        Ok(Self {
+            start_seq,
+            expected: start_seq + 1,
+            prev,
+            count: 0,
+            problem: None,
+        })
+    }
+
+    fn fail(&mut self, p: Problem) {
+        if self.problem.is_none() {
+            self.problem = Some(p);
+        }
+    }
+
+    /// Checks one entry; false when the walk must stop.
+    fn step(&mut self, e: &Entry) -> bool {
+        if e.seq != self.expected {
+            self.fail(Problem::Missing {
+                seq: self.expected,
+                next_present: e.seq,
+            });
+            return false;
+        }
+        if e.chain_hash(&self.prev)[..] != e.hash[..] {
+            self.fail(Problem::Altered { seq: e.seq });
+            return false;
+        }
+        self.prev.clone_from(&e.hash);
+        self.expected += 1;
+        self.count += 1;
+        true
+    }
+
+    fn finish(
+        mut self,
+        head_seq: i64,
+        head_hash: &[u8],
+        checkpoint: Option<Checkpoint>,
+    ) -> Result<Verification> {
+        let last = self.expected - 1;
+        if self.problem.is_none() {
+            if head_seq > last {
+                self.fail(Problem::TailCut {
+                    seq: last + 1,
+                    head_seq,
+                });
+            } else if head_seq < last {
+                self.fail(Problem::BeyondHead {
+                    seq: head_seq + 1,
+                    head_seq,
+                });
+            } else if head_hash != self.prev.as_slice() {
+                self.fail(Problem::HeadMismatch { seq: head_seq });
+            }
+        }
+        Ok(Verification {
+            entries: self.count,
+            last_seq: last,
+            checkpoint,
+            problem: self.problem,
+        })
+    }
+}
+
+/// The appender task: takes whatever jobs are waiting (up to `max_batch` entries) and
+/// writes them in one transaction, so concurrent appenders share commits.
+async fn appender(backend: Backend, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
+    while let Some(first) = rx.recv().await {
+        let mut n = first.entries.len();
+        let mut jobs = vec![first];
+        while n < max_batch {
+            match rx.try_recv() {
+                Ok(j) => {
+                    n += j.entries.len();
+                    jobs.push(j);
+                }
+                Err(_) => break,
+            }
+        }
+        let entries: Vec<&NewEntry> = jobs.iter().flat_map(|j| j.entries.iter()).collect();
+        let result = write_batch(&backend, &entries).await;
+        debug!(
+            entries = n,
+            jobs = jobs.len(),
+            ok = result.is_ok(),
+            "audit batch"
+        );
+        match result {
+            Ok(appended) => {
+                let mut it = appended.into_iter();
+                for j in jobs {
+                    let mine: Vec<Appended> = it.by_ref().take(j.entries.len()).collect();
+                    let _ = j.reply.send(Ok(mine));
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, entries = n, "audit batch not written");
+                for j in jobs {
+                    let _ = j.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Chains the entries from the head and inserts them, with their blind indexes, in one
+/// transaction holding the write lock.
+async fn write_batch(backend: &Backend, entries: &[&NewEntry]) -> Result<Vec<Appended>> {
+    macro_rules! body {
+        ($tx:ident) => {{
+            let head = sqlx::query("SELECT seq, hash, at FROM audit_head WHERE id = 1")
+                .fetch_one(&mut *$tx)
+                .await
+                .map_err(AuditError::db("reading the head"))?;
+            let seq: i64 = head
+                .try_get(0)
+                .map_err(AuditError::db("reading the head"))?;
+            let prev: Vec<u8> = head
+                .try_get(1)
+                .map_err(AuditError::db("reading the head"))?;
+            let head_at: String = head
+                .try_get(2)
+                .map_err(AuditError::db("reading the head"))?;
+            let (rows, index) = chain(seq, &prev, &head_at, entries)?;
+            for chunk in rows.chunks(INSERT_CHUNK) {
+                let mut qb = QueryBuilder::new(format!("INSERT INTO audit_entry ({COLUMNS}) "));
+                qb.push_values(chunk, |mut b, (e, fields)| {
+                    b.push_bind(e.seq)
+                        .push_bind(e.at.clone())
+                        .push_bind(e.event.clone())
+                        .push_bind(e.actor.clone())
+                        .push_bind(e.flow.clone())
+                        .push_bind(e.sender.clone())
+                        .push_bind(e.recipient.clone())
+                        .push_bind(e.subject.clone())
+                        .push_bind(fields.clone())
+                        .push_bind(e.legal_basis.clone())
+                        .push_bind(e.ciphertext_digest.clone())
+                        .push_bind(e.outcome.clone())
+                        .push_bind(e.reason.clone())
+                        .push_bind(e.hash.clone());
+                });
+                qb.build()
+                    .execute(&mut *$tx)
+                    .await
+                    .map_err(AuditError::db("inserting entries"))?;
+            }
+            let index: Vec<_> = index.into_iter().collect();
+            for chunk in index.chunks(INSERT_CHUNK) {
+                let mut qb = QueryBuilder::new(
+                    "INSERT INTO audit_subject_index (kind, blind_index, subject) ",
+                );
+                qb.push_values(chunk, |mut b, (kind, value, subject)| {
+                    b.push_bind(*kind)
+                        .push_bind(value.clone())
+                        .push_bind(subject.clone());
+                });
+                qb.push(" ON CONFLICT DO NOTHING");
+                qb.build()
+                    .execute(&mut *$tx)
+                    .await
+                    .map_err(AuditError::db("inserting blind indexes"))?;
+            }
+            $tx.commit()
+                .await
+                .map_err(AuditError::db("committing entries"))?;
+            Ok(rows
+                .iter()
+                .map(|(e, _)| Appended {
+                    seq: e.seq,
+                    hash: to_hash(&e.hash).unwrap_or_default(),
+                })
+                .collect())
+        }};
+    }
+    match backend {
+        Backend::Sqlite(p) => {
+            let mut tx = p
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(AuditError::db("taking the write lock"))?;
+            body!(tx)
+        }
+        Backend::Postgres(p) => {
+            let mut tx = p
+                .begin()
+                .await
+                .map_err(AuditError::db("starting a write"))?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(PG_WRITE_LOCK)
+                .execute(&mut *tx)
+                .await
+                .map_err(AuditError::db("taking the write lock"))?;
+            body!(tx)
+        }
+    }
+}
+
+type IndexRow = (&'static str, String, String);
+/// Entries ready to insert (with their field paths as JSON) and their blind indexes.
+type Chained = (Vec<(Entry, String)>, BTreeSet<IndexRow>);
+
+/// Gives each entry its sequence number, time and hash, following the head. Times never
+/// go backwards along the chain (a clock step back reuses the head's time), so that a
+/// purge by date always removes a prefix.
+fn chain(head_seq: i64, head_hash: &[u8], head_at: &str, entries: &[&NewEntry]) -> Result<Chained> {
+    let now = format_time(Utc::now());
+    let at = if now.as_str() < head_at {
+        head_at.to_owned()
+    } else {
+        now
+    };
+    let mut prev = head_hash.to_vec();
+    let mut rows = Vec::with_capacity(entries.len());
+    let mut index = BTreeSet::new();
+    for (i, n) in entries.iter().enumerate() {
+        let subject = n.subject.as_ref().map(|s| s.pseudonym.clone());
+        if let Some(s) = &n.subject {
+            for b in &s.identifiers {
+                index.insert((b.kind, b.value.clone(), s.pseudonym.clone()));
+            }
+        }
+        let mut e = Entry {
+            seq: head_seq + 1 + i as i64,
+            at: at.clone(),
+            event: n.event.as_str().to_owned(),
+            actor: n.actor.clone(),
+            flow: n.flow.clone(),
+            sender: n.sender.clone(),
+            recipient: n.recipient.clone(),
+            subject,
+            fields: n.fields.clone(),
+            legal_basis: n.legal_basis.clone(),
+            ciphertext_digest: n.ciphertext_digest.clone(),
+            outcome: n.outcome.as_str().to_owned(),
+            reason: n.reason.clone(),
+            hash: Vec::new(),
+        };
+        let h = e.chain_hash(&prev);
+        e.hash = h.to_vec();
+        prev = e.hash.clone();
+        let fields = serde_json::to_string(&e.fields)
+            .map_err(|_| AuditError::Corrupt("field paths cannot be encoded".into()))?;
+        rows.push((e, fields));
+    }
+    Ok((rows, index))
+}
+
+async fn migrate_sqlite(pool: &SqlitePool) -> Result<()> {
+    let mut tx = pool
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(AuditError::db("migrating"))?;
+    sqlx::query("CREATE TABLE IF NOT EXISTS audit_schema_version (version INTEGER NOT NULL)")
+        .execute(&mut *tx)
+        .await
+        .map_err(AuditError::db("migrating"))?;
+    let version: Option<i64> = sqlx::query("SELECT MAX(version) FROM audit_schema_version")
+        .fetch_one(&mut *tx)
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(AuditError::db("migrating"))?;
+    let version = version.unwrap_or(0);
+    check_version(version, schema::SQLITE.len())?;
+    for (i, sql) in schema::SQLITE.iter().enumerate().skip(version as usize) {
+        sqlx::raw_sql(AssertSqlSafe(*sql))
+            .execute(&mut *tx)
+            .await
+            .map_err(AuditError::db("migrating"))?;
+        sqlx::query("INSERT INTO audit_schema_version (version) VALUES ($1)")
+            .bind(i as i64 + 1)
+            .execute(&mut *tx)
+            .await
+            .map_err(AuditError::db("migrating"))?;
+    }
+    tx.commit().await.map_err(AuditError::db("migrating"))?;
+    Ok(())
+}
+
+async fn migrate_postgres(pool: &PgPool) -> Result<()> {
+    // A writer role may not create tables: when the schema is current, touch nothing.
+    let current = read_pg_version(pool).await?;
+    if current == Some(schema::POSTGRES.len() as i64) {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await.map_err(AuditError::db("migrating"))?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(PG_WRITE_LOCK)
+        .execute(&mut *tx)
+        .await
+        .map_err(AuditError::db("migrating"))?;
+    sqlx::query("CREATE TABLE IF NOT EXISTS audit_schema_version (version BIGINT NOT NULL)")
+        .execute(&mut *tx)
+        .await
+        .map_err(AuditError::db("migrating"))?;
+    let version: Option<i64> = sqlx::query("SELECT MAX(version) FROM audit_schema_version")
+        .fetch_one(&mut *tx)
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(AuditError::db("migrating"))?;
+    let version = version.unwrap_or(0);
+    check_version(version, schema::POSTGRES.len())?;
+    let schema_name: String = sqlx::query("SELECT quote_ident(current_schema())")
+        .fetch_one(&mut *tx)
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(AuditError::db("migrating"))?;
+    for (i, sql) in schema::POSTGRES.iter().enumerate().skip(version as usize) {
+        let sql = sql.replace("{schema}", &schema_name);
+        sqlx::raw_sql(AssertSqlSafe(sql))
+            .execute(&mut *tx)
+            .await
+            .map_err(AuditError::db("migrating"))?;
+        sqlx::query("INSERT INTO audit_schema_version (version) VALUES ($1)")
+            .bind(i as i64 + 1)
+            .execute(&mut *tx)
+            .await
+            .map_err(AuditError::db("migrating"))?;
+    }
+    tx.commit().await.map_err(AuditError::db("migrating"))?;
+    Ok(())
+}
+
+async fn read_pg_version(pool: &PgPool) -> Result<Option<i64>> {
+    let exists: Option<String> = sqlx::query("SELECT to_regclass('audit_schema_version')::text")
+        .fetch_one(pool)
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(AuditError::db("migrating"))?;
+    if exists.is_none() {
+        return Ok(None);
+    }
+    sqlx::query("SELECT MAX(version) FROM audit_schema_version")
+        .fetch_one(pool)
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(AuditError::db("migrating"))
+}
+
+fn check_version(found: i64, known: usize) -> Result<()> {
+    if found < 0 || found as usize > known {
+        return Err(AuditError::Corrupt(format!(
+            "schema version {found} is newer than this program knows ({known})"
+        )));
+    }
+    Ok(())
+}
+
+fn to_hash(v: &[u8]) -> Option<[u8; 32]> {
+    v.try_into().ok()
+}
+
+fn bad_hash(what: &str) -> AuditError {
+    AuditError::Corrupt(format!("the {what} hash is not 32 bytes"))
+}
