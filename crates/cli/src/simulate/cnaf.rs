@@ -1,11 +1,64 @@
-//! `passerelle simulate cnaf`: not built yet (see the open issues).
+//! `passerelle simulate cnaf`: writes a VRSB0801 bénéficiaire file into a folder.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use anyhow::Context;
+use passerelle_cnaf::sim::{SimOptions, write_flux};
+use passerelle_model::Departement;
 
 /// Arguments of `passerelle simulate cnaf`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Households (InfosFoyerRSA) to write; each holds one to five persons.
+    #[arg(long, default_value_t = 100)]
+    jeunes: u64,
+    /// Seed of the generator: the same seed writes the same bytes.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Where to write the file.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Share of households whose demandeur is invalid (bad NIR key, impossible date,
+    /// unknown code).
+    #[arg(long, default_value_t = 0.0)]
+    invalid_share: f64,
+    /// The département (3 characters).
+    #[arg(long, default_value = "059")]
+    departement: String,
+    /// DTREF and the file date (YYYY-MM-DD); today by default.
+    #[arg(long)]
+    date: Option<chrono::NaiveDate>,
+    /// Write a file cut short (to test refusals).
+    #[arg(long)]
+    truncate: bool,
+}
 
-pub async fn run(_globals: &crate::Globals, _args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`passerelle simulate cnaf` is not built yet")
+#[allow(clippy::print_stdout)]
+pub async fn run(_globals: &crate::Globals, args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.invalid_share),
+        "--invalid-share must be between 0 and 1"
+    );
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("cannot create {}", args.dir.display()))?;
+    let mut opts = SimOptions::new(args.jeunes, args.seed);
+    opts.invalid_share = args.invalid_share;
+    opts.departement =
+        Departement::parse(&args.departement).map_err(|e| anyhow::anyhow!("--departement {e}"))?;
+    opts.date = args
+        .date
+        .unwrap_or_else(|| chrono::Local::now().date_naive());
+    opts.truncate = args.truncate;
+    let dir = args.dir.clone();
+    let summary = tokio::task::spawn_blocking(move || write_flux(&dir, &opts)).await??;
+    println!(
+        "{}: {} foyers, {} records expected ({} invalid){}",
+        summary.path.display(),
+        summary.foyers,
+        summary.records,
+        summary.invalid,
+        if args.truncate { ", truncated" } else { "" }
+    );
+    Ok(ExitCode::SUCCESS)
 }
