@@ -92,6 +92,8 @@ fn shipped_flows_are_minimal() {
         "faj[]",
         "ase",
         "representants_legaux[]",
+        "accompagnement",
+        "obligation_formation",
     ] {
         assert!(!o.allows(path), "brsa-orientation must not carry {path}");
     }
