@@ -172,7 +172,13 @@ struct Insert {
 #[derive(Debug)]
 struct Inner {
     cfg: EmbeddedConfig,
+    /// Publishes and replays: `synchronous=FULL` unless configured otherwise.
     pool: SqlitePool,
+    /// Leases, acks, retries, dead-lettering. `synchronous=NORMAL` (no fsync per commit
+    /// in WAL mode): losing one of these to a power cut only makes a message come back,
+    /// which at-least-once allows, while an fsync per ack would cap consumers at a few
+    /// hundred messages per second.
+    settle_pool: SqlitePool,
     writer: Mutex<Option<mpsc::Sender<Insert>>>,
     writer_task: Mutex<Option<JoinHandle<()>>>,
     recipients: Mutex<HashSet<String>>,
@@ -202,8 +208,8 @@ impl EmbeddedTransport {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
+            .max_connections(2)
+            .connect_with(options.clone())
             .await?;
         for stmt in SCHEMA {
             sqlx::query(*stmt).execute(&pool).await?;
@@ -214,9 +220,14 @@ impl EmbeddedTransport {
             .into_iter()
             .map(|r| r.get::<String, _>(0))
             .collect();
+        let settle_pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.synchronous(SqliteSynchronous::Normal))
+            .await?;
         let (tx, rx) = mpsc::channel(cfg.batch_max * 4);
         let inner = Arc::new(Inner {
             pool,
+            settle_pool,
             writer: Mutex::new(Some(tx)),
             writer_task: Mutex::new(None),
             recipients: Mutex::new(names.into_iter().collect()),
@@ -515,6 +526,7 @@ impl Transport for EmbeddedTransport {
             let _ = task.await;
         }
         self.inner.ready.notify_waiters();
+        self.inner.settle_pool.close().await;
         self.inner.pool.close().await;
         Ok(())
     }
@@ -546,7 +558,7 @@ async fn extend_leases(
             .bind(&message_id)
             .bind(&lease)
             .bind(until)
-            .execute(&inner.pool)
+            .execute(&inner.settle_pool)
             .await;
             if let Err(e) = r {
                 tracing::warn!(error = %e, "could not extend a lease");
@@ -607,7 +619,7 @@ impl EmbeddedSubscription {
         .bind(&self.recipient)
         .bind(now)
         .bind(i64::from(self.inner.cfg.prefetch))
-        .fetch_all(&self.inner.pool)
+        .fetch_all(&self.inner.settle_pool)
         .await?;
         let mut leased: Vec<(i64, Leased)> = Vec::with_capacity(rows.len());
         for row in rows {
@@ -631,7 +643,7 @@ impl EmbeddedSubscription {
                 // Delivered `max` times already without being settled (crashes): stop here.
                 let reason = format!("delivery limit of {max} reached");
                 move_to_dead(
-                    &self.inner.pool,
+                    &self.inner.settle_pool,
                     &l.message_id,
                     &l.lease,
                     &reason,
@@ -657,7 +669,7 @@ impl EmbeddedSubscription {
             .bind(&l.message_id)
             .bind(&l.lease)
             .bind(now)
-            .execute(&self.inner.pool)
+            .execute(&self.inner.settle_pool)
             .await?;
         }
         self.inner.ready.notify_waiters();
@@ -677,7 +689,7 @@ impl Subscription for EmbeddedSubscription {
                     Ok(h) => h,
                     Err(e) => {
                         move_to_dead(
-                            &self.inner.pool,
+                            &self.inner.settle_pool,
                             &l.message_id,
                             &l.lease,
                             &e.to_string(),
@@ -770,7 +782,7 @@ impl Settle for EmbeddedSettle {
         let n = sqlx::query("DELETE FROM messages WHERE message_id = ?1 AND lease = ?2")
             .bind(&self.message_id)
             .bind(&self.lease)
-            .execute(&self.inner.pool)
+            .execute(&self.inner.settle_pool)
             .await?
             .rows_affected();
         if n == 1 { Ok(()) } else { Err(self.lost()) }
@@ -781,7 +793,7 @@ impl Settle for EmbeddedSettle {
         if self.deliveries >= max {
             let reason = format!("delivery limit of {max} reached");
             return if move_to_dead(
-                &self.inner.pool,
+                &self.inner.settle_pool,
                 &self.message_id,
                 &self.lease,
                 &reason,
@@ -800,7 +812,7 @@ impl Settle for EmbeddedSettle {
         .bind(&self.message_id)
         .bind(&self.lease)
         .bind(now_ms() + ms(delay))
-        .execute(&self.inner.pool)
+        .execute(&self.inner.settle_pool)
         .await?
         .rows_affected();
         if n == 1 {
@@ -812,7 +824,7 @@ impl Settle for EmbeddedSettle {
 
     async fn dead_letter(self: Box<Self>, reason: &str) -> Result<()> {
         if move_to_dead(
-            &self.inner.pool,
+            &self.inner.settle_pool,
             &self.message_id,
             &self.lease,
             reason,

@@ -62,6 +62,9 @@ struct Shared {
     cfg: AmqpConfig,
     names: Names,
     tls: OwnedTLSConfig,
+    /// The current connection, read without waiting on the hot path.
+    current: std::sync::RwLock<Option<Arc<Link>>>,
+    /// Held while reconnecting, so concurrent callers wait for one reconnection.
     link: tokio::sync::Mutex<Option<Arc<Link>>>,
     round_robin: AtomicUsize,
     declared: Mutex<HashSet<String>>,
@@ -306,6 +309,7 @@ impl AmqpConfig {
                 names: Names::new(&self.prefix),
                 cfg: self.clone(),
                 tls,
+                current: std::sync::RwLock::new(None),
                 link: tokio::sync::Mutex::new(None),
                 round_robin: AtomicUsize::new(0),
                 declared: Mutex::new(HashSet::new()),
@@ -364,11 +368,24 @@ impl Shared {
     /// timeout) when it is gone. Concurrent callers wait for the same reconnection.
     async fn link(&self) -> Result<Arc<Link>> {
         self.check_open()?;
+        if let Some(l) = self
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            && l.alive()
+        {
+            return Ok(l.clone());
+        }
         let mut guard = self.link.lock().await;
         if let Some(l) = guard.as_ref()
             && l.alive()
             && l.publish.iter().all(|c| c.status().connected())
         {
+            *self
+                .current
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(l.clone());
             return Ok(l.clone());
         }
         if let Some(old) = guard.take() {
@@ -381,6 +398,10 @@ impl Shared {
             match self.connect().await {
                 Ok(l) => {
                     *guard = Some(l.clone());
+                    *self
+                        .current
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(l.clone());
                     return Ok(l);
                 }
                 Err(e) => {
@@ -396,6 +417,17 @@ impl Shared {
                 }
             }
             self.check_open()?;
+        }
+    }
+
+    /// Sends the next caller through the slow path, which checks every channel.
+    fn invalidate(&self, link: &Arc<Link>) {
+        let mut current = self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, link)) {
+            *current = None;
         }
     }
 
@@ -431,6 +463,7 @@ impl Shared {
             {
                 Ok(pending) => return check_confirm(pending.await, transfer_id, recipient),
                 Err(e) => {
+                    self.invalidate(&link);
                     if tokio::time::Instant::now() > deadline {
                         return Err(e.into());
                     }
@@ -632,6 +665,11 @@ impl Transport for AmqpTransport {
 
     async fn close(&self) -> Result<()> {
         self.shared.closed.store(true, Ordering::SeqCst);
+        self.shared
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
         if let Some(l) = self.shared.link.lock().await.take() {
             for ch in &l.publish {
                 // Waits for outstanding confirms before closing.
@@ -757,7 +795,7 @@ impl Subscription for AmqpSubscription {
                 channel: ch,
                 acker: Some(d.acker),
                 props: d.properties,
-                payload: d.data,
+                payload: bytes::Bytes::from(d.data),
                 header: decoded.header.clone(),
                 message_id: decoded.message_id.clone(),
                 count,
@@ -774,7 +812,7 @@ impl Subscription for AmqpSubscription {
             }
             let envelope = Envelope {
                 header: decoded.header,
-                payload: settle.payload.clone().into(),
+                payload: settle.payload.clone(),
             };
             return Ok(Delivery::new(
                 envelope,
@@ -815,7 +853,7 @@ struct AmqpSettle {
     channel: Channel,
     acker: Option<lapin::Acker>,
     props: BasicProperties,
-    payload: Vec<u8>,
+    payload: bytes::Bytes,
     header: Header,
     message_id: String,
     count: u32,
