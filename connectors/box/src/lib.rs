@@ -15,6 +15,7 @@ pub mod mapping;
 pub mod of;
 pub mod protocol;
 pub mod sftp;
+pub mod sim;
 pub mod state;
 pub mod table;
 

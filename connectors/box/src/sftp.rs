@@ -10,6 +10,7 @@
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 use passerelle_connector::ConnectorError;
 use serde::Deserialize;
@@ -32,6 +33,14 @@ pub struct SftpConfig {
     /// Seconds to wait for the connection.
     #[serde(default = "default_timeout")]
     pub connect_timeout_secs: u32,
+    /// Keep one SSH connection open and run every operation over it (OpenSSH
+    /// `ControlMaster`), instead of a handshake per operation.
+    #[serde(default = "default_multiplex")]
+    pub multiplex: bool,
+}
+
+fn default_multiplex() -> bool {
+    true
 }
 
 fn default_program() -> PathBuf {
@@ -106,9 +115,24 @@ impl SftpConfig {
     /// Builds the folder (no connection is opened until the first operation).
     pub fn build(&self) -> Result<SftpFolder, ConnectorError> {
         let target = self.validate()?;
+        let control = if self.multiplex {
+            // A private folder with a short path: socket paths are limited to ~100 bytes.
+            let dir = tempfile::Builder::new()
+                .prefix("pbox-")
+                .tempdir_in("/tmp")
+                .map_err(|e| ConnectorError::io("sftp control folder", e))?;
+            Some(Arc::new(Control {
+                dir,
+                destination: format!("{}@{}", target.user, target.host),
+                port: target.port,
+            }))
+        } else {
+            None
+        };
         Ok(SftpFolder {
             config: self.clone(),
             target,
+            control,
         })
     }
 }
@@ -118,6 +142,42 @@ impl SftpConfig {
 pub struct SftpFolder {
     config: SftpConfig,
     target: SftpTarget,
+    control: Option<Arc<Control>>,
+}
+
+/// The shared connection's socket folder; the master connection is told to exit
+/// when the last folder handle goes.
+#[derive(Debug)]
+struct Control {
+    dir: tempfile::TempDir,
+    destination: String,
+    port: u16,
+}
+
+impl Control {
+    fn path_option(&self) -> String {
+        format!("ControlPath={}/%C", self.dir.path().display())
+    }
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        // Only asks our own master (by its socket) to exit; nothing else is touched.
+        let _ = Command::new("ssh")
+            .args([
+                "-o",
+                &self.path_option(),
+                "-p",
+                &self.port.to_string(),
+                "-O",
+                "exit",
+            ])
+            .arg(&self.destination)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
 }
 
 /// A downloaded file, deleted when dropped.
@@ -141,10 +201,16 @@ impl SftpFolder {
     /// Runs one batch of commands; returns stdout without the echoed commands.
     fn run(&self, batch: &str, what: &str) -> Result<String, ConnectorError> {
         let c = &self.config;
-        let mut child = Command::new(&c.program)
+        let mut cmd = Command::new(&c.program);
+        if let Some(control) = &self.control {
+            cmd.args(["-o", "ControlMaster=auto", "-o", "ControlPersist=30"])
+                .arg("-o")
+                .arg(control.path_option());
+        }
+        // No `-q`: it would silence the reasons (host key, permission) read below.
+        let mut child = cmd
             .arg("-b")
             .arg("-")
-            .arg("-q")
             .arg("-i")
             .arg(&c.identity_file)
             .arg("-P")

@@ -1,0 +1,565 @@
+//! The box protocol, one suite run on both backends: a local folder, and a real
+//! OpenSSH server on loopback reached over SFTP with key authentication.
+
+// Tests say on stderr why they skip a backend.
+#![allow(clippy::print_stderr)]
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use passerelle_box::Mapping;
+use passerelle_box::folder::{BoxFolder, LocalFolder};
+use passerelle_box::protocol::{BoxHub, FileOutcome, Received};
+use passerelle_box::sftp::SftpConfig;
+use passerelle_box::sim::{self, Departement, DropOptions, Fault, SimConfig};
+use passerelle_box::state::MemoryState;
+use passerelle_connector::ConnectorError;
+
+/// Wraps a folder to log every operation and to fail removals on demand (a crash
+/// between the ACK and the clean-up).
+#[derive(Debug)]
+struct Recording {
+    inner: Arc<dyn BoxFolder>,
+    log: Mutex<Vec<String>>,
+    fail_remove: AtomicBool,
+}
+
+impl Recording {
+    fn new(inner: Arc<dyn BoxFolder>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            log: Mutex::new(Vec::new()),
+            fail_remove: AtomicBool::new(false),
+        })
+    }
+    fn note(&self, s: String) {
+        self.log.lock().unwrap().push(s);
+    }
+    fn take_log(&self) -> Vec<String> {
+        std::mem::take(&mut *self.log.lock().unwrap())
+    }
+}
+
+impl BoxFolder for Recording {
+    fn list(&self, dir: &str) -> Result<Vec<String>, ConnectorError> {
+        self.inner.list(dir)
+    }
+    fn open(&self, path: &str) -> Result<Box<dyn Read + Send>, ConnectorError> {
+        self.inner.open(path)
+    }
+    fn write(&self, path: &str, bytes: &[u8]) -> Result<(), ConnectorError> {
+        self.note(format!("write {path}"));
+        self.inner.write(path, bytes)
+    }
+    fn rename(&self, from: &str, to: &str) -> Result<(), ConnectorError> {
+        self.note(format!("rename {from} -> {to}"));
+        self.inner.rename(from, to)
+    }
+    fn exists(&self, path: &str) -> Result<bool, ConnectorError> {
+        self.inner.exists(path)
+    }
+    fn remove(&self, path: &str) -> Result<(), ConnectorError> {
+        if self.fail_remove.load(Ordering::SeqCst) {
+            return Err(ConnectorError::Unavailable {
+                peer: "test".into(),
+                reason: "simulated crash".into(),
+                retry_after: None,
+            });
+        }
+        self.note(format!("remove {path}"));
+        self.inner.remove(path)
+    }
+    fn create_dir_all(&self, path: &str) -> Result<(), ConnectorError> {
+        self.inner.create_dir_all(path)
+    }
+}
+
+fn read(folder: &dyn BoxFolder, path: &str) -> String {
+    let mut s = String::new();
+    folder.open(path).unwrap().read_to_string(&mut s).unwrap();
+    s
+}
+
+fn poll(hub: &mut BoxHub<MemoryState>) -> (Vec<FileOutcome>, Vec<Received>) {
+    let mut items = Vec::new();
+    let outcomes = hub.poll(&mut |_, item| items.push(item)).unwrap();
+    (outcomes, items)
+}
+
+fn config(partenaire: &str, faults: &[Fault]) -> SimConfig {
+    SimConfig {
+        partenaire: partenaire.to_owned(),
+        seed: 42,
+        jeunes: 6,
+        faults: faults.to_vec(),
+        ..SimConfig::default()
+    }
+}
+
+/// The whole suite against one backend.
+fn suite(backend: Arc<dyn BoxFolder>) {
+    a_round_with_every_fault(backend.clone());
+    redelivery_under_the_same_name(backend.clone());
+    crash_between_ack_and_clean_up(backend.clone());
+    hub_writes_in_order(backend.clone());
+    missing_checksum_and_cut_files(backend);
+}
+
+fn a_round_with_every_fault(backend: Arc<dyn BoxFolder>) {
+    let faults = [
+        Fault::Checksum,
+        Fault::NoSentinel,
+        Fault::Duplicate,
+        Fault::Malformed,
+        Fault::Xlsx,
+    ];
+    let dept = Departement {
+        folder: backend.as_ref(),
+        config: config("P1", &faults),
+    };
+    let dropped = dept.play().unwrap();
+    let mut hub = BoxHub::new(
+        backend.clone(),
+        "P1",
+        MemoryState::default(),
+        Mapping::default_brsa(),
+    );
+    let (outcomes, items) = poll(&mut hub);
+    assert_eq!(dept.check_acks(&dropped).unwrap(), Vec::<String>::new());
+
+    let pending: Vec<_> = outcomes
+        .iter()
+        .filter(|o| matches!(o, FileOutcome::Pending { .. }))
+        .collect();
+    assert_eq!(pending.len(), 1, "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| matches!(o, FileOutcome::Duplicate { .. }))
+    );
+    assert!(
+        outcomes.iter().any(
+            |o| matches!(o, FileOutcome::Refused { reason, .. } if reason.contains("sha-256"))
+        )
+    );
+    // 6 + 2 malformed BRSA rows, 5 OF_SUIVI rows, 6 XLSX rows; nothing from the
+    // duplicate, the refused file or the incomplete one.
+    let brsa = items
+        .iter()
+        .filter(|i| matches!(i, Received::Brsa(_)))
+        .count();
+    let suivi = items
+        .iter()
+        .filter(|i| matches!(i, Received::OfSuivi(_)))
+        .count();
+    assert_eq!((brsa, suivi), (14, 5));
+    let ok = items
+        .iter()
+        .filter(|i| matches!(i, Received::Brsa(r) if r.outcome.is_ok()))
+        .count();
+    assert_eq!(ok, 12);
+
+    // Only the incomplete file is left in depot/.
+    let mut left = backend.list("P1/depot").unwrap();
+    left.sort();
+    let incomplete = match pending[0] {
+        FileOutcome::Pending { name } => name.clone(),
+        _ => unreachable!(),
+    };
+    assert_eq!(
+        left,
+        vec![incomplete.clone(), format!("{incomplete}.sha256")]
+    );
+
+    // ACKs carry no personal value.
+    let people = sim::population(42, 6);
+    for name in backend.list("P1/retour").unwrap() {
+        let text = read(backend.as_ref(), &format!("P1/retour/{name}"));
+        for p in &people {
+            let mut values = vec![
+                p.nom.clone(),
+                p.nom.to_uppercase(),
+                p.prenoms.clone(),
+                p.caf.clone(),
+            ];
+            values.extend(p.nir.clone());
+            values.extend(p.email.clone());
+            values.extend(p.telephone.clone());
+            for v in values {
+                assert!(!text.contains(&v), "{name} holds a personal value");
+            }
+        }
+    }
+
+    // A second poll changes nothing: the incomplete file is still pending.
+    let before: Vec<_> = backend.list("P1/retour").unwrap();
+    let (outcomes, items) = poll(&mut hub);
+    assert!(items.is_empty());
+    assert_eq!(
+        outcomes,
+        vec![FileOutcome::Pending {
+            name: incomplete.clone()
+        }]
+    );
+    assert_eq!(backend.list("P1/retour").unwrap().len(), before.len());
+
+    // Once the sentinel lands, the file is read.
+    backend
+        .write(&format!("P1/depot/{incomplete}.ok"), b"")
+        .unwrap();
+    let (outcomes, items) = poll(&mut hub);
+    assert!(
+        matches!(&outcomes[..], [FileOutcome::Read { rows: 3, ok: 3, .. }]),
+        "{outcomes:?}"
+    );
+    assert_eq!(items.len(), 3);
+}
+
+fn redelivery_under_the_same_name(backend: Arc<dyn BoxFolder>) {
+    let (bytes, _, _) = sim::brsa_csv(&sim::population(5, 2), false);
+    let name = "BRSA_LISTE_059_CD059_20261122010000.csv";
+    sim::drop_file(backend.as_ref(), "P2", name, &bytes, DropOptions::default()).unwrap();
+    let mut hub = BoxHub::new(
+        backend.clone(),
+        "P2",
+        MemoryState::default(),
+        Mapping::default_brsa(),
+    );
+    let (o, items) = poll(&mut hub);
+    assert!(matches!(&o[..], [FileOutcome::Read { ok: 2, .. }]), "{o:?}");
+    assert_eq!(items.len(), 2);
+    // The département drops the very same file again (after a purge, say).
+    sim::drop_file(backend.as_ref(), "P2", name, &bytes, DropOptions::default()).unwrap();
+    let (o, items) = poll(&mut hub);
+    assert!(matches!(&o[..], [FileOutcome::Duplicate { .. }]), "{o:?}");
+    assert!(items.is_empty());
+    let ack = read(
+        backend.as_ref(),
+        "P2/retour/ACK_BRSA_LISTE_059_CD059_20261122010000.csv",
+    );
+    assert!(ack.contains("0;OK;DOUBLON;"), "{ack}");
+    // A corrected file under the same name is new content: it is read.
+    let (bytes2, _, _) = sim::brsa_csv(&sim::population(6, 1), false);
+    sim::drop_file(
+        backend.as_ref(),
+        "P2",
+        name,
+        &bytes2,
+        DropOptions::default(),
+    )
+    .unwrap();
+    let (o, items) = poll(&mut hub);
+    assert!(matches!(&o[..], [FileOutcome::Read { ok: 1, .. }]), "{o:?}");
+    assert_eq!(items.len(), 1);
+}
+
+fn crash_between_ack_and_clean_up(backend: Arc<dyn BoxFolder>) {
+    let rec = Recording::new(backend.clone());
+    let (bytes, _, _) = sim::brsa_csv(&sim::population(8, 2), false);
+    let name = "BRSA_LISTE_059_CD059_20261122020000.csv";
+    sim::drop_file(backend.as_ref(), "P3", name, &bytes, DropOptions::default()).unwrap();
+    let mut hub = BoxHub::new(
+        rec.clone(),
+        "P3",
+        MemoryState::default(),
+        Mapping::default_brsa(),
+    );
+    // Writing the ACK starts by removing an old sentinel: failing there is a crash
+    // before anything was acknowledged.
+    let ack_path = "P3/retour/ACK_BRSA_LISTE_059_CD059_20261122020000.csv";
+    rec.fail_remove.store(true, Ordering::SeqCst);
+    let mut items = Vec::new();
+    let err = hub.poll(&mut |_, i| items.push(i));
+    assert!(
+        err.is_err(),
+        "the first ACK write removes a sentinel and fails"
+    );
+    // Nothing was acknowledged: the hub retries from scratch once removals work.
+    rec.fail_remove.store(false, Ordering::SeqCst);
+    assert!(!backend.exists(ack_path).unwrap());
+    let (o, _) = poll(&mut hub);
+    assert!(matches!(&o[..], [FileOutcome::Read { ok: 2, .. }]), "{o:?}");
+    let ack = read(backend.as_ref(), ack_path);
+
+    // Now a crash after the ACK: the data file comes back (clean-up undone).
+    sim::drop_file(backend.as_ref(), "P3", name, &bytes, DropOptions::default()).unwrap();
+    let mut state = MemoryState::default();
+    use passerelle_box::state::{BoxState, SeenFile, Stage};
+    state
+        .record(SeenFile {
+            name: name.to_owned(),
+            sha256: passerelle_box::protocol::sha256_hex(&bytes),
+            stage: Stage::Acked,
+            seen_at: 0,
+        })
+        .unwrap();
+    let mut hub = BoxHub::new(backend.clone(), "P3", state, Mapping::default_brsa());
+    let (o, items) = poll(&mut hub);
+    assert_eq!(
+        o,
+        vec![FileOutcome::Finished {
+            name: name.to_owned()
+        }]
+    );
+    assert!(items.is_empty());
+    assert_eq!(
+        read(backend.as_ref(), ack_path),
+        ack,
+        "the ACK is not rewritten"
+    );
+    assert!(backend.list("P3/depot").unwrap().is_empty());
+}
+
+fn hub_writes_in_order(backend: Arc<dyn BoxFolder>) {
+    let rec = Recording::new(backend.clone());
+    let (bytes, _, _) = sim::brsa_csv(&sim::population(9, 1), false);
+    let name = "BRSA_LISTE_059_CD059_20261122030000.csv";
+    sim::drop_file(backend.as_ref(), "P4", name, &bytes, DropOptions::default()).unwrap();
+    let mut hub = BoxHub::new(
+        rec.clone(),
+        "P4",
+        MemoryState::default(),
+        Mapping::default_brsa(),
+    );
+    poll(&mut hub);
+    let log = rec.take_log();
+    let ack = "P4/retour/ACK_BRSA_LISTE_059_CD059_20261122030000.csv";
+    let depot = format!("P4/depot/{name}");
+    assert_eq!(
+        log,
+        vec![
+            format!("remove {ack}.ok"),
+            format!("write P4/retour/.ACK_BRSA_LISTE_059_CD059_20261122030000.csv.tmp"),
+            format!("rename P4/retour/.ACK_BRSA_LISTE_059_CD059_20261122030000.csv.tmp -> {ack}"),
+            format!("write {ack}.sha256"),
+            format!("write {ack}.ok"),
+            format!("remove {depot}.ok"),
+            format!("remove {depot}.sha256"),
+            format!("remove {depot}"),
+        ]
+    );
+    // The checksum the hub wrote is right.
+    let sum = read(backend.as_ref(), &format!("{ack}.sha256"));
+    let data = read(backend.as_ref(), ack);
+    assert_eq!(
+        passerelle_box::protocol::parse_sha256_file(&sum).unwrap(),
+        passerelle_box::protocol::sha256_hex(data.as_bytes())
+    );
+    assert!(sum.ends_with("  ACK_BRSA_LISTE_059_CD059_20261122030000.csv\n"));
+}
+
+fn missing_checksum_and_cut_files(backend: Arc<dyn BoxFolder>) {
+    backend.create_dir_all("P5/depot").unwrap();
+    backend.create_dir_all("P5/retour").unwrap();
+    let name = "BRSA_LISTE_059_CD059_20261122040000.csv";
+    backend
+        .write(
+            &format!("P5/depot/{name}"),
+            b"N\xB0 CAF;Nom\r\n1234567;X\r\n",
+        )
+        .unwrap();
+    backend.write(&format!("P5/depot/{name}.ok"), b"").unwrap();
+    let mut hub = BoxHub::new(
+        backend.clone(),
+        "P5",
+        MemoryState::default(),
+        Mapping::default_brsa(),
+    );
+    let (o, items) = poll(&mut hub);
+    assert!(
+        matches!(&o[..], [FileOutcome::Refused { reason, .. }] if reason.contains(".sha256")),
+        "{o:?}"
+    );
+    assert!(items.is_empty());
+
+    // A quote opened and never closed: refused, and not even the first row is handed out.
+    let cut = "N° CAF;Nom\r\n1234567;Premier\r\n7654321;\"Coupé\r\n";
+    let name = "BRSA_LISTE_059_CD059_20261122050000.csv";
+    sim::drop_file(
+        backend.as_ref(),
+        "P5",
+        name,
+        cut.as_bytes(),
+        DropOptions::default(),
+    )
+    .unwrap();
+    let (o, items) = poll(&mut hub);
+    assert!(matches!(&o[..], [FileOutcome::Refused { .. }]), "{o:?}");
+    assert!(items.is_empty());
+    let ack = read(
+        backend.as_ref(),
+        "P5/retour/ACK_BRSA_LISTE_059_CD059_20261122050000.csv",
+    );
+    assert!(ack.contains("0;KO;FICHIER_REFUSE;"), "{ack}");
+    assert!(!ack.contains("Coupé") && !ack.contains("7654321"));
+
+    // A header the mapping does not know: refused, naming the column.
+    let name = "BRSA_LISTE_059_CD059_20261122060000.csv";
+    sim::drop_file(
+        backend.as_ref(),
+        "P5",
+        name,
+        b"N\xB0 CAF;Couleur\r\n1;bleu\r\n",
+        DropOptions::default(),
+    )
+    .unwrap();
+    let (o, _) = poll(&mut hub);
+    assert!(
+        matches!(&o[..], [FileOutcome::Refused { reason, .. }] if reason.contains("Couleur")),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn protocol_over_a_local_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    suite(Arc::new(LocalFolder::new(dir.path())));
+}
+
+/// A private sshd on loopback, killed on drop.
+struct Sshd {
+    child: Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn keygen(path: &Path) {
+    let ok = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "ssh-keygen failed");
+}
+
+fn start_sshd() -> Option<Sshd> {
+    let sshd = Path::new("/usr/sbin/sshd");
+    if !sshd.exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "/usr/sbin/sshd is missing and CI is set"
+        );
+        eprintln!(
+            "skipping the sftp suite: /usr/sbin/sshd is missing (apt-get install openssh-server)"
+        );
+        return None;
+    }
+    // sshd running as root wants its privilege-separation folder.
+    let _ = std::fs::create_dir_all("/run/sshd");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    keygen(&d.join("host_key"));
+    keygen(&d.join("user_key"));
+    std::fs::copy(d.join("user_key.pub"), d.join("authorized_keys")).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = format!(
+        "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nAuthorizedKeysFile {ak}\n\
+         PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
+         Subsystem sftp internal-sftp\nStrictModes no\nPidFile {pid}\nUsePAM no\n",
+        hk = d.join("host_key").display(),
+        ak = d.join("authorized_keys").display(),
+        pid = d.join("sshd.pid").display(),
+    );
+    std::fs::write(d.join("sshd_config"), config).unwrap();
+    let host_pub = std::fs::read_to_string(d.join("host_key.pub")).unwrap();
+    std::fs::write(
+        d.join("known_hosts"),
+        format!("[127.0.0.1]:{port} {host_pub}"),
+    )
+    .unwrap();
+    let child = Command::new(sshd)
+        .args(["-D", "-e", "-f"])
+        .arg(d.join("sshd_config"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "sshd did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(Sshd { child, dir, port })
+}
+
+fn current_user() -> String {
+    let out = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn sftp_folder(sshd: &Sshd, root: &Path) -> SftpConfig {
+    SftpConfig {
+        url: format!(
+            "sftp://{}@127.0.0.1:{}{}",
+            current_user(),
+            sshd.port,
+            root.display()
+        ),
+        identity_file: sshd.dir.path().join("user_key"),
+        known_hosts_file: sshd.dir.path().join("known_hosts"),
+        program: PathBuf::from("sftp"),
+        connect_timeout_secs: 10,
+        multiplex: true,
+    }
+}
+
+#[test]
+fn protocol_over_sftp() {
+    let Some(sshd) = start_sshd() else { return };
+    let root = tempfile::tempdir().unwrap();
+    let folder = sftp_folder(&sshd, root.path()).build().unwrap();
+    suite(Arc::new(folder));
+}
+
+#[test]
+fn sftp_refuses_an_unknown_host_key_and_a_wrong_user_key() {
+    let Some(sshd) = start_sshd() else { return };
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("P/depot")).unwrap();
+    let mut cfg = sftp_folder(&sshd, root.path());
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(other.path().join("known_hosts"), "").unwrap();
+    cfg.known_hosts_file = other.path().join("known_hosts");
+    let err = cfg.build().unwrap().list("P/depot").unwrap_err();
+    assert_eq!(
+        err.kind(),
+        passerelle_connector::ErrorKind::Unauthorized,
+        "{err}"
+    );
+
+    let mut cfg = sftp_folder(&sshd, root.path());
+    keygen(&other.path().join("stranger"));
+    cfg.identity_file = other.path().join("stranger");
+    let err = cfg.build().unwrap().list("P/depot").unwrap_err();
+    assert_eq!(
+        err.kind(),
+        passerelle_connector::ErrorKind::Unauthorized,
+        "{err}"
+    );
+
+    // A missing file is NotFound, like on a local folder.
+    let cfg = sftp_folder(&sshd, root.path());
+    let err = cfg.build().unwrap().open("P/depot/nope.csv").err().unwrap();
+    assert_eq!(
+        err.kind(),
+        passerelle_connector::ErrorKind::NotFound,
+        "{err}"
+    );
+}
