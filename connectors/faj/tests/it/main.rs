@@ -5,5 +5,6 @@ mod client;
 mod e2e;
 mod fixtures;
 mod privacy;
+mod sim;
 mod support;
 mod webhook;
