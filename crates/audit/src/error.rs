@@ -24,7 +24,7 @@ pub enum ErrorKind {
 pub enum AuditError {
     #[error("invalid journal setting {what}: {rule}")]
     Invalid { what: &'static str, rule: String },
-    #[error("journal database error while {doing}: {source}")]
+    #[error("journal database error while {doing}")]
     Database {
         doing: &'static str,
         #[source]

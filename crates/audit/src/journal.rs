@@ -189,6 +189,7 @@ impl Journal {
     /// committed entry survives a power loss, `secure_delete` so that purged rows leave
     /// no trace in the file, and a busy timeout for other processes.
     pub async fn open_sqlite(opts: SqliteConnectOptions, max_batch: usize) -> Result<Self> {
+        create_private(opts.get_filename())?;
         let opts = opts
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -1075,6 +1076,26 @@ fn check_version(found: i64, known: usize) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Creates the journal file readable by its owner only (SQLite gives its WAL and shm
+/// files the same mode), unless it exists already.
+fn create_private(path: &std::path::Path) -> Result<()> {
+    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" || path.exists() {
+        return Ok(());
+    }
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    match o.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn to_hash(v: &[u8]) -> Option<[u8; 32]> {

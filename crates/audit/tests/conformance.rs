@@ -330,6 +330,19 @@ async fn appends_chain_and_verify(h: &Harness) {
     // The stored hash is the documented one.
     assert_eq!(all[0].chain_hash(&GENESIS_HASH).to_vec(), all[0].hash);
     assert_eq!(all[1].chain_hash(&all[0].hash).to_vec(), all[1].hash);
+    #[cfg(unix)]
+    if let Some(path) = &h.sqlite_path {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .expect("journal file")
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "the journal file is private to its owner"
+        );
+    }
 }
 
 async fn changed_field_is_named(h: &Harness) {
