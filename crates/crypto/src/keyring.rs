@@ -121,6 +121,17 @@ fn check_private(path: &Path, meta: &fs::Metadata) -> Result<(), CryptoError> {
     Ok(())
 }
 
+/// serde_json's messages can quote a value, which here could be key material: keep
+/// only the position and the category of the error.
+fn not_json(what: &str, e: &serde_json::Error) -> String {
+    format!(
+        "{what} ({:?} error at line {}, column {})",
+        e.classify(),
+        e.line(),
+        e.column()
+    )
+}
+
 fn decode_key(path: &Path, hex_key: &str) -> Result<[u8; 32], CryptoError> {
     let mut bytes = [0u8; 32];
     hex::decode_to_slice(hex_key, &mut bytes)
@@ -223,7 +234,7 @@ impl Keyring {
             return Ok(None);
         };
         let file: OrgFile = serde_json::from_slice(&buf)
-            .map_err(|e| CryptoError::keyring(&path, format!("not a keyring file: {e}")))?;
+            .map_err(|e| CryptoError::keyring(&path, not_json("not a keyring file", &e)))?;
         if file.format != ORG_FORMAT {
             return Err(CryptoError::keyring(
                 &path,
@@ -354,7 +365,7 @@ impl Keyring {
         self.locked("pseudonym", || {
             if let Some(buf) = self.read_private(&path)? {
                 let file: PseudonymFile = serde_json::from_slice(&buf).map_err(|e| {
-                    CryptoError::keyring(&path, format!("not a pseudonym key file: {e}"))
+                    CryptoError::keyring(&path, not_json("not a pseudonym key file", &e))
                 })?;
                 if file.format != PSEUDONYM_FORMAT {
                     return Err(CryptoError::keyring(

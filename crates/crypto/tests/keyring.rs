@@ -142,3 +142,26 @@ fn concurrent_rotations_lose_no_key() {
     });
     assert_eq!(ring.open_for("CD059").unwrap().keys().len(), 21);
 }
+
+#[test]
+fn corrupt_keyring_errors_do_not_quote_key_material() {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let ring = Keyring::open(dir.path()).unwrap();
+    let path = ring.dir().join("CD059.keys.json");
+    let secret = "deadbeef".repeat(8);
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .unwrap();
+    // `created` holds the secret where a date is expected, and the key is too short.
+    write!(f, r#"{{"format":"passerelle.keyring/1","org":"CD059","keys":[{{"id":"k1","created":"{secret}","key":"{secret}"}}]}}"#).unwrap();
+    drop(f);
+    let e = ring.open_for("CD059").unwrap_err().to_string();
+    assert!(!e.contains("deadbeef"), "{e}");
+    assert!(e.contains("not a keyring file"), "{e}");
+}

@@ -295,3 +295,34 @@ pub fn decide<'p>(
         dropped,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn departements_of_codes() {
+        assert_eq!(departement_of("CD059").as_deref(), Some("59"));
+        assert_eq!(departement_of("CD02A").as_deref(), Some("2A"));
+        assert_eq!(departement_of("CD971").as_deref(), Some("971"));
+        assert_eq!(departement_of("59350S00").as_deref(), Some("59"));
+        assert_eq!(departement_of("97101S00").as_deref(), Some("971"));
+        assert_eq!(departement_of("FAJ059"), None);
+        assert_eq!(departement_of("5935S000"), None);
+        assert!(same_departement("CD059", "59350S00"));
+        assert!(!same_departement("CD059", "62010S00"));
+        assert!(same_departement("CD02A", "20100S00"));
+        assert!(!same_departement("CD02A", "CD02B"));
+        assert!(!same_departement("FAJ059", "59350S00"));
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("*", ""));
+        assert!(glob_match("59*S??", "59350S00"));
+        assert!(!glob_match("59*S?", "59350S00"));
+        assert!(glob_match("CD0?9", "CD059"));
+        assert!(!glob_match("CD059", "CD0590"));
+        assert!(glob_match("*S*", "59350S00"));
+    }
+}
