@@ -21,4 +21,4 @@ pub mod table;
 
 pub use brsa::{MappedRow, parse_name};
 pub use mapping::{Mapping, MappingError};
-pub use table::{BrsaReader, Format};
+pub use table::{BrsaReader, Format, read_file};

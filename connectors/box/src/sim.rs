@@ -76,7 +76,8 @@ impl Default for SimConfig {
 }
 
 /// What the hub's ACK for a dropped file must say.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Expect {
     /// One row per data row: these lines OK, these lines KO.
     Rows { ok: Vec<u64>, ko: Vec<u64> },
@@ -89,7 +90,7 @@ pub enum Expect {
 }
 
 /// One file the simulator dropped, and what it expects back.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Dropped {
     pub name: String,
     pub expect: Expect,
@@ -605,6 +606,37 @@ impl Departement<'_> {
         }
         Ok(problems)
     }
+}
+
+/// Where the simulator keeps what it dropped, so that a later `--check` run knows
+/// what to expect (outside the box tree, which the hub lists).
+pub fn manifest_path(dir: &std::path::Path, partenaire: &str) -> std::path::PathBuf {
+    dir.join(format!(".sim-box-{partenaire}.json"))
+}
+
+/// Saves the dropped files and their expectations.
+pub fn save_manifest(
+    dir: &std::path::Path,
+    partenaire: &str,
+    dropped: &[Dropped],
+) -> Result<(), ConnectorError> {
+    let path = manifest_path(dir, partenaire);
+    let json = serde_json::to_vec_pretty(dropped).unwrap_or_default();
+    std::fs::write(&path, json).map_err(|e| ConnectorError::io(path.display().to_string(), e))
+}
+
+/// Loads what an earlier run dropped.
+pub fn load_manifest(
+    dir: &std::path::Path,
+    partenaire: &str,
+) -> Result<Vec<Dropped>, ConnectorError> {
+    let path = manifest_path(dir, partenaire);
+    let bytes =
+        std::fs::read(&path).map_err(|e| ConnectorError::io(path.display().to_string(), e))?;
+    serde_json::from_slice(&bytes).map_err(|e| ConnectorError::Invalid {
+        location: path.display().to_string(),
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]

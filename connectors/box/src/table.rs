@@ -3,9 +3,9 @@
 
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 
-use passerelle_connector::ConnectorError;
 use passerelle_connector::csv::{CsvReader, Row, TableError};
 use passerelle_connector::xlsx::XlsxReader;
+use passerelle_connector::{AckToken, ConnectorError, SourceItem};
 
 use crate::brsa::{MappedRow, emetteur_of, map_row};
 use crate::mapping::{Binding, Mapping};
@@ -150,4 +150,28 @@ pub fn prescan<R: Read + Seek>(
             Some(_) => rows += 1,
         }
     }
+}
+
+/// Opens a `BRSA_LISTE` file on disk for `passerelle import` and the engine: checks
+/// it readable to the end first (a refusal there means no row is handed out), then
+/// streams its rows as source items (ack token `{file}:{line}`).
+pub fn read_file(
+    path: &std::path::Path,
+    mapping: &Mapping,
+) -> Result<impl Iterator<Item = Result<SourceItem, ConnectorError>> + use<>, ConnectorError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let open = || std::fs::File::open(path).map_err(|e| ConnectorError::io(name.clone(), e));
+    prescan(open()?, &name, mapping)?;
+    let reader = BrsaReader::open(open()?, &name, mapping)?;
+    Ok(reader.map(move |row| match row {
+        Ok(row) => Ok(SourceItem {
+            ack: AckToken(format!("{name}:{}", row.line)),
+            outcome: row.outcome,
+            warnings: row.warnings,
+        }),
+        Err(e) => Err(refused(&name, e)),
+    }))
 }

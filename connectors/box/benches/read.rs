@@ -1,0 +1,120 @@
+//! Reading speed and memory of BRSA_LISTE files: rows per second of the bare CSV
+//! reader and of the full read (decode, split, validate, map to canonical records),
+//! and peak RSS on a small and a large file (each measured in a child process, as
+//! peak RSS is per process). Run: `cargo bench -p passerelle-box --bench read`.
+//! `BOX_BENCH_ROWS` sets the large file's rows (default 1,000,000).
+
+#![allow(clippy::print_stdout)]
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+use passerelle_box::{BrsaReader, Mapping, sim};
+use passerelle_connector::csv::CsvReader;
+
+/// Writes `rows` data rows (windows-1252, CRLF), cycling a synthetic population.
+fn write_file(path: &Path, rows: usize) {
+    let people = sim::population(11, 1000);
+    let (block, _, _) = sim::brsa_csv(&people, false);
+    // The block starts with the header line and ends with one blank line.
+    let header_end = block.iter().position(|b| *b == b'\n').unwrap() + 1;
+    let body = &block[header_end..block.len() - 2];
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    f.write_all(&block[..header_end]).unwrap();
+    for _ in 0..rows / 1000 {
+        f.write_all(body).unwrap();
+    }
+    f.flush().unwrap();
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Reads a file fully; returns (rows, accepted, seconds).
+fn full_read(path: &Path) -> (u64, u64, f64) {
+    let mapping = Mapping::default_brsa();
+    let name = "BRSA_LISTE_059_CD059_20261121230000.csv";
+    let start = Instant::now();
+    let reader = BrsaReader::open(std::fs::File::open(path).unwrap(), name, &mapping).unwrap();
+    let (mut rows, mut ok) = (0u64, 0u64);
+    for row in reader {
+        let row = row.unwrap();
+        rows += 1;
+        if let Ok(j) = row.outcome {
+            ok += 1;
+            std::hint::black_box(j);
+        }
+    }
+    (rows, ok, start.elapsed().as_secs_f64())
+}
+
+fn csv_only(path: &Path) -> (u64, f64) {
+    let start = Instant::now();
+    let reader = CsvReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut rows = 0u64;
+    for row in reader {
+        std::hint::black_box(row.unwrap());
+        rows += 1;
+    }
+    (rows, start.elapsed().as_secs_f64())
+}
+
+fn main() {
+    // Child mode: read one file and print rows and peak RSS.
+    if let Ok(path) = std::env::var("BOX_BENCH_CHILD") {
+        let (rows, _, _) = full_read(Path::new(&path));
+        println!("{rows} {}", peak_rss_kib());
+        return;
+    }
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let large: usize = std::env::var("BOX_BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let small_path = dir.path().join("small.csv");
+    let large_path = dir.path().join("large.csv");
+    write_file(&small_path, 10_000);
+    write_file(&large_path, large);
+    let size = std::fs::metadata(&large_path).unwrap().len();
+    println!(
+        "large file: {large} rows, {:.1} MiB, windows-1252",
+        size as f64 / 1048576.0
+    );
+
+    let (rows, secs) = csv_only(&large_path);
+    println!(
+        "csv reader only:        {rows} rows in {secs:.2} s = {:.0} rows/s",
+        rows as f64 / secs
+    );
+    let (rows, ok, secs) = full_read(&large_path);
+    println!(
+        "full read (map+validate): {rows} rows ({ok} accepted) in {secs:.2} s = {:.0} rows/s",
+        rows as f64 / secs
+    );
+
+    let exe = std::env::current_exe().unwrap();
+    for (label, path) in [("small (10,000 rows)", &small_path), ("large", &large_path)] {
+        let out = std::process::Command::new(&exe)
+            .env("BOX_BENCH_CHILD", path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut it = text.split_whitespace();
+        let rows = it.next().unwrap_or("?");
+        let rss: u64 = it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+        println!(
+            "peak RSS, full read of {label}: {rows} rows, {:.1} MiB",
+            rss as f64 / 1024.0
+        );
+    }
+}
