@@ -28,6 +28,16 @@ impl PseudonymKey {
         Self(bytes)
     }
 
+    /// A key from 64 hex characters (a secret file or environment variable); the error
+    /// never quotes the input.
+    pub fn from_hex(text: &str) -> Result<Self, crate::CryptoError> {
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(text.trim(), &mut bytes).map_err(|_| {
+            crate::CryptoError::Malformed("pseudonym key must be 64 hex characters")
+        })?;
+        Ok(Self(bytes))
+    }
+
     /// A fresh random key from the operating system's CSPRNG (via rand's thread RNG,
     /// which is seeded from it and reseeds).
     pub fn generate() -> Self {
@@ -118,6 +128,17 @@ mod tests {
         // "a\0b" as value of kind "x" vs kind "x\0a" value "b" is the only ambiguity the
         // separator leaves; kinds are fixed identifiers without NUL, so it cannot occur.
         assert_ne!(k.blind_index("nir", "x"), k.pseudonym("nir\0x"));
+    }
+
+    #[test]
+    fn from_hex_reads_64_hex_characters_only() {
+        let k = PseudonymKey::from_hex(&"0a".repeat(32)).unwrap();
+        assert_eq!(k, PseudonymKey::from_bytes([10; 32]));
+        assert!(PseudonymKey::from_hex("0a0a").is_err());
+        let e = PseudonymKey::from_hex(&"zz".repeat(32))
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("zz"), "{e}");
     }
 
     #[test]
