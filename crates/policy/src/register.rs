@@ -25,10 +25,25 @@ pub fn class_label(class: FieldClass) -> &'static str {
     }
 }
 
+/// One value of a register item: text, then field paths shown as code.
+struct Value {
+    text: String,
+    paths: Vec<&'static str>,
+}
+
+impl From<String> for Value {
+    fn from(text: String) -> Self {
+        Value {
+            text,
+            paths: Vec::new(),
+        }
+    }
+}
+
 /// One register entry as plain items, shared by both renderings.
 struct Entry {
     title: String,
-    items: Vec<(&'static str, Vec<String>)>,
+    items: Vec<(&'static str, Vec<Value>)>,
 }
 
 fn endpoint_text(e: &Endpoint) -> String {
@@ -44,7 +59,7 @@ fn endpoint_text(e: &Endpoint) -> String {
     s
 }
 
-fn categories(flow: &Flow) -> Vec<String> {
+fn categories(flow: &Flow) -> Vec<Value> {
     let paths = flow.effective_paths();
     let mut out = Vec::new();
     for class in FieldClass::ALL {
@@ -54,11 +69,18 @@ fn categories(flow: &Flow) -> Vec<String> {
             .map(|(p, _)| *p)
             .collect();
         if !of_class.is_empty() {
-            out.push(format!("{}: {}", class_label(*class), of_class.join(", ")));
+            out.push(Value {
+                text: class_label(*class).to_owned(),
+                paths: of_class,
+            });
         }
     }
     if out.is_empty() {
-        out.push("none: aggregated, anonymous indicators only".to_owned());
+        out.push(
+            "none: aggregated, anonymous indicators only"
+                .to_owned()
+                .into(),
+        );
     }
     out
 }
@@ -100,7 +122,7 @@ fn entry(policy: &Policy, flow: &Flow) -> Entry {
             "Categories of data subjects",
             vec![flow.data_subjects.clone()],
         ),
-        ("Categories of personal data", categories(flow)),
+        ("Categories of personal data", Vec::new()),
         (
             "Special categories (Art. 9, Art. 10, NIR)",
             if special.is_empty() {
@@ -125,6 +147,17 @@ fn entry(policy: &Policy, flow: &Flow) -> Entry {
         ),
     ];
     items.push(("Security measures", info.security_measures.clone()));
+    let items = items
+        .into_iter()
+        .map(|(label, values)| {
+            let values = if label == "Categories of personal data" {
+                categories(flow)
+            } else {
+                values.into_iter().map(Value::from).collect()
+            };
+            (label, values)
+        })
+        .collect();
     Entry {
         title: format!("{} ({})", flow.name, flow.id),
         items,
@@ -166,6 +199,30 @@ pub fn html_escape(text: &str) -> String {
     out
 }
 
+/// Paths are canonical field paths (letters, digits, `_`, `.`, `[]`), never file
+/// text, so a code span holds them without escaping.
+fn md_value(v: &Value) -> String {
+    let mut out = md(&v.text);
+    if !v.paths.is_empty() {
+        let paths: Vec<String> = v.paths.iter().map(|p| format!("`{p}`")).collect();
+        let _ = write!(out, ": {}", paths.join(", "));
+    }
+    out
+}
+
+fn html_value(v: &Value) -> String {
+    let mut out = html_escape(&v.text);
+    if !v.paths.is_empty() {
+        let paths: Vec<String> = v
+            .paths
+            .iter()
+            .map(|p| format!("<code>{}</code>", html_escape(p)))
+            .collect();
+        let _ = write!(out, ": {}", paths.join(", "));
+    }
+    out
+}
+
 /// The register as Markdown.
 pub fn to_markdown(policy: &Policy) -> String {
     let info = &policy.file().register;
@@ -182,11 +239,11 @@ pub fn to_markdown(policy: &Policy) -> String {
         let _ = writeln!(s, "## {}\n", md(&e.title));
         for (label, values) in e.items {
             if values.len() == 1 {
-                let _ = writeln!(s, "- **{label}**: {}", md(&values[0]));
+                let _ = writeln!(s, "- **{label}**: {}", md_value(&values[0]));
             } else {
                 let _ = writeln!(s, "- **{label}**:");
                 for v in values {
-                    let _ = writeln!(s, "  - {}", md(&v));
+                    let _ = writeln!(s, "  - {}", md_value(&v));
                 }
             }
         }
@@ -221,11 +278,11 @@ pub fn to_html(policy: &Policy) -> String {
         for (label, values) in e.items {
             let _ = writeln!(s, "<dt>{}</dt>", html_escape(label));
             if values.len() == 1 {
-                let _ = writeln!(s, "<dd>{}</dd>", html_escape(&values[0]));
+                let _ = writeln!(s, "<dd>{}</dd>", html_value(&values[0]));
             } else {
                 let _ = write!(s, "<dd><ul>");
                 for v in values {
-                    let _ = write!(s, "<li>{}</li>", html_escape(&v));
+                    let _ = write!(s, "<li>{}</li>", html_value(&v));
                 }
                 let _ = writeln!(s, "</ul></dd>");
             }

@@ -282,6 +282,10 @@ fn register_lists_every_flow_in_both_formats() {
         );
     }
     assert!(md.contains("CASF L262-29"));
+    assert!(md.contains("`identifiants.numero_demande_rsa`"));
+    assert!(html.contains("<code>identifiants.caf</code>"));
+    // The bilan says it carries no personal data.
+    assert!(md.contains("none: aggregated, anonymous indicators only"));
     // Apostrophes in references are escaped in HTML.
     assert!(html.contains("Code de l&#39;éducation L114-1"));
     assert!(!html.contains("l'éducation"));
