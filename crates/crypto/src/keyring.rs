@@ -12,7 +12,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -151,7 +151,13 @@ impl Keyring {
                 check_private(&dir, &meta)?;
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                fs::create_dir_all(&dir).map_err(|e| CryptoError::io(&dir, e))?;
+                // Created 0700 from the start: no window in which others may list it.
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&dir)
+                    .map_err(|e| CryptoError::io(&dir, e))?;
+                // The umask may have narrowed the mode further; set it exactly.
                 fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
                     .map_err(|e| CryptoError::io(&dir, e))?;
             }
