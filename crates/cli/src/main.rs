@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod audit;
+mod demo;
 mod import;
 mod keys;
 mod output;
@@ -17,14 +18,10 @@ mod simulate;
 #[derive(Debug, Parser)]
 #[command(name = "passerelle", version, about, long_about = None)]
 struct Cli {
-    /// Where the embedded defaults live (SQLite journal and state, embedded queue, keyring).
-    #[arg(
-        long,
-        global = true,
-        env = "PASSERELLE_DATA_DIR",
-        default_value = "./passerelle-data"
-    )]
-    data_dir: PathBuf,
+    /// Where the embedded defaults live (SQLite journal and state, embedded queue,
+    /// keyring) [default: ./passerelle-data; `demo` uses a fresh folder]
+    #[arg(long, global = true, env = "PASSERELLE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
 
     /// The configuration file (TOML); `PASSERELLE_…` environment variables override it.
     #[arg(
@@ -41,6 +38,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a whole night on simulated peers, in one process with no external service.
+    Demo(demo::Args),
     /// Parse one peer file into canonical JSON Lines, touching nothing.
     Import(import::Args),
     /// Run one peer simulator alone (for tests, demos and connector development).
@@ -57,6 +56,9 @@ enum Command {
 #[derive(Debug, Clone)]
 pub struct Globals {
     pub data_dir: PathBuf,
+    /// Whether `--data-dir` (or its variable) was given, for commands whose default
+    /// differs (`demo` then uses a fresh folder).
+    pub data_dir_given: bool,
     pub config: PathBuf,
 }
 
@@ -66,7 +68,10 @@ fn main() -> ExitCode {
     // One TLS provider for every client (lapin, reqwest, sqlx): ring, see notes/machine.md.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let globals = Globals {
-        data_dir: cli.data_dir,
+        data_dir_given: cli.data_dir.is_some(),
+        data_dir: cli
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from("./passerelle-data")),
         config: cli.config,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -80,6 +85,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
+            Command::Demo(args) => demo::run(&globals, args).await,
             Command::Import(args) => import::run(&globals, args).await,
             Command::Simulate(args) => simulate::run(&globals, args).await,
             Command::Keys(args) => keys::run(&globals, args).await,
