@@ -32,6 +32,9 @@ pub struct Args {
 enum Connector {
     Solis,
     Cnaf,
+    /// A departmental secure box `BRSA_LISTE` (CSV or XLSX).
+    #[value(name = "box")]
+    Box,
 }
 
 /// A file checked whole and ready to be read item by item.
@@ -43,6 +46,7 @@ fn open(connector: Connector, file: &Path, mapping: Option<&Path>) -> Result<Ope
     match connector {
         Connector::Solis => solis(file, mapping),
         Connector::Cnaf => cnaf(file, mapping),
+        Connector::Box => box_(file, mapping),
     }
 }
 
@@ -85,6 +89,18 @@ fn cnaf(file: &Path, mapping: Option<&Path>) -> Result<Opened, Refusal> {
     let flux = passerelle_cnaf::Flux::open(file)?;
     Ok(Opened {
         items: Box::new(flux.records()?),
+    })
+}
+
+fn box_(file: &Path, mapping: Option<&Path>) -> Result<Opened, Refusal> {
+    let mapping = match mapping {
+        Some(path) => passerelle_box::Mapping::load(path)
+            .with_context(|| format!("mapping {}", path.display()))
+            .map_err(Refusal::Usage)?,
+        None => passerelle_box::Mapping::default_brsa(),
+    };
+    Ok(Opened {
+        items: Box::new(passerelle_box::read_file(file, &mapping)?),
     })
 }
 
