@@ -343,6 +343,55 @@ mod tests {
     }
 
     #[test]
+    fn issues_never_hold_the_values() {
+        let mapping = crate::Mapping::default_brsa();
+        let header: Vec<String> = crate::sim::BRSA_HEADER
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        let binding = mapping.bind(&header).unwrap();
+        let values = [
+            "98765432",
+            "Chef",
+            "Mx",
+            "Benali",
+            "",
+            "Karim",
+            "31/02/2004",
+            "204035935012300",
+            "3 allée des Peupliers",
+            "5910",
+            "Roubaix",
+            "06 12 34",
+            "karim@@example",
+            "2026-13-01",
+            "9",
+            "Peut-être",
+            "Intensive",
+            "59350S00",
+            "Claire Durand",
+        ];
+        let row = Row {
+            line: 7,
+            fields: values.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        let mapped = map_row(&binding, &row, "CD059", false);
+        let issues = mapped.outcome.clone().unwrap_err();
+        let all: Vec<&RecordIssue> = issues.iter().chain(&mapped.warnings).collect();
+        assert!(all.len() >= 12, "{all:?}");
+        for issue in all {
+            for v in values.iter().filter(|v| v.len() > 2) {
+                assert!(!issue.reason.contains(v), "{} holds a value", issue.field);
+                assert!(!issue.field.contains(v));
+            }
+            assert_eq!(
+                issue.reference, "ligne-7",
+                "no valid caf number: the line names it"
+            );
+        }
+    }
+
+    #[test]
     fn serial_dates_only_when_allowed() {
         assert_eq!(parse_date("38058", true).unwrap().to_string(), "2004-03-12");
         assert!(parse_date("38058", false).is_err());

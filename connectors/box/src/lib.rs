@@ -10,6 +10,7 @@
 //! - `sim`: a département playing the other side, for tests and demos.
 
 pub mod brsa;
+pub mod config;
 pub mod folder;
 pub mod mapping;
 pub mod of;

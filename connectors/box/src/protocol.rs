@@ -13,7 +13,7 @@ use tracing::{info, instrument, warn};
 use crate::brsa::{MappedRow, parse_name};
 use crate::folder::BoxFolder;
 use crate::mapping::Mapping;
-use crate::of::{BOM, OfSuiviUpdate, push_csv_line, read_of_suivi};
+use crate::of::{BOM, OfSuiviUpdate, Signalement, push_csv_line, read_of_suivi, write_jeunes_of};
 use crate::state::{BoxState, SeenFile, Stage};
 use crate::table::{BrsaReader, prescan};
 
@@ -160,6 +160,28 @@ impl<S: BoxState> BoxHub<S> {
     pub fn drop_file(&self, name: &str, bytes: &[u8]) -> Result<(), ConnectorError> {
         self.folder.create_dir_all(&self.retour())?;
         write_complete(self.folder.as_ref(), &self.retour(), name, bytes)
+    }
+
+    /// Writes a `JEUNES_OF` file (flow `of-signalement`) into `retour/` and returns
+    /// its name: `JEUNES_OF_{dept}_{emetteur}_{YYYYMMDDHHMMSS}.csv`.
+    #[instrument(skip(self, items), fields(partenaire = %self.partenaire, n = items.len()))]
+    pub fn send_jeunes_of(
+        &self,
+        dept: &str,
+        emetteur: &str,
+        at: chrono::NaiveDateTime,
+        items: &[Signalement<'_>],
+    ) -> Result<String, ConnectorError> {
+        let text = write_jeunes_of(items).map_err(|e| ConnectorError::Invalid {
+            location: format!("JEUNES_OF record {}", e.reference),
+            reason: e.reason,
+        })?;
+        let name = format!(
+            "JEUNES_OF_{dept}_{emetteur}_{}.csv",
+            at.format("%Y%m%d%H%M%S")
+        );
+        self.drop_file(&name, text.as_bytes())?;
+        Ok(name)
     }
 
     /// Reads every complete file in `depot/`, hands each row to `on_item`, writes the

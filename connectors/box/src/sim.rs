@@ -529,6 +529,65 @@ impl Departement<'_> {
         Ok(dropped)
     }
 
+    /// Reads the complete `JEUNES_OF` files the hub wrote into `retour/` (checking
+    /// their checksum and header), removes them as a département does once read, and
+    /// answers their references with one `OF_SUIVI` file. Returns the references
+    /// answered and the problems found.
+    pub fn answer_jeunes_of(&self) -> Result<(Vec<String>, Vec<String>), ConnectorError> {
+        let retour = format!("{}/retour", self.config.partenaire);
+        let names = self.folder.list(&retour)?;
+        let (mut refs, mut problems) = (Vec::new(), Vec::new());
+        let mut files: Vec<&String> = names
+            .iter()
+            .filter(|n| n.starts_with("JEUNES_OF_") && n.ends_with(".csv"))
+            .filter(|n| names.contains(&format!("{n}.ok")))
+            .collect();
+        files.sort();
+        for name in files {
+            let path = format!("{retour}/{name}");
+            let mut bytes = Vec::new();
+            self.folder
+                .open(&path)?
+                .read_to_end(&mut bytes)
+                .map_err(|e| ConnectorError::io(name.clone(), e))?;
+            let mut sum = String::new();
+            self.folder
+                .open(&format!("{path}.sha256"))?
+                .read_to_string(&mut sum)
+                .map_err(|e| ConnectorError::io(name.clone(), e))?;
+            if parse_sha256_file(&sum).as_deref() != Some(sha256_hex(&bytes).as_str()) {
+                problems.push(format!("{name}: checksum does not match"));
+                continue;
+            }
+            match CsvReader::new(&bytes[..]) {
+                Ok(r) if r.header() == crate::of::JEUNES_OF_HEADER => {
+                    for row in r {
+                        match row {
+                            Ok(row) => refs.push(row.fields[0].clone()),
+                            Err(e) => problems.push(format!("{name}: {e}")),
+                        }
+                    }
+                }
+                _ => problems.push(format!("{name}: not a JEUNES_OF file")),
+            }
+            for p in [format!("{path}.ok"), format!("{path}.sha256"), path] {
+                self.folder.remove(&p)?;
+            }
+        }
+        if !refs.is_empty() {
+            let (bytes, _) = of_suivi_csv(&refs, self.config.seed);
+            let name = self.name("OF_SUIVI", 10, "csv");
+            drop_file(
+                self.folder,
+                &self.config.partenaire,
+                &name,
+                &bytes,
+                DropOptions::default(),
+            )?;
+        }
+        Ok((refs, problems))
+    }
+
     /// Reads the hub's ACK files in `retour/` and lists every way they differ from
     /// what the dropped files call for (empty: all good).
     pub fn check_acks(&self, dropped: &[Dropped]) -> Result<Vec<String>, ConnectorError> {

@@ -563,3 +563,75 @@ fn sftp_refuses_an_unknown_host_key_and_a_wrong_user_key() {
         "{err}"
     );
 }
+
+#[test]
+fn jeunes_of_round_trip_with_the_departement() {
+    use passerelle_box::of::Signalement;
+    use passerelle_model::{Date, Jeune, ObligationFormation, ObligationFormationStatut};
+    let dir = tempfile::tempdir().unwrap();
+    let backend: Arc<dyn BoxFolder> = Arc::new(LocalFolder::new(dir.path()));
+    let rec = Recording::new(backend.clone());
+    let hub = BoxHub::new(
+        rec.clone(),
+        "59350S00",
+        MemoryState::default(),
+        Mapping::default_brsa(),
+    );
+    let mut j = Jeune::default();
+    j.etat_civil.nom_usage = Some("Benali".into());
+    j.etat_civil.prenoms = vec!["Karim".into()];
+    j.obligation_formation = Some(ObligationFormation {
+        statut: Some(ObligationFormationStatut::Signale),
+        date_signalement: Some(Date::parse("2026-11-20").unwrap()),
+        motif: None,
+        suite: None,
+    });
+    let at = chrono::NaiveDate::from_ymd_opt(2026, 11, 21)
+        .unwrap()
+        .and_hms_opt(23, 0, 0)
+        .unwrap();
+    let items = [
+        Signalement {
+            reference: "OF-0001",
+            structure: "59350S00",
+            record: &j,
+        },
+        Signalement {
+            reference: "OF-0002",
+            structure: "59350S00",
+            record: &j,
+        },
+    ];
+    let name = hub.send_jeunes_of("059", "59350S00", at, &items).unwrap();
+    assert_eq!(name, "JEUNES_OF_059_59350S00_20261121230000.csv");
+    let log = rec.take_log();
+    assert!(
+        log[1].starts_with("write 59350S00/retour/.JEUNES_OF_") && log[2].starts_with("rename"),
+        "{log:?}"
+    );
+    assert!(log[4].ends_with(".csv.ok"));
+
+    let dept = Departement {
+        folder: backend.as_ref(),
+        config: config("59350S00", &[]),
+    };
+    let (refs, problems) = dept.answer_jeunes_of().unwrap();
+    assert_eq!(refs, ["OF-0001", "OF-0002"]);
+    assert!(problems.is_empty(), "{problems:?}");
+    // The département's OF_SUIVI comes back through depot/ as updates.
+    let mut hub = BoxHub::new(
+        backend.clone(),
+        "59350S00",
+        MemoryState::default(),
+        Mapping::default_brsa(),
+    );
+    let (_, items) = poll(&mut hub);
+    let updates: Vec<_> = items
+        .into_iter()
+        .filter_map(|i| match i {
+            Received::OfSuivi(Ok(u)) => Some(u.reference),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(updates, ["OF-0001", "OF-0002"]);
+}
