@@ -17,6 +17,7 @@ pub mod of;
 pub mod protocol;
 pub mod sftp;
 pub mod sim;
+pub mod source;
 pub mod state;
 pub mod table;
 

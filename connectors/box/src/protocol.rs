@@ -63,6 +63,26 @@ pub enum FileOutcome {
     Finished { name: String },
 }
 
+/// A file read whose ACK waits until its rows are handed on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingAck {
+    pub name: String,
+    pub digest: String,
+    ack: String,
+}
+
+/// What reading one file left to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Processed {
+    /// Fully handled (refused, duplicate, finished after a crash).
+    Done(FileOutcome),
+    /// Rows handed out; `BoxHub::complete` writes the ACK and removes the file.
+    Read {
+        outcome: FileOutcome,
+        pending: PendingAck,
+    },
+}
+
 /// The hub's side of one partner's box (`{partenaire}/depot`, `{partenaire}/retour`).
 #[derive(Debug)]
 pub struct BoxHub<S: BoxState> {
@@ -200,7 +220,13 @@ impl<S: BoxState> BoxHub<S> {
                 outcomes.push(FileOutcome::Pending { name: name.clone() });
                 continue;
             }
-            let outcome = self.process(name, on_item)?;
+            let outcome = match self.process(name, on_item)? {
+                Processed::Done(outcome) => outcome,
+                Processed::Read { outcome, pending } => {
+                    self.complete(pending)?;
+                    outcome
+                }
+            };
             info!(file = %name, outcome = ?outcome, "box file handled");
             outcomes.push(outcome);
         }
@@ -211,7 +237,7 @@ impl<S: BoxState> BoxHub<S> {
         &mut self,
         name: &str,
         on_item: &mut dyn FnMut(&str, Received),
-    ) -> Result<FileOutcome, ConnectorError> {
+    ) -> Result<Processed, ConnectorError> {
         let path = format!("{}/{name}", self.depot());
         // Copy to a local spool once, hashing on the way: both checks and both passes
         // of reading then work on a local file, whatever the backend.
@@ -242,9 +268,9 @@ impl<S: BoxState> BoxHub<S> {
             {
                 // Acknowledged before a crash: finish the clean-up, write nothing new.
                 self.clean_up(name, &digest)?;
-                return Ok(FileOutcome::Finished {
+                return Ok(Processed::Done(FileOutcome::Finished {
                     name: name.to_owned(),
-                });
+                }));
             }
         }
 
@@ -280,10 +306,10 @@ impl<S: BoxState> BoxHub<S> {
             );
             self.drop_file(&ack_name(name), ack.as_bytes())?;
             self.clean_up(name, &digest)?;
-            return Ok(FileOutcome::Duplicate {
+            return Ok(Processed::Done(FileOutcome::Duplicate {
                 name: name.to_owned(),
                 first: first.name,
-            });
+            }));
         }
 
         let Some(parsed) = parse_name(name) else {
@@ -373,35 +399,68 @@ impl<S: BoxState> BoxHub<S> {
                 );
             }
         }
-        self.drop_file(&ack_name(name), ack.as_bytes())?;
+        Ok(Processed::Read {
+            outcome: FileOutcome::Read {
+                name: name.to_owned(),
+                rows,
+                ok,
+                rejected,
+            },
+            pending: PendingAck {
+                name: name.to_owned(),
+                digest,
+                ack,
+            },
+        })
+    }
+
+    /// Finishes a file whose rows were all handed on: writes its ACK, remembers its
+    /// digest, then removes it from `depot/`. Until then the file stays in `depot/`
+    /// and is served again after a restart.
+    pub fn complete(&mut self, pending: PendingAck) -> Result<(), ConnectorError> {
+        let PendingAck { name, digest, ack } = pending;
+        self.drop_file(&ack_name(&name), ack.as_bytes())?;
         self.state.record(SeenFile {
-            name: name.to_owned(),
+            name: name.clone(),
             sha256: digest.clone(),
             stage: Stage::Acked,
             seen_at: (self.clock)(),
         })?;
-        self.clean_up(name, &digest)?;
-        Ok(FileOutcome::Read {
-            name: name.to_owned(),
-            rows,
-            ok,
-            rejected,
-        })
+        self.clean_up(&name, &digest)
+    }
+
+    /// Reads the first complete file in `depot/` not named in `skip`, handing its rows
+    /// to `on_item`; `None` when there is none. A refused or duplicate file is fully
+    /// handled here; a read one waits for `complete`.
+    pub fn read_next(
+        &mut self,
+        skip: &std::collections::HashSet<String>,
+        on_item: &mut dyn FnMut(&str, Received),
+    ) -> Result<Option<Processed>, ConnectorError> {
+        let mut names = self.folder.list(&self.depot())?;
+        names.sort();
+        for name in names.iter().filter(|n| is_data_file(n)) {
+            if skip.contains(name) || !names.contains(&format!("{name}.ok")) {
+                continue;
+            }
+            return self.process(name, on_item).map(Some);
+        }
+        Ok(None)
     }
 
     /// Writes `0;KO;FICHIER_REFUSE;<reason>` and removes the file, so that the
     /// département can drop a corrected one under the same name.
-    fn refuse(&mut self, name: &str, reason: &str) -> Result<FileOutcome, ConnectorError> {
+    fn refuse(&mut self, name: &str, reason: &str) -> Result<Processed, ConnectorError> {
         warn!(file = %name, reason, "box file refused");
         let mut ack = String::from(BOM);
         push_csv_line(&mut ack, ACK_HEADER);
         push_csv_line(&mut ack, &["0", "KO", codes::FICHIER_REFUSE, reason]);
         self.drop_file(&ack_name(name), ack.as_bytes())?;
         self.remove_files(name)?;
-        Ok(FileOutcome::Refused {
+        Ok(Processed::Done(FileOutcome::Refused {
             name: name.to_owned(),
             reason: reason.to_owned(),
-        })
+        }))
     }
 
     fn remove_files(&self, name: &str) -> Result<(), ConnectorError> {

@@ -635,3 +635,71 @@ fn jeunes_of_round_trip_with_the_departement() {
         .collect();
     assert_eq!(updates, ["OF-0001", "OF-0002"]);
 }
+
+#[tokio::test]
+async fn the_source_acknowledges_a_file_only_after_every_row() {
+    use passerelle_box::source::BoxSource;
+    use passerelle_connector::Source;
+    let dir = tempfile::tempdir().unwrap();
+    let backend: Arc<dyn BoxFolder> = Arc::new(LocalFolder::new(dir.path()));
+    let dept = Departement {
+        folder: backend.as_ref(),
+        config: config("59350S00", &[Fault::Malformed, Fault::Checksum]),
+    };
+    let dropped = dept.play().unwrap();
+    let hub = || {
+        BoxHub::new(
+            backend.clone(),
+            "59350S00",
+            MemoryState::default(),
+            Mapping::default_brsa(),
+        )
+    };
+
+    let mut source = BoxSource::new(hub());
+    let first = source.next_batch().await.unwrap();
+    assert_eq!(
+        first.len(),
+        8,
+        "6 people and 2 malformed rows of the BRSA list"
+    );
+    assert!(first[0].ack.0.starts_with("BRSA_LISTE_059_CD059_"));
+    let second = source.next_batch().await.unwrap();
+    assert_eq!(second.len(), 5, "the OF_SUIVI rows");
+    assert!(
+        second
+            .iter()
+            .all(|i| i.outcome.as_ref().unwrap().obligation_formation.is_some())
+    );
+    assert!(
+        source.next_batch().await.unwrap().is_empty(),
+        "the bad checksum file is refused, not served"
+    );
+    let acks = dept.check_acks(&dropped).unwrap();
+    assert_eq!(
+        acks.len(),
+        2,
+        "no ACK yet for the two files served: {acks:?}"
+    );
+
+    // A restart before the engine acknowledged: the same rows come again.
+    let mut restarted = BoxSource::new(hub());
+    let again = restarted.next_batch().await.unwrap();
+    assert_eq!(
+        again.iter().map(|i| i.ack.clone()).collect::<Vec<_>>(),
+        first.iter().map(|i| i.ack.clone()).collect::<Vec<_>>()
+    );
+
+    // Acknowledging all but one row writes nothing; the last one writes the ACK.
+    let tokens: Vec<_> = again.iter().map(|i| i.ack.clone()).collect();
+    restarted.ack(&tokens[..7]).await.unwrap();
+    assert_eq!(dept.check_acks(&dropped).unwrap().len(), 2);
+    restarted.ack(&tokens[7..]).await.unwrap();
+    assert_eq!(restarted.in_flight(), 0);
+    let problems = dept.check_acks(&dropped).unwrap();
+    assert_eq!(problems.len(), 1, "only OF_SUIVI is left: {problems:?}");
+    let suivi = restarted.next_batch().await.unwrap();
+    let tokens: Vec<_> = suivi.iter().map(|i| i.ack.clone()).collect();
+    restarted.ack(&tokens).await.unwrap();
+    assert!(dept.check_acks(&dropped).unwrap().is_empty());
+}

@@ -1,0 +1,176 @@
+//! The box as a `Source` for the engine: one complete file per batch, each row an
+//! item acknowledged by `{file}:{line}`. A file's ACK is written, and the file removed
+//! from `depot/`, only once every one of its rows is acknowledged: until then a
+//! restart serves the file again (at least once, never lost).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use passerelle_connector::{AckToken, ConnectorError, Source, SourceItem};
+use passerelle_model::{Jeune, RecordId, Source as RecordSource, SourceSystem};
+
+use crate::brsa::parse_name;
+use crate::protocol::{BoxHub, PendingAck, Processed, Received};
+use crate::state::BoxState;
+
+/// A box read by the engine.
+#[derive(Debug)]
+pub struct BoxSource<S: BoxState + 'static> {
+    hub: Arc<Mutex<BoxHub<S>>>,
+    /// Files served and not yet fully acknowledged: their ACK and outstanding lines.
+    inflight: HashMap<String, (PendingAck, HashSet<u64>)>,
+}
+
+impl<S: BoxState + 'static> BoxSource<S> {
+    pub fn new(hub: BoxHub<S>) -> Self {
+        Self {
+            hub: Arc::new(Mutex::new(hub)),
+            inflight: HashMap::new(),
+        }
+    }
+
+    /// Files served and awaiting acknowledgement.
+    pub fn in_flight(&self) -> usize {
+        self.inflight.len()
+    }
+}
+
+fn poisoned() -> ConnectorError {
+    ConnectorError::Protocol {
+        peer: "box".to_owned(),
+        reason: "the box state lock was poisoned by an earlier panic".to_owned(),
+    }
+}
+
+fn joined(e: tokio::task::JoinError) -> ConnectorError {
+    ConnectorError::Protocol {
+        peer: "box".to_owned(),
+        reason: format!("the box reading task failed: {e}"),
+    }
+}
+
+/// One received row as a source item. `OF_SUIVI` updates become records holding
+/// only `obligation_formation`, identified by the reference the CD quoted back.
+fn to_item(file: &str, received: Received) -> (u64, SourceItem) {
+    match received {
+        Received::Brsa(row) => (
+            row.line,
+            SourceItem {
+                ack: AckToken(format!("{file}:{}", row.line)),
+                outcome: row.outcome,
+                warnings: row.warnings,
+            },
+        ),
+        Received::OfSuivi(Ok(update)) => {
+            let organisation =
+                parse_name(file).map_or_else(|| "inconnu".to_owned(), |n| n.emetteur);
+            let outcome = RecordId::parse(&update.reference)
+                .map(|record_id| {
+                    let mut j = Jeune::from_source(RecordSource {
+                        system: SourceSystem::Box,
+                        organisation,
+                        record_id,
+                    });
+                    j.obligation_formation = Some(update.obligation_formation());
+                    j
+                })
+                .map_err(|e| {
+                    vec![passerelle_connector::RecordIssue {
+                        reference: format!("ligne-{}", update.line),
+                        line: Some(update.line),
+                        field: "Référence".to_owned(),
+                        reason: e.reason,
+                    }]
+                });
+            (
+                update.line,
+                SourceItem {
+                    ack: AckToken(format!("{file}:{}", update.line)),
+                    outcome,
+                    warnings: Vec::new(),
+                },
+            )
+        }
+        Received::OfSuivi(Err(issue)) => {
+            let line = issue.line.unwrap_or(0);
+            (
+                line,
+                SourceItem {
+                    ack: AckToken(format!("{file}:{line}")),
+                    outcome: Err(vec![issue]),
+                    warnings: Vec::new(),
+                },
+            )
+        }
+    }
+}
+
+#[async_trait]
+impl<S: BoxState + 'static> Source for BoxSource<S> {
+    async fn next_batch(&mut self) -> Result<Vec<SourceItem>, ConnectorError> {
+        let hub = self.hub.clone();
+        let mut skip: HashSet<String> = self.inflight.keys().cloned().collect();
+        // Folder operations block (files, sftp processes): keep them off the workers.
+        let served = tokio::task::spawn_blocking(move || {
+            let mut hub = hub.lock().map_err(|_| poisoned())?;
+            loop {
+                let mut items = Vec::new();
+                let next = hub.read_next(&skip, &mut |file, r| items.push(to_item(file, r)))?;
+                match next {
+                    None => return Ok(None),
+                    Some(Processed::Done(outcome)) => {
+                        // Refused or duplicate: already answered and removed.
+                        if let crate::protocol::FileOutcome::Refused { name, .. }
+                        | crate::protocol::FileOutcome::Duplicate { name, .. }
+                        | crate::protocol::FileOutcome::Finished { name } = outcome
+                        {
+                            skip.insert(name);
+                        }
+                    }
+                    Some(Processed::Read { pending, .. }) if items.is_empty() => {
+                        hub.complete(pending)?;
+                    }
+                    Some(Processed::Read { pending, .. }) => return Ok(Some((items, pending))),
+                }
+            }
+        })
+        .await
+        .map_err(joined)??;
+        let Some((items, pending)) = served else {
+            return Ok(Vec::new());
+        };
+        let lines = items.iter().map(|(line, _)| *line).collect();
+        self.inflight.insert(pending.name.clone(), (pending, lines));
+        Ok(items.into_iter().map(|(_, item)| item).collect())
+    }
+
+    async fn ack(&mut self, tokens: &[AckToken]) -> Result<(), ConnectorError> {
+        for AckToken(token) in tokens {
+            let Some((file, line)) = token.rsplit_once(':') else {
+                continue;
+            };
+            if let (Some((_, lines)), Ok(line)) = (self.inflight.get_mut(file), line.parse()) {
+                lines.remove(&line);
+            }
+        }
+        let done: Vec<String> = self
+            .inflight
+            .iter()
+            .filter(|(_, (_, lines))| lines.is_empty())
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in done {
+            let Some((pending, _)) = self.inflight.remove(&name) else {
+                continue;
+            };
+            let hub = self.hub.clone();
+            tokio::task::spawn_blocking(move || {
+                hub.lock().map_err(|_| poisoned())?.complete(pending)
+            })
+            .await
+            .map_err(joined)??;
+        }
+        Ok(())
+    }
+}
