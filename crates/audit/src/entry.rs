@@ -182,53 +182,100 @@ impl Entry {
     /// The canonical bytes of this entry (see the module documentation).
     pub fn canonical_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
-        out.extend_from_slice(DOMAIN);
-        out.extend_from_slice(&(self.seq as u64).to_be_bytes());
-        for t in [
-            Some(&self.at),
-            Some(&self.event),
-            Some(&self.actor),
-            self.flow.as_ref(),
-            self.sender.as_ref(),
-            self.recipient.as_ref(),
-            self.subject.as_ref(),
-        ] {
-            put_opt(&mut out, t.map(String::as_str));
-        }
-        out.extend_from_slice(&(self.fields.len() as u32).to_be_bytes());
-        for f in &self.fields {
-            put_str(&mut out, f);
-        }
-        for t in [
-            self.legal_basis.as_ref(),
-            self.ciphertext_digest.as_ref(),
-            Some(&self.outcome),
-            self.reason.as_ref(),
-        ] {
-            put_opt(&mut out, t.map(String::as_str));
-        }
+        self.view().encode(&mut out);
         out
     }
 
     /// `SHA-256(prev ‖ canonical bytes)`: what `hash` must be when the entry is intact.
     pub fn chain_hash(&self, prev: &[u8]) -> [u8; 32] {
+        self.view().chain_hash(prev)
+    }
+
+    pub(crate) fn view(&self) -> EntryView<'_> {
+        EntryView {
+            seq: self.seq,
+            head: [
+                Some(self.at.as_str()),
+                Some(self.event.as_str()),
+                Some(self.actor.as_str()),
+                self.flow.as_deref(),
+                self.sender.as_deref(),
+                self.recipient.as_deref(),
+                self.subject.as_deref(),
+            ],
+            fields: self.fields.iter().map(String::as_str).collect(),
+            tail: [
+                self.legal_basis.as_deref(),
+                self.ciphertext_digest.as_deref(),
+                Some(self.outcome.as_str()),
+                self.reason.as_deref(),
+            ],
+        }
+    }
+}
+
+/// A borrowed entry, so that `verify` hashes rows without copying them.
+#[derive(Debug)]
+pub(crate) struct EntryView<'a> {
+    pub seq: i64,
+    /// `at`, `event`, `actor`, `flow`, `sender`, `recipient`, `subject`.
+    pub head: [Option<&'a str>; 7],
+    pub fields: Vec<&'a str>,
+    /// `legal_basis`, `ciphertext_digest`, `outcome`, `reason`.
+    pub tail: [Option<&'a str>; 4],
+}
+
+/// Where canonical bytes go: a buffer, or straight into the hash.
+trait Feed {
+    fn feed(&mut self, bytes: &[u8]);
+}
+
+impl Feed for Vec<u8> {
+    fn feed(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+impl Feed for Sha256 {
+    fn feed(&mut self, bytes: &[u8]) {
+        self.update(bytes);
+    }
+}
+
+impl EntryView<'_> {
+    fn encode(&self, out: &mut impl Feed) {
+        out.feed(DOMAIN);
+        out.feed(&(self.seq as u64).to_be_bytes());
+        for t in self.head {
+            put_opt(out, t);
+        }
+        out.feed(&(self.fields.len() as u32).to_be_bytes());
+        for f in &self.fields {
+            put_str(out, f);
+        }
+        for t in self.tail {
+            put_opt(out, t);
+        }
+    }
+
+    pub(crate) fn chain_hash(&self, prev: &[u8]) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(prev);
-        h.update(self.canonical_bytes());
+        self.encode(&mut h);
         h.finalize().into()
     }
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u32).to_be_bytes());
-    out.extend_from_slice(s.as_bytes());
+fn put_str(out: &mut impl Feed, s: &str) {
+    out.feed(&(s.len() as u32).to_be_bytes());
+    out.feed(s.as_bytes());
 }
 
-fn put_opt(out: &mut Vec<u8>, s: Option<&str>) {
+fn put_opt(out: &mut impl Feed, s: Option<&str>) {
     match s {
-        None => out.push(0),
+        None => out.feed(&[0]),
         Some(s) => {
-            out.push(1);
+            out.feed(&[1]);
             put_str(out, s);
         }
     }

@@ -22,7 +22,7 @@ use sqlx::{AssertSqlSafe, QueryBuilder, Row};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, instrument, warn};
 
-use crate::entry::{Entry, Event, GENESIS_HASH, NewEntry, Outcome, format_time};
+use crate::entry::{Entry, EntryView, Event, GENESIS_HASH, NewEntry, Outcome, format_time};
 use crate::error::{AuditError, Result};
 use crate::schema;
 use crate::subject::{BlindIndex, Lookup};
@@ -40,10 +40,10 @@ macro_rules! decode_entry {
     ($row:expr) => {{
         let row = &$row;
         (|| -> std::result::Result<Entry, String> {
-            let col = |i: usize| -> String { COLUMNS.split(", ").nth(i).unwrap_or("?").to_owned() };
+            let col = column_name;
             let fields_json: String = row.try_get(8).map_err(|_| col(8))?;
             let fields: Vec<String> =
-                serde_json::from_str(&fields_json).map_err(|_| "fields".to_owned())?;
+                serde_json::from_str(&fields_json).map_err(|_| col(8))?;
             Ok(Entry {
                 seq: row.try_get(0).map_err(|_| col(0))?,
                 at: row.try_get(1).map_err(|_| col(1))?,
@@ -62,6 +62,10 @@ macro_rules! decode_entry {
             })
         })()
     }};
+}
+
+fn column_name(i: usize) -> String {
+    COLUMNS.split(", ").nth(i).unwrap_or("?").to_owned()
 }
 
 /// Where the journal lives and how the appender batches.
@@ -371,12 +375,46 @@ impl Journal {
                         .map_err(AuditError::db("reading entries"))?
                     {
                         let seq: i64 = row.try_get(0).unwrap_or(walker.expected);
-                        match decode_entry!(row) {
-                            Ok(e) => {
-                                if !walker.step(&e) {
-                                    break;
+                        // Borrowed from the row: the walk copies nothing but the hash.
+                        let checked = (|| -> std::result::Result<bool, String> {
+                            let text = |i: usize| -> std::result::Result<Option<&str>, String> {
+                                row.try_get::<Option<&str>, _>(i).map_err(|_| column_name(i))
+                            };
+                            let fields_json: &str =
+                                row.try_get(8).map_err(|_| column_name(8))?;
+                            let owned: Vec<String>;
+                            let fields: Vec<&str> = match serde_json::from_str(fields_json) {
+                                Ok(v) => v,
+                                Err(_) => {
+                                    // Escaped characters cannot be borrowed.
+                                    owned = serde_json::from_str(fields_json)
+                                        .map_err(|_| column_name(8))?;
+                                    owned.iter().map(String::as_str).collect()
                                 }
-                            }
+                            };
+                            let required = |i: usize| -> std::result::Result<Option<&str>, String> {
+                                text(i)?.map(Some).ok_or_else(|| column_name(i))
+                            };
+                            let view = EntryView {
+                                seq,
+                                head: [
+                                    required(1)?,
+                                    required(2)?,
+                                    required(3)?,
+                                    text(4)?,
+                                    text(5)?,
+                                    text(6)?,
+                                    text(7)?,
+                                ],
+                                fields,
+                                tail: [text(9)?, text(10)?, required(11)?, text(12)?],
+                            };
+                            let hash: &[u8] = row.try_get(13).map_err(|_| column_name(13))?;
+                            Ok(walker.step(&view, hash))
+                        })();
+                        match checked {
+                            Ok(true) => {}
+                            Ok(false) => break,
                             Err(what) => {
                                 walker.fail(Problem::Unreadable { seq, what });
                                 break;
@@ -745,7 +783,7 @@ impl Walker {
     }
 
     /// Checks one entry; false when the walk must stop.
-    fn step(&mut self, e: &Entry) -> bool {
+    fn step(&mut self, e: &EntryView<'_>, hash: &[u8]) -> bool {
         if e.seq != self.expected {
             self.fail(Problem::Missing {
                 seq: self.expected,
@@ -753,11 +791,12 @@ impl Walker {
             });
             return false;
         }
-        if e.chain_hash(&self.prev)[..] != e.hash[..] {
+        if e.chain_hash(&self.prev)[..] != *hash {
             self.fail(Problem::Altered { seq: e.seq });
             return false;
         }
-        self.prev.clone_from(&e.hash);
+        self.prev.clear();
+        self.prev.extend_from_slice(hash);
         self.expected += 1;
         self.count += 1;
         true
