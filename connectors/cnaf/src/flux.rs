@@ -101,6 +101,7 @@ impl Flux {
                 }
                 _ => {}
             }
+            stream.recycle(child.element);
         }
         let dtref = dtref.ok_or_else(|| refused(&file, "IdentificationFlux is missing"))?;
         let nb_foyers =
@@ -170,6 +171,7 @@ impl Iterator for Records {
                 self.pending
                     .extend(map_foyer(&child.element, &child.path, self.dtref));
             }
+            self.stream.recycle(child.element);
         }
     }
 }
@@ -223,14 +225,14 @@ fn household_fields(m: &mut RecordMapper, foyer: &XmlElement, j: &mut Jeune) {
             complement: text_at(a, &["COMPLADR"]).and_then(clean_text),
             code_postal: m.opt(
                 "contact.adresse.code_postal",
-                &format!("{base}/CODEPOS"),
+                format_args!("{base}/CODEPOS"),
                 text_at(a, &["CODEPOS"]),
                 CodePostal::parse,
             ),
             commune: text_at(a, &["NOMCOM"]).and_then(clean_text),
             code_insee: m.opt(
                 "contact.adresse.code_insee",
-                &format!("{base}/NUMCOM"),
+                format_args!("{base}/NUMCOM"),
                 text_at(a, &["NUMCOM"]),
                 CodeInsee::parse,
             ),

@@ -125,6 +125,7 @@ impl Export {
             if names.contains(&child.element.name) {
                 count += 1;
             }
+            stream.recycle(child.element);
         }
         if count != header.nb_individus {
             return Err(refused(
@@ -187,14 +188,25 @@ impl Iterator for Records {
                 Err(e) => return Some(Err(e.into_refusal(&self.file))),
             };
             if !self.names.individu.contains(&child.element.name) {
+                self.stream.recycle(child.element);
                 continue;
             }
-            return Some(Ok(map_individu(
-                &child.element,
-                &child.path,
-                &self.header,
-                &self.names,
-            )));
+            let item = map_individu(&child.element, &child.path, &self.header, &self.names);
+            self.stream.recycle(child.element);
+            return Some(Ok(item));
+        }
+    }
+}
+
+/// A relative element path, formatted only when an issue needs it.
+struct Rel<'a>(&'a str, &'a str);
+
+impl std::fmt::Display for Rel<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.1.is_empty() {
+            f.write_str(self.0)
+        } else {
+            write!(f, "{}/{}", self.0, self.1)
         }
     }
 }
@@ -229,14 +241,13 @@ pub fn map_individu(
     // État civil.
     if let Some(ec) = el.child_any(&n.etat_civil) {
         let ecn = ec.name.as_str();
-        let at = |child: Option<&XmlElement>| match child {
-            Some(c) => format!("{ecn}/{}", c.name),
-            None => ecn.to_owned(),
-        };
+        fn at<'a>(ecn: &'a str, child: Option<&'a XmlElement>) -> Rel<'a> {
+            Rel(ecn, child.map_or("", |c| c.name.as_str()))
+        }
         let c = ec.child_any(&n.civilite);
         j.etat_civil.civilite = m.opt(
             "etat_civil.civilite",
-            &at(c),
+            at(ecn, c),
             text_of(c),
             Civilite::from_source,
         );
@@ -246,17 +257,21 @@ pub fn map_individu(
             .map(split_prenoms)
             .unwrap_or_default();
         let c = ec.child_any(&n.date_naissance);
-        j.etat_civil.date_naissance =
-            m.opt("etat_civil.date_naissance", &at(c), text_of(c), Date::parse);
+        j.etat_civil.date_naissance = m.opt(
+            "etat_civil.date_naissance",
+            at(ecn, c),
+            text_of(c),
+            Date::parse,
+        );
         let c = ec.child_any(&n.commune_naissance);
         j.etat_civil.commune_naissance_insee = m.opt(
             "etat_civil.commune_naissance_insee",
-            &format!("{}/@codeInsee", at(c)),
+            format_args!("{}/@codeInsee", at(ecn, c)),
             attr_of(c, "codeInsee"),
             CodeInsee::parse,
         );
         let c = ec.child_any(&n.nir);
-        j.identifiants.nir = m.opt("identifiants.nir", &at(c), text_of(c), Nir::parse);
+        j.identifiants.nir = m.opt("identifiants.nir", at(ecn, c), text_of(c), Nir::parse);
     }
 
     // Adresse: attributes, empty ones absent.
@@ -268,14 +283,14 @@ pub fn map_individu(
             complement: attr_of(Some(a), "complement").and_then(clean_text),
             code_postal: m.opt(
                 "contact.adresse.code_postal",
-                &format!("{an}/@codePostal"),
+                format_args!("{an}/@codePostal"),
                 attr_of(Some(a), "codePostal"),
                 CodePostal::parse,
             ),
             commune: attr_of(Some(a), "commune").and_then(clean_text),
             code_insee: m.opt(
                 "contact.adresse.code_insee",
-                &format!("{an}/@codeInsee"),
+                format_args!("{an}/@codeInsee"),
                 attr_of(Some(a), "codeInsee"),
                 CodeInsee::parse,
             ),
@@ -310,16 +325,16 @@ pub fn map_individu(
     // DossierRSA.
     if let Some(d) = el.child_any(&n.dossier_rsa) {
         let dn = d.name.as_str();
-        let at = |a: &str| format!("{dn}/@{a}");
+        let at = |a: &'static str| Rel(dn, a);
         let numero = m.opt(
             "identifiants.caf.numero_allocataire",
-            &at("numeroAllocataire"),
+            at("@numeroAllocataire"),
             attr_of(Some(d), "numeroAllocataire"),
             NumeroAllocataire::parse,
         );
         let organisme = m.opt(
             "identifiants.caf.organisme",
-            &at("organisme"),
+            at("@organisme"),
             attr_of(Some(d), "organisme"),
             CafOrganisme::from_source,
         );
@@ -332,38 +347,38 @@ pub fn map_individu(
             }
             (None, Some(_)) if attr_of(Some(d), "organisme").is_none() => m.reject(
                 "identifiants.caf.organisme",
-                &at("organisme"),
+                at("@organisme"),
                 "organisme is missing beside numeroAllocataire",
             ),
             _ => {}
         }
         j.identifiants.numero_demande_rsa = m.opt(
             "identifiants.numero_demande_rsa",
-            &at("numeroDemande"),
+            at("@numeroDemande"),
             attr_of(Some(d), "numeroDemande"),
             NumeroDemandeRsa::parse,
         );
         j.rsa.role = m.opt(
             "rsa.role",
-            &at("role"),
+            at("@role"),
             attr_of(Some(d), "role"),
             RsaRole::from_source,
         );
         j.rsa.etat_droit = m.opt(
             "rsa.etat_droit",
-            &at("etatDroit"),
+            at("@etatDroit"),
             attr_of(Some(d), "etatDroit"),
             EtatDroit::from_source,
         );
         j.rsa.soumis_droits_devoirs = m.opt(
             "rsa.soumis_droits_devoirs",
-            &at("soumisDroitsDevoirs"),
+            at("@soumisDroitsDevoirs"),
             attr_of(Some(d), "soumisDroitsDevoirs"),
             parse_bool,
         );
         j.rsa.date_ouverture = m.opt(
             "rsa.date_ouverture",
-            &at("dateOuverture"),
+            at("@dateOuverture"),
             attr_of(Some(d), "dateOuverture"),
             Date::parse,
         );
@@ -375,13 +390,13 @@ pub fn map_individu(
         let mut orientation = Orientation {
             kind: m.opt(
                 "orientation.type",
-                &format!("{on}/@type"),
+                format_args!("{on}/@type"),
                 attr_of(Some(o), "type"),
                 OrientationType::from_source,
             ),
             date: m.opt(
                 "orientation.date",
-                &format!("{on}/@date"),
+                format_args!("{on}/@date"),
                 attr_of(Some(o), "date"),
                 Date::parse,
             ),
@@ -418,19 +433,19 @@ pub fn map_individu(
         let ase = Ase {
             statut: m.opt(
                 "ase.statut",
-                &format!("{pn}/@statut"),
+                format_args!("{pn}/@statut"),
                 attr_of(Some(p), "statut"),
                 AseStatut::from_source,
             ),
             date_majorite: m.opt(
                 "ase.date_majorite",
-                &format!("{pn}/@dateMajorite"),
+                format_args!("{pn}/@dateMajorite"),
                 attr_of(Some(p), "dateMajorite"),
                 Date::parse,
             ),
             mna: m.opt(
                 "ase.mna",
-                &format!("{pn}/@mna"),
+                format_args!("{pn}/@mna"),
                 attr_of(Some(p), "mna"),
                 parse_bool,
             ),
@@ -450,7 +465,7 @@ pub fn map_individu(
     if let Some(s) = el.child_any(&n.sante) {
         j.sensible.rqth = m.opt(
             "sensible.rqth",
-            &format!("{}/@rqth", s.name),
+            format_args!("{}/@rqth", s.name),
             attr_of(Some(s), "rqth"),
             parse_bool,
         );

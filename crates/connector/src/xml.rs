@@ -28,7 +28,8 @@ pub struct XmlElement {
     pub name: String,
     /// Attributes in document order, entities resolved.
     pub attrs: Vec<(String, String)>,
-    /// The element's own text (text nodes, CDATA and references), not trimmed.
+    /// The element's own text (text nodes, CDATA and references), not trimmed;
+    /// whitespace-only runs next to child elements (indentation) are left out.
     pub text: String,
     pub children: Vec<XmlElement>,
 }
@@ -142,6 +143,9 @@ pub struct XmlStream<R: Read> {
     root_closed: bool,
     /// Counts per child name, for ranks (few distinct names at the root).
     ranks: Vec<(String, u64)>,
+    pool: Pool,
+    stack: Vec<XmlElement>,
+    pending: String,
 }
 
 impl<R: Read> std::fmt::Debug for XmlStream<R> {
@@ -168,20 +172,63 @@ fn unescape(raw: &str) -> Result<Cow<'_, str>, String> {
     quick_xml::escape::unescape(raw).map_err(|e| format!("bad entity reference: {e}"))
 }
 
-fn element_from_start(start: &BytesStart<'_>) -> Result<XmlElement, String> {
-    let name = utf8(start.name().as_ref())?.to_owned();
-    let mut attrs = Vec::new();
+/// Recycled nodes and strings, so that reading record after record allocates almost
+/// nothing once warm (the tree of the previous record is handed back by `recycle`).
+#[derive(Debug, Default)]
+struct Pool {
+    elements: Vec<XmlElement>,
+    strings: Vec<String>,
+}
+
+/// How many recycled nodes and strings to keep: enough for large records, bounded.
+const POOL_MAX: usize = 4096;
+
+impl Pool {
+    fn string(&mut self, s: &str) -> String {
+        match self.strings.pop() {
+            Some(mut owned) => {
+                owned.push_str(s);
+                owned
+            }
+            None => s.to_owned(),
+        }
+    }
+
+    fn element(&mut self) -> XmlElement {
+        self.elements.pop().unwrap_or_default()
+    }
+
+    fn recycle(&mut self, mut el: XmlElement) {
+        for (mut k, mut v) in el.attrs.drain(..) {
+            if self.strings.len() + 2 <= POOL_MAX {
+                k.clear();
+                v.clear();
+                self.strings.push(k);
+                self.strings.push(v);
+            }
+        }
+        let children = std::mem::take(&mut el.children);
+        for child in children {
+            self.recycle(child);
+        }
+        if self.elements.len() < POOL_MAX {
+            el.name.clear();
+            el.text.clear();
+            self.elements.push(el);
+        }
+    }
+}
+
+fn element_from_start(start: &BytesStart<'_>, pool: &mut Pool) -> Result<XmlElement, String> {
+    let mut el = pool.element();
+    el.name.push_str(utf8(start.name().as_ref())?);
     for attr in start.attributes() {
         let attr = attr.map_err(|e| format!("bad attribute: {e}"))?;
-        let key = utf8(attr.key.as_ref())?.to_owned();
-        let value = unescape(utf8(&attr.value)?)?.into_owned();
-        attrs.push((key, value));
+        let key = pool.string(utf8(attr.key.as_ref())?);
+        let value = pool.string(&unescape(utf8(&attr.value)?)?);
+        el.attrs.push((key, value));
     }
-    Ok(XmlElement {
-        name,
-        attrs,
-        ..XmlElement::default()
-    })
+    Ok(el)
 }
 
 impl<R: Read> XmlStream<R> {
@@ -198,6 +245,9 @@ impl<R: Read> XmlStream<R> {
             root: None,
             root_closed: false,
             ranks: Vec::new(),
+            pool: Pool::default(),
+            stack: Vec::new(),
+            pending: String::new(),
         }
     }
 
@@ -224,14 +274,14 @@ impl<R: Read> XmlStream<R> {
                 };
                 match event {
                     Event::Start(start) => {
-                        let el =
-                            element_from_start(&start).map_err(|r| malformed("/".to_owned(), r))?;
+                        let el = element_from_start(&start, &mut self.pool)
+                            .map_err(|r| malformed("/".to_owned(), r))?;
                         self.root = Some(el);
                         break;
                     }
                     Event::Empty(start) => {
-                        let el =
-                            element_from_start(&start).map_err(|r| malformed("/".to_owned(), r))?;
+                        let el = element_from_start(&start, &mut self.pool)
+                            .map_err(|r| malformed("/".to_owned(), r))?;
                         self.root = Some(el);
                         self.root_closed = true;
                         break;
@@ -250,6 +300,12 @@ impl<R: Read> XmlStream<R> {
             }
         }
         Ok(self.root.as_ref().expect("root was just read"))
+    }
+
+    /// Hands back a tree read from this stream once mapped, so that its nodes are
+    /// reused for the next child (memory stays flat and allocation low).
+    pub fn recycle(&mut self, element: XmlElement) {
+        self.pool.recycle(element);
     }
 
     fn next_rank(&mut self, name: &str) -> u64 {
@@ -287,8 +343,8 @@ impl<R: Read> XmlStream<R> {
             };
             match event {
                 Event::Start(start) => {
-                    let el =
-                        element_from_start(&start).map_err(|r| malformed(root_path.clone(), r))?;
+                    let el = element_from_start(&start, &mut self.pool)
+                        .map_err(|r| malformed(root_path.clone(), r))?;
                     let rank = self.next_rank(&el.name);
                     let path = format!("{root_path}/{}[{rank}]", el.name);
                     let keep = collect(&el.name);
@@ -300,8 +356,8 @@ impl<R: Read> XmlStream<R> {
                     }));
                 }
                 Event::Empty(start) => {
-                    let el =
-                        element_from_start(&start).map_err(|r| malformed(root_path.clone(), r))?;
+                    let el = element_from_start(&start, &mut self.pool)
+                        .map_err(|r| malformed(root_path.clone(), r))?;
                     let rank = self.next_rank(&el.name);
                     let path = format!("{root_path}/{}[{rank}]", el.name);
                     return Ok(Some(Child {
@@ -348,91 +404,131 @@ impl<R: Read> XmlStream<R> {
         keep: bool,
     ) -> Result<XmlElement, XmlError> {
         // The stack of open elements; paths are rebuilt from it only on error.
-        let mut stack: Vec<XmlElement> = vec![top];
+        let mut stack: Vec<XmlElement> = std::mem::take(&mut self.stack);
+        stack.clear();
+        stack.push(top);
+        // Whitespace-only text is held back and kept only when more text follows in
+        // the same element: indentation between child elements costs nothing, while
+        // `a &amp; b` keeps its spaces.
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.clear();
         let mut nodes = 1usize;
-        loop {
+        let result = loop {
             self.buf.clear();
             let event = match self.reader.read_event_into(&mut self.buf) {
                 Ok(ev) => ev,
-                Err(e) => {
-                    let path = stack_path(top_path, &stack);
-                    return Err(error_at(path, e));
-                }
+                Err(e) => break Err(error_at(stack_path(top_path, &stack), e)),
             };
             match event {
                 Event::Start(start) => {
                     nodes += 1;
                     if nodes > MAX_NODES_PER_CHILD {
-                        return Err(XmlError::TooLarge {
+                        break Err(XmlError::TooLarge {
                             path: top_path.to_owned(),
                             max: MAX_NODES_PER_CHILD,
                         });
                     }
-                    let el = element_from_start(&start)
-                        .map_err(|r| malformed(stack_path(top_path, &stack), r))?;
-                    if keep {
-                        stack.push(el);
+                    pending.clear();
+                    let el = if keep {
+                        element_from_start(&start, &mut self.pool)
                     } else {
-                        // Skipping: keep a bare frame so that depth and error paths hold.
-                        stack.push(XmlElement {
-                            name: el.name,
-                            ..XmlElement::default()
-                        });
+                        // Skipping: check the tag, keep a bare frame for depth and paths.
+                        check_start(&start).map(|name| {
+                            let mut el = self.pool.element();
+                            el.name.push_str(name);
+                            el
+                        })
+                    };
+                    match el {
+                        Ok(el) => stack.push(el),
+                        Err(r) => break Err(malformed(stack_path(top_path, &stack), r)),
                     }
                 }
                 Event::Empty(start) => {
                     nodes += 1;
+                    pending.clear();
                     if keep {
-                        let el = element_from_start(&start)
-                            .map_err(|r| malformed(stack_path(top_path, &stack), r))?;
-                        if let Some(parent) = stack.last_mut() {
-                            parent.children.push(el);
+                        match element_from_start(&start, &mut self.pool) {
+                            Ok(el) => {
+                                if let Some(parent) = stack.last_mut() {
+                                    parent.children.push(el);
+                                }
+                            }
+                            Err(r) => break Err(malformed(stack_path(top_path, &stack), r)),
                         }
+                    } else if let Err(r) = check_start(&start) {
+                        break Err(malformed(stack_path(top_path, &stack), r));
                     }
                 }
                 Event::End(_) => {
+                    pending.clear();
                     let done = stack.pop().expect("stack holds the open elements");
                     match stack.last_mut() {
-                        Some(parent) => {
-                            if keep {
-                                parent.children.push(done);
+                        Some(parent) if keep => parent.children.push(done),
+                        Some(_) => self.pool.recycle(done),
+                        None => break Ok(done),
+                    }
+                }
+                Event::Text(t) => match utf8(&t) {
+                    Ok(text) => {
+                        if keep && let Some(cur) = stack.last_mut() {
+                            if text.bytes().all(|b| b.is_ascii_whitespace()) {
+                                pending.push_str(text);
+                            } else {
+                                cur.text.push_str(&pending);
+                                pending.clear();
+                                cur.text.push_str(text);
                             }
                         }
-                        None => return Ok(done),
                     }
-                }
-                Event::Text(t) => {
-                    if keep {
-                        let s = utf8(&t).map_err(|r| malformed(stack_path(top_path, &stack), r))?;
-                        if let Some(cur) = stack.last_mut() {
-                            cur.text.push_str(s);
+                    Err(r) => break Err(malformed(stack_path(top_path, &stack), r)),
+                },
+                Event::CData(c) => match utf8(&c) {
+                    Ok(text) => {
+                        if keep && let Some(cur) = stack.last_mut() {
+                            cur.text.push_str(&pending);
+                            pending.clear();
+                            cur.text.push_str(text);
                         }
                     }
-                }
-                Event::CData(c) => {
-                    if keep {
-                        let s = utf8(&c).map_err(|r| malformed(stack_path(top_path, &stack), r))?;
-                        if let Some(cur) = stack.last_mut() {
-                            cur.text.push_str(s);
+                    Err(r) => break Err(malformed(stack_path(top_path, &stack), r)),
+                },
+                Event::GeneralRef(r) => match resolve_ref(&r) {
+                    Ok(resolved) => {
+                        if keep && let Some(cur) = stack.last_mut() {
+                            cur.text.push_str(&pending);
+                            pending.clear();
+                            cur.text.push(resolved);
                         }
                     }
-                }
-                Event::GeneralRef(r) => {
-                    let resolved = resolve_ref(&r)
-                        .map_err(|reason| malformed(stack_path(top_path, &stack), reason))?;
-                    if keep && let Some(cur) = stack.last_mut() {
-                        cur.text.push(resolved);
-                    }
-                }
+                    Err(reason) => break Err(malformed(stack_path(top_path, &stack), reason)),
+                },
                 Event::Eof => {
-                    return Err(XmlError::Truncated {
+                    break Err(XmlError::Truncated {
                         path: stack_path(top_path, &stack),
                     });
                 }
                 Event::Comment(_) | Event::PI(_) | Event::Decl(_) | Event::DocType(_) => {}
             }
+        };
+        for el in stack.drain(..) {
+            self.pool.recycle(el);
         }
+        self.stack = stack;
+        self.pending = pending;
+        result
     }
+}
+
+/// Checks a start tag without building anything: its name and attributes must be
+/// well-formed UTF-8 with valid references. Returns the name.
+fn check_start<'a>(start: &'a BytesStart<'_>) -> Result<&'a str, String> {
+    for attr in start.attributes() {
+        let attr = attr.map_err(|e| format!("bad attribute: {e}"))?;
+        utf8(attr.key.as_ref())?;
+        unescape(utf8(&attr.value)?)?;
+    }
+    utf8(start.name().into_inner())
 }
 
 fn malformed(path: String, e: impl std::fmt::Display) -> XmlError {
@@ -520,10 +616,17 @@ impl RecordMapper {
         }
     }
 
-    fn issue(&self, canon: &str, at: &str, reason: &str) -> crate::report::RecordIssue {
+    fn issue(
+        &self,
+        canon: &str,
+        at: impl std::fmt::Display,
+        reason: &str,
+    ) -> crate::report::RecordIssue {
         // `../X` names a sibling of the record (household data shared by persons).
+        // Paths are formatted only here, when a field fails: mapping stays cheap.
+        let at = at.to_string();
         let mut base = self.base.as_str();
-        let mut at = at;
+        let mut at = at.as_str();
         while let Some(rest) = at.strip_prefix("../") {
             at = rest;
             base = base.rsplit_once('/').map_or("", |(head, _)| head);
@@ -542,7 +645,7 @@ impl RecordMapper {
     }
 
     /// Records a field error by the severity canonical.md gives its path.
-    pub fn push(&mut self, e: passerelle_model::FieldError, at: &str) {
+    pub fn push(&mut self, e: passerelle_model::FieldError, at: impl std::fmt::Display) {
         let issue = self.issue(&e.path, at, &e.reason);
         match e.severity {
             passerelle_model::Severity::Reject => self.rejects.push(issue),
@@ -555,7 +658,7 @@ impl RecordMapper {
     pub fn take<T>(
         &mut self,
         canon: &str,
-        at: &str,
+        at: impl std::fmt::Display,
         result: Result<T, passerelle_model::InvalidValue>,
     ) -> Option<T> {
         match result {
@@ -571,7 +674,7 @@ impl RecordMapper {
     pub fn opt<T>(
         &mut self,
         canon: &str,
-        at: &str,
+        at: impl std::fmt::Display,
         raw: Option<&str>,
         parse: impl FnOnce(&str) -> Result<T, passerelle_model::InvalidValue>,
     ) -> Option<T> {
@@ -586,7 +689,7 @@ impl RecordMapper {
     pub fn opt_drop<T>(
         &mut self,
         canon: &str,
-        at: &str,
+        at: impl std::fmt::Display,
         raw: Option<&str>,
         parse: impl FnOnce(&str) -> Result<T, passerelle_model::InvalidValue>,
     ) -> Option<T> {
@@ -604,7 +707,7 @@ impl RecordMapper {
     }
 
     /// Records a rejection that no parser produced (a missing required value).
-    pub fn reject(&mut self, canon: &str, at: &str, reason: &str) {
+    pub fn reject(&mut self, canon: &str, at: impl std::fmt::Display, reason: &str) {
         let issue = self.issue(canon, at, reason);
         self.rejects.push(issue);
     }
