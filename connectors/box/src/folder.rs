@@ -27,9 +27,10 @@ pub trait BoxFolder: Send + Sync + std::fmt::Debug {
 }
 
 /// Refuses paths that could leave the box root or that a batch command could not
-/// quote (`..`, absolute paths, quotes, line breaks).
+/// quote or that sftp would expand (`..`, absolute paths, quotes, line breaks, globs).
 pub fn check_rel_path(path: &str) -> Result<(), ConnectorError> {
     let bad = path.is_empty()
+        || path.contains(['*', '?', '[', ']'])
         || path.starts_with('/')
         || path.contains(['"', '\n', '\r', '\\', '\0'])
         || Path::new(path)
@@ -114,7 +115,15 @@ mod tests {
 
     #[test]
     fn paths_stay_inside_the_box() {
-        for bad in ["", "/etc/passwd", "a/../../b", "../x", "a\"b", "a\nb"] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "a/../../b",
+            "../x",
+            "a\"b",
+            "a\nb",
+            "a/*.csv",
+        ] {
             assert!(check_rel_path(bad).is_err(), "{bad:?}");
         }
         assert!(check_rel_path("59350S00/depot/F.csv").is_ok());

@@ -1,11 +1,11 @@
 //! The XLSX fixture of the CD080 mapping: a named sheet that is not the first one,
 //! numbers typed as numbers, a real date cell, a bare serial number in a date column,
-//! Excel's 1900-02-29 and a boolean cell. `BLESS=1` regenerates the workbook.
+//! Excel's 1900-02-29, a boolean cell and an error cell. `BLESS=1` regenerates the workbook.
 
 use std::path::{Path, PathBuf};
 
 use passerelle_box::{BrsaReader, Mapping};
-use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
+use rust_xlsxwriter::{ExcelDateTime, Format, Formula, Workbook};
 
 const HEADER: &[&str] = &[
     "NUMERO CAF",
@@ -85,6 +85,11 @@ fn workbook() -> Vec<u8> {
     s.write_number(4, 0, 2345678.0).unwrap();
     s.write_string(4, 3, "Caron").unwrap();
     s.write_number_with_format(4, 6, 60.0, &date).unwrap();
+    // Row 6: a formula whose cached result is an Excel error.
+    s.write_number(5, 0, 3456789.0).unwrap();
+    s.write_string(5, 3, "Mercier").unwrap();
+    s.write_formula(5, 12, Formula::new("=NA()").set_result("#N/A"))
+        .unwrap();
     book.save_to_buffer().unwrap()
 }
 
@@ -102,7 +107,10 @@ fn cd080_workbook() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(rows.iter().map(|r| r.line).collect::<Vec<_>>(), [2, 3, 5]);
+    assert_eq!(
+        rows.iter().map(|r| r.line).collect::<Vec<_>>(),
+        [2, 3, 5, 6]
+    );
     let lea = rows[0].outcome.as_ref().unwrap();
     let json: serde_json::Value = serde_json::from_str(&lea.to_json_line()).unwrap();
     assert_eq!(json["identifiants"]["caf"]["numero_allocataire"], "1234567");
@@ -128,4 +136,11 @@ fn cd080_workbook() {
     let bug = rows[2].outcome.as_ref().unwrap_err();
     assert_eq!(bug[0].field, "etat_civil.date_naissance");
     assert_eq!(bug[0].line, Some(5));
+    let error = rows[3].outcome.as_ref().unwrap_err();
+    assert_eq!(error[0].field, "ETAT DOSSIER");
+    assert!(
+        error[0].reason.contains("excel error"),
+        "{}",
+        error[0].reason
+    );
 }
