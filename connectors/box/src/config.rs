@@ -181,5 +181,24 @@ mod tests {
         hub.poll(&mut |_, _| n += 1).unwrap();
         assert_eq!(n, 2);
         assert!(dir.path().join("state/box-59350S00.json").exists());
+        // After a restart the state remembers the file: the same content dropped
+        // again under a new name is acknowledged as a duplicate and not read.
+        drop(hub);
+        let mut hub = c.build().unwrap();
+        crate::sim::drop_file(
+            &folder,
+            "59350S00",
+            "BRSA_LISTE_059_CD059_20261122230000.csv",
+            &bytes,
+            Default::default(),
+        )
+        .unwrap();
+        let mut n = 0;
+        let outcomes = hub.poll(&mut |_, _| n += 1).unwrap();
+        assert_eq!(n, 0);
+        assert!(
+            matches!(&outcomes[..], [crate::protocol::FileOutcome::Duplicate { first, .. }] if first == "BRSA_LISTE_059_CD059_20261121230000.csv"),
+            "{outcomes:?}"
+        );
     }
 }
