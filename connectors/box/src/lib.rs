@@ -7,6 +7,9 @@
 //! - `folder`, `sftp`: the box as a small trait, over a local path or SFTP;
 //! - `state`, `protocol`: the completeness protocol (sentinels, checksums, ACK files,
 //!   duplicates) the hub follows on both sides;
+//! - `source`: `BoxSource`, the engine's `Source` (a file's ACK only once every row
+//!   is acknowledged);
+//! - `config`: `BoxConfig` (`validate` without I/O, `build` to a `BoxHub`);
 //! - `sim`: a département playing the other side, for tests and demos.
 
 pub mod brsa;
@@ -22,5 +25,8 @@ pub mod state;
 pub mod table;
 
 pub use brsa::{MappedRow, parse_name};
+pub use config::BoxConfig;
 pub use mapping::{Mapping, MappingError};
+pub use protocol::{BoxHub, FileOutcome, Received};
+pub use source::BoxSource;
 pub use table::{BrsaReader, Format, read_file};
