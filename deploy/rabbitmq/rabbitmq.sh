@@ -6,20 +6,22 @@
 #   deploy/rabbitmq/rabbitmq.sh start  DIR PORT   install if missing, start, wait until ready
 #   deploy/rabbitmq/rabbitmq.sh stop   DIR PORT   stop cleanly (SIGTERM to the beam process)
 #   deploy/rabbitmq/rabbitmq.sh status DIR PORT   exit 0 when running and ready, 3 otherwise
+#   deploy/rabbitmq/rabbitmq.sh import DIR PORT FILE   load a definitions file (topology)
 #
 # The node is named rabbit-PORT@localhost; Erlang distribution listens on PORT+20000.
 # `start` on a running broker returns 0; `stop` on a stopped broker returns 0.
 set -euo pipefail
 
 usage() {
-    echo "usage: $0 start|stop|status DIR PORT" >&2
+    echo "usage: $0 start|stop|status DIR PORT, or $0 import DIR PORT FILE" >&2
     exit 2
 }
 
-[ $# -eq 3 ] || usage
+[ $# -ge 3 ] || usage
 cmd=$1
 dir=$2
 port=$3
+file=${4:-}
 case $port in
     '' | *[!0-9]*) echo "rabbitmq.sh: port must be a number, got '$port'" >&2; exit 2 ;;
 esac
@@ -160,8 +162,31 @@ status() {
     return 3
 }
 
+import_definitions() {
+    [ -n "$file" ] || usage
+    [ -f "$file" ] || { echo "rabbitmq.sh: no definitions file at $file" >&2; exit 2; }
+    is_ready || { echo "rabbitmq.sh: $RABBITMQ_NODENAME is not running" >&2; exit 1; }
+    file=$(cd "$(dirname "$file")" && pwd)/$(basename "$file")
+    ctl import_definitions "$file" >/dev/null
+    # The import runs in the background: wait until every queue of the file exists.
+    local want
+    want=$(grep -c '"x-queue-type"' "$file" || true)
+    for _ in $(seq 1 300); do
+        local have
+        have=$(ctl list_queues -s name 2>/dev/null | grep -cxFf <(grep -o '"name": *"[^"]*"' "$file" | sed 's/.*"\([^"]*\)"$/\1/') || true)
+        if [ "$have" -ge "$want" ]; then
+            echo "rabbitmq.sh: definitions from $file loaded into $RABBITMQ_NODENAME" >&2
+            return 0
+        fi
+        sleep 0.2
+    done
+    echo "rabbitmq.sh: definitions import into $RABBITMQ_NODENAME did not finish within 60 s" >&2
+    exit 1
+}
+
 case $cmd in
     start) start ;;
+    import) import_definitions ;;
     stop) stop ;;
     status) status ;;
     *) usage ;;

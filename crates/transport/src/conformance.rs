@@ -223,8 +223,9 @@ pub async fn crash_loop_dead_letters(h: &dyn Harness) {
         let mut sub = t.subscribe("alpha").await.unwrap();
         let d = must_next(&mut sub).await;
         assert_eq!(d.delivery_count, attempt);
-        drop(d);
+        // The crash: consumer and delivery go together, nothing settled.
         drop(sub);
+        drop(d);
     }
     let mut sub = t.subscribe("alpha").await.unwrap();
     assert_quiet(&mut sub, Duration::from_secs(3)).await;

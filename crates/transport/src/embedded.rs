@@ -181,6 +181,9 @@ struct Inner {
     settle_pool: SqlitePool,
     writer: Mutex<Option<mpsc::Sender<Insert>>>,
     writer_task: Mutex<Option<JoinHandle<()>>>,
+    /// Acks waiting for the next grouped commit: (message id, lease).
+    acks: Mutex<Option<mpsc::UnboundedSender<(String, String)>>>,
+    ack_task: Mutex<Option<JoinHandle<()>>>,
     recipients: Mutex<HashSet<String>>,
     /// Woken on every commit of new or returned messages, so local consumers need not poll.
     ready: Notify,
@@ -225,11 +228,14 @@ impl EmbeddedTransport {
             .connect_with(options.synchronous(SqliteSynchronous::Normal))
             .await?;
         let (tx, rx) = mpsc::channel(cfg.batch_max * 4);
+        let (ack_tx, ack_rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             pool,
             settle_pool,
             writer: Mutex::new(Some(tx)),
             writer_task: Mutex::new(None),
+            acks: Mutex::new(Some(ack_tx)),
+            ack_task: Mutex::new(None),
             recipients: Mutex::new(names.into_iter().collect()),
             ready: Notify::new(),
             closed: AtomicBool::new(false),
@@ -237,6 +243,12 @@ impl EmbeddedTransport {
         });
         let task = tokio::spawn(writer_loop(Arc::downgrade(&inner), inner.pool.clone(), rx));
         *lock(&inner.writer_task) = Some(task);
+        let task = tokio::spawn(ack_loop(
+            inner.settle_pool.clone(),
+            ack_rx,
+            inner.cfg.batch_max,
+        ));
+        *lock(&inner.ack_task) = Some(task);
         let t = Self { inner };
         for r in t.inner.cfg.recipients.clone() {
             t.declare_recipient(&r).await?;
@@ -293,6 +305,42 @@ async fn writer_loop(
                 }
             }
         }
+    }
+}
+
+/// Group commit of acks. An ack is like AMQP's basic.ack: it returns once queued, and
+/// the message stays leased (invisible) until the delete commits; if the process dies
+/// first, the message comes back after its lease (at-least-once).
+async fn ack_loop(
+    pool: SqlitePool,
+    mut rx: mpsc::UnboundedReceiver<(String, String)>,
+    batch_max: usize,
+) {
+    let mut batch = Vec::new();
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < batch_max {
+            match rx.try_recv() {
+                Ok(more) => batch.push(more),
+                Err(_) => break,
+            }
+        }
+        let result = async {
+            let mut tx = pool.begin().await?;
+            for (message_id, lease) in &batch {
+                sqlx::query("DELETE FROM messages WHERE message_id = ?1 AND lease = ?2")
+                    .bind(message_id)
+                    .bind(lease)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, count = batch.len(), "acks not committed; those messages will be delivered again");
+        }
+        batch.clear();
     }
 }
 
@@ -525,6 +573,12 @@ impl Transport for EmbeddedTransport {
         if let Some(task) = task {
             let _ = task.await;
         }
+        // Likewise the acks: commit those queued, then stop.
+        drop(lock(&self.inner.acks).take());
+        let task = lock(&self.inner.ack_task).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
         self.inner.ready.notify_waiters();
         self.inner.settle_pool.close().await;
         self.inner.pool.close().await;
@@ -581,7 +635,7 @@ pub struct EmbeddedSubscription {
     inner: Arc<Inner>,
     recipient: String,
     buffer: VecDeque<Leased>,
-    /// Handed-out deliveries: message id → lease token.
+    /// Leased deliveries, buffered or handed out: message id → lease token.
     outstanding: Arc<Mutex<HashMap<String, String>>>,
     extender: JoinHandle<()>,
     settled: Arc<Notify>,
@@ -653,6 +707,9 @@ impl EmbeddedSubscription {
                 tracing::warn!(message_id = %l.message_id, "message dead-lettered after repeated unsettled deliveries");
                 continue;
             }
+            // Held from now on: the extender keeps buffered leases alive too, so a slow
+            // consumer does not lose messages it has not even looked at yet.
+            lock(&self.outstanding).insert(l.message_id.clone(), l.lease.clone());
             self.buffer.push_back(l);
         }
         Ok(())
@@ -661,7 +718,9 @@ impl EmbeddedSubscription {
     /// Gives back leased but not handed-out messages, without counting a delivery.
     async fn release_buffer(&mut self) -> Result<()> {
         let now = now_ms();
-        for l in self.buffer.drain(..) {
+        let buffered: Vec<Leased> = self.buffer.drain(..).collect();
+        for l in buffered {
+            lock(&self.outstanding).remove(&l.message_id);
             sqlx::query(
                 "UPDATE messages SET available_at = ?3, lease = NULL, deliveries = deliveries - 1
                  WHERE message_id = ?1 AND lease = ?2",
@@ -688,6 +747,7 @@ impl Subscription for EmbeddedSubscription {
                 let header = match decode_header(&l.message_id, &l.header) {
                     Ok(h) => h,
                     Err(e) => {
+                        lock(&self.outstanding).remove(&l.message_id);
                         move_to_dead(
                             &self.inner.settle_pool,
                             &l.message_id,
@@ -699,7 +759,6 @@ impl Subscription for EmbeddedSubscription {
                         continue;
                     }
                 };
-                lock(&self.outstanding).insert(l.message_id.clone(), l.lease.clone());
                 let settle = EmbeddedSettle {
                     inner: self.inner.clone(),
                     outstanding: self.outstanding.clone(),
@@ -732,7 +791,12 @@ impl Subscription for EmbeddedSubscription {
     }
 
     async fn close(mut self: Box<Self>, timeout: Duration) -> Result<usize> {
-        if !self.inner.closed.load(Ordering::SeqCst) {
+        if self.inner.closed.load(Ordering::SeqCst) {
+            // The store is gone: leases lapse by themselves.
+            for l in self.buffer.drain(..) {
+                lock(&self.outstanding).remove(&l.message_id);
+            }
+        } else {
             self.release_buffer().await?;
         }
         let deadline = tokio::time::Instant::now() + timeout;
@@ -779,13 +843,17 @@ impl EmbeddedSettle {
 #[async_trait]
 impl Settle for EmbeddedSettle {
     async fn ack(self: Box<Self>) -> Result<()> {
-        let n = sqlx::query("DELETE FROM messages WHERE message_id = ?1 AND lease = ?2")
-            .bind(&self.message_id)
-            .bind(&self.lease)
-            .execute(&self.inner.settle_pool)
-            .await?
-            .rows_affected();
-        if n == 1 { Ok(()) } else { Err(self.lost()) }
+        let sender = lock(&self.inner.acks).clone();
+        match sender {
+            Some(acks)
+                if acks
+                    .send((self.message_id.clone(), self.lease.clone()))
+                    .is_ok() =>
+            {
+                Ok(())
+            }
+            _ => Err(self.lost()),
+        }
     }
 
     async fn retry(self: Box<Self>, delay: Duration) -> Result<Settled> {

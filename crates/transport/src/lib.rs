@@ -272,7 +272,10 @@ impl Delivery {
         }
     }
 
-    /// Acknowledges: the message is removed for good.
+    /// Acknowledges: the message is removed for good. Like AMQP's basic.ack this does
+    /// not wait for the removal to be durable (RabbitMQ: the ack is sent; embedded: it is
+    /// queued for the next grouped commit, the message staying leased meanwhile); an ack
+    /// lost to a crash only makes the message come back.
     pub async fn ack(self) -> Result<()> {
         self.settle.ack().await
     }

@@ -686,7 +686,7 @@ impl Transport for AmqpTransport {
 pub struct AmqpSubscription {
     shared: Arc<Shared>,
     recipient: String,
-    live: Option<(Channel, lapin::Consumer)>,
+    live: Option<(Arc<Channel>, lapin::Consumer)>,
     outstanding: Arc<AtomicUsize>,
     settled: Arc<Notify>,
     /// False once the subscription is gone: its channel close then returns every
@@ -724,7 +724,7 @@ impl AmqpSubscription {
                 FieldTable::default(),
             )
             .await?;
-        self.live = Some((ch, consumer));
+        self.live = Some((Arc::new(ch), consumer));
         Ok(())
     }
 
@@ -759,6 +759,12 @@ impl Subscription for AmqpSubscription {
                 continue;
             };
             let d = match consumer.next().await {
+                // Prefetched before the connection died: it cannot be acked any more and
+                // the broker will deliver it again, so skip it and reconnect.
+                Some(Ok(_)) if !ch.status().connected() => {
+                    self.live = None;
+                    continue;
+                }
                 Some(Ok(d)) => d,
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "consumer failed; reopening");
@@ -850,7 +856,7 @@ impl Subscription for AmqpSubscription {
 #[derive(Debug)]
 struct AmqpSettle {
     shared: Arc<Shared>,
-    channel: Channel,
+    channel: Arc<Channel>,
     acker: Option<lapin::Acker>,
     props: BasicProperties,
     payload: bytes::Bytes,
