@@ -3,22 +3,31 @@
 //! become `YYYY-MM-DD`; whole numbers lose their `.0` (a CAF number typed as a number
 //! stays `1234567`); `excel_serial_date` reads serial numbers typed in date columns.
 //!
-//! calamine holds the sheet in memory, unlike the CSV reader: XLSX files from
-//! départements are small (Excel caps a sheet at 1,048,576 rows), and a CSV is what
-//! large extracts use.
+//! Cells are streamed (calamine's cell reader, on a thread feeding a bounded channel):
+//! the compressed workbook and its shared-strings table are in memory, the expanded
+//! rows are not.
 
-use std::io::{Read, Seek};
+use std::io::{Cursor, Read, Seek};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use calamine::{Data, Reader, Xlsx};
 use passerelle_model::Date;
 
 use crate::csv::{Row, TableError, check_duplicates, fit_row, header_names};
 
-/// Rows of one worksheet, header first removed.
+/// Rows of one worksheet, header removed, streamed from a reading thread.
 pub struct XlsxReader {
     header: Vec<String>,
     sheet: String,
-    rows: std::vec::IntoIter<(u64, Vec<Result<String, String>>)>,
+    rows: Receiver<Msg>,
+    done: bool,
+}
+
+/// What the reading thread sends: the header first, then rows, or a fatal error.
+enum Msg {
+    Header(Result<Vec<String>, TableError>),
+    Row(u64, Vec<Result<String, String>>),
+    Fatal(TableError),
 }
 
 impl std::fmt::Debug for XlsxReader {
@@ -32,10 +41,18 @@ impl std::fmt::Debug for XlsxReader {
 
 impl XlsxReader {
     /// Opens a workbook and reads `sheet` (or the first sheet) and its header.
-    pub fn new<R: Read + Seek>(reader: R, sheet: Option<&str>) -> Result<Self, TableError> {
+    ///
+    /// The compressed workbook is held in memory (it is small next to its cells) and
+    /// its cells are streamed by a thread through a bounded channel, so memory stays
+    /// flat in the number of rows apart from the shared-strings table.
+    pub fn new<R: Read + Seek>(mut reader: R, sheet: Option<&str>) -> Result<Self, TableError> {
         let unreadable = |reason: String| TableError::Unreadable { line: 0, reason };
-        let mut book: Xlsx<R> =
-            Xlsx::new(reader).map_err(|e| unreadable(format!("not a readable xlsx: {e}")))?;
+        let mut bytes = Vec::new();
+        reader
+            .read_to_end(&mut bytes)
+            .map_err(|e| unreadable(e.to_string()))?;
+        let book: Xlsx<Cursor<Vec<u8>>> = Xlsx::new(Cursor::new(bytes))
+            .map_err(|e| unreadable(format!("not a readable xlsx: {e}")))?;
         let name = match sheet {
             Some(s) => {
                 if !book.sheet_names().iter().any(|n| n == s) {
@@ -49,39 +66,22 @@ impl XlsxReader {
                 .cloned()
                 .ok_or_else(|| unreadable("the workbook has no sheet".to_owned()))?,
         };
-        let range = book
-            .worksheet_range(&name)
-            .map_err(|e| unreadable(format!("cannot read sheet {name}: {e}")))?;
-        // `start` is the first used cell; rows above it are empty and still count as lines.
-        let first_row = range.start().map_or(0, |(r, _)| u64::from(r));
-        let mut rows = range.rows().enumerate().map(|(i, cells)| {
-            (
-                first_row + i as u64 + 1,
-                cells.iter().map(cell_text).collect(),
-            )
-        });
-        let header = loop {
-            let Some((_, cells)) = rows.next() else {
-                return Err(TableError::NoHeader);
-            };
-            let cells: Vec<Result<String, String>> = cells;
-            let names = header_names(
-                cells
-                    .iter()
-                    .map(|c| c.as_deref().unwrap_or_default())
-                    .collect::<Vec<_>>()
-                    .into_iter(),
-            );
-            if !names.is_empty() {
-                break names;
-            }
+        let (tx, rx) = sync_channel(256);
+        let thread_name = name.clone();
+        std::thread::Builder::new()
+            .name("xlsx-reader".to_owned())
+            .spawn(move || stream_sheet(book, &thread_name, &tx))
+            .map_err(|e| unreadable(format!("cannot start the xlsx reader: {e}")))?;
+        let header = match rx.recv() {
+            Ok(Msg::Header(h)) => h?,
+            Ok(Msg::Fatal(e)) => return Err(e),
+            _ => return Err(TableError::NoHeader),
         };
-        check_duplicates(&header)?;
-        let rest: Vec<_> = rows.collect();
         Ok(Self {
             header,
             sheet: name,
-            rows: rest.into_iter(),
+            rows: rx,
+            done: false,
         })
     }
 
@@ -96,11 +96,94 @@ impl XlsxReader {
     }
 }
 
+/// Runs on the reading thread: sends the header, then one message per row. Stops
+/// quietly when the reader is dropped (the channel closes).
+fn stream_sheet(mut book: Xlsx<Cursor<Vec<u8>>>, name: &str, tx: &SyncSender<Msg>) {
+    let mut cells = match book.worksheet_cells_reader(name) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = tx.send(Msg::Header(Err(TableError::Unreadable {
+                line: 0,
+                reason: format!("cannot read sheet {name}: {e}"),
+            })));
+            return;
+        }
+    };
+    let mut header_sent = false;
+    let mut current: Option<u32> = None;
+    let mut row: Vec<Result<String, String>> = Vec::new();
+    // Sends a finished row (or the header); false when the reader is gone.
+    let mut flush = |index: u32, row: Vec<Result<String, String>>| -> bool {
+        if header_sent {
+            return tx.send(Msg::Row(u64::from(index) + 1, row)).is_ok();
+        }
+        let names = header_names(
+            row.iter()
+                .map(|c| c.as_deref().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .into_iter(),
+        );
+        if names.is_empty() {
+            return true;
+        }
+        header_sent = true;
+        let header = check_duplicates(&names).map(|()| names);
+        tx.send(Msg::Header(header)).is_ok()
+    };
+    loop {
+        match cells.next_cell() {
+            Ok(Some(cell)) => {
+                let (r, c) = cell.get_position();
+                if current != Some(r) {
+                    if let Some(prev) = current
+                        && !flush(prev, std::mem::take(&mut row))
+                    {
+                        return;
+                    }
+                    current = Some(r);
+                }
+                while row.len() < c as usize {
+                    row.push(Ok(String::new()));
+                }
+                row.push(cell_text(&Data::from(cell.get_value().clone())));
+            }
+            Ok(None) => break,
+            Err(e) => {
+                let line = current.map_or(0, |r| u64::from(r) + 1);
+                let _ = tx.send(Msg::Fatal(TableError::Unreadable {
+                    line,
+                    reason: format!("broken sheet: {e}"),
+                }));
+                return;
+            }
+        }
+    }
+    if let Some(prev) = current
+        && !flush(prev, row)
+    {
+        return;
+    }
+    if !header_sent {
+        let _ = tx.send(Msg::Header(Err(TableError::NoHeader)));
+    }
+}
+
 impl Iterator for XlsxReader {
     type Item = Result<Row, TableError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        for (line, cells) in self.rows.by_ref() {
+        while !self.done {
+            let (line, cells) = match self.rows.recv() {
+                Ok(Msg::Row(line, cells)) => (line, cells),
+                Ok(Msg::Fatal(e)) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+                Ok(Msg::Header(_)) | Err(_) => {
+                    self.done = true;
+                    return None;
+                }
+            };
             let width = self.header.len();
             if let Some((i, Err(reason))) = cells
                 .iter()
@@ -113,7 +196,11 @@ impl Iterator for XlsxReader {
                     reason: reason.clone(),
                 }));
             }
-            let fields = cells.into_iter().map(Result::unwrap_or_default).collect();
+            let mut fields: Vec<String> =
+                cells.into_iter().map(Result::unwrap_or_default).collect();
+            // A sheet stores no cell for a blank at the end of a row: pad, unlike CSV
+            // where a short row is a broken row.
+            fields.resize(fields.len().max(width), String::new());
             if let Some(row) = fit_row(line, width, fields) {
                 return Some(row);
             }
