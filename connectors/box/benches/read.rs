@@ -121,8 +121,37 @@ fn main() {
         rows as f64 / cpu_used
     );
 
+    // XLSX: the same people in a workbook (sheet cells streamed).
+    let xlsx_rows = (large / 10).max(1000);
+    let xlsx_small = dir.path().join("small.xlsx");
+    let xlsx_large = dir.path().join("large.xlsx");
+    std::fs::write(
+        &xlsx_small,
+        sim::brsa_xlsx(&sim::population(12, 1000)).unwrap().0,
+    )
+    .unwrap();
+    std::fs::write(
+        &xlsx_large,
+        sim::brsa_xlsx(&sim::population(12, xlsx_rows)).unwrap().0,
+    )
+    .unwrap();
+    let cpu = cpu_secs();
+    let (rows, ok, secs) = full_read(&xlsx_large);
+    let cpu_used = cpu_secs() - cpu;
+    println!(
+        "xlsx full read:           {rows} rows ({ok} accepted, {:.1} MiB workbook) in {secs:.2} s wall = {:.0} rows/s; {:.0} rows per cpu-second",
+        std::fs::metadata(&xlsx_large).unwrap().len() as f64 / 1048576.0,
+        rows as f64 / secs,
+        rows as f64 / cpu_used
+    );
+
     let exe = std::env::current_exe().unwrap();
-    for (label, path) in [("small (10,000 rows)", &small_path), ("large", &large_path)] {
+    for (label, path) in [
+        ("csv small (10,000 rows)", &small_path),
+        ("csv large", &large_path),
+        ("xlsx small (1,000 rows)", &xlsx_small),
+        ("xlsx large", &xlsx_large),
+    ] {
         let out = std::process::Command::new(&exe)
             .env("BOX_BENCH_CHILD", path)
             .output()
