@@ -103,6 +103,12 @@ start() {
         ctl await_startup --timeout 120 >/dev/null
         return 0
     fi
+    # Another broker (a different DIR) on this port would make the start hang until
+    # the readiness timeout: say so at once instead.
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        echo "rabbitmq.sh: port $port is already in use (another broker with a different DIR?)" >&2
+        exit 1
+    fi
     mkdir -p "$RABBITMQ_MNESIA_BASE" "$RABBITMQ_LOG_BASE"
     rm -f "$RABBITMQ_PID_FILE"
     # No plugin is needed: the topology is declared by the clients (or loaded from

@@ -175,22 +175,41 @@ fn main() {
                 let raw_t = raw_cfg.build().await.unwrap();
                 raw_t.declare_recipient("bench").await.unwrap();
                 raw_t.close().await.unwrap();
-                // Alternate, so that neither side always runs on a warmer broker.
-                let raw1 = raw_lapin(&url, &raw_prefix, "bench", n).await;
+                // Alternate, so that neither side always runs on a warmer broker or a
+                // quieter machine; report the best round of each and the median ratio.
                 let t: Arc<dyn Transport> = Arc::new(cfg.build().await.unwrap());
-                let trait1 = through_trait(t.clone(), "bench", n).await;
-                let raw2 = raw_lapin(&url, &raw_prefix, "bench", n).await;
-                let trait2 = through_trait(t.clone(), "bench", n).await;
+                let rounds: usize = std::env::var("PASSERELLE_BENCH_ROUNDS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(3);
+                let (mut raws, mut traits) = (Vec::new(), Vec::new());
+                for _ in 0..rounds {
+                    raws.push(raw_lapin(&url, &raw_prefix, "bench", n).await);
+                    traits.push(through_trait(t.clone(), "bench", n).await);
+                }
                 t.close().await.unwrap();
-                let best = |a: (f64, f64), b: (f64, f64)| (a.0.max(b.0), a.1.max(b.1));
-                let raw = best(raw1, raw2);
-                let tr = best(trait1, trait2);
-                report("rabbitmq raw lapin (best of 2)", n, raw);
-                report("rabbitmq trait (best of 2)", n, tr);
+                let best = |v: &[(f64, f64)]| {
+                    v.iter()
+                        .fold((0.0_f64, 0.0_f64), |a, b| (a.0.max(b.0), a.1.max(b.1)))
+                };
+                let median = |mut v: Vec<f64>| {
+                    v.sort_by(f64::total_cmp);
+                    v[v.len() / 2]
+                };
+                let raw = best(&raws);
+                let tr = best(&traits);
+                report(&format!("rabbitmq raw lapin (best of {rounds})"), n, raw);
+                report(&format!("rabbitmq trait (best of {rounds})"), n, tr);
                 println!(
-                    "trait / raw: publish {:.0} %, consume {:.0} %",
+                    "trait / raw, best: publish {:.0} %, consume {:.0} %",
                     100.0 * tr.0 / raw.0,
                     100.0 * tr.1 / raw.1
+                );
+                let pairs = raws.iter().zip(&traits);
+                println!(
+                    "trait / raw, median of rounds: publish {:.0} %, consume {:.0} %",
+                    100.0 * median(pairs.clone().map(|(r, t)| t.0 / r.0).collect()),
+                    100.0 * median(pairs.map(|(r, t)| t.1 / r.1).collect())
                 );
                 delete_topology(&url, &trait_prefix, "bench", &cfg).await;
                 delete_topology(&url, &raw_prefix, "bench", &raw_cfg).await;
