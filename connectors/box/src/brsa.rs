@@ -256,7 +256,10 @@ pub fn map_row(binding: &Binding, row: &Row, emetteur: &str, serial_dates: bool)
         record_id,
     });
 
-    let to_issue = |e: &FieldError| RecordIssue::from_field(&reference, Some(row.line), e);
+    // Issues name the row by its line, not by `<N° CAF>-<role>`: they reach stderr and
+    // reports, and a CAF number is personal data.
+    let line_ref = format!("ligne-{}", row.line);
+    let to_issue = |e: &FieldError| RecordIssue::from_field(&line_ref, Some(row.line), e);
     let warnings = issues.warnings.iter().map(to_issue).collect();
     let outcome = if issues.is_rejected() {
         Err(issues.rejects.iter().map(to_issue).collect())

@@ -96,11 +96,16 @@ fn rejected_rows_name_their_line_and_field_but_no_value() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("rejected: 5678901-DEM (line 6): identifiants.nir:"),
+        stderr.contains("rejected: ligne-6 (line 6): identifiants.nir:"),
         "{stderr}"
     );
     assert!(
-        stderr.contains("warning: 2345678-CJT (line 3): contact.email:"),
+        stderr.contains("warning: ligne-3 (line 3): contact.email:"),
+        "{stderr}"
+    );
+    // Rows are named by their line: a CAF number is personal data.
+    assert!(
+        !stderr.contains("5678901") && !stderr.contains("2345678"),
         "{stderr}"
     );
     for personal in [
