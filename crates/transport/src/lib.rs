@@ -18,6 +18,10 @@
 //! - **Bounded attempts**: a message is handed to consumers at most
 //!   `max_deliveries` times; `retry` on the last allowed delivery, or a new delivery
 //!   beyond the limit (repeated crashes), moves it to the recipient's dead letters.
+//!   On RabbitMQ 3.10 a message prefetched by a subscription that closes or crashes
+//!   before handing it out also counts as a delivery (quorum queues count every
+//!   return); the embedded store does not count those. Keep `prefetch` modest and
+//!   `max_deliveries` at 5 or more in production.
 //! - **Ordering**: for one recipient, messages published one after another (each
 //!   publish awaited before the next starts) are first delivered in publish order to
 //!   a single consumer. This holds per recipient, hence for every ordering key of that
