@@ -31,7 +31,6 @@ CREATE TABLE audit_entry (
 );
 CREATE INDEX audit_entry_at ON audit_entry (at);
 CREATE INDEX audit_entry_subject ON audit_entry (subject) WHERE subject IS NOT NULL;
-CREATE INDEX audit_entry_flow_at ON audit_entry (flow, at);
 
 CREATE TABLE audit_head (
     id   INTEGER PRIMARY KEY CHECK (id = 1),
@@ -122,7 +121,6 @@ CREATE TABLE audit_entry (
 );
 CREATE INDEX audit_entry_at ON audit_entry (at);
 CREATE INDEX audit_entry_subject ON audit_entry (subject) WHERE subject IS NOT NULL;
-CREATE INDEX audit_entry_flow_at ON audit_entry (flow, at);
 
 CREATE TABLE audit_head (
     id   INTEGER PRIMARY KEY CHECK (id = 1),
