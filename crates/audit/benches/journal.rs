@@ -118,19 +118,26 @@ async fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
 
     println!("audit journal bench (machine shared with other work; figures are indicative)");
+    // AUDIT_BENCH_VERIFY_ONLY skips the append figures (to profile verification).
+    let verify_only = std::env::var_os("AUDIT_BENCH_VERIFY_ONLY").is_some();
     let j = JournalConfig::sqlite_file(&dir.path().join("appends.sqlite"))
         .build()
         .await
         .expect("journal");
     let mut written = 0;
-    for (tasks, per_call, total, with_subject) in [
-        (1, 1, 2_000, true),
-        (64, 1, 100_000, true),
-        (256, 1, 100_000, true),
-        (8, 100, 200_000, true),
-        (64, 1, 100_000, false),
-        (8, 100, 200_000, false),
-    ] {
+    let cases: &[(usize, usize, usize, bool)] = if verify_only {
+        &[]
+    } else {
+        &[
+            (1, 1, 2_000, true),
+            (64, 1, 100_000, true),
+            (256, 1, 100_000, true),
+            (8, 100, 200_000, true),
+            (64, 1, 100_000, false),
+            (8, 100, 200_000, false),
+        ]
+    };
+    for &(tasks, per_call, total, with_subject) in cases {
         let (n, rate) = concurrent_appends(&j, tasks, per_call, total, &key, with_subject).await;
         written += n;
         let what = if with_subject {
@@ -142,8 +149,10 @@ async fn main() {
             "sqlite  append, {tasks:>3} tasks, {per_call:>3} entries per call, {what}: {rate:>9.0} entries/s"
         );
     }
-    let secs = verify(&j, written as u64).await;
-    println!("sqlite  verify {written} entries: {secs:.2} s");
+    if !verify_only {
+        let secs = verify(&j, written as u64).await;
+        println!("sqlite  verify {written} entries: {secs:.2} s");
+    }
     j.close().await;
 
     // AUDIT_BENCH_DIR keeps the big journal between runs (built once, verified each time).
@@ -170,7 +179,10 @@ async fn main() {
     }
     j.close().await;
 
-    let Ok(url) = std::env::var("PASSERELLE_TEST_PG_URL") else {
+    let Ok(url) = std::env::var("PASSERELLE_TEST_PG_URL")
+        .map_err(|_| ())
+        .and_then(|u| if verify_only { Err(()) } else { Ok(u) })
+    else {
         eprintln!("postgres figures skipped: PASSERELLE_TEST_PG_URL is not set");
         return;
     };

@@ -311,16 +311,24 @@ async fn appends_chain_and_verify(h: &Harness) {
         .await
         .expect("batch");
     assert_eq!(b.iter().map(|x| x.seq).collect::<Vec<_>>(), vec![2, 3]);
+    // Text that needs escaping (quotes, backslash, newline, non-ASCII) verifies too.
+    let mut odd = entry(Event::Rejected, "a\"b");
+    odd.reason = Some("refusé: \"champ\"\n\\ligne 2 ✓".into());
+    odd.fields = vec!["x\"y".into(), "é".into()];
+    odd.outcome = Outcome::Refused;
+    h.journal.append(odd).await.expect("append");
     let v = h.journal.verify().await.expect("verify");
     assert!(v.is_intact(), "{:?}", v.problem);
-    assert_eq!((v.entries, v.last_seq), (3, 3));
-    assert_eq!(h.journal.head().await.expect("head"), (3, b[1].hash));
+    assert_eq!((v.entries, v.last_seq), (4, 4));
     let all = h
         .journal
         .entries(&Filter::default())
         .await
         .expect("entries");
-    assert_eq!(all.len(), 3);
+    assert_eq!(all.len(), 4);
+    assert_eq!(h.journal.head().await.expect("head").0, 4);
+    assert_eq!(all[2].hash, b[1].hash.to_vec());
+    assert_eq!(all[3].fields, vec!["x\"y", "é"]);
     assert_eq!(all[2].event, "applied");
     assert_eq!(
         all[0].fields,
