@@ -75,6 +75,17 @@ pub struct DeliverSummary {
     pub dead_lettered: u64,
 }
 
+impl DeliverSummary {
+    fn count(&mut self, status: TransferStatus) {
+        match status {
+            TransferStatus::Applied => self.applied += 1,
+            TransferStatus::Rejected => self.rejected += 1,
+            TransferStatus::DeadLettered => self.dead_lettered += 1,
+            TransferStatus::Published | TransferStatus::Delivered => self.delivered += 1,
+        }
+    }
+}
+
 /// The engine and what it holds.
 pub struct Engine {
     policy: Arc<Policy>,
@@ -274,70 +285,57 @@ impl Engine {
                         .map_err(|_| "payload is not a canonical record".to_owned())
                 })
                 .and_then(|record| self.recheck(&header, record));
-            let record = match opened {
-                Ok(r) => r,
+            // What became of the message, as a receipt for its sender; `None` while it
+            // waits for a retry.
+            let receipt = match opened {
                 Err(reason) => {
                     // Nothing a retry can fix: keep it aside for a person.
                     warn!(transfer = %header.transfer_id, "refusing a message: {reason}");
                     delivery.dead_letter(&reason).await?;
-                    self.settle(&header, subject, TransferStatus::DeadLettered, Some(reason))
-                        .await?;
-                    summary.dead_lettered += 1;
-                    continue;
+                    Some((TransferStatus::DeadLettered, Some(reason)))
+                }
+                Ok(record) => {
+                    let outcome = sink
+                        .deliver(SinkDelivery {
+                            transfer_id: header.transfer_id.to_string(),
+                            flow: header.flow.clone(),
+                            recipient: header.recipient.clone(),
+                            record,
+                        })
+                        .await;
+                    match outcome {
+                        Ok(receipt) => {
+                            delivery.ack().await?;
+                            Some(match receipt.status {
+                                ReceiptStatus::Delivered => (TransferStatus::Delivered, None),
+                                ReceiptStatus::Applied { .. } => (TransferStatus::Applied, None),
+                                ReceiptStatus::Rejected { reasons } => {
+                                    (TransferStatus::Rejected, Some(reasons.join("; ")))
+                                }
+                            })
+                        }
+                        Err(e) if e.is_retryable() => {
+                            let delay = Duration::from_secs(1 << delivery.delivery_count.min(6));
+                            match delivery.retry(delay).await? {
+                                Settled::Retried => {
+                                    summary.retried += 1;
+                                    None
+                                }
+                                Settled::DeadLettered => {
+                                    Some((TransferStatus::DeadLettered, Some(e.to_string())))
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            delivery.dead_letter(&e.to_string()).await?;
+                            Some((TransferStatus::DeadLettered, Some(e.to_string())))
+                        }
+                    }
                 }
             };
-            let outcome = sink
-                .deliver(SinkDelivery {
-                    transfer_id: header.transfer_id.to_string(),
-                    flow: header.flow.clone(),
-                    recipient: header.recipient.clone(),
-                    record,
-                })
-                .await;
-            match outcome {
-                Ok(receipt) => {
-                    delivery.ack().await?;
-                    let (status, reason) = match receipt.status {
-                        ReceiptStatus::Delivered => (TransferStatus::Delivered, None),
-                        ReceiptStatus::Applied { .. } => (TransferStatus::Applied, None),
-                        ReceiptStatus::Rejected { reasons } => {
-                            (TransferStatus::Rejected, Some(reasons.join("; ")))
-                        }
-                    };
-                    match status {
-                        TransferStatus::Applied => summary.applied += 1,
-                        TransferStatus::Rejected => summary.rejected += 1,
-                        _ => summary.delivered += 1,
-                    }
-                    self.settle(&header, subject, status, reason).await?;
-                }
-                Err(e) if e.is_retryable() => {
-                    let delay = Duration::from_secs(1 << delivery.delivery_count.min(6));
-                    match delivery.retry(delay).await? {
-                        Settled::Retried => summary.retried += 1,
-                        Settled::DeadLettered => {
-                            summary.dead_lettered += 1;
-                            self.settle(
-                                &header,
-                                subject,
-                                TransferStatus::DeadLettered,
-                                Some(e.to_string()),
-                            )
-                            .await?;
-                        }
-                    }
-                }
-                Err(e) => {
-                    delivery.dead_letter(&e.to_string()).await?;
-                    summary.dead_lettered += 1;
-                    self.settle(
-                        &header,
-                        subject,
-                        TransferStatus::DeadLettered,
-                        Some(e.to_string()),
-                    )
-                    .await?;
-                }
+            if let Some((status, reason)) = receipt {
+                summary.count(status);
+                self.settle(&header, subject, status, reason).await?;
             }
         }
         sub.close(Duration::from_secs(5)).await?;

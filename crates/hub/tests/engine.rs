@@ -290,3 +290,77 @@ async fn no_flow_means_no_transfer_and_a_journaled_denial() {
         denied[0].reason
     );
 }
+
+/// A peer that refuses some transfers for good and breaks on others.
+struct Picky;
+
+#[async_trait]
+impl Sink for Picky {
+    async fn deliver(&self, d: Delivery) -> Result<Receipt, ConnectorError> {
+        if d.record.etat_civil.prenoms.first().map(String::as_str) == Some("Karim") {
+            return Err(ConnectorError::Protocol {
+                peer: "imilo".into(),
+                reason: "unexpected answer".into(),
+            });
+        }
+        Ok(Receipt {
+            transfer_id: d.transfer_id,
+            status: ReceiptStatus::Rejected {
+                reasons: vec!["422 STRUCTURE_INCONNUE: unknown codeStructure".into()],
+            },
+        })
+    }
+}
+
+#[tokio::test]
+async fn refusals_and_broken_peers_become_visible_receipts() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = hub(dir.path(), "state.sqlite").await;
+    hub.engine
+        .send("brsa-orientation", cd059(), ml("59350S00"), records())
+        .await
+        .unwrap();
+    let d = hub
+        .engine
+        .deliver("59350S00", &Picky, Duration::from_millis(800))
+        .await
+        .unwrap();
+    assert_eq!((d.rejected, d.dead_lettered, d.applied), (1, 1, 0));
+    let mut statuses: Vec<(TransferStatus, Option<String>)> = hub
+        .engine
+        .state()
+        .transfers_of("CD059", None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.status, t.reason))
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses[0].0, TransferStatus::Rejected);
+    assert!(
+        statuses[0]
+            .1
+            .as_deref()
+            .unwrap()
+            .contains("STRUCTURE_INCONNUE")
+    );
+    assert_eq!(statuses[1].0, TransferStatus::DeadLettered);
+    // The dead letter waits in the transport for a person to replay it.
+    assert_eq!(
+        hub.transport.dead_letters("59350S00").await.unwrap().len(),
+        1
+    );
+    let events: Vec<String> = hub
+        .engine
+        .journal()
+        .entries(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    assert!(
+        events.contains(&"rejected".to_owned()) && events.contains(&"dead_lettered".to_owned()),
+        "{events:?}"
+    );
+}
