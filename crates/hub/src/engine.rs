@@ -151,6 +151,9 @@ impl Engine {
             .flow(flow_id)
             .ok_or_else(|| EngineError::UnknownFlow(flow_id.to_owned()))?;
         let mut summary = SendSummary::default();
+        // Declared before the first publish only: once per run (on RabbitMQ a declaration
+        // is a round trip), and never for a recipient that receives nothing.
+        let mut declared = false;
         for mut record in records {
             summary.read += 1;
             let keys = IdentityKeys::of(&record, &self.pseudonyms);
@@ -223,7 +226,10 @@ impl Engine {
                 header: header.clone(),
                 payload: sealed.into(),
             };
-            self.transport.declare_recipient(to.org).await?;
+            if !declared {
+                self.transport.declare_recipient(to.org).await?;
+                declared = true;
+            }
             self.transport.publish(envelope).await?;
             let mut e = self.entry(Event::Published, flow_id, from.org, to.org, Outcome::Ok);
             e.subject = Some(subject);
