@@ -12,4 +12,7 @@ pub mod xml;
 
 pub use error::{ConnectorError, ErrorKind};
 pub use report::{FileReport, FileStatus, RecordIssue};
-pub use traits::{AckToken, Delivery, Receipt, ReceiptStatus, Sink, Source, SourceItem};
+pub use traits::{
+    AckToken, Delivery, LateReceipts, Receipt, ReceiptSource, ReceiptStatus, Sink, Source,
+    SourceItem,
+};

@@ -77,4 +77,39 @@ pub struct Receipt {
 #[async_trait]
 pub trait Sink: Send + Sync {
     async fn deliver(&self, delivery: Delivery) -> Result<Receipt, ConnectorError>;
+
+    /// Delivers several records at once: one result per delivery, in the same order.
+    /// The engine acknowledges a batch's messages only after this returns, so a
+    /// file-based peer may write the whole batch as one file; an API peer may send
+    /// them concurrently. The default delivers one by one.
+    async fn deliver_batch(
+        &self,
+        deliveries: Vec<Delivery>,
+    ) -> Vec<Result<Receipt, ConnectorError>> {
+        let mut out = Vec::with_capacity(deliveries.len());
+        for d in deliveries {
+            out.push(self.deliver(d).await);
+        }
+        out
+    }
+}
+
+/// Receipts a peer gives later than the delivery (a SOLIS `AckSolis` file answering an
+/// import): one group per answer, acknowledged once the engine has settled them.
+#[derive(Debug, Clone)]
+pub struct LateReceipts {
+    pub receipts: Vec<Receipt>,
+    /// What the source needs to set the answer aside (the ACK file's name).
+    pub ack: AckToken,
+}
+
+/// A peer whose answers arrive after the delivery. The engine settles each group's
+/// transfers, journals them, then calls `ack`; an unacknowledged group is served again.
+#[async_trait]
+pub trait ReceiptSource: Send {
+    /// The answers that arrived and are not acknowledged yet; empty when none.
+    async fn next_receipts(&mut self) -> Result<Vec<LateReceipts>, ConnectorError>;
+
+    /// Sets an answer aside once its receipts are settled.
+    async fn ack(&mut self, token: &AckToken) -> Result<(), ConnectorError>;
 }
