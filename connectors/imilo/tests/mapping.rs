@@ -93,6 +93,7 @@ fn deliveries_map_to_expected_bodies() {
         let d = Delivery {
             transfer_id: f.transfer_id,
             flow: f.flow,
+            sender: "CD059".into(),
             recipient: f.recipient,
             record: f.record,
         };

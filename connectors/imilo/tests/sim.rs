@@ -122,6 +122,7 @@ fn orientation(transfer_id: &str, recipient: &str) -> Delivery {
     Delivery {
         transfer_id: transfer_id.into(),
         flow: "brsa-orientation".into(),
+        sender: "CD059".into(),
         recipient: recipient.into(),
         record,
     }
@@ -137,6 +138,7 @@ fn faj_decision(transfer_id: &str, dossier: u64) -> Delivery {
     Delivery {
         transfer_id: transfer_id.into(),
         flow: "faj-decision".into(),
+        sender: "CD059".into(),
         recipient: "59350S00".into(),
         record,
     }

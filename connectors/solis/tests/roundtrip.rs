@@ -31,7 +31,7 @@ proptest! {
             statut: Some(ObligationFormationStatut::Signale),
             ..ObligationFormation::default()
         });
-        let d = Delivery { transfer_id: "t1".into(), flow: "of-signalement".into(), recipient: "CD059".into(), record: j };
+        let d = Delivery { transfer_id: "t1".into(), flow: "of-signalement".into(), sender: "59350S00".into(), recipient: "CD059".into(), record: j };
         let at = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap().and_hms_opt(2, 10, 0).unwrap();
         let w = write_import(dir.path(), ImportFlux::Of, &Departement::parse("059").unwrap(), "59350S00", &[d], at).unwrap();
         prop_assert_eq!(w.written.len(), 1);

@@ -98,6 +98,7 @@ fn delivery(transfer_id: &str, flow: &str, record: Jeune) -> Delivery {
     Delivery {
         transfer_id: transfer_id.into(),
         flow: flow.into(),
+        sender: "59350S00".into(),
         recipient: "CD059".into(),
         record,
     }

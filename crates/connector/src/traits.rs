@@ -43,6 +43,8 @@ pub struct Delivery {
     /// (`referenceExterne`, `Idempotency-Key`).
     pub transfer_id: String,
     pub flow: String,
+    /// The sending organisation (`CD059`, `59350S00`): a file peer names it as emitter.
+    pub sender: String,
     /// The recipient organisation (`59350S00`, `CD059`).
     pub recipient: String,
     /// The record, already projected onto the flow's allowed fields.

@@ -305,6 +305,7 @@ impl Engine {
                         .deliver(SinkDelivery {
                             transfer_id: header.transfer_id.to_string(),
                             flow: header.flow.clone(),
+                            sender: header.sender.clone(),
                             recipient: header.recipient.clone(),
                             record,
                         })

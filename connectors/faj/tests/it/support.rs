@@ -70,6 +70,7 @@ pub fn delivery(transfer_id: &str, record: Jeune) -> Delivery {
     Delivery {
         transfer_id: transfer_id.into(),
         flow: "faj-demande".into(),
+        sender: "59350S00".into(),
         recipient: "CD059".into(),
         record,
     }
