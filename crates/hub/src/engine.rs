@@ -7,16 +7,18 @@
 //! derived from its content, so a rerun after a crash republishes the same id and the
 //! target's idempotency makes the second delivery a no-op.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use passerelle_audit::{Event, Journal, NewEntry, Outcome, Subject};
-use passerelle_connector::{Delivery as SinkDelivery, ReceiptStatus, Sink};
+use passerelle_connector::{Delivery as SinkDelivery, Receipt, ReceiptSource, ReceiptStatus, Sink};
 use passerelle_crypto::PseudonymKey;
 use passerelle_identity::{IdentityIndex, IdentityKeys, Resolution};
 use passerelle_model::{FieldClass, Jeune, class_of};
-use passerelle_policy::{Decision, Party, Policy};
-use passerelle_transport::{Envelope, Header, Settled, Transport};
+use passerelle_policy::{Decision, Flow, OrgKind, Party, Policy, System};
+use passerelle_transport::{Delivery as TransportDelivery, Envelope, Header, Settled, Transport};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
@@ -31,6 +33,70 @@ use crate::state::{HubState, TransferRow, TransferStatus};
 /// without reading the payload.
 const SUBJECT_HEADER: &str = "subject";
 
+/// Records per chunk in `send`: one identity transaction, one pipelined publish, one
+/// journal batch and one state transaction each.
+const SEND_CHUNK: usize = 512;
+
+/// Messages handed to a sink at once (a file peer writes them as one file). Kept at
+/// the transports' default prefetch so a batch fills without waiting.
+const DELIVER_BATCH: usize = 64;
+
+/// How long `deliver` waits for one more message before handing a partial batch on.
+const GATHER: Duration = Duration::from_millis(20);
+
+/// Where a routed record goes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Recipient {
+    pub kind: OrgKind,
+    /// ML structure code, CD code, platform id.
+    pub org: String,
+    pub system: System,
+}
+
+impl Recipient {
+    pub fn new(kind: OrgKind, org: impl Into<String>, system: System) -> Self {
+        Self {
+            kind,
+            org: org.into(),
+            system,
+        }
+    }
+
+    /// The recipient of a party.
+    pub fn of(party: &Party<'_>) -> Self {
+        Self::new(party.kind, party.org, party.system)
+    }
+
+    /// As the policy sees it.
+    pub fn party(&self) -> Party<'_> {
+        Party::new(self.kind, &self.org, self.system)
+    }
+}
+
+/// A sealed transfer waiting for its confirm, with what to record once confirmed.
+struct Outgoing {
+    envelope: Envelope,
+    entry: NewEntry,
+    hub_id: Uuid,
+    hash: [u8; 32],
+}
+
+/// What becomes of a delivered message once its receipt is recorded.
+enum After {
+    Ack,
+    Retry(Duration, Header, String),
+    DeadLetter(String),
+}
+
+/// What `settle_late` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LateSummary {
+    pub applied: u64,
+    pub rejected: u64,
+    /// Receipts naming a transfer this hub does not know.
+    pub unknown: u64,
+}
+
 /// Errors that stop a run (per-record problems are counted, not raised).
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -44,6 +110,8 @@ pub enum EngineError {
     Seal(#[from] crate::seal::SealError),
     #[error("flow `{0}` is not declared")]
     UnknownFlow(String),
+    #[error("connector: {0}")]
+    Connector(#[from] passerelle_connector::ConnectorError),
 }
 
 type Result<T> = std::result::Result<T, EngineError>;
@@ -95,6 +163,7 @@ pub struct Engine {
     sealer: Arc<dyn Sealer>,
     pseudonyms: PseudonymKey,
     identity: Mutex<IdentityIndex>,
+    declared: Mutex<HashSet<String>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -122,6 +191,7 @@ impl Engine {
             sealer,
             pseudonyms,
             identity: Mutex::new(identity),
+            declared: Mutex::new(HashSet::new()),
         })
     }
 
@@ -138,7 +208,6 @@ impl Engine {
     /// Sends records from `from` to `to` under `flow_id`. Returns once every sent
     /// record is published (confirmed), journaled and recorded: the caller may then
     /// acknowledge its source.
-    #[instrument(skip(self, records), fields(flow = flow_id, to = to.org))]
     pub async fn send(
         &self,
         flow_id: &str,
@@ -146,49 +215,119 @@ impl Engine {
         to: Party<'_>,
         records: impl IntoIterator<Item = Jeune>,
     ) -> Result<SendSummary> {
+        let to = Recipient::of(&to);
+        self.send_routed(flow_id, from, records.into_iter().map(|r| (to.clone(), r)))
+            .await
+    }
+
+    /// Sends records from `from` under `flow_id`, each to its own recipient, in chunks:
+    /// one identity transaction, one pipelined publish, one journal batch and one state
+    /// transaction per chunk. Returns once every sent record is published, journaled
+    /// and recorded.
+    #[instrument(skip(self, records), fields(flow = flow_id, from = from.org))]
+    pub async fn send_routed(
+        &self,
+        flow_id: &str,
+        from: Party<'_>,
+        records: impl IntoIterator<Item = (Recipient, Jeune)>,
+    ) -> Result<SendSummary> {
         let flow = self
             .policy
             .flow(flow_id)
             .ok_or_else(|| EngineError::UnknownFlow(flow_id.to_owned()))?;
         let mut summary = SendSummary::default();
-        // Declared before the first publish only: once per run (on RabbitMQ a declaration
-        // is a round trip), and never for a recipient that receives nothing.
-        let mut declared = false;
-        for mut record in records {
-            summary.read += 1;
-            let keys = IdentityKeys::of(&record, &self.pseudonyms);
-            let resolution = self.identity.lock().await.resolve(&keys, Uuid::new_v4);
-            let Some(hub_id) = resolution.hub_id() else {
-                summary.review += 1;
-                if let Resolution::Review { reason, .. } = resolution {
-                    debug!(?reason, "record sent to identity review");
+        let mut chunk = Vec::with_capacity(SEND_CHUNK);
+        for item in records {
+            chunk.push(item);
+            if chunk.len() == SEND_CHUNK {
+                self.send_chunk(flow, &from, std::mem::take(&mut chunk), &mut summary)
+                    .await?;
+            }
+        }
+        if !chunk.is_empty() {
+            self.send_chunk(flow, &from, chunk, &mut summary).await?;
+        }
+        info!(
+            sent = summary.sent,
+            unchanged = summary.unchanged,
+            denied = summary.denied,
+            review = summary.review,
+            "flow sent"
+        );
+        Ok(summary)
+    }
+
+    async fn send_chunk(
+        &self,
+        flow: &Flow,
+        from: &Party<'_>,
+        items: Vec<(Recipient, Jeune)>,
+        summary: &mut SendSummary,
+    ) -> Result<()> {
+        let flow_id = flow.id.as_str();
+        // 1. Who is it? Keys are stored before anything is published: a rerun after a
+        //    crash must find the same hub ids, hence the same transfer ids.
+        let mut known = Vec::with_capacity(items.len());
+        let mut entries = Vec::new();
+        let mut reviews = Vec::new();
+        {
+            let mut index = self.identity.lock().await;
+            for (to, mut record) in items {
+                summary.read += 1;
+                let keys = IdentityKeys::of(&record, &self.pseudonyms);
+                match index.resolve(&keys, Uuid::new_v4) {
+                    Resolution::Review { reason, candidates } => {
+                        summary.review += 1;
+                        debug!(?reason, "record sent to identity review");
+                        reviews.push((format!("{reason:?}"), candidates));
+                    }
+                    r => {
+                        let hub_id = r.hub_id().expect("matched or new");
+                        entries.extend(keys.entries(hub_id));
+                        record.hub_id = Some(hub_id.to_string());
+                        known.push((to, hub_id, record));
+                    }
                 }
-                continue;
-            };
-            // The person's keys are stored before anything is published: a rerun after
-            // a crash must find the same hub id, hence the same transfer ids.
-            self.state
-                .save_identity_entries(&keys.entries(hub_id))
-                .await?;
-            record.hub_id = Some(hub_id.to_string());
+            }
+        }
+        self.state.save_identity_entries(&entries).await?;
+        for (reason, candidates) in &reviews {
+            self.state.save_review(flow_id, reason, candidates).await?;
+        }
+
+        // 2. What may leave, and has it changed since last sent?
+        let mut journal = Vec::new();
+        let mut outgoing = Vec::new();
+        let mut hub_ids: BTreeMap<&str, Vec<Uuid>> = BTreeMap::new();
+        for (to, hub_id, _) in &known {
+            hub_ids.entry(to.org.as_str()).or_default().push(*hub_id);
+        }
+        let mut last: HashMap<(String, Uuid), [u8; 32]> = HashMap::new();
+        for (org, ids) in hub_ids {
+            for (id, hash) in self.state.last_hashes(flow_id, org, &ids).await? {
+                last.insert((org.to_owned(), id), hash);
+            }
+        }
+        for (to, hub_id, record) in known {
+            let to_party = to.party();
             let subject = Subject::of_jeune(&self.pseudonyms, &hub_id.to_string(), &record);
-            let (projection, dropped) = match self.policy.decide(Some(flow_id), &from, &to, &record)
-            {
-                Decision::Denied { reason } => {
-                    summary.denied += 1;
-                    let mut e =
-                        self.entry(Event::Denied, flow_id, from.org, to.org, Outcome::Refused);
-                    e.subject = Some(subject);
-                    e.reason = Some(format!("{}: {reason}", reason.code()));
-                    self.journal.append(e).await?;
-                    continue;
-                }
-                Decision::Allowed {
-                    projection,
-                    dropped,
-                    ..
-                } => (projection, dropped),
-            };
+            let (projection, dropped) =
+                match self.policy.decide(Some(flow_id), from, &to_party, &record) {
+                    Decision::Denied { reason } => {
+                        summary.denied += 1;
+                        let mut e =
+                            self.entry(Event::Denied, flow_id, from.org, &to.org, Outcome::Refused);
+                        e.subject = Some(subject);
+                        e.reason = Some(format!("{}: {reason}", reason.code()));
+                        journal.push(e);
+                        continue;
+                    }
+                    Decision::Allowed {
+                        projection,
+                        dropped,
+                        ..
+                    } => (projection, dropped),
+                };
             let special: Vec<&str> = dropped
                 .iter()
                 .copied()
@@ -197,24 +336,24 @@ impl Engine {
             if !special.is_empty() {
                 // The transfer goes on without them, but a DPO must see the attempt.
                 summary.special_dropped += special.len() as u64;
-                let mut e = self.entry(Event::Denied, flow_id, from.org, to.org, Outcome::Refused);
+                let mut e = self.entry(Event::Denied, flow_id, from.org, &to.org, Outcome::Refused);
                 e.subject = Some(subject.clone());
                 e.fields = special.iter().map(|p| (*p).to_owned()).collect();
                 e.reason = Some(
                     "special-data: projected away, the flow does not name these classes".into(),
                 );
-                self.journal.append(e).await?;
+                journal.push(e);
             }
             let hash = content_hash(&projection);
-            if self.state.last_hash(flow_id, to.org, &hub_id).await? == Some(hash) {
+            if last.get(&(to.org.clone(), hub_id)) == Some(&hash) {
                 summary.unchanged += 1;
                 continue;
             }
             let header = Header {
-                transfer_id: transfer_id(flow_id, to.org, &hub_id, &hash),
+                transfer_id: transfer_id(flow_id, &to.org, &hub_id, &hash),
                 flow: flow_id.to_owned(),
                 sender: from.org.to_owned(),
-                recipient: to.org.to_owned(),
+                recipient: to.org.clone(),
                 ordering_key: Some(subject.pseudonym.clone()),
                 headers: [(SUBJECT_HEADER.to_owned(), subject.pseudonym.clone())].into(),
             };
@@ -222,16 +361,7 @@ impl Engine {
                 .sealer
                 .seal(&header, projection.to_json_line().as_bytes())?;
             let digest = hex::encode(Sha256::digest(&sealed));
-            let envelope = Envelope {
-                header: header.clone(),
-                payload: sealed.into(),
-            };
-            if !declared {
-                self.transport.declare_recipient(to.org).await?;
-                declared = true;
-            }
-            self.transport.publish(envelope).await?;
-            let mut e = self.entry(Event::Published, flow_id, from.org, to.org, Outcome::Ok);
+            let mut e = self.entry(Event::Published, flow_id, from.org, &to.org, Outcome::Ok);
             e.subject = Some(subject);
             e.fields = projection.paths().iter().map(|p| (*p).to_owned()).collect();
             e.legal_basis = Some(format!(
@@ -239,30 +369,79 @@ impl Engine {
                 flow.legal_basis.gdpr, flow.legal_basis.reference
             ));
             e.ciphertext_digest = Some(digest);
-            self.journal.append(e).await?;
-            let row = TransferRow {
-                transfer_id: header.transfer_id,
-                flow: flow_id.to_owned(),
-                sender: from.org.to_owned(),
-                recipient: to.org.to_owned(),
+            outgoing.push(Outgoing {
+                envelope: Envelope {
+                    header,
+                    payload: sealed.into(),
+                },
+                entry: e,
                 hub_id,
-                status: TransferStatus::Published,
-                reason: None,
-            };
-            self.state.record_published(&row, &hash).await?;
-            summary.sent += 1;
+                hash,
+            });
         }
-        info!(
-            sent = summary.sent,
-            unchanged = summary.unchanged,
-            denied = summary.denied,
-            "flow sent"
-        );
-        Ok(summary)
+
+        // 3. Publish (every confirm awaited), then journal, then record.
+        for org in outgoing
+            .iter()
+            .map(|o| o.envelope.header.recipient.clone())
+            .collect::<BTreeSet<_>>()
+        {
+            self.declare(&org).await?;
+        }
+        let envelopes: Vec<Envelope> = outgoing.iter().map(|o| o.envelope.clone()).collect();
+        let results = self.transport.publish_batch(envelopes).await;
+        // A refused publish stops the run: nothing after it is recorded, and the
+        // rerun publishes the chunk again under the same transfer ids.
+        let mut first_error = None;
+        let mut rows = Vec::with_capacity(outgoing.len());
+        for (o, r) in outgoing.into_iter().zip(results) {
+            match r {
+                Ok(_) => {
+                    journal.push(o.entry);
+                    let h = &o.envelope.header;
+                    rows.push((
+                        TransferRow {
+                            transfer_id: h.transfer_id,
+                            flow: h.flow.clone(),
+                            sender: h.sender.clone(),
+                            recipient: h.recipient.clone(),
+                            hub_id: o.hub_id,
+                            status: TransferStatus::Published,
+                            reason: None,
+                        },
+                        o.hash,
+                    ));
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if !journal.is_empty() {
+            self.journal.append_batch(journal).await?;
+        }
+        self.state.record_published_many(&rows).await?;
+        summary.sent += rows.len() as u64;
+        match first_error {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
     }
 
-    /// Delivers what waits in `recipient`'s queue through `sink`, until the queue stays
-    /// quiet for `idle`. Receipts move the transfers' status and are journaled.
+    async fn declare(&self, recipient: &str) -> Result<()> {
+        // Once per engine and recipient: on RabbitMQ a declaration is a round trip.
+        if self.declared.lock().await.contains(recipient) {
+            return Ok(());
+        }
+        self.transport.declare_recipient(recipient).await?;
+        self.declared.lock().await.insert(recipient.to_owned());
+        Ok(())
+    }
+
+    /// Delivers what waits in `recipient`'s queue through `sink`, in batches, until the
+    /// queue stays quiet for `idle`. Each batch's receipts are journaled and recorded
+    /// before its messages are acknowledged: a crash in between delivers them again,
+    /// which the peer's idempotency absorbs.
     #[instrument(skip(self, sink))]
     pub async fn deliver(
         &self,
@@ -271,82 +450,183 @@ impl Engine {
         idle: Duration,
     ) -> Result<DeliverSummary> {
         let mut summary = DeliverSummary::default();
+        self.declare(recipient).await?;
         let mut sub = self.transport.subscribe(recipient).await?;
         loop {
-            let delivery = match tokio::time::timeout(idle, sub.next()).await {
+            let first = match tokio::time::timeout(idle, sub.next()).await {
                 Err(_) => break,
                 Ok(d) => d?,
             };
-            let header = delivery.envelope.header.clone();
-            let subject = header.headers.get(SUBJECT_HEADER).map(|p| Subject {
-                pseudonym: p.clone(),
-                identifiers: Vec::new(),
-            });
+            let mut batch = vec![first];
+            // Gather what is already there, without waiting for more.
+            while batch.len() < DELIVER_BATCH {
+                match tokio::time::timeout(GATHER, sub.next()).await {
+                    Err(_) => break,
+                    Ok(d) => batch.push(d?),
+                }
+            }
+            self.deliver_batch(batch, sink, &mut summary).await?;
+        }
+        sub.close(Duration::from_secs(5)).await?;
+        Ok(summary)
+    }
+
+    async fn deliver_batch(
+        &self,
+        batch: Vec<TransportDelivery>,
+        sink: &dyn Sink,
+        summary: &mut DeliverSummary,
+    ) -> Result<()> {
+        let mut refused = Vec::new();
+        let mut accepted = Vec::new();
+        for delivery in batch {
+            let header = &delivery.envelope.header;
             let opened = self
                 .sealer
-                .open(&header, &delivery.envelope.payload)
+                .open(header, &delivery.envelope.payload)
                 .map_err(|e| e.to_string())
                 .and_then(|plain| {
                     serde_json::from_slice::<Jeune>(&plain)
                         .map_err(|_| "payload is not a canonical record".to_owned())
                 })
-                .and_then(|record| self.recheck(&header, record));
-            // What became of the message, as a receipt for its sender; `None` while it
-            // waits for a retry.
-            let receipt = match opened {
-                Err(reason) => {
-                    // Nothing a retry can fix: keep it aside for a person.
-                    warn!(transfer = %header.transfer_id, "refusing a message: {reason}");
-                    delivery.dead_letter(&reason).await?;
-                    Some((TransferStatus::DeadLettered, Some(reason)))
-                }
-                Ok(record) => {
-                    let outcome = sink
-                        .deliver(SinkDelivery {
-                            transfer_id: header.transfer_id.to_string(),
-                            flow: header.flow.clone(),
-                            sender: header.sender.clone(),
-                            recipient: header.recipient.clone(),
-                            record,
-                        })
-                        .await;
-                    match outcome {
-                        Ok(receipt) => {
-                            delivery.ack().await?;
-                            Some(match receipt.status {
-                                ReceiptStatus::Delivered => (TransferStatus::Delivered, None),
-                                ReceiptStatus::Applied { .. } => (TransferStatus::Applied, None),
-                                ReceiptStatus::Rejected { reasons } => {
-                                    (TransferStatus::Rejected, Some(reasons.join("; ")))
-                                }
-                            })
-                        }
-                        Err(e) if e.is_retryable() => {
-                            let delay = Duration::from_secs(1 << delivery.delivery_count.min(6));
-                            match delivery.retry(delay).await? {
-                                Settled::Retried => {
-                                    summary.retried += 1;
-                                    None
-                                }
-                                Settled::DeadLettered => {
-                                    Some((TransferStatus::DeadLettered, Some(e.to_string())))
-                                }
-                            }
-                        }
-                        Err(e) => {
-                            delivery.dead_letter(&e.to_string()).await?;
-                            Some((TransferStatus::DeadLettered, Some(e.to_string())))
-                        }
-                    }
-                }
-            };
-            if let Some((status, reason)) = receipt {
-                summary.count(status);
-                self.settle(&header, subject, status, reason).await?;
+                .and_then(|record| self.recheck(header, record));
+            match opened {
+                Ok(record) => accepted.push((delivery, record)),
+                Err(reason) => refused.push((delivery, reason)),
             }
         }
-        sub.close(Duration::from_secs(5)).await?;
+        let mut settled: Vec<(Header, TransferStatus, Option<String>)> = Vec::new();
+        // Nothing a retry can fix: kept aside for a person.
+        for (delivery, reason) in refused {
+            let header = delivery.envelope.header.clone();
+            warn!(transfer = %header.transfer_id, "refusing a message: {reason}");
+            delivery.dead_letter(&reason).await?;
+            settled.push((header, TransferStatus::DeadLettered, Some(reason)));
+        }
+        let requests = accepted
+            .iter()
+            .map(|(d, record)| {
+                let h = &d.envelope.header;
+                SinkDelivery {
+                    transfer_id: h.transfer_id.to_string(),
+                    flow: h.flow.clone(),
+                    sender: h.sender.clone(),
+                    recipient: h.recipient.clone(),
+                    record: record.clone(),
+                }
+            })
+            .collect();
+        let outcomes = if accepted.is_empty() {
+            Vec::new()
+        } else {
+            sink.deliver_batch(requests).await
+        };
+        // What to do with each message once the receipts are recorded.
+        let mut then = Vec::with_capacity(accepted.len());
+        for ((delivery, _), outcome) in accepted.into_iter().zip(outcomes) {
+            let header = delivery.envelope.header.clone();
+            match outcome {
+                Ok(receipt) => {
+                    let (status, reason) = match receipt.status {
+                        ReceiptStatus::Delivered => (TransferStatus::Delivered, None),
+                        ReceiptStatus::Applied { .. } => (TransferStatus::Applied, None),
+                        ReceiptStatus::Rejected { reasons } => {
+                            (TransferStatus::Rejected, Some(reasons.join("; ")))
+                        }
+                    };
+                    settled.push((header, status, reason));
+                    then.push((delivery, After::Ack));
+                }
+                Err(e) if e.is_retryable() => {
+                    let delay = Duration::from_secs(1 << delivery.delivery_count.min(6));
+                    then.push((delivery, After::Retry(delay, header, e.to_string())));
+                }
+                Err(e) => {
+                    settled.push((header, TransferStatus::DeadLettered, Some(e.to_string())));
+                    then.push((delivery, After::DeadLetter(e.to_string())));
+                }
+            }
+        }
+        for (delivery, after) in then {
+            match after {
+                After::Ack => delivery.ack().await?,
+                After::DeadLetter(reason) => delivery.dead_letter(&reason).await?,
+                After::Retry(delay, header, reason) => match delivery.retry(delay).await? {
+                    Settled::Retried => summary.retried += 1,
+                    Settled::DeadLettered => {
+                        settled.push((header, TransferStatus::DeadLettered, Some(reason)))
+                    }
+                },
+            }
+        }
+        for (_, status, _) in &settled {
+            summary.count(*status);
+        }
+        self.settle(settled).await
+    }
+
+    /// Settles receipts a peer gave after the delivery (a SOLIS ACK file): each moves
+    /// its transfer forward and is journaled. Unknown transfer ids are counted apart.
+    pub async fn settle_late(&self, receipts: &[Receipt]) -> Result<LateSummary> {
+        let mut summary = LateSummary::default();
+        let mut wanted = Vec::new();
+        for r in receipts {
+            match Uuid::from_str(&r.transfer_id) {
+                Ok(id) => wanted.push((id, r)),
+                Err(_) => summary.unknown += 1,
+            }
+        }
+        let ids: Vec<Uuid> = wanted.iter().map(|(id, _)| *id).collect();
+        let rows: HashMap<Uuid, TransferRow> = self
+            .state
+            .transfers(&ids)
+            .await?
+            .into_iter()
+            .map(|r| (r.transfer_id, r))
+            .collect();
+        let mut settled = Vec::new();
+        for (id, receipt) in wanted {
+            let Some(row) = rows.get(&id) else {
+                summary.unknown += 1;
+                continue;
+            };
+            let (status, reason) = match &receipt.status {
+                ReceiptStatus::Delivered => (TransferStatus::Delivered, None),
+                ReceiptStatus::Applied { .. } => {
+                    summary.applied += 1;
+                    (TransferStatus::Applied, None)
+                }
+                ReceiptStatus::Rejected { reasons } => {
+                    summary.rejected += 1;
+                    (TransferStatus::Rejected, Some(reasons.join("; ")))
+                }
+            };
+            let pseudonym = Subject::new(&self.pseudonyms, &row.hub_id.to_string()).pseudonym;
+            let header = Header {
+                transfer_id: id,
+                flow: row.flow.clone(),
+                sender: row.sender.clone(),
+                recipient: row.recipient.clone(),
+                ordering_key: None,
+                headers: [(SUBJECT_HEADER.to_owned(), pseudonym)].into(),
+            };
+            settled.push((header, status, reason));
+        }
+        self.settle(settled).await?;
         Ok(summary)
+    }
+
+    /// Reads a late-receipt source dry: settles each answer, then acknowledges it.
+    pub async fn collect_receipts(&self, source: &mut dyn ReceiptSource) -> Result<LateSummary> {
+        let mut total = LateSummary::default();
+        for group in source.next_receipts().await? {
+            let s = self.settle_late(&group.receipts).await?;
+            total.applied += s.applied;
+            total.rejected += s.rejected;
+            total.unknown += s.unknown;
+            source.ack(&group.ack).await?;
+        }
+        Ok(total)
     }
 
     /// The recipient side applies the flow's rule again: a payload built or altered
@@ -360,33 +640,39 @@ impl Engine {
         Ok(record)
     }
 
-    async fn settle(
-        &self,
-        header: &Header,
-        subject: Option<Subject>,
-        status: TransferStatus,
-        reason: Option<String>,
-    ) -> Result<()> {
-        let (event, outcome) = match status {
-            TransferStatus::Published => (Event::Published, Outcome::Ok),
-            TransferStatus::Delivered => (Event::Delivered, Outcome::Ok),
-            TransferStatus::Applied => (Event::Applied, Outcome::Ok),
-            TransferStatus::Rejected => (Event::Rejected, Outcome::Refused),
-            TransferStatus::DeadLettered => (Event::DeadLettered, Outcome::Failed),
-        };
-        let mut e = self.entry(
-            event,
-            &header.flow,
-            &header.sender,
-            &header.recipient,
-            outcome,
-        );
-        e.subject = subject;
-        e.reason = reason.clone();
-        self.journal.append(e).await?;
-        self.state
-            .set_status(&header.transfer_id, status, reason.as_deref())
-            .await?;
+    /// Journals receipts (one batch) and moves their transfers forward (one
+    /// transaction).
+    async fn settle(&self, settled: Vec<(Header, TransferStatus, Option<String>)>) -> Result<()> {
+        if settled.is_empty() {
+            return Ok(());
+        }
+        let mut entries = Vec::with_capacity(settled.len());
+        let mut rows = Vec::with_capacity(settled.len());
+        for (header, status, reason) in settled {
+            let (event, outcome) = match status {
+                TransferStatus::Published => (Event::Published, Outcome::Ok),
+                TransferStatus::Delivered => (Event::Delivered, Outcome::Ok),
+                TransferStatus::Applied => (Event::Applied, Outcome::Ok),
+                TransferStatus::Rejected => (Event::Rejected, Outcome::Refused),
+                TransferStatus::DeadLettered => (Event::DeadLettered, Outcome::Failed),
+            };
+            let mut e = self.entry(
+                event,
+                &header.flow,
+                &header.sender,
+                &header.recipient,
+                outcome,
+            );
+            e.subject = header.headers.get(SUBJECT_HEADER).map(|p| Subject {
+                pseudonym: p.clone(),
+                identifiers: Vec::new(),
+            });
+            e.reason = reason.clone();
+            entries.push(e);
+            rows.push((header.transfer_id, status, reason));
+        }
+        self.journal.append_batch(entries).await?;
+        self.state.set_statuses(&rows).await?;
         Ok(())
     }
 

@@ -5,6 +5,7 @@
 //! Nothing personal is stored here: persons are hub ids, identifiers are blind
 //! indexes, and payloads never leave the transport.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 
@@ -102,6 +103,9 @@ CREATE TABLE IF NOT EXISTS identity_key (
     kind TEXT NOT NULL, key TEXT NOT NULL, hub_id TEXT NOT NULL,
     PRIMARY KEY (kind, key, hub_id));
 CREATE TABLE IF NOT EXISTS cursor (source TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS identity_review (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, flow TEXT NOT NULL, reason TEXT NOT NULL,
+    candidates TEXT NOT NULL, created_at TEXT NOT NULL);
 "#;
 
 /// The hub's state store.
@@ -194,6 +198,160 @@ impl HubState {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The hashes last sent to a recipient under a flow for several persons at once
+    /// (absent persons were never sent anything).
+    pub async fn last_hashes(
+        &self,
+        flow: &str,
+        recipient: &str,
+        hub_ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, [u8; 32]>> {
+        let mut out = HashMap::with_capacity(hub_ids.len());
+        // SQLite binds at most 32,766 values; chunks stay far below.
+        for ids in hub_ids.chunks(500) {
+            let marks = vec!["?"; ids.len()].join(",");
+            let sql = format!(
+                "SELECT hub_id, hash FROM sent_hash WHERE flow = ? AND recipient = ? AND hub_id IN ({marks})"
+            );
+            // Only `?` marks are formatted in: the values are bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(flow).bind(recipient);
+            for id in ids {
+                q = q.bind(id.to_string());
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                let hub: String = r.try_get(0)?;
+                let bytes: Vec<u8> = r.try_get(1)?;
+                let hub = Uuid::from_str(&hub).map_err(|_| StateError::Corrupt { what: "hub id" })?;
+                let hash = bytes
+                    .try_into()
+                    .map_err(|_| StateError::Corrupt { what: "hash" })?;
+                out.insert(hub, hash);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `record_published` for many transfers in one transaction.
+    pub async fn record_published_many(&self, rows: &[(TransferRow, [u8; 32])]) -> Result<()> {
+        let now = Utc::now().to_rfc3339();
+        let mut tx = self.pool.begin().await?;
+        for (row, hash) in rows {
+            sqlx::query(
+                "INSERT INTO transfer (transfer_id, flow, sender, recipient, hub_id, status, reason, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, 'published', NULL, ?, ?)
+                 ON CONFLICT (transfer_id) DO NOTHING",
+            )
+            .bind(row.transfer_id.to_string())
+            .bind(&row.flow)
+            .bind(&row.sender)
+            .bind(&row.recipient)
+            .bind(row.hub_id.to_string())
+            .bind(&now)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO sent_hash (flow, recipient, hub_id, hash, transfer_id, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (flow, recipient, hub_id) DO UPDATE SET hash = excluded.hash,
+                 transfer_id = excluded.transfer_id, updated_at = excluded.updated_at",
+            )
+            .bind(&row.flow)
+            .bind(&row.recipient)
+            .bind(row.hub_id.to_string())
+            .bind(hash.as_slice())
+            .bind(row.transfer_id.to_string())
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// `set_status` for many receipts in one transaction; returns, for each, whether
+    /// it moved the transfer forward.
+    pub async fn set_statuses(
+        &self,
+        receipts: &[(Uuid, TransferStatus, Option<String>)],
+    ) -> Result<Vec<bool>> {
+        let now = Utc::now().to_rfc3339();
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(receipts.len());
+        for (id, status, reason) in receipts {
+            let current: Option<String> =
+                sqlx::query_scalar("SELECT status FROM transfer WHERE transfer_id = ?")
+                    .bind(id.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(current) = current else {
+                out.push(false);
+                continue;
+            };
+            let current =
+                TransferStatus::parse(&current).ok_or(StateError::Corrupt { what: "status" })?;
+            if status.rank() < current.rank() || *status == current {
+                out.push(false);
+                continue;
+            }
+            sqlx::query(
+                "UPDATE transfer SET status = ?, reason = ?, updated_at = ? WHERE transfer_id = ?",
+            )
+            .bind(status.as_str())
+            .bind(reason.as_deref())
+            .bind(&now)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+            out.push(true);
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Several transfers by id (unknown ids are left out).
+    pub async fn transfers(&self, ids: &[Uuid]) -> Result<Vec<TransferRow>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let sql = format!(
+                "SELECT transfer_id, flow, sender, recipient, hub_id, status, reason FROM transfer WHERE transfer_id IN ({marks})"
+            );
+            // Only `?` marks are formatted in: the values are bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(id.to_string());
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                out.push(to_transfer(&r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Queues an uncertain match for a person to settle: the reason and the candidate
+    /// hub ids (never the record).
+    pub async fn save_review(&self, flow: &str, reason: &str, candidates: &[Uuid]) -> Result<()> {
+        let candidates: Vec<String> = candidates.iter().map(Uuid::to_string).collect();
+        sqlx::query(
+            "INSERT INTO identity_review (flow, reason, candidates, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(flow)
+        .bind(reason)
+        .bind(candidates.join(" "))
+        .bind(Utc::now().to_rfc3339())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// How many uncertain matches wait for a person.
+    pub async fn review_count(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM identity_review")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n.max(0) as u64)
     }
 
     /// Moves a transfer forward on a receipt. A receipt that would move it back
