@@ -1,9 +1,12 @@
 //! Delivering to I-MILO as a `Sink`: `brsa-orientation` and `ase-majorite` become
 //! prescriptions (`POST /partenaires/orientations`), `faj-decision` and `of-suivi`
 //! become événements on the dossier. Every write carries the transfer id as
-//! `referenceExterne`, so a retried delivery is applied once.
+//! `referenceExterne`, so a retried delivery is applied once. `deliver_batch` sends a
+//! batch's deliveries concurrently (at most the client's `concurrency` in flight, all
+//! still under its rate limiter and retry budget) and answers in the batch's order.
 
 use async_trait::async_trait;
+use futures::stream::{self, StreamExt};
 use passerelle_connector::{ConnectorError, Delivery, ErrorKind, Receipt, ReceiptStatus, Sink};
 use passerelle_model::Date;
 
@@ -75,5 +78,18 @@ impl Sink for ImiloSink {
                 reason: format!("flow {other} is not delivered to I-MILO"),
             }),
         }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(n = deliveries.len()))]
+    async fn deliver_batch(
+        &self,
+        deliveries: Vec<Delivery>,
+    ) -> Vec<Result<Receipt, ConnectorError>> {
+        // `buffered` keeps the batch's order while up to `concurrency` calls run; the
+        // shared stack below still paces them (rate limiter) and bounds their retries.
+        stream::iter(deliveries.into_iter().map(|d| self.deliver(d)))
+            .buffered(self.client.concurrency().max(1))
+            .collect()
+            .await
     }
 }
