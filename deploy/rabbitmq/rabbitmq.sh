@@ -10,6 +10,12 @@
 #
 # The node is named rabbit-PORT@localhost; Erlang distribution listens on PORT+20000.
 # `start` on a running broker returns 0; `stop` on a stopped broker returns 0.
+#
+# AMQPS: with RABBITMQ_TLS_PORT set, `start` also opens a TLS listener on that port,
+# serving RABBITMQ_TLS_CERT (PEM chain) with RABBITMQ_TLS_KEY (PEM key) and naming
+# RABBITMQ_TLS_CACERT (PEM) as the CA; clients are not asked for a certificate unless
+# RABBITMQ_TLS_VERIFY_PEER=1. These are read when DIR has no configuration yet (the
+# first start); later starts reuse DIR/rabbitmq.conf.
 set -euo pipefail
 
 usage() {
@@ -74,6 +80,38 @@ install_if_missing() {
     ) 9>/tmp/passerelle-rabbitmq-install.lock
 }
 
+# The TLS part of rabbitmq.conf, empty without RABBITMQ_TLS_PORT. Paths are made
+# absolute because the broker does not run from the caller's folder.
+tls_conf() {
+    [ -n "${RABBITMQ_TLS_PORT:-}" ] || return 0
+    case $RABBITMQ_TLS_PORT in
+        *[!0-9]*) echo "rabbitmq.sh: RABBITMQ_TLS_PORT must be a number" >&2; exit 2 ;;
+    esac
+    local var path
+    for var in RABBITMQ_TLS_CERT RABBITMQ_TLS_KEY RABBITMQ_TLS_CACERT; do
+        path=${!var:-}
+        if [ -z "$path" ] || [ ! -f "$path" ]; then
+            echo "rabbitmq.sh: RABBITMQ_TLS_PORT needs $var to name a PEM file" >&2
+            exit 2
+        fi
+    done
+    local verify=verify_none fail=false
+    if [ "${RABBITMQ_TLS_VERIFY_PEER:-0}" = 1 ]; then
+        verify=verify_peer
+        fail=true
+    fi
+    cat <<CONF
+listeners.ssl.1 = 127.0.0.1:$RABBITMQ_TLS_PORT
+ssl_options.cacertfile = $(realpath "$RABBITMQ_TLS_CACERT")
+ssl_options.certfile = $(realpath "$RABBITMQ_TLS_CERT")
+ssl_options.keyfile = $(realpath "$RABBITMQ_TLS_KEY")
+ssl_options.verify = $verify
+ssl_options.fail_if_no_peer_cert = $fail
+ssl_options.versions.1 = tlsv1.3
+ssl_options.versions.2 = tlsv1.2
+CONF
+}
+
 beam_pid() {
     # The pid file is written by the node itself once the VM is up.
     if [ -s "$RABBITMQ_PID_FILE" ]; then
@@ -109,6 +147,10 @@ start() {
         echo "rabbitmq.sh: port $port is already in use (another broker with a different DIR?)" >&2
         exit 1
     fi
+    if [ -n "${RABBITMQ_TLS_PORT:-}" ] && (exec 3<>"/dev/tcp/127.0.0.1/$RABBITMQ_TLS_PORT") 2>/dev/null; then
+        echo "rabbitmq.sh: tls port $RABBITMQ_TLS_PORT is already in use" >&2
+        exit 1
+    fi
     mkdir -p "$RABBITMQ_MNESIA_BASE" "$RABBITMQ_LOG_BASE"
     rm -f "$RABBITMQ_PID_FILE"
     # No plugin is needed: the topology is declared by the clients (or loaded from
@@ -116,12 +158,14 @@ start() {
     echo "[]." >"$RABBITMQ_ENABLED_PLUGINS_FILE"
     : >"$RABBITMQ_CONF_ENV_FILE"
     if [ ! -f "$RABBITMQ_CONFIG_FILE.conf" ]; then
-        cat >"$RABBITMQ_CONFIG_FILE.conf" <<CONF
+        tls_conf >"$RABBITMQ_CONFIG_FILE.conf.tls"
+        cat - "$RABBITMQ_CONFIG_FILE.conf.tls" >"$RABBITMQ_CONFIG_FILE.conf" <<CONF
 listeners.tcp.1 = 127.0.0.1:$port
 loopback_users = none
 log.file.level = warning
 log.console = false
 CONF
+        rm -f "$RABBITMQ_CONFIG_FILE.conf.tls"
     fi
     if [ ! -f "$dir/.erlang.cookie" ]; then
         head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/.erlang.cookie"

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
-use passerelle_transport::amqp::AmqpConfig;
 use passerelle_transport::amqp::topology::Names;
+use passerelle_transport::amqp::{AmqpConfig, TlsConfig};
 use passerelle_transport::conformance::{self, Harness, MAX_DELIVERIES, RECIPIENTS};
 use passerelle_transport::{Transport, conformance_tests};
 
@@ -16,6 +16,8 @@ const RETRY_DELAYS_MS: [u64; 2] = [100, 1_000];
 struct Rabbit {
     url: String,
     prefix: String,
+    /// TLS options for an `amqps://` URL.
+    tls: TlsConfig,
     /// A private broker (DIR, PORT) this harness started and must stop.
     own: Option<(tempfile::TempDir, u16)>,
 }
@@ -37,6 +39,7 @@ fn run_script(action: &str, dir: &std::path::Path, port: u16) {
 impl Rabbit {
     fn config(&self) -> AmqpConfig {
         let mut c = AmqpConfig::new(&self.url);
+        c.tls = self.tls.clone();
         c.prefix = self.prefix.clone();
         c.max_deliveries = MAX_DELIVERIES;
         c.retry_delays_ms = RETRY_DELAYS_MS.to_vec();
@@ -71,6 +74,10 @@ impl Harness for Rabbit {
         current
     }
     async fn cleanup(&self) {
+        if self.own.is_some() {
+            // A private broker goes away with its folder: nothing to clean.
+            return;
+        }
         let Ok(conn) =
             lapin::Connection::connect(&self.url, lapin::ConnectionProperties::default()).await
         else {
@@ -128,6 +135,7 @@ async fn harness() -> Option<Rabbit> {
     Some(Rabbit {
         url: shared_url()?,
         prefix: unique_prefix(),
+        tls: TlsConfig::default(),
         own: None,
     })
 }
@@ -162,6 +170,7 @@ async fn restart_loses_nothing() {
     let h = Rabbit {
         url: format!("amqp://guest:guest@127.0.0.1:{port}/%2f"),
         prefix: unique_prefix(),
+        tls: TlsConfig::default(),
         own: Some((dir, port)),
     };
     conformance::restart_loses_nothing(&h).await;
@@ -193,6 +202,7 @@ async fn definitions_json_is_what_the_code_declares() {
     let h = Rabbit {
         url: format!("amqp://guest:guest@127.0.0.1:{port}/%2f"),
         prefix: "passerelle".into(),
+        tls: TlsConfig::default(),
         own: Some((dir, port)),
     };
     let definitions =
@@ -236,6 +246,7 @@ async fn subscription_reconnects_after_restart() {
     let h = Rabbit {
         url: format!("amqp://guest:guest@127.0.0.1:{port}/%2f"),
         prefix: unique_prefix(),
+        tls: TlsConfig::default(),
         own: Some((dir, port)),
     };
     let mut cfg = h.config();
@@ -273,4 +284,170 @@ async fn subscription_reconnects_after_restart() {
     assert_eq!(got, want);
     sub.close(std::time::Duration::from_secs(5)).await.unwrap();
     t.close().await.unwrap();
+}
+
+/// Runs the `openssl` command line tool (Debian package `openssl`) in `dir`.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run openssl (install the Debian package openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {} failed: {}",
+        args.first().copied().unwrap_or_default(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A throw-away CA (`ca.pem`) and a server certificate for the name `localhost` only
+/// (`server.pem`, `server.key`), ECDSA P-256, valid two days.
+fn throwaway_pki(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=passerelle test ca",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    openssl(dir, &ca);
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    csr.extend([
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    openssl(dir, &csr);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=critical,CA:FALSE\n\
+         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ],
+    );
+}
+
+/// Conformance over AMQPS: a private broker with a TLS listener serving a certificate
+/// from a throw-away CA; the client trusts that CA through `tls.ca_file` and nothing
+/// else. Also checks that verification is real: without the CA, or under a name the
+/// certificate does not carry, the connection is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqps_conformance_with_a_verified_server() {
+    if shared_url().is_none() {
+        return;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("pt-rabbit-tls-")
+        .tempdir()
+        .unwrap();
+    let pki = dir.path().join("pki");
+    throwaway_pki(&pki);
+    let (port, tls_port) = loop {
+        let port = free_port();
+        let tls_port = port + 1;
+        if std::net::TcpListener::bind(("127.0.0.1", tls_port)).is_ok() {
+            break (port, tls_port);
+        }
+    };
+    let status = std::process::Command::new(script())
+        .arg("start")
+        .arg(dir.path())
+        .arg(port.to_string())
+        .env("RABBITMQ_TLS_PORT", tls_port.to_string())
+        .env("RABBITMQ_TLS_CERT", pki.join("server.pem"))
+        .env("RABBITMQ_TLS_KEY", pki.join("server.key"))
+        .env("RABBITMQ_TLS_CACERT", pki.join("ca.pem"))
+        .status()
+        .expect("run deploy/rabbitmq/rabbitmq.sh");
+    assert!(
+        status.success(),
+        "rabbitmq.sh start with tls failed: {status}"
+    );
+    let tls = TlsConfig {
+        ca_file: Some(pki.join("ca.pem")),
+        ..TlsConfig::default()
+    };
+    // Owns the broker: stops it when the test ends, passed or failed.
+    let _broker = Rabbit {
+        url: String::new(),
+        prefix: unique_prefix(),
+        tls: tls.clone(),
+        own: Some((dir, port)),
+    };
+    let harness = |host: &str, tls: TlsConfig| Rabbit {
+        url: format!("amqps://guest:guest@{host}:{tls_port}/%2f"),
+        prefix: unique_prefix(),
+        tls,
+        own: None,
+    };
+
+    // Verification is on: an unknown CA and a wrong name are both refused.
+    for (host, tls, why, rule) in [
+        (
+            "localhost",
+            TlsConfig::default(),
+            "a server certificate from an unknown ca",
+            "UnknownIssuer",
+        ),
+        (
+            "127.0.0.1",
+            tls.clone(),
+            "a certificate for another name",
+            "not valid for name",
+        ),
+    ] {
+        let mut cfg = harness(host, tls).config();
+        cfg.reconnect_timeout_ms = 300;
+        let e = cfg
+            .build()
+            .await
+            .expect_err(&format!("connected despite {why}"));
+        assert!(e.to_string().contains(rule), "{why}: {e}");
+    }
+
+    let ok = |host: &str| harness(host, tls.clone());
+    conformance::round_trip(&ok("localhost")).await;
+    conformance::pipelined_publishes(&ok("localhost")).await;
+    conformance::dead_letter_and_replay(&ok("localhost")).await;
 }
