@@ -155,7 +155,7 @@ fn str_of(v: &AMQPValue) -> Option<String> {
     }
 }
 
-/// What we read back from a message's properties.
+/// What the consume path reads back from a message's properties.
 struct Decoded {
     message_id: String,
     header: Header,
@@ -163,6 +163,10 @@ struct Decoded {
     attempts: u32,
     /// Returns of this copy counted by the quorum queue.
     returns: u32,
+}
+
+/// What only a dead letter needs on top of [`Decoded`]; kept out of the consume path.
+struct DeadInfo {
     reason: Option<String>,
     deliveries: Option<u32>,
     last_death_reason: Option<String>,
@@ -183,6 +187,15 @@ fn last_death_reason(
     first.inner().get("reason").and_then(str_of)
 }
 
+fn get_u32(headers: &std::collections::BTreeMap<ShortString, AMQPValue>, k: &str) -> Option<u32> {
+    headers
+        .get(k)
+        .and_then(int_of)
+        .map(|i| u32::try_from(i).unwrap_or(0))
+}
+
+/// Decodes what every delivery needs. The JSON header is parsed straight from the
+/// frame's bytes (no intermediate string): this runs once per delivery.
 fn decode(props: &BasicProperties) -> Result<Decoded> {
     let message_id = props
         .message_id()
@@ -192,29 +205,32 @@ fn decode(props: &BasicProperties) -> Result<Decoded> {
         id: message_id.clone(),
         rule: rule.to_owned(),
     };
-    let empty = FieldTable::default();
-    let headers = props.headers().as_ref().unwrap_or(&empty).inner();
-    let header_text = headers
-        .get(H_HEADER)
-        .and_then(str_of)
-        .ok_or_else(|| malformed("no passerelle header"))?;
-    let header: Header = serde_json::from_str(&header_text)
-        .map_err(|e| malformed(&format!("header is not valid json: {e}")))?;
-    let get_u32 = |k: &str| {
-        headers
-            .get(k)
-            .and_then(int_of)
-            .map(|i| u32::try_from(i).unwrap_or(0))
+    let Some(headers) = props.headers().as_ref().map(FieldTable::inner) else {
+        return Err(malformed("no passerelle header"));
     };
+    let header_bytes = match headers.get(H_HEADER) {
+        Some(AMQPValue::LongString(s)) => s.as_bytes(),
+        Some(AMQPValue::ShortString(s)) => s.as_str().as_bytes(),
+        _ => return Err(malformed("no passerelle header")),
+    };
+    let header: Header = serde_json::from_slice(header_bytes)
+        .map_err(|e| malformed(&format!("header is not valid json: {e}")))?;
     Ok(Decoded {
-        attempts: get_u32(H_ATTEMPTS).unwrap_or(0),
-        returns: get_u32("x-delivery-count").unwrap_or(0),
-        reason: headers.get(H_REASON).and_then(str_of),
-        deliveries: get_u32(H_DELIVERIES),
-        last_death_reason: last_death_reason(headers),
+        attempts: get_u32(headers, H_ATTEMPTS).unwrap_or(0),
+        returns: get_u32(headers, "x-delivery-count").unwrap_or(0),
         message_id,
         header,
     })
+}
+
+fn dead_info(props: &BasicProperties) -> DeadInfo {
+    let empty = FieldTable::default();
+    let headers = props.headers().as_ref().unwrap_or(&empty).inner();
+    DeadInfo {
+        reason: headers.get(H_REASON).and_then(str_of),
+        deliveries: get_u32(headers, H_DELIVERIES),
+        last_death_reason: last_death_reason(headers),
+    }
 }
 
 fn properties(
@@ -509,17 +525,19 @@ impl Shared {
                     continue;
                 }
             };
-            let reason = decoded.reason.clone().unwrap_or_else(|| {
-                match decoded.last_death_reason.as_deref() {
-                    Some("delivery_limit") => format!(
-                        "delivery limit of {} reached (broker)",
-                        self.cfg.max_deliveries
-                    ),
-                    Some(other) => format!("dead-lettered by the broker: {other}"),
-                    None => "dead-lettered".into(),
-                }
-            });
-            let delivery_count = decoded
+            let info = dead_info(&d.properties);
+            let reason =
+                info.reason
+                    .clone()
+                    .unwrap_or_else(|| match info.last_death_reason.as_deref() {
+                        Some("delivery_limit") => format!(
+                            "delivery limit of {} reached (broker)",
+                            self.cfg.max_deliveries
+                        ),
+                        Some(other) => format!("dead-lettered by the broker: {other}"),
+                        None => "dead-lettered".into(),
+                    });
+            let delivery_count = info
                 .deliveries
                 .unwrap_or(decoded.attempts + self.cfg.max_deliveries);
             let dl = DeadLetter {
@@ -587,6 +605,7 @@ impl Transport for AmqpTransport {
         let mut sub = AmqpSubscription {
             shared: self.shared.clone(),
             recipient: recipient.to_owned(),
+            queue_recipient: Arc::from(recipient),
             live: None,
             outstanding: Arc::new(AtomicUsize::new(0)),
             settled: Arc::new(Notify::new()),
@@ -686,6 +705,8 @@ impl Transport for AmqpTransport {
 pub struct AmqpSubscription {
     shared: Arc<Shared>,
     recipient: String,
+    /// The same, shared by every delivery's settlement without a copy.
+    queue_recipient: Arc<str>,
     live: Option<(Arc<Channel>, lapin::Consumer)>,
     outstanding: Arc<AtomicUsize>,
     settled: Arc<Notify>,
@@ -802,7 +823,8 @@ impl Subscription for AmqpSubscription {
                 acker: Some(d.acker),
                 props: d.properties,
                 payload: bytes::Bytes::from(d.data),
-                header: decoded.header.clone(),
+                transfer_id: decoded.header.transfer_id,
+                recipient: self.queue_recipient.clone(),
                 message_id: decoded.message_id.clone(),
                 count,
                 outstanding: self.outstanding.clone(),
@@ -860,7 +882,9 @@ struct AmqpSettle {
     acker: Option<lapin::Acker>,
     props: BasicProperties,
     payload: bytes::Bytes,
-    header: Header,
+    transfer_id: Uuid,
+    /// The recipient whose queue delivered it: retries and dead letters go back there.
+    recipient: Arc<str>,
     message_id: String,
     count: u32,
     outstanding: Arc<AtomicUsize>,
@@ -917,11 +941,11 @@ impl AmqpSettle {
         publish_confirmed(
             &self.channel,
             &self.shared.names.dead(),
-            &self.header.recipient,
+            &self.recipient,
             &self.payload,
             props,
-            self.header.transfer_id,
-            &self.header.recipient,
+            self.transfer_id,
+            &self.recipient,
         )
         .await?;
         self.ack_original().await
@@ -960,11 +984,11 @@ impl Settle for AmqpSettle {
         publish_confirmed(
             &self.channel,
             &self.shared.names.retry(level),
-            &self.header.recipient,
+            &self.recipient,
             &self.payload,
             props,
-            self.header.transfer_id,
-            &self.header.recipient,
+            self.transfer_id,
+            &self.recipient,
         )
         .await?;
         self.ack_original().await?;
