@@ -16,7 +16,7 @@ use passerelle_audit::{Event, Journal, NewEntry, Outcome, Subject};
 use passerelle_connector::{Delivery as SinkDelivery, Receipt, ReceiptSource, ReceiptStatus, Sink};
 use passerelle_crypto::PseudonymKey;
 use passerelle_identity::{IdentityIndex, IdentityKeys, Resolution};
-use passerelle_model::{FieldClass, Jeune, class_of};
+use passerelle_model::{FieldClass, Identifiants, Jeune, class_of};
 use passerelle_policy::{Decision, Flow, OrgKind, Party, Policy, System};
 use passerelle_transport::{Delivery as TransportDelivery, Envelope, Header, Settled, Transport};
 use serde::Serialize;
@@ -26,7 +26,7 @@ use tracing::{debug, info, instrument, warn};
 use uuid::Uuid;
 
 use crate::change::{content_hash, transfer_id};
-use crate::seal::Sealer;
+use crate::seal::{SealError, Sealer};
 use crate::state::{HubState, TransferRow, TransferStatus};
 
 /// The header that carries the subject's pseudonym, so the recipient side can journal
@@ -44,16 +44,16 @@ const DELIVER_BATCH: usize = 64;
 /// How long `deliver` waits for one more message before handing a partial batch on.
 const GATHER: Duration = Duration::from_millis(20);
 
-/// Where a routed record goes.
+/// A party to a transfer, owned (a routed record names its sender and recipient).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Recipient {
+pub struct Org {
     pub kind: OrgKind,
     /// ML structure code, CD code, platform id.
     pub org: String,
     pub system: System,
 }
 
-impl Recipient {
+impl Org {
     pub fn new(kind: OrgKind, org: impl Into<String>, system: System) -> Self {
         Self {
             kind,
@@ -62,7 +62,7 @@ impl Recipient {
         }
     }
 
-    /// The recipient of a party.
+    /// The owned form of a party.
     pub fn of(party: &Party<'_>) -> Self {
         Self::new(party.kind, party.org, party.system)
     }
@@ -71,6 +71,36 @@ impl Recipient {
     pub fn party(&self) -> Party<'_> {
         Party::new(self.kind, &self.org, self.system)
     }
+}
+
+/// The identifiers an organisation gives its own records.
+fn own_refs(ids: &Identifiants) -> Identifiants {
+    Identifiants {
+        solis: ids.solis.clone(),
+        imilo_dossier: ids.imilo_dossier.clone(),
+        ..Identifiants::default()
+    }
+}
+
+/// The header a stored reference is sealed under: bound to the person and the
+/// organisation, so a reference cannot be moved to another row.
+fn ref_header(hub_id: &Uuid, org: &str) -> Header {
+    Header {
+        transfer_id: *hub_id,
+        flow: "peer-ref".to_owned(),
+        sender: org.to_owned(),
+        recipient: org.to_owned(),
+        ordering_key: None,
+        headers: BTreeMap::new(),
+    }
+}
+
+/// A record with its sender and recipient.
+#[derive(Debug, Clone)]
+pub struct Routed {
+    pub from: Org,
+    pub to: Org,
+    pub record: Jeune,
 }
 
 /// A sealed transfer waiting for its confirm, with what to record once confirmed.
@@ -215,21 +245,27 @@ impl Engine {
         to: Party<'_>,
         records: impl IntoIterator<Item = Jeune>,
     ) -> Result<SendSummary> {
-        let to = Recipient::of(&to);
-        self.send_routed(flow_id, from, records.into_iter().map(|r| (to.clone(), r)))
-            .await
+        let (from, to) = (Org::of(&from), Org::of(&to));
+        self.send_routed(
+            flow_id,
+            records.into_iter().map(|record| Routed {
+                from: from.clone(),
+                to: to.clone(),
+                record,
+            }),
+        )
+        .await
     }
 
-    /// Sends records from `from` under `flow_id`, each to its own recipient, in chunks:
+    /// Sends records under `flow_id`, each from and to its own party, in chunks:
     /// one identity transaction, one pipelined publish, one journal batch and one state
     /// transaction per chunk. Returns once every sent record is published, journaled
     /// and recorded.
-    #[instrument(skip(self, records), fields(flow = flow_id, from = from.org))]
+    #[instrument(skip(self, records), fields(flow = flow_id))]
     pub async fn send_routed(
         &self,
         flow_id: &str,
-        from: Party<'_>,
-        records: impl IntoIterator<Item = (Recipient, Jeune)>,
+        records: impl IntoIterator<Item = Routed>,
     ) -> Result<SendSummary> {
         let flow = self
             .policy
@@ -240,12 +276,12 @@ impl Engine {
         for item in records {
             chunk.push(item);
             if chunk.len() == SEND_CHUNK {
-                self.send_chunk(flow, &from, std::mem::take(&mut chunk), &mut summary)
+                self.send_chunk(flow, std::mem::take(&mut chunk), &mut summary)
                     .await?;
             }
         }
         if !chunk.is_empty() {
-            self.send_chunk(flow, &from, chunk, &mut summary).await?;
+            self.send_chunk(flow, chunk, &mut summary).await?;
         }
         info!(
             sent = summary.sent,
@@ -260,8 +296,7 @@ impl Engine {
     async fn send_chunk(
         &self,
         flow: &Flow,
-        from: &Party<'_>,
-        items: Vec<(Recipient, Jeune)>,
+        items: Vec<Routed>,
         summary: &mut SendSummary,
     ) -> Result<()> {
         let flow_id = flow.id.as_str();
@@ -272,7 +307,12 @@ impl Engine {
         let mut reviews = Vec::new();
         {
             let mut index = self.identity.lock().await;
-            for (to, mut record) in items {
+            for Routed {
+                from,
+                to,
+                mut record,
+            } in items
+            {
                 summary.read += 1;
                 let keys = IdentityKeys::of(&record, &self.pseudonyms);
                 match index.resolve(&keys, Uuid::new_v4) {
@@ -285,7 +325,7 @@ impl Engine {
                         let hub_id = r.hub_id().expect("matched or new");
                         entries.extend(keys.entries(hub_id));
                         record.hub_id = Some(hub_id.to_string());
-                        known.push((to, hub_id, record));
+                        known.push((from, to, hub_id, record));
                     }
                 }
             }
@@ -294,12 +334,13 @@ impl Engine {
         for (reason, candidates) in &reviews {
             self.state.save_review(flow_id, reason, candidates).await?;
         }
+        self.remember_and_fill_refs(&mut known).await?;
 
         // 2. What may leave, and has it changed since last sent?
         let mut journal = Vec::new();
         let mut outgoing = Vec::new();
         let mut hub_ids: BTreeMap<&str, Vec<Uuid>> = BTreeMap::new();
-        for (to, hub_id, _) in &known {
+        for (_, to, hub_id, _) in &known {
             hub_ids.entry(to.org.as_str()).or_default().push(*hub_id);
         }
         let mut last: HashMap<(String, Uuid), [u8; 32]> = HashMap::new();
@@ -308,15 +349,23 @@ impl Engine {
                 last.insert((org.to_owned(), id), hash);
             }
         }
-        for (to, hub_id, record) in known {
-            let to_party = to.party();
+        for (from, to, hub_id, record) in known {
+            let (from_party, to_party) = (from.party(), to.party());
             let subject = Subject::of_jeune(&self.pseudonyms, &hub_id.to_string(), &record);
             let (projection, dropped) =
-                match self.policy.decide(Some(flow_id), from, &to_party, &record) {
+                match self
+                    .policy
+                    .decide(Some(flow_id), &from_party, &to_party, &record)
+                {
                     Decision::Denied { reason } => {
                         summary.denied += 1;
-                        let mut e =
-                            self.entry(Event::Denied, flow_id, from.org, &to.org, Outcome::Refused);
+                        let mut e = self.entry(
+                            Event::Denied,
+                            flow_id,
+                            &from.org,
+                            &to.org,
+                            Outcome::Refused,
+                        );
                         e.subject = Some(subject);
                         e.reason = Some(format!("{}: {reason}", reason.code()));
                         journal.push(e);
@@ -336,7 +385,8 @@ impl Engine {
             if !special.is_empty() {
                 // The transfer goes on without them, but a DPO must see the attempt.
                 summary.special_dropped += special.len() as u64;
-                let mut e = self.entry(Event::Denied, flow_id, from.org, &to.org, Outcome::Refused);
+                let mut e =
+                    self.entry(Event::Denied, flow_id, &from.org, &to.org, Outcome::Refused);
                 e.subject = Some(subject.clone());
                 e.fields = special.iter().map(|p| (*p).to_owned()).collect();
                 e.reason = Some(
@@ -352,7 +402,7 @@ impl Engine {
             let header = Header {
                 transfer_id: transfer_id(flow_id, &to.org, &hub_id, &hash),
                 flow: flow_id.to_owned(),
-                sender: from.org.to_owned(),
+                sender: from.org.clone(),
                 recipient: to.org.clone(),
                 ordering_key: Some(subject.pseudonym.clone()),
                 headers: [(SUBJECT_HEADER.to_owned(), subject.pseudonym.clone())].into(),
@@ -361,7 +411,7 @@ impl Engine {
                 .sealer
                 .seal(&header, projection.to_json_line().as_bytes())?;
             let digest = hex::encode(Sha256::digest(&sealed));
-            let mut e = self.entry(Event::Published, flow_id, from.org, &to.org, Outcome::Ok);
+            let mut e = self.entry(Event::Published, flow_id, &from.org, &to.org, Outcome::Ok);
             e.subject = Some(subject);
             e.fields = projection.paths().iter().map(|p| (*p).to_owned()).collect();
             e.legal_basis = Some(format!(
@@ -426,6 +476,56 @@ impl Engine {
             Some(e) => Err(e.into()),
             None => Ok(()),
         }
+    }
+
+    /// A sender's own references (SOLIS id, I-MILO dossier) are kept, sealed for that
+    /// sender, so that a later transfer *to* it can name its own record: a `brsa-suivi`
+    /// built from I-MILO must carry the idSolis the CD sent with the orientation, an
+    /// `of-suivi` or `faj-decision` the ML's dossier number.
+    async fn remember_and_fill_refs(&self, known: &mut [(Org, Org, Uuid, Jeune)]) -> Result<()> {
+        let mut refs = Vec::new();
+        for (from, _, hub_id, record) in known.iter() {
+            let own = own_refs(&record.identifiants);
+            if own.is_empty() {
+                continue;
+            }
+            let plain = serde_json::to_vec(&own).expect("identifiers serialise");
+            // A sender with no keys here never receives anything: nothing to fill later.
+            match self.sealer.seal(&ref_header(hub_id, &from.org), &plain) {
+                Ok(sealed) => refs.push((*hub_id, from.org.clone(), sealed)),
+                Err(e) => debug!(org = %from.org, "reference not kept: {e}"),
+            }
+        }
+        self.state.save_peer_refs(&refs).await?;
+        let mut wanted: BTreeMap<&str, Vec<Uuid>> = BTreeMap::new();
+        for (_, to, hub_id, record) in known.iter() {
+            let ids = &record.identifiants;
+            if ids.solis.is_none() || ids.imilo_dossier.is_none() {
+                wanted.entry(to.org.as_str()).or_default().push(*hub_id);
+            }
+        }
+        let mut found: HashMap<(String, Uuid), Vec<u8>> = HashMap::new();
+        for (org, ids) in wanted {
+            for (id, sealed) in self.state.peer_refs(org, &ids).await? {
+                found.insert((org.to_owned(), id), sealed);
+            }
+        }
+        for (_, to, hub_id, record) in known.iter_mut() {
+            let Some(sealed) = found.get(&(to.org.clone(), *hub_id)) else {
+                continue;
+            };
+            let plain = self.sealer.open(&ref_header(hub_id, &to.org), sealed)?;
+            let own: Identifiants = serde_json::from_slice(&plain)
+                .map_err(|_| SealError("a stored reference is not readable".into()))?;
+            let ids = &mut record.identifiants;
+            if ids.solis.is_none() {
+                ids.solis = own.solis;
+            }
+            if ids.imilo_dossier.is_none() {
+                ids.imilo_dossier = own.imilo_dossier;
+            }
+        }
+        Ok(())
     }
 
     async fn declare(&self, recipient: &str) -> Result<()> {

@@ -9,6 +9,6 @@ pub mod seal;
 pub mod state;
 
 pub use change::{content_hash, transfer_id};
-pub use engine::{DeliverSummary, Engine, EngineError, LateSummary, Recipient, SendSummary};
+pub use engine::{DeliverSummary, Engine, EngineError, LateSummary, Org, Routed, SendSummary};
 pub use seal::{KeyringSealer, SealError, Sealer};
 pub use state::{HubState, StateError, TransferRow, TransferStatus};

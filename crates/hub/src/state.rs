@@ -103,6 +103,9 @@ CREATE TABLE IF NOT EXISTS identity_key (
     kind TEXT NOT NULL, key TEXT NOT NULL, hub_id TEXT NOT NULL,
     PRIMARY KEY (kind, key, hub_id));
 CREATE TABLE IF NOT EXISTS cursor (source TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS peer_ref (
+    hub_id TEXT NOT NULL, org TEXT NOT NULL, sealed BLOB NOT NULL,
+    PRIMARY KEY (hub_id, org));
 CREATE TABLE IF NOT EXISTS identity_review (
     id INTEGER PRIMARY KEY AUTOINCREMENT, flow TEXT NOT NULL, reason TEXT NOT NULL,
     candidates TEXT NOT NULL, created_at TEXT NOT NULL);
@@ -216,14 +219,17 @@ impl HubState {
                 "SELECT hub_id, hash FROM sent_hash WHERE flow = ? AND recipient = ? AND hub_id IN ({marks})"
             );
             // Only `?` marks are formatted in: the values are bound.
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(flow).bind(recipient);
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(flow)
+                .bind(recipient);
             for id in ids {
                 q = q.bind(id.to_string());
             }
             for r in q.fetch_all(&self.pool).await? {
                 let hub: String = r.try_get(0)?;
                 let bytes: Vec<u8> = r.try_get(1)?;
-                let hub = Uuid::from_str(&hub).map_err(|_| StateError::Corrupt { what: "hub id" })?;
+                let hub =
+                    Uuid::from_str(&hub).map_err(|_| StateError::Corrupt { what: "hub id" })?;
                 let hash = bytes
                     .try_into()
                     .map_err(|_| StateError::Corrupt { what: "hash" })?;
@@ -325,6 +331,50 @@ impl HubState {
             }
             for r in q.fetch_all(&self.pool).await? {
                 out.push(to_transfer(&r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores organisations' own references to persons (sealed by the caller).
+    pub async fn save_peer_refs(&self, refs: &[(Uuid, String, Vec<u8>)]) -> Result<()> {
+        if refs.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for (hub_id, org, sealed) in refs {
+            sqlx::query(
+                "INSERT INTO peer_ref (hub_id, org, sealed) VALUES (?, ?, ?)
+                 ON CONFLICT (hub_id, org) DO UPDATE SET sealed = excluded.sealed",
+            )
+            .bind(hub_id.to_string())
+            .bind(org)
+            .bind(sealed.as_slice())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// An organisation's sealed references to several persons.
+    pub async fn peer_refs(&self, org: &str, hub_ids: &[Uuid]) -> Result<HashMap<Uuid, Vec<u8>>> {
+        let mut out = HashMap::new();
+        for ids in hub_ids.chunks(500) {
+            let marks = vec!["?"; ids.len()].join(",");
+            let sql = format!(
+                "SELECT hub_id, sealed FROM peer_ref WHERE org = ? AND hub_id IN ({marks})"
+            );
+            // Only `?` marks are formatted in: the values are bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(org);
+            for id in ids {
+                q = q.bind(id.to_string());
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                let hub: String = r.try_get(0)?;
+                let hub =
+                    Uuid::from_str(&hub).map_err(|_| StateError::Corrupt { what: "hub id" })?;
+                out.insert(hub, r.try_get(1)?);
             }
         }
         Ok(out)
