@@ -66,6 +66,8 @@ fn bench(c: &mut Criterion) {
                 date_depot: None,
                 aides: vec![],
                 via: DecisionVia::Webhook,
+                instructeur: None,
+                imilo_dossier: None,
             };
             rt.block_on(intake.hand_on(d)).unwrap()
         })

@@ -40,6 +40,7 @@ struct Inner {
     platform: String,
     margin: Duration,
     retry: RetryConfig,
+    concurrency: usize,
     token: Mutex<Option<CachedToken>>,
     generation: std::sync::atomic::AtomicU64,
 }
@@ -171,10 +172,16 @@ impl FajClient {
                 platform: config.platform.clone(),
                 margin: Duration::from_secs(config.token_refresh_margin_s),
                 retry: config.retry.clone(),
+                concurrency: config.concurrency.max(1),
                 token: Mutex::new(None),
                 generation: std::sync::atomic::AtomicU64::new(0),
             }),
         })
+    }
+
+    /// How many requests a batch keeps in flight at once.
+    pub fn concurrency(&self) -> usize {
+        self.inner.concurrency
     }
 
     /// The platform's id in `sources[].organisation`.

@@ -114,6 +114,13 @@ pub struct FajConfig {
     pub token_refresh_margin_s: u64,
     #[serde(default)]
     pub retry: RetryConfig,
+    /// Requests a batch keeps in flight at once (`FajSink::deliver_batch`), 1 to 64.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+}
+
+fn default_concurrency() -> usize {
+    4
 }
 
 fn default_platform() -> String {
@@ -154,6 +161,7 @@ impl FajConfig {
             request_timeout_ms: default_request_timeout(),
             token_refresh_margin_s: default_refresh_margin(),
             retry: RetryConfig::default(),
+            concurrency: default_concurrency(),
         }
     }
 
@@ -201,6 +209,11 @@ impl FajConfig {
         if r.budget_ms == 0 {
             return Err(ConnectorError::Config(
                 "retry.budget_ms: must be above 0".into(),
+            ));
+        }
+        if self.concurrency == 0 || self.concurrency > 64 {
+            return Err(ConnectorError::Config(
+                "concurrency: must be 1 to 64".into(),
             ));
         }
         Ok(())

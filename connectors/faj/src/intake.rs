@@ -15,11 +15,17 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use passerelle_model::{Date, Faj, FajStatut, Jeune, RecordId, Source, SourceSystem};
+use passerelle_connector::ConnectorError;
+use passerelle_model::{
+    Date, Faj, FajStatut, ImiloDossier, Jeune, RecordId, Source, SourceSystem, StructureCode,
+};
 use serde::Serialize;
 use tracing::{debug, warn};
 
-use crate::mapping::{AideBody, MappingError, PlatformDecision, faj_from_platform};
+use crate::client::FajClient;
+use crate::mapping::{
+    AideBody, DemandePlateforme, MappingError, PlatformDecision, faj_from_platform,
+};
 
 /// How a decision reached the hub.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -43,12 +49,73 @@ pub struct Decision {
     pub date_depot: Option<Date>,
     pub aides: Vec<AideBody>,
     pub via: DecisionVia,
+    /// The structure that filed the request (`instructeur.code_structure`): the
+    /// Mission Locale the decision goes back to. Read from the platform's copy of the
+    /// request; a webhook does not carry it (see `fill_origin`).
+    pub instructeur: Option<StructureCode>,
+    /// The I-MILO dossier the request was filed for (`jeune.imilo_id_dossier`), where
+    /// the `FAJ_DECISION` événement lands. Same source as `instructeur`.
+    pub imilo_dossier: Option<ImiloDossier>,
 }
 
 impl Decision {
     /// The key that makes a decision unique: `decision:{id_demande}:{statut}`.
     pub fn key(&self) -> String {
         format!("decision:{}:{}", self.id_demande, self.statut.as_str())
+    }
+
+    /// The Mission Locale (structure code) the decision must go to under flow
+    /// `faj-decision`; `None` until the origin is known (`fill_origin`).
+    pub fn route(&self) -> Option<&str> {
+        self.instructeur.as_ref().map(StructureCode::as_str)
+    }
+
+    /// Whether the ML or the I-MILO dossier is still unknown.
+    pub fn needs_origin(&self) -> bool {
+        self.instructeur.is_none() || self.imilo_dossier.is_none()
+    }
+
+    /// Takes the ML and the I-MILO dossier from the platform's copy of the request.
+    /// A value that does not parse is left out (and logged by field, not by value).
+    pub fn set_origin(&mut self, d: &DemandePlateforme) {
+        if let Some(code) = d
+            .instructeur
+            .as_ref()
+            .and_then(|i| i.code_structure.as_deref())
+        {
+            match StructureCode::parse(code) {
+                Ok(c) => self.instructeur = Some(c),
+                Err(_) => {
+                    warn!(id_demande = %self.id_demande, "instructeur.code_structure is not a structure code")
+                }
+            }
+        }
+        if let Some(id) = d.jeune.as_ref().and_then(|j| j.imilo_id_dossier.as_deref()) {
+            match ImiloDossier::parse(id) {
+                Ok(v) => self.imilo_dossier = Some(v),
+                Err(_) => {
+                    warn!(id_demande = %self.id_demande, "jeune.imilo_id_dossier is not a dossier number")
+                }
+            }
+        }
+    }
+
+    /// Reads the request back from the platform (`GET /api/v1/demandes/{id}`) to learn
+    /// the ML and the I-MILO dossier, which a webhook does not carry. No call when
+    /// both are known.
+    pub async fn fill_origin(&mut self, client: &FajClient) -> Result<(), ConnectorError> {
+        if !self.needs_origin() {
+            return Ok(());
+        }
+        let d = client.get_demande(&self.id_demande).await?;
+        self.set_origin(&d);
+        if self.date_depot.is_none() {
+            self.date_depot = d.date_depot;
+        }
+        if self.aides.is_empty() {
+            self.aides = d.aides;
+        }
+        Ok(())
     }
 
     /// The canonical `faj[]` entry of this decision.
@@ -62,9 +129,9 @@ impl Decision {
         )
     }
 
-    /// A canonical record carrying only this decision, sourced from the platform
-    /// (`platform` is its id in `sources[].organisation`); the engine finds the jeune
-    /// through the request id it filed.
+    /// A canonical record carrying this decision, sourced from the platform
+    /// (`platform` is its id in `sources[].organisation`, `record_id` the request id)
+    /// with `identifiants.imilo_dossier` when known.
     pub fn to_record(&self, platform: &str) -> Result<Jeune, MappingError> {
         let record_id = RecordId::parse(&self.id_demande).map_err(|_| MappingError {
             champ: "id_demande".into(),
@@ -75,6 +142,9 @@ impl Decision {
             organisation: platform.to_owned(),
             record_id,
         });
+        // The dossier lets the I-MILO sink post the événement; it is in the flow's
+        // allowed paths. The ML is not a record field: the engine routes by `route()`.
+        j.identifiants.imilo_dossier = self.imilo_dossier.clone();
         j.faj.push(self.to_faj()?);
         Ok(j)
     }
@@ -198,6 +268,8 @@ pub enum HandOnOutcome {
 pub struct DecisionIntake {
     handler: Arc<dyn DecisionHandler>,
     seen: Arc<dyn SeenStore>,
+    /// Reads the request back when a decision lacks its ML or dossier (webhooks).
+    origin: Option<FajClient>,
 }
 
 impl std::fmt::Debug for DecisionIntake {
@@ -208,7 +280,20 @@ impl std::fmt::Debug for DecisionIntake {
 
 impl DecisionIntake {
     pub fn new(handler: Arc<dyn DecisionHandler>, seen: Arc<dyn SeenStore>) -> Self {
-        Self { handler, seen }
+        Self {
+            handler,
+            seen,
+            origin: None,
+        }
+    }
+
+    /// Before handing a decision on, completes its ML and I-MILO dossier from the
+    /// platform when they are missing (`Decision::fill_origin`); if that read fails,
+    /// the decision is released like a handler failure (the platform retries the
+    /// webhook, reconciliation finds it again).
+    pub fn with_origin_lookup(mut self, client: FajClient) -> Self {
+        self.origin = Some(client);
+        self
     }
 
     /// Hands a decision on unless its event or the decision itself is already done.
@@ -246,7 +331,18 @@ impl DecisionIntake {
         }
         let id = decision.id_demande.clone();
         let via = decision.via;
-        match self.handler.handle(decision).await {
+        let mut decision = decision;
+        let ready = match &self.origin {
+            Some(client) => decision.fill_origin(client).await.map_err(|e| {
+                warn!(id_demande = %id, kind = ?e.kind(), "the request could not be read back for its origin");
+            }),
+            None => Ok(()),
+        };
+        let handled = match ready {
+            Ok(()) => self.handler.handle(decision).await.map_err(drop),
+            Err(()) => Err(()),
+        };
+        match handled {
             Ok(()) => {
                 seen.complete(&decision_key).await?;
                 if let Some(k) = &event_key {
@@ -300,7 +396,35 @@ mod tests {
             date_depot: None,
             aides: vec![],
             via,
+            instructeur: None,
+            imilo_dossier: None,
         }
+    }
+
+    #[test]
+    fn origin_is_taken_only_when_it_parses() {
+        let read = |code: &str, dossier: &str| -> DemandePlateforme {
+            serde_json::from_value(serde_json::json!({
+                "id_demande": "FAJ-1", "statut": "ACCORDEE",
+                "instructeur": {"type": "ML", "code_structure": code, "conseiller": "Claire Durand"},
+                "jeune": {"nom": "Martin", "imilo_id_dossier": dossier}
+            }))
+            .unwrap()
+        };
+        let mut d = decision(None, DecisionVia::Reconciliation);
+        d.set_origin(&read("ML de Lille", "62a"));
+        assert_eq!(d.route(), None);
+        assert!(d.imilo_dossier.is_none() && d.needs_origin());
+        d.set_origin(&read("59350S00", "6282"));
+        assert_eq!(d.route(), Some("59350S00"));
+        let j = d.to_record("FAJ059").unwrap();
+        assert_eq!(j.identifiants.imilo_dossier.unwrap().as_str(), "6282");
+        // Only the routing parts of the filed request are kept.
+        let kept = serde_json::to_string(&read("59350S00", "6282")).unwrap();
+        assert!(
+            !kept.contains("Martin") && !kept.contains("Durand"),
+            "{kept}"
+        );
     }
 
     #[tokio::test]

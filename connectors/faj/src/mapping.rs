@@ -164,6 +164,28 @@ pub struct DemandePlateforme {
     pub decision: Option<PlatformDecision>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modifie_le: Option<DateTime<Utc>>,
+    /// Who filed the request (the structure code is where its decision goes back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructeur: Option<InstructeurRef>,
+    /// The jeune block as filed; only its I-MILO dossier is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jeune: Option<JeuneRef>,
+}
+
+/// The part of the filed `instructeur` block a decision needs: the ML to answer.
+/// Other fields (the conseiller's name) are ignored when read.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct InstructeurRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_structure: Option<String>,
+}
+
+/// The part of the filed `jeune` block a decision needs: the I-MILO dossier the
+/// `FAJ_DECISION` événement is posted on. Identity and address are not read.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct JeuneRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imilo_id_dossier: Option<String>,
 }
 
 /// One field error of a 422 answer.

@@ -74,16 +74,19 @@ pub async fn reconcile(
                 continue;
             }
             report.decided += 1;
-            let decision = Decision {
-                id_demande: d.id_demande,
+            let mut decision = Decision {
+                id_demande: d.id_demande.clone(),
                 statut,
-                decision: d.decision.unwrap_or_default(),
+                decision: d.decision.clone().unwrap_or_default(),
                 evenement_id: None,
                 horodatage: d.modifie_le,
                 date_depot: d.date_depot,
-                aides: d.aides,
+                aides: d.aides.clone(),
                 via: DecisionVia::Reconciliation,
+                instructeur: None,
+                imilo_dossier: None,
             };
+            decision.set_origin(&d);
             match intake.hand_on(decision).await {
                 Ok(HandOnOutcome::HandedOn) => report.handed_on += 1,
                 Ok(HandOnOutcome::AlreadyDone) => report.already_done += 1,

@@ -1,7 +1,11 @@
 //! `FajSink`: the `Sink` of flow `faj-demande`, filing one request per delivery and
-//! turning the platform's answer into a receipt for the conseiller.
+//! turning the platform's answer into a receipt for the conseiller. `deliver_batch`
+//! files a batch's requests concurrently (at most the client's `concurrency` at once)
+//! and answers in the batch's order; each keeps its own `Idempotency-Key`, so a batch
+//! retried whole files every request once.
 
 use async_trait::async_trait;
+use futures::stream::{self, StreamExt};
 use passerelle_connector::{ConnectorError, Delivery, Receipt, ReceiptStatus, Sink};
 use passerelle_model::Date;
 use tracing::{info, instrument};
@@ -88,5 +92,18 @@ impl Sink for FajSink {
             transfer_id: delivery.transfer_id,
             status,
         })
+    }
+
+    #[instrument(skip_all, fields(peer = PEER, n = deliveries.len()))]
+    async fn deliver_batch(
+        &self,
+        deliveries: Vec<Delivery>,
+    ) -> Vec<Result<Receipt, ConnectorError>> {
+        // `buffered` keeps the order; the token cache is shared, so concurrent calls
+        // fetch one token, not one each.
+        stream::iter(deliveries.into_iter().map(|d| self.deliver(d)))
+            .buffered(self.client.concurrency())
+            .collect()
+            .await
     }
 }

@@ -185,6 +185,8 @@ async fn receive(State(st): State<WebhookState>, headers: HeaderMap, body: Bytes
         date_depot: None,
         aides: Vec::new(),
         via: DecisionVia::Webhook,
+        instructeur: None,
+        imilo_dossier: None,
     };
     let id = decision.id_demande.clone();
     match st.intake.hand_on(decision).await {

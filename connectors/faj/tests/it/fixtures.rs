@@ -80,6 +80,8 @@ fn webhook_to_canonical_faj() {
             date_depot: None,
             aides: vec![],
             via: DecisionVia::Webhook,
+            instructeur: None,
+            imilo_dossier: None,
         };
         let got = serde_json::to_value(d.to_faj().unwrap()).unwrap();
         let want = expected(&f, ".webhook.json", ".faj.json");
