@@ -542,14 +542,28 @@ impl Engine {
     /// queue stays quiet for `idle`. Each batch's receipts are journaled and recorded
     /// before its messages are acknowledged: a crash in between delivers them again,
     /// which the peer's idempotency absorbs.
-    #[instrument(skip(self, sink))]
     pub async fn deliver(
         &self,
         recipient: &str,
         sink: &dyn Sink,
         idle: Duration,
     ) -> Result<DeliverSummary> {
-        let mut summary = DeliverSummary::default();
+        let mut total = DeliverSummary::default();
+        for d in self.deliver_by_flow(recipient, sink, idle).await?.values() {
+            crate::night::add_delivered(&mut total, d);
+        }
+        Ok(total)
+    }
+
+    /// `deliver`, counted per flow (a recipient's queue carries several flows).
+    #[instrument(skip(self, sink))]
+    pub async fn deliver_by_flow(
+        &self,
+        recipient: &str,
+        sink: &dyn Sink,
+        idle: Duration,
+    ) -> Result<BTreeMap<String, DeliverSummary>> {
+        let mut summary = BTreeMap::new();
         self.declare(recipient).await?;
         let mut sub = self.transport.subscribe(recipient).await?;
         loop {
@@ -575,7 +589,7 @@ impl Engine {
         &self,
         batch: Vec<TransportDelivery>,
         sink: &dyn Sink,
-        summary: &mut DeliverSummary,
+        summary: &mut BTreeMap<String, DeliverSummary>,
     ) -> Result<()> {
         let mut refused = Vec::new();
         let mut accepted = Vec::new();
@@ -652,28 +666,34 @@ impl Engine {
                 After::Ack => delivery.ack().await?,
                 After::DeadLetter(reason) => delivery.dead_letter(&reason).await?,
                 After::Retry(delay, header, reason) => match delivery.retry(delay).await? {
-                    Settled::Retried => summary.retried += 1,
+                    Settled::Retried => {
+                        summary.entry(header.flow.clone()).or_default().retried += 1
+                    }
                     Settled::DeadLettered => {
                         settled.push((header, TransferStatus::DeadLettered, Some(reason)))
                     }
                 },
             }
         }
-        for (_, status, _) in &settled {
-            summary.count(*status);
+        for (header, status, _) in &settled {
+            summary
+                .entry(header.flow.clone())
+                .or_default()
+                .count(*status);
         }
         self.settle(settled).await
     }
 
     /// Settles receipts a peer gave after the delivery (a SOLIS ACK file): each moves
     /// its transfer forward and is journaled. Unknown transfer ids are counted apart.
-    pub async fn settle_late(&self, receipts: &[Receipt]) -> Result<LateSummary> {
-        let mut summary = LateSummary::default();
+    pub async fn settle_late(&self, receipts: &[Receipt]) -> Result<BTreeMap<String, LateSummary>> {
+        let mut by_flow: BTreeMap<String, LateSummary> = BTreeMap::new();
+        let mut unknown = 0;
         let mut wanted = Vec::new();
         for r in receipts {
             match Uuid::from_str(&r.transfer_id) {
                 Ok(id) => wanted.push((id, r)),
-                Err(_) => summary.unknown += 1,
+                Err(_) => unknown += 1,
             }
         }
         let ids: Vec<Uuid> = wanted.iter().map(|(id, _)| *id).collect();
@@ -687,9 +707,10 @@ impl Engine {
         let mut settled = Vec::new();
         for (id, receipt) in wanted {
             let Some(row) = rows.get(&id) else {
-                summary.unknown += 1;
+                unknown += 1;
                 continue;
             };
+            let summary = by_flow.entry(row.flow.clone()).or_default();
             let (status, reason) = match &receipt.status {
                 ReceiptStatus::Delivered => (TransferStatus::Delivered, None),
                 ReceiptStatus::Applied { .. } => {
@@ -713,17 +734,33 @@ impl Engine {
             settled.push((header, status, reason));
         }
         self.settle(settled).await?;
-        Ok(summary)
+        if unknown > 0 {
+            warn!(unknown, "receipts naming no known transfer");
+            by_flow.entry(String::new()).or_default().unknown += unknown;
+        }
+        Ok(by_flow)
     }
 
     /// Reads a late-receipt source dry: settles each answer, then acknowledges it.
     pub async fn collect_receipts(&self, source: &mut dyn ReceiptSource) -> Result<LateSummary> {
         let mut total = LateSummary::default();
+        for s in self.collect_receipts_by_flow(source).await?.values() {
+            crate::night::add_late(&mut total, s);
+        }
+        Ok(total)
+    }
+
+    /// `collect_receipts`, counted per flow (receipts naming no known transfer are
+    /// counted under the empty flow id).
+    pub async fn collect_receipts_by_flow(
+        &self,
+        source: &mut dyn ReceiptSource,
+    ) -> Result<BTreeMap<String, LateSummary>> {
+        let mut total: BTreeMap<String, LateSummary> = BTreeMap::new();
         for group in source.next_receipts().await? {
-            let s = self.settle_late(&group.receipts).await?;
-            total.applied += s.applied;
-            total.rejected += s.rejected;
-            total.unknown += s.unknown;
+            for (flow, s) in self.settle_late(&group.receipts).await? {
+                crate::night::add_late(total.entry(flow).or_default(), &s);
+            }
             source.ack(&group.ack).await?;
         }
         Ok(total)

@@ -1,0 +1,292 @@
+//! One night, whatever the wiring: every planned source is read in batches, each
+//! record routed to its parties and sent; each source is acknowledged only after its
+//! batch is sent (published, journaled, recorded); every recipient's queue is then
+//! delivered through its sink, and late answers (ACK files) settled.
+//!
+//! What to read and where things go is the caller's (the `sync` command's config, the
+//! demo's simulators): a [`Night`] holds boxed sources, routes, sinks and receipt
+//! sources, and knows nothing of any peer.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use passerelle_connector::{ReceiptSource, Sink, Source};
+use passerelle_model::Jeune;
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::engine::{DeliverSummary, Engine, EngineError, LateSummary, Org, Routed, SendSummary};
+
+/// Where a record goes under a flow: its sender and recipient, or `None` when the
+/// record is not for this flow (oriented elsewhere, not a BRSA, no ML known).
+pub type Route = Arc<dyn Fn(&Jeune) -> Option<(Org, Org)> + Send + Sync>;
+
+/// One source read for one flow.
+pub struct SourcePlan {
+    pub flow: String,
+    /// A name for progress lines and reports (`solis:RSA`, `imilo:dossiers`).
+    pub name: String,
+    pub source: Box<dyn Source>,
+    pub route: Route,
+}
+
+impl std::fmt::Debug for SourcePlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourcePlan")
+            .field("flow", &self.flow)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A recipient whose queue the night delivers, and the sink that reaches it.
+pub struct SinkPlan {
+    pub recipient: String,
+    pub sink: Arc<dyn Sink>,
+}
+
+impl std::fmt::Debug for SinkPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SinkPlan")
+            .field("recipient", &self.recipient)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a night does.
+#[derive(Default)]
+pub struct Night {
+    pub sources: Vec<SourcePlan>,
+    pub sinks: Vec<SinkPlan>,
+    pub receipts: Vec<Box<dyn ReceiptSource>>,
+    /// How long a queue must stay quiet before its delivery ends.
+    pub idle: Option<Duration>,
+}
+
+/// What moved under one flow.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FlowReport {
+    /// Records read from the sources.
+    pub read: u64,
+    /// Records the sources refused (bad input, reported by the connector).
+    pub refused_at_source: u64,
+    /// Records read that the flow does not carry (no route).
+    pub unrouted: u64,
+    pub sent: SendSummary,
+    pub delivered: DeliverSummary,
+    pub late: LateSummary,
+}
+
+impl std::fmt::Debug for Night {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Night")
+            .field("sources", &self.sources)
+            .field("sinks", &self.sinks)
+            .field("receipts", &self.receipts.len())
+            .finish()
+    }
+}
+
+impl FlowReport {
+    /// Transfers of this night that have no final answer yet (delivered to a file
+    /// peer, its ACK still to come).
+    pub fn awaiting(&self) -> u64 {
+        self.delivered
+            .delivered
+            .saturating_sub(self.late.applied + self.late.rejected)
+    }
+
+    /// Applied by the target, now or through a late answer.
+    pub fn applied(&self) -> u64 {
+        self.delivered.applied + self.late.applied
+    }
+
+    /// Rejected by the target, now or through a late answer.
+    pub fn rejected(&self) -> u64 {
+        self.delivered.rejected + self.late.rejected
+    }
+}
+
+/// What a night did, per flow.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NightReport {
+    pub flows: BTreeMap<String, FlowReport>,
+    pub seconds: f64,
+}
+
+impl NightReport {
+    fn flow(&mut self, flow: &str) -> &mut FlowReport {
+        self.flows.entry(flow.to_owned()).or_default()
+    }
+
+    /// Whether every transfer the night sent has an answer and none was dead-lettered.
+    pub fn completed(&self) -> bool {
+        self.flows.values().all(|r| {
+            r.delivered.dead_lettered == 0
+                && r.sent.sent <= r.delivered.applied + r.delivered.rejected + r.delivered.delivered
+        })
+    }
+}
+
+/// A line of progress, for a bar or a log.
+#[derive(Debug, Clone)]
+pub enum Progress<'a> {
+    Read {
+        source: &'a str,
+        flow: &'a str,
+        read: u64,
+    },
+    SourceDone {
+        source: &'a str,
+        flow: &'a str,
+        report: &'a FlowReport,
+    },
+    Delivered {
+        recipient: &'a str,
+        summary: &'a DeliverSummary,
+    },
+    Receipts {
+        summary: &'a LateSummary,
+    },
+}
+
+impl Night {
+    /// Collects late answers, sends every source, delivers every queue, collects again.
+    pub async fn run(
+        &mut self,
+        engine: &Engine,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<NightReport, EngineError> {
+        let started = Instant::now();
+        let mut report = NightReport::default();
+        self.collect(engine, &mut report, progress).await?;
+        self.send(engine, &mut report, progress).await?;
+        self.deliver(engine, &mut report, progress).await?;
+        self.collect(engine, &mut report, progress).await?;
+        report.seconds = started.elapsed().as_secs_f64();
+        Ok(report)
+    }
+
+    /// Reads every source dry, sending each batch before acknowledging it.
+    pub async fn send(
+        &mut self,
+        engine: &Engine,
+        report: &mut NightReport,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<(), EngineError> {
+        for plan in &mut self.sources {
+            let r = report.flow(&plan.flow);
+            loop {
+                let batch = plan.source.next_batch().await?;
+                if batch.is_empty() {
+                    break;
+                }
+                let mut routed = Vec::with_capacity(batch.len());
+                let mut tokens = Vec::with_capacity(batch.len());
+                for item in batch {
+                    r.read += 1;
+                    tokens.push(item.ack);
+                    match item.outcome {
+                        Err(_) => r.refused_at_source += 1,
+                        Ok(record) => match (plan.route)(&record) {
+                            Some((from, to)) => routed.push(Routed { from, to, record }),
+                            None => r.unrouted += 1,
+                        },
+                    }
+                }
+                let s = engine.send_routed(&plan.flow, routed).await?;
+                add_sent(&mut r.sent, &s);
+                // Only now: the batch is published, journaled and recorded.
+                plan.source.ack(&tokens).await?;
+                progress(Progress::Read {
+                    source: &plan.name,
+                    flow: &plan.flow,
+                    read: r.read,
+                });
+            }
+            info!(source = %plan.name, flow = %plan.flow, read = r.read, sent = r.sent.sent, "source read");
+            progress(Progress::SourceDone {
+                source: &plan.name,
+                flow: &plan.flow,
+                report: r,
+            });
+        }
+        Ok(())
+    }
+
+    /// Delivers every planned recipient's queue until it stays quiet.
+    pub async fn deliver(
+        &mut self,
+        engine: &Engine,
+        report: &mut NightReport,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<(), EngineError> {
+        let idle = self.idle.unwrap_or(Duration::from_millis(300));
+        for plan in &self.sinks {
+            let by_flow = engine
+                .deliver_by_flow(&plan.recipient, plan.sink.as_ref(), idle)
+                .await?;
+            let mut total = DeliverSummary::default();
+            for (flow, d) in by_flow {
+                add_delivered(&mut report.flow(&flow).delivered, &d);
+                add_delivered(&mut total, &d);
+            }
+            progress(Progress::Delivered {
+                recipient: &plan.recipient,
+                summary: &total,
+            });
+        }
+        Ok(())
+    }
+
+    /// Settles the answers waiting in every receipt source.
+    pub async fn collect(
+        &mut self,
+        engine: &Engine,
+        report: &mut NightReport,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<(), EngineError> {
+        for source in &mut self.receipts {
+            let by_flow = match engine.collect_receipts_by_flow(source.as_mut()).await {
+                Ok(s) => s,
+                // One unreadable answer folder must not stop the night's sending.
+                Err(EngineError::Connector(e)) => {
+                    warn!("receipts not collected: {e}");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let mut total = LateSummary::default();
+            for (flow, s) in by_flow {
+                add_late(&mut report.flow(&flow).late, &s);
+                add_late(&mut total, &s);
+            }
+            progress(Progress::Receipts { summary: &total });
+        }
+        Ok(())
+    }
+}
+
+pub fn add_sent(total: &mut SendSummary, s: &SendSummary) {
+    total.read += s.read;
+    total.sent += s.sent;
+    total.unchanged += s.unchanged;
+    total.denied += s.denied;
+    total.review += s.review;
+    total.special_dropped += s.special_dropped;
+}
+
+pub fn add_delivered(total: &mut DeliverSummary, d: &DeliverSummary) {
+    total.delivered += d.delivered;
+    total.applied += d.applied;
+    total.rejected += d.rejected;
+    total.retried += d.retried;
+    total.dead_lettered += d.dead_lettered;
+}
+
+pub fn add_late(total: &mut LateSummary, s: &LateSummary) {
+    total.applied += s.applied;
+    total.rejected += s.rejected;
+    total.unknown += s.unknown;
+}
