@@ -1,0 +1,188 @@
+//! The `[server]` section of the configuration: where to listen, the nightly schedule
+//! and its time zone, time limits. `validate` is pure; the parts are then read with
+//! `listen_addr` and `schedule`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+use crate::schedule::Schedule;
+use crate::status::DEFAULT_NIGHTS_KEPT;
+use crate::tz::Timezone;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Socket address, default `127.0.0.1:8080`.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Five-field cron expression for the nightly sync, read in `timezone`; none: no
+    /// scheduled run (sync by hand).
+    #[serde(default)]
+    pub schedule: Option<String>,
+    /// IANA name, default `Europe/Paris`; also `UTC` and the overseas départements'
+    /// zones (`America/Guadeloupe`, `America/Martinique`, `America/Cayenne`,
+    /// `Indian/Reunion`, `Indian/Mayotte`).
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    /// Time limit of each readiness check, default 2000 ms.
+    #[serde(default = "default_readiness_timeout")]
+    pub readiness_timeout_ms: u64,
+    /// How long in-flight requests get after shutdown, default 30 s.
+    #[serde(default = "default_grace")]
+    pub shutdown_grace_s: u64,
+    /// Nights shown on the status page and `/api/status`, default 7.
+    #[serde(default = "default_nights")]
+    pub nights_kept: u64,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_timezone() -> String {
+    Timezone::EuropeParis.name().into()
+}
+fn default_readiness_timeout() -> u64 {
+    2_000
+}
+fn default_grace() -> u64 {
+    30
+}
+fn default_nights() -> u64 {
+    DEFAULT_NIGHTS_KEPT as u64
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            schedule: None,
+            timezone: default_timezone(),
+            readiness_timeout_ms: default_readiness_timeout(),
+            shutdown_grace_s: default_grace(),
+            nights_kept: default_nights(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Checks every field without touching the network.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        self.schedule()?;
+        range(
+            "readiness_timeout_ms",
+            self.readiness_timeout_ms,
+            10,
+            60_000,
+        )?;
+        range("shutdown_grace_s", self.shutdown_grace_s, 0, 3_600)?;
+        range("nights_kept", self.nights_kept, 1, 366)?;
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen.trim().parse().map_err(|_| ConfigError::Listen {
+            value: self.listen.clone(),
+        })
+    }
+
+    /// The parsed schedule, if one is configured.
+    pub fn schedule(&self) -> Result<Option<Schedule>, ConfigError> {
+        let tz = Timezone::parse(&self.timezone)?;
+        Ok(self
+            .schedule
+            .as_deref()
+            .map(|s| Schedule::parse(s, tz))
+            .transpose()?)
+    }
+
+    pub fn readiness_timeout(&self) -> Duration {
+        Duration::from_millis(self.readiness_timeout_ms)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_s)
+    }
+
+    pub fn nights_kept(&self) -> usize {
+        usize::try_from(self.nights_kept).unwrap_or(DEFAULT_NIGHTS_KEPT)
+    }
+}
+
+fn range(field: &'static str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(ConfigError::OutOfRange {
+            field,
+            value,
+            min,
+            max,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<ServerConfig, toml::de::Error> {
+        toml::from_str(s)
+    }
+
+    #[test]
+    fn defaults_and_a_full_section() {
+        let c = parse("").unwrap();
+        assert_eq!(c, ServerConfig::default());
+        c.validate().unwrap();
+        assert_eq!(c.schedule().unwrap(), None);
+
+        let c = parse(
+            r#"
+            listen = "0.0.0.0:9000"
+            schedule = "30 2 * * *"
+            timezone = "Europe/Paris"
+            readiness_timeout_ms = 500
+            shutdown_grace_s = 5
+            nights_kept = 14
+            "#,
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.listen_addr().unwrap().port(), 9000);
+        let s = c.schedule().unwrap().unwrap();
+        assert_eq!(s.to_string(), "30 2 * * * (Europe/Paris)");
+        assert_eq!(c.shutdown_grace(), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn precise_errors() {
+        let err = parse("shedule = \"30 2 * * *\"").unwrap_err().to_string();
+        assert!(err.contains("unknown field `shedule`"), "{err}");
+
+        let bad = |s: &str| parse(s).unwrap().validate().unwrap_err().to_string();
+        assert_eq!(
+            bad("schedule = \"30 2 * *\""),
+            "schedule `30 2 * *` has 4 fields; expected 5 (minute hour day-of-month month day-of-week) or an @alias"
+        );
+        assert_eq!(
+            bad("schedule = \"30 25 * * *\""),
+            "schedule `30 25 * * *`: hour field `25`: 25 is out of range 0-23"
+        );
+        assert!(
+            bad("schedule = \"30 2 * * *\"\ntimezone = \"Paris\"")
+                .starts_with("unknown time zone `Paris`; known: UTC, Europe/Paris")
+        );
+        assert_eq!(
+            bad("listen = \"localhost\""),
+            "server.listen `localhost` is not a socket address like 127.0.0.1:8080"
+        );
+        assert_eq!(
+            bad("nights_kept = 0"),
+            "server.nights_kept must be between 1 and 366, not 0"
+        );
+    }
+}
