@@ -1,8 +1,12 @@
 //! SOLIS connector configuration: the element names of the département's SOLIS
 //! version (aliases), which vary between départements and so live in configuration.
 
+use std::path::{Path, PathBuf};
+
 use passerelle_connector::ConnectorError;
 use serde::{Deserialize, Serialize};
+
+use crate::export::ExportFlux;
 
 fn names(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| (*s).to_owned()).collect()
@@ -133,9 +137,144 @@ impl SolisConfig {
     }
 }
 
+/// The SOLIS peer as the hub's engine drives it: where exports are read, where imports
+/// are written and ACKs read back, and the département's element names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SolisPeerConfig {
+    /// Folder SOLIS writes its exports into (`SolisExportSource` reads it; finished
+    /// files go to `traites/`, refused ones to `refuses/`).
+    #[serde(default)]
+    pub export_dir: Option<PathBuf>,
+    /// Folder the hub writes imports into and SOLIS reads them from (`SolisSink`).
+    #[serde(default)]
+    pub import_dir: Option<PathBuf>,
+    /// Folder SOLIS writes its `SOLIS_ACK_*` files into; `import_dir` when absent.
+    #[serde(default)]
+    pub ack_dir: Option<PathBuf>,
+    /// Export fluxes to read (`BRSA`, `ASE`); every flux when empty.
+    #[serde(default)]
+    pub export_flux: Vec<String>,
+    /// Items per `next_batch` of the export source.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// The département's element names and aliases.
+    #[serde(default)]
+    pub mapping: SolisConfig,
+}
+
+fn default_batch_size() -> usize {
+    500
+}
+
+impl Default for SolisPeerConfig {
+    fn default() -> Self {
+        Self {
+            export_dir: None,
+            import_dir: None,
+            ack_dir: None,
+            export_flux: Vec::new(),
+            batch_size: default_batch_size(),
+            mapping: SolisConfig::default(),
+        }
+    }
+}
+
+impl SolisPeerConfig {
+    /// Reads a configuration from TOML and validates it.
+    pub fn from_toml(text: &str) -> Result<Self, ConnectorError> {
+        let config: Self = toml::from_str(text)
+            .map_err(|e| ConnectorError::Config(format!("solis peer: {}", e.message())))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the configuration without touching the disk.
+    pub fn validate(&self) -> Result<(), ConnectorError> {
+        if self.export_dir.is_none() && self.import_dir.is_none() {
+            return Err(ConnectorError::Config(
+                "solis peer needs export_dir, import_dir or both".into(),
+            ));
+        }
+        for (key, dir) in [
+            ("export_dir", &self.export_dir),
+            ("import_dir", &self.import_dir),
+            ("ack_dir", &self.ack_dir),
+        ] {
+            if dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
+                return Err(ConnectorError::Config(format!("{key} must not be empty")));
+            }
+        }
+        if self.ack_dir.is_some() && self.import_dir.is_none() {
+            return Err(ConnectorError::Config(
+                "ack_dir needs import_dir (acks answer imports)".into(),
+            ));
+        }
+        if !(1..=100_000).contains(&self.batch_size) {
+            return Err(ConnectorError::Config(
+                "batch_size must be between 1 and 100000".into(),
+            ));
+        }
+        self.export_fluxes()?;
+        self.mapping.validate()
+    }
+
+    /// The export fluxes to read (empty: all).
+    pub fn export_fluxes(&self) -> Result<Vec<ExportFlux>, ConnectorError> {
+        self.export_flux
+            .iter()
+            .map(|f| {
+                ExportFlux::parse(f).ok_or_else(|| {
+                    ConnectorError::Config(format!("export_flux {f} is not BRSA or ASE"))
+                })
+            })
+            .collect()
+    }
+
+    /// The folder ACK files arrive in.
+    pub fn ack_folder(&self) -> Option<&Path> {
+        self.ack_dir.as_deref().or(self.import_dir.as_deref())
+    }
+}
+
+/// Checks that a configured folder exists (the `build` step).
+pub(crate) fn existing_dir(key: &str, dir: Option<&Path>) -> Result<PathBuf, ConnectorError> {
+    let dir = dir.ok_or_else(|| ConnectorError::Config(format!("{key} is not set")))?;
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(dir.to_owned()),
+        Ok(_) => Err(ConnectorError::Config(format!(
+            "{key} {} is not a folder",
+            dir.display()
+        ))),
+        Err(e) => Err(ConnectorError::io(format!("{key} {}", dir.display()), e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peer_config_validates_without_io() {
+        let c = SolisPeerConfig::from_toml(
+            "export_dir = \"/nonexistent/export\"\nimport_dir = \"/nonexistent/import\"\nexport_flux = [\"BRSA\"]\n[mapping.elements]\ncourriel = [\"Mail\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.batch_size, 500);
+        assert_eq!(c.export_fluxes().unwrap(), vec![ExportFlux::Brsa]);
+        assert_eq!(c.ack_folder(), Some(Path::new("/nonexistent/import")));
+        for bad in [
+            "",
+            "export_dir = \"/x\"\nbatch_size = 0\n",
+            "export_dir = \"/x\"\nexport_flux = [\"RSA\"]\n",
+            "export_dir = \"/x\"\nack_dir = \"/y\"\n",
+            "export_dir = \"/x\"\nunknown = 1\n",
+        ] {
+            assert!(SolisPeerConfig::from_toml(bad).is_err(), "{bad}");
+        }
+        let e = existing_dir("import_dir", Some(Path::new("/nonexistent/import"))).unwrap_err();
+        assert!(e.to_string().contains("import_dir"));
+    }
 
     #[test]
     fn defaults_validate_and_aliases_parse() {

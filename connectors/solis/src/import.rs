@@ -12,7 +12,7 @@ use passerelle_connector::{ConnectorError, Delivery, Receipt, ReceiptStatus};
 use passerelle_model::{Departement, Jeune};
 
 /// The import flows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ImportFlux {
     /// `brsa-suivi`: follow-up of young RSA beneficiaries (needs their idSolis).
     Suivi,
@@ -188,6 +188,39 @@ fn element(flux: ImportFlux, transfer_id: &str, j: &Jeune) -> Result<String, Str
     Ok(out)
 }
 
+/// The element of each delivery, or why it cannot be written.
+pub(crate) fn elements(flux: ImportFlux, deliveries: &[Delivery]) -> Vec<Result<String, String>> {
+    deliveries
+        .iter()
+        .map(|d| element(flux, &d.transfer_id, &d.record))
+        .collect()
+}
+
+/// Writes an import file at `path` (temporary name, then renamed) from ready elements.
+pub(crate) fn write_elements(
+    path: &Path,
+    flux: ImportFlux,
+    departement: &Departement,
+    emetteur: &str,
+    elements: &[&str],
+    at: NaiveDateTime,
+) -> Result<(), ConnectorError> {
+    write_atomically(path, |w| {
+        let head = format!(
+            "<?xml version=\"1.0\" encoding=\"windows-1252\"?>\n<ImportSolis departement=\"{departement}\" flux=\"{}\" emetteur=\"{}\" dateCreation=\"{}\" nbElements=\"{}\">\n",
+            flux.as_str(),
+            escape(emetteur),
+            at.format("%Y-%m-%dT%H:%M:%S"),
+            elements.len()
+        );
+        w.write_all(&encoding_rs::WINDOWS_1252.encode(&head).0)?;
+        for xml in elements {
+            w.write_all(&encoding_rs::WINDOWS_1252.encode(xml).0)?;
+        }
+        w.write_all(b"</ImportSolis>\n")
+    })
+}
+
 /// Writes one import file into `dir` (temporary name, then renamed) with every
 /// delivery that can be written; `referenceExterne` is the transfer id.
 #[tracing::instrument(skip(deliveries), fields(n = deliveries.len()))]
@@ -199,13 +232,13 @@ pub fn write_import(
     deliveries: &[Delivery],
     at: NaiveDateTime,
 ) -> Result<Written, ConnectorError> {
-    let mut elements = Vec::with_capacity(deliveries.len());
+    let mut ready = Vec::with_capacity(deliveries.len());
     let mut written = Vec::new();
     let mut skipped = Vec::new();
-    for d in deliveries {
-        match element(flux, &d.transfer_id, &d.record) {
+    for (d, xml) in deliveries.iter().zip(elements(flux, deliveries)) {
+        match xml {
             Ok(xml) => {
-                elements.push(xml);
+                ready.push(xml);
                 written.push(d.transfer_id.clone());
             }
             Err(reason) => skipped.push(Skipped {
@@ -215,25 +248,41 @@ pub fn write_import(
         }
     }
     let path = dir.join(import_file_name(flux, departement, at));
-    write_atomically(&path, |w| {
-        let head = format!(
-            "<?xml version=\"1.0\" encoding=\"windows-1252\"?>\n<ImportSolis departement=\"{departement}\" flux=\"{}\" emetteur=\"{}\" dateCreation=\"{}\" nbElements=\"{}\">\n",
-            flux.as_str(),
-            escape(emetteur),
-            at.format("%Y-%m-%dT%H:%M:%S"),
-            elements.len()
-        );
-        w.write_all(head.as_bytes())?;
-        for xml in &elements {
-            w.write_all(&encoding_rs::WINDOWS_1252.encode(xml).0)?;
-        }
-        w.write_all(b"</ImportSolis>\n")
-    })?;
+    let refs: Vec<&str> = ready.iter().map(String::as_str).collect();
+    write_elements(&path, flux, departement, emetteur, &refs, at)?;
     Ok(Written {
         path,
         written,
         skipped,
     })
+}
+
+/// The `referenceExterne` of every element of an import file, in file order (what a
+/// file-level KO rejects).
+pub fn read_import_refs(path: &Path) -> Result<Vec<String>, ConnectorError> {
+    let file = path.display().to_string();
+    let (_, mut stream) = open_file(path).map_err(|e| e.into_refusal(&file))?;
+    let root = stream.root().map_err(|e| e.into_refusal(&file))?;
+    if root.name != "ImportSolis" {
+        return Err(ConnectorError::FileRefused {
+            file,
+            reason: format!(
+                "unknown format: root element is {}, expected ImportSolis",
+                root.name
+            ),
+        });
+    }
+    let mut refs = Vec::new();
+    while let Some(child) = stream
+        .next_child_with(|_| false)
+        .map_err(|e| e.into_refusal(&file))?
+    {
+        if let Some(r) = child.element.attr("referenceExterne") {
+            refs.push(r.to_owned());
+        }
+        stream.recycle(child.element);
+    }
+    Ok(refs)
 }
 
 /// An ACK file read: the import it answers, its status, one receipt per element.

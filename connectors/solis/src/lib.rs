@@ -1,15 +1,26 @@
-//! SOLIS connector: export reader, import writer, ACK reader, and the SOLIS simulator.
+//! SOLIS connector: export reader, import writer, ACK reader, the engine's sources and
+//! sink over them, and the SOLIS simulator.
 //!
 //! File split, as in every connector crate: `config` (serde config with the
-//! département's element-name aliases, `validate`), `export` (reading SOLIS exports
-//! into canonical records), `import` (writing imports, reading ACKs into receipts),
-//! `sim` (the simulated SOLIS).
+//! département's element-name aliases and the peer's folders, `validate`), `export`
+//! (reading SOLIS exports into canonical records), `import` (writing imports, reading
+//! ACKs into receipts), `sink` (`SolisSink`), `source` (`SolisExportSource`), `acks`
+//! (`SolisAckSource`), `feed` (a folder of files served as a `Source`), `sim` (the
+//! simulated SOLIS).
 
+pub mod acks;
 pub mod config;
 pub mod export;
+pub mod feed;
 pub mod import;
 pub mod sim;
+pub mod sink;
+pub mod source;
 
-pub use config::{ElementNames, SolisConfig};
+pub use acks::SolisAckSource;
+pub use config::{ElementNames, SolisConfig, SolisPeerConfig};
 pub use export::{Export, ExportFlux, ExportHeader, Records};
-pub use import::{Ack, ImportFlux, Written, read_ack, write_import};
+pub use feed::{FileReader, FolderFeed, FolderSource};
+pub use import::{Ack, ImportFlux, Written, read_ack, read_import_refs, write_import};
+pub use sink::SolisSink;
+pub use source::{ExportReader, SolisExportSource};

@@ -15,6 +15,7 @@ use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 
 use crate::export::ExportFlux;
+use crate::feed::{DONE_DIR, REFUSED_DIR};
 use crate::import::{ack_file_name, write_atomically};
 
 /// Family names with accents, apostrophes, hyphens and particles.
@@ -465,33 +466,83 @@ fn individu(rng: &mut StdRng, i: u64, opts: &SimOptions, out: &mut String) -> (b
     (invalid, bad_phone)
 }
 
-/// The idSolis known to the simulated SOLIS: those of every export in `dir`.
+/// The idSolis known to the simulated SOLIS: those of every export in `dir` and in its
+/// `traites/` (exports the hub has read whole).
 pub fn known_ids(dir: &Path) -> Result<HashSet<String>, ConnectorError> {
     let mut ids = HashSet::new();
-    for entry in
-        std::fs::read_dir(dir).map_err(|e| ConnectorError::io(dir.display().to_string(), e))?
-    {
-        let entry = entry.map_err(|e| ConnectorError::io(dir.display().to_string(), e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !(name.starts_with("SOLIS_EXPORT_") && name.ends_with(".xml")) {
+    for folder in [dir.to_owned(), dir.join(DONE_DIR)] {
+        if folder != dir && !folder.is_dir() {
             continue;
         }
-        let file = entry.path().display().to_string();
-        let (_, mut stream) = open_file(&entry.path()).map_err(|e| e.into_refusal(&file))?;
-        // A truncated export still teaches the ids it holds.
-        while let Ok(Some(child)) = stream.next_child_with(|_| false) {
-            if let Some(id) = child.element.attr("idSolis") {
-                ids.insert(id.trim().to_owned());
+        let what = || folder.display().to_string();
+        for entry in std::fs::read_dir(&folder).map_err(|e| ConnectorError::io(what(), e))? {
+            let entry = entry.map_err(|e| ConnectorError::io(what(), e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !(name.starts_with("SOLIS_EXPORT_") && name.ends_with(".xml")) {
+                continue;
+            }
+            let file = entry.path().display().to_string();
+            let (_, mut stream) = open_file(&entry.path()).map_err(|e| e.into_refusal(&file))?;
+            // A truncated export still teaches the ids it holds.
+            while let Ok(Some(child)) = stream.next_child_with(|_| false) {
+                if let Some(id) = child.element.attr("idSolis") {
+                    ids.insert(id.trim().to_owned());
+                }
             }
         }
     }
     Ok(ids)
 }
 
+/// Faults the simulated SOLIS injects when answering imports. Each is decided per file
+/// from the seed and the file's name, so answering again decides the same.
+#[derive(Debug, Clone, Default)]
+pub struct AnswerOptions {
+    pub seed: u64,
+    /// Folder of the exports whose idSolis SOLIS knows; the import folder when `None`.
+    pub exports_dir: Option<PathBuf>,
+    /// Share of otherwise valid elements answered KO (`REFUS_METIER`).
+    pub ko_share: f64,
+    /// Share of import files refused whole (`statut="KO"`, no elements).
+    pub refuse_share: f64,
+    /// Share of import files never answered.
+    pub missing_share: f64,
+    /// Share of import files answered with a garbled ACK (cut in the middle).
+    pub garbled_share: f64,
+}
+
+/// What `answer_imports_with` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Answered {
+    /// ACK files written (garbled ones included).
+    pub acks: Vec<PathBuf>,
+    /// Imports refused whole.
+    pub refused: Vec<String>,
+    /// Imports left unanswered on purpose.
+    pub missing: Vec<String>,
+    /// Imports answered with a garbled ACK.
+    pub garbled: Vec<String>,
+    /// Elements answered KO by the injected share.
+    pub injected_ko: u64,
+}
+
+/// FNV-1a: a stable per-file seed (std's hasher may change between releases).
+fn fnv(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 /// Answers every import file in `dir` that has no ACK yet with the ACK SOLIS would
 /// write: unknown idSolis or invalid data make an element KO. Returns the ACK paths.
 pub fn answer_imports(dir: &Path) -> Result<Vec<PathBuf>, ConnectorError> {
-    let known = known_ids(dir)?;
+    Ok(answer_imports_with(dir, &AnswerOptions::default())?.acks)
+}
+
+/// `answer_imports` with faults injected on demand (see `AnswerOptions`). An import
+/// whose ACK was set aside (`traites/`, `refuses/`) counts as answered.
+pub fn answer_imports_with(dir: &Path, opts: &AnswerOptions) -> Result<Answered, ConnectorError> {
+    let known = known_ids(opts.exports_dir.as_deref().unwrap_or(dir))?;
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map_err(|e| ConnectorError::io(dir.display().to_string(), e))?
         .filter_map(|e| e.ok())
@@ -499,23 +550,56 @@ pub fn answer_imports(dir: &Path) -> Result<Vec<PathBuf>, ConnectorError> {
         .filter(|n| n.starts_with("SOLIS_IMPORT_") && n.ends_with(".xml"))
         .collect();
     names.sort();
-    let mut written = Vec::new();
+    let mut done = Answered::default();
     for name in names {
-        let ack = dir.join(ack_file_name(&name));
-        if ack.exists() {
+        let ack_name = ack_file_name(&name);
+        let ack = dir.join(&ack_name);
+        if [dir.to_owned(), dir.join(DONE_DIR), dir.join(REFUSED_DIR)]
+            .iter()
+            .any(|d| d.join(&ack_name).exists())
+        {
             continue;
         }
-        let body = answer_one(&dir.join(&name), &name, &known);
+        let mut rng = StdRng::seed_from_u64(opts.seed ^ fnv(&name));
+        if rng.random_bool(opts.missing_share.clamp(0.0, 1.0)) {
+            done.missing.push(name);
+            continue;
+        }
+        let refuse = rng.random_bool(opts.refuse_share.clamp(0.0, 1.0));
+        let garble = rng.random_bool(opts.garbled_share.clamp(0.0, 1.0));
+        let (mut body, injected) = answer_one(
+            &dir.join(&name),
+            &name,
+            &known,
+            &mut rng,
+            opts.ko_share,
+            refuse,
+        );
+        if garble {
+            body.truncate(body.len() * 2 / 3);
+            done.garbled.push(name.clone());
+        } else if refuse {
+            done.refused.push(name.clone());
+        }
+        done.injected_ko += injected;
         write_atomically(&ack, |w| w.write_all(&body))?;
-        written.push(ack);
+        done.acks.push(ack);
     }
-    Ok(written)
+    Ok(done)
 }
 
-fn answer_one(path: &Path, name: &str, known: &HashSet<String>) -> Vec<u8> {
+fn answer_one(
+    path: &Path,
+    name: &str,
+    known: &HashSet<String>,
+    rng: &mut StdRng,
+    ko_share: f64,
+    refuse: bool,
+) -> (Vec<u8>, u64) {
     let mut elements = String::new();
-    let mut file_ok = true;
+    let mut file_ok = !refuse;
     let mut count = 0u64;
+    let mut injected = 0u64;
     let mut announced = None;
     match open_file(path) {
         Err(_) => file_ok = false,
@@ -531,7 +615,12 @@ fn answer_one(path: &Path, name: &str, known: &HashSet<String>) -> Vec<u8> {
                 match stream.next_child() {
                     Ok(Some(child)) => {
                         count += 1;
-                        let (statut, code, message) = check_element(&child.element, known);
+                        let mut answer = check_element(&child.element, known);
+                        if answer.0 == "OK" && rng.random_bool(ko_share.clamp(0.0, 1.0)) {
+                            injected += 1;
+                            answer = ("KO", "REFUS_METIER", "refusé par le gestionnaire");
+                        }
+                        let (statut, code, message) = answer;
                         elements.push_str(&format!(
                             "  <Element referenceExterne=\"{}\" statut=\"{statut}\" code=\"{code}\" message=\"{}\"/>\n",
                             escape(attr_of(Some(&child.element), "referenceExterne").unwrap_or("")),
@@ -550,12 +639,16 @@ fn answer_one(path: &Path, name: &str, known: &HashSet<String>) -> Vec<u8> {
     let statut = if file_ok { "OK" } else { "KO" };
     if !file_ok {
         elements.clear();
+        injected = 0;
     }
     let text = format!(
         "<?xml version=\"1.0\" encoding=\"windows-1252\"?>\n<AckSolis fichier=\"{}\" statut=\"{statut}\">\n{elements}</AckSolis>\n",
         escape(name)
     );
-    encoding_rs::WINDOWS_1252.encode(&text).0.into_owned()
+    (
+        encoding_rs::WINDOWS_1252.encode(&text).0.into_owned(),
+        injected,
+    )
 }
 
 /// Checks one `Suivi` or `Signalement` as SOLIS would.

@@ -1,0 +1,284 @@
+//! `SolisSink`: delivers `brsa-suivi` and `of-signalement` records as SOLIS import
+//! files, one file per (flux, département, emitter) for a whole batch.
+//!
+//! A written record's receipt is `Delivered`: SOLIS says later, in its ACK file, whether
+//! it applied it (see `SolisAckSource`). The file name holds a stamp to the second, so
+//! two batches in the same second would collide: the sink bumps the stamp by a second
+//! until the name is free (in memory and on disk, `traites/` included), rather than
+//! wait, so a burst of batches never stalls the engine.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{NaiveDateTime, TimeDelta, Timelike};
+use passerelle_connector::{ConnectorError, Delivery, Receipt, ReceiptStatus, Sink};
+use passerelle_model::{CdCode, Departement};
+
+use crate::config::{SolisPeerConfig, existing_dir};
+use crate::feed::{DONE_DIR, REFUSED_DIR};
+use crate::import::{ImportFlux, ack_file_name, elements, import_file_name, write_elements};
+
+/// The clock that stamps import files (local time: SOLIS reads times without zone).
+pub type Clock = Arc<dyn Fn() -> NaiveDateTime + Send + Sync>;
+
+/// What the sink needs, built from `SolisPeerConfig`.
+struct Inner {
+    import_dir: PathBuf,
+    ack_dir: PathBuf,
+    clock: Clock,
+    /// The last stamp used per (flux, département), so that names never repeat
+    /// within a run even when the files are already gone.
+    last: Mutex<HashMap<(ImportFlux, String), NaiveDateTime>>,
+}
+
+/// A `Sink` writing SOLIS import files (see the module doc).
+#[derive(Clone)]
+pub struct SolisSink {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SolisSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SolisSink")
+            .field("import_dir", &self.inner.import_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SolisPeerConfig {
+    /// Builds the import sink: checks `import_dir` (and `ack_dir`) exist.
+    pub fn build_sink(&self) -> Result<SolisSink, ConnectorError> {
+        self.validate()?;
+        let import_dir = existing_dir("import_dir", self.import_dir.as_deref())?;
+        let ack_dir = existing_dir("ack_dir", self.ack_folder())?;
+        Ok(SolisSink::new(import_dir, ack_dir))
+    }
+}
+
+/// Copies an error for every delivery of a group (`ConnectorError` is not `Clone`),
+/// keeping its kind.
+fn copy_error(e: &ConnectorError) -> ConnectorError {
+    match e {
+        ConnectorError::Io { what, source } => ConnectorError::Io {
+            what: what.clone(),
+            source: std::io::Error::new(source.kind(), source.to_string()),
+        },
+        ConnectorError::Config(m) => ConnectorError::Config(m.clone()),
+        other => ConnectorError::Unavailable {
+            peer: "solis".into(),
+            reason: other.to_string(),
+            retry_after: None,
+        },
+    }
+}
+
+fn departement_of(recipient: &str) -> Result<Departement, ConnectorError> {
+    let invalid = || ConnectorError::Invalid {
+        location: "delivery.recipient".into(),
+        reason: format!("{recipient} is not a département (CDnnn), SOLIS imports need one"),
+    };
+    let cd = CdCode::parse(recipient).map_err(|_| invalid())?;
+    Departement::parse(&cd.as_str()[2..]).map_err(|_| invalid())
+}
+
+impl SolisSink {
+    /// A sink writing into `import_dir`; `ack_dir` is where SOLIS answers (checked so a
+    /// new import never takes the name of an answered one).
+    pub fn new(import_dir: impl Into<PathBuf>, ack_dir: impl Into<PathBuf>) -> Self {
+        Self::with_clock(
+            import_dir,
+            ack_dir,
+            Arc::new(|| chrono::Local::now().naive_local()),
+        )
+    }
+
+    /// The same with a given clock (tests: many batches in one second).
+    pub fn with_clock(
+        import_dir: impl Into<PathBuf>,
+        ack_dir: impl Into<PathBuf>,
+        clock: Clock,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                import_dir: import_dir.into(),
+                ack_dir: ack_dir.into(),
+                clock,
+                last: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The folder imports are written into.
+    pub fn import_dir(&self) -> &Path {
+        &self.inner.import_dir
+    }
+
+    /// Delivers a batch synchronously (what `deliver_batch` runs on a blocking thread).
+    pub fn deliver_batch_blocking(
+        &self,
+        deliveries: &[Delivery],
+    ) -> Vec<Result<Receipt, ConnectorError>> {
+        self.inner.deliver(deliveries)
+    }
+}
+
+impl Inner {
+    /// A free stamp for (flux, département): now, or one second after the last used,
+    /// bumped further while a file of that name exists.
+    fn stamp(&self, flux: ImportFlux, dept: &Departement) -> NaiveDateTime {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (flux, dept.as_str().to_owned());
+        let now = (self.clock)()
+            .with_nanosecond(0)
+            .unwrap_or_else(|| (self.clock)());
+        let mut at = match last.get(&key) {
+            Some(prev) if *prev >= now => *prev + TimeDelta::seconds(1),
+            _ => now,
+        };
+        while self.taken(&import_file_name(flux, dept, at)) {
+            at += TimeDelta::seconds(1);
+        }
+        last.insert(key, at);
+        at
+    }
+
+    /// Whether an import of this name exists, or was answered, or set aside.
+    fn taken(&self, name: &str) -> bool {
+        let ack = ack_file_name(name);
+        let imports = &self.import_dir;
+        let acks = &self.ack_dir;
+        [
+            imports.join(name),
+            imports.join(DONE_DIR).join(name),
+            acks.join(&ack),
+            acks.join(DONE_DIR).join(&ack),
+            acks.join(REFUSED_DIR).join(&ack),
+        ]
+        .iter()
+        .any(|p| p.exists())
+    }
+
+    fn deliver(&self, deliveries: &[Delivery]) -> Vec<Result<Receipt, ConnectorError>> {
+        let mut out: Vec<Option<Result<Receipt, ConnectorError>>> =
+            deliveries.iter().map(|_| None).collect();
+        // Groups by file: (flux, département, emitter), in first-seen order.
+        let mut groups: Vec<((ImportFlux, Departement, String), Vec<usize>)> = Vec::new();
+        for (i, d) in deliveries.iter().enumerate() {
+            let Some(flux) = ImportFlux::for_flow(&d.flow) else {
+                out[i] = Some(Err(ConnectorError::Invalid {
+                    location: "delivery.flow".into(),
+                    reason: format!("flow {} has no SOLIS import", d.flow),
+                }));
+                continue;
+            };
+            let dept = match departement_of(&d.recipient) {
+                Ok(dept) => dept,
+                Err(e) => {
+                    out[i] = Some(Err(e));
+                    continue;
+                }
+            };
+            let key = (flux, dept, d.sender.clone());
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, members)) => members.push(i),
+                None => groups.push((key, vec![i])),
+            }
+        }
+        for ((flux, dept, sender), members) in groups {
+            let group: Vec<Delivery> = members.iter().map(|&i| deliveries[i].clone()).collect();
+            let xml = elements(flux, &group);
+            let ready: Vec<&str> = xml.iter().filter_map(|x| x.as_deref().ok()).collect();
+            let written = if ready.is_empty() {
+                // Nothing SOLIS can carry: no empty file.
+                Ok(())
+            } else {
+                let at = self.stamp(flux, &dept);
+                let path = self.import_dir.join(import_file_name(flux, &dept, at));
+                let r = write_elements(&path, flux, &dept, &sender, &ready, at);
+                if r.is_ok() {
+                    tracing::info!(
+                        file = %path.display(),
+                        elements = ready.len(),
+                        "solis import written"
+                    );
+                }
+                r
+            };
+            for (&i, x) in members.iter().zip(&xml) {
+                let transfer_id = deliveries[i].transfer_id.clone();
+                out[i] = Some(match (x, &written) {
+                    (Err(reason), _) => Ok(Receipt {
+                        transfer_id,
+                        status: ReceiptStatus::Rejected {
+                            reasons: vec![reason.clone()],
+                        },
+                    }),
+                    (Ok(_), Ok(())) => Ok(Receipt {
+                        transfer_id,
+                        status: ReceiptStatus::Delivered,
+                    }),
+                    (Ok(_), Err(e)) => Err(copy_error(e)),
+                });
+            }
+        }
+        out.into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(ConnectorError::Config(
+                        "solis sink left a delivery unanswered".into(),
+                    ))
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Sink for SolisSink {
+    #[tracing::instrument(skip_all, fields(flow = %delivery.flow))]
+    async fn deliver(&self, delivery: Delivery) -> Result<Receipt, ConnectorError> {
+        let mut out = self.deliver_batch(vec![delivery]).await;
+        out.pop().unwrap_or_else(|| {
+            Err(ConnectorError::Config(
+                "solis sink gave no receipt for a delivery".into(),
+            ))
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(n = deliveries.len()))]
+    async fn deliver_batch(
+        &self,
+        deliveries: Vec<Delivery>,
+    ) -> Vec<Result<Receipt, ConnectorError>> {
+        let n = deliveries.len();
+        let inner = Arc::clone(&self.inner);
+        match tokio::task::spawn_blocking(move || inner.deliver(&deliveries)).await {
+            Ok(out) => out,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => (0..n)
+                .map(|_| {
+                    Err(ConnectorError::Unavailable {
+                        peer: "solis".into(),
+                        reason: "the runtime is shutting down".into(),
+                        retry_after: None,
+                    })
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recipients_name_a_departement() {
+        assert_eq!(departement_of("CD059").unwrap().as_str(), "059");
+        assert_eq!(departement_of("cd2a").unwrap().as_str(), "02A");
+        let e = departement_of("59350S00").unwrap_err();
+        assert_eq!(e.kind(), passerelle_connector::ErrorKind::InvalidInput);
+    }
+}
