@@ -331,4 +331,69 @@ mod tests {
             "{body}"
         );
     }
+
+    #[derive(Default)]
+    struct Collect(std::sync::Mutex<Vec<String>>);
+
+    #[async_trait::async_trait]
+    impl passerelle_faj::DecisionHandler for Collect {
+        async fn handle(
+            &self,
+            d: passerelle_faj::Decision,
+        ) -> Result<(), passerelle_faj::HandlerError> {
+            self.0.lock().unwrap().push(d.id_demande);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn faj_webhook_is_mounted_under_hooks_faj() {
+        use passerelle_faj::webhook::{LogAudit, SIGNATURE_HEADER};
+        use passerelle_faj::{DecisionIntake, MemorySeenStore, Secret, WebhookState, sign};
+        use std::sync::Arc;
+
+        let handler = Arc::new(Collect::default());
+        let intake = DecisionIntake::new(handler.clone(), Arc::new(MemorySeenStore::new()));
+        let secret = Secret::new("hook-secret");
+        let webhook = WebhookState::new(secret.clone(), intake, Arc::new(LogAudit));
+        let st = state();
+        let app = app(st, Some(webhook));
+        let body = br#"{"id_demande":"D-42","statut":"ACCORDEE","evenement_id":"E-1"}"#;
+
+        let unsigned = app
+            .clone()
+            .oneshot(
+                Request::post(FAJ_HOOK_PATH)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(&body[..]))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(unsigned.status(), StatusCode::UNAUTHORIZED);
+
+        let signed = app
+            .clone()
+            .oneshot(
+                Request::post(FAJ_HOOK_PATH)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .header(SIGNATURE_HEADER, sign(&secret, body))
+                    .body(Body::from(&body[..]))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(signed.status(), StatusCode::OK);
+        let answer = to_bytes(signed.into_body(), 1 << 16).await.unwrap();
+        assert_eq!(&answer[..], br#"{"resultat":"recu"}"#);
+        assert_eq!(*handler.0.lock().unwrap(), ["D-42"]);
+
+        let (_, _, metrics) = get_it(app, "/metrics").await;
+        assert!(
+            metrics.contains(
+                "passerelle_http_requests_total{route=\"/hooks/faj\",status=\"401\"} 1\n"
+            ),
+            "{metrics}"
+        );
+    }
 }
