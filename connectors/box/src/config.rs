@@ -92,12 +92,23 @@ impl BoxConfig {
         Err(cfg("box url must start with file:// or sftp://".to_owned()))
     }
 
-    /// Loads the mapping and the state, and returns the hub's side of the box.
-    pub fn build(&self) -> Result<BoxHub<JsonFileState>, ConnectorError> {
-        let folder: Arc<dyn BoxFolder> = match self.validate()? {
+    /// The box's folder tree (local or SFTP), e.g. for `BoxOfSink::with_box`.
+    pub fn folder(&self) -> Result<Arc<dyn BoxFolder>, ConnectorError> {
+        Ok(match self.validate()? {
             Location::Local(root) => Arc::new(LocalFolder::new(root)),
             Location::Sftp(sftp) => Arc::new(sftp.build()?),
-        };
+        })
+    }
+
+    /// The ledger `BoxOfSink` keeps under this box's `state_dir` for a CD's files.
+    pub fn sent_ledger(&self, cd: &str) -> Result<crate::sent::SentLedger, ConnectorError> {
+        self.validate()?;
+        crate::sent::SentLedger::open(&self.state_dir, cd)
+    }
+
+    /// Loads the mapping and the state, and returns the hub's side of the box.
+    pub fn build(&self) -> Result<BoxHub<JsonFileState>, ConnectorError> {
+        let folder = self.folder()?;
         let mapping = match &self.mapping {
             Some(path) => Mapping::load(path).map_err(|e| ConnectorError::Config(e.to_string()))?,
             None => Mapping::default_brsa(),

@@ -9,6 +9,8 @@
 //!   duplicates) the hub follows on both sides;
 //! - `source`: `BoxSource`, the engine's `Source` (a file's ACK only once every row
 //!   is acknowledged);
+//! - `sink`, `sent`: `BoxOfSink`, the engine's `Sink` for `of-signalement` (one
+//!   `JEUNES_OF` file per batch and ML), idempotent through a `SentLedger`;
 //! - `config`: `BoxConfig` (`validate` without I/O, `build` to a `BoxHub`);
 //! - `sim`: a département playing the other side, for tests and demos.
 
@@ -18,8 +20,10 @@ pub mod folder;
 pub mod mapping;
 pub mod of;
 pub mod protocol;
+pub mod sent;
 pub mod sftp;
 pub mod sim;
+pub mod sink;
 pub mod source;
 pub mod state;
 pub mod table;
@@ -28,5 +32,7 @@ pub use brsa::{MappedRow, parse_name};
 pub use config::BoxConfig;
 pub use mapping::{Mapping, MappingError};
 pub use protocol::{BoxHub, FileOutcome, Received};
+pub use sent::SentLedger;
+pub use sink::{BoxOfSink, FLOW_OF_SIGNALEMENT};
 pub use source::BoxSource;
 pub use table::{BrsaReader, Format, read_file};

@@ -7,7 +7,9 @@ use std::io::Read;
 
 use passerelle_connector::RecordIssue;
 use passerelle_connector::csv::{CsvReader, TableError};
-use passerelle_model::{Date, Jeune, ObligationFormation, ObligationFormationStatut, clean_text};
+use passerelle_model::{
+    Date, ImiloDossier, Jeune, ObligationFormation, ObligationFormationStatut, clean_text,
+};
 
 /// The header of `JEUNES_OF`.
 pub const JEUNES_OF_HEADER: &[&str] = &[
@@ -45,6 +47,33 @@ pub fn push_csv_line<S: AsRef<str>>(out: &mut String, fields: &[S]) {
         }
     }
     out.push_str("\r\n");
+}
+
+/// Separates the transfer id from the I-MILO dossier in a `Référence`.
+pub const REFERENCE_DOSSIER_SEPARATOR: char = '#';
+
+/// The `Référence` the hub writes for a record in `JEUNES_OF`: the transfer id, then
+/// `#` and the I-MILO dossier when the record carries one (flow `of-signalement`
+/// allows `identifiants.imilo_dossier` to reach the CD). The CD quotes it back in
+/// `OF_SUIVI`, so that the follow-up finds the young person's dossier at the ML
+/// without the hub keeping a copy of it.
+pub fn reference_of(transfer_id: &str, record: &Jeune) -> String {
+    match &record.identifiants.imilo_dossier {
+        Some(d) => format!("{transfer_id}{REFERENCE_DOSSIER_SEPARATOR}{}", d.as_str()),
+        None => transfer_id.to_owned(),
+    }
+}
+
+/// Splits a quoted `Référence` into the transfer id and the I-MILO dossier (none when
+/// absent or not a dossier number).
+pub fn split_reference(reference: &str) -> (&str, Option<ImiloDossier>) {
+    match reference.rsplit_once(REFERENCE_DOSSIER_SEPARATOR) {
+        Some((tid, d)) if !tid.is_empty() => match ImiloDossier::parse(d) {
+            Ok(d) => (tid, Some(d)),
+            Err(_) => (reference, None),
+        },
+        _ => (reference, None),
+    }
 }
 
 /// One young person to report to the CD under the obligation de formation.
@@ -301,6 +330,23 @@ mod tests {
         let mut j = Jeune::default();
         first.apply_to(&mut j);
         assert_eq!(j.obligation_formation, Some(first.obligation_formation()));
+    }
+
+    #[test]
+    fn references_carry_the_dossier_when_known() {
+        let mut j = jeune_of();
+        assert_eq!(reference_of("T-1", &j), "T-1");
+        assert_eq!(split_reference("T-1"), ("T-1", None));
+        j.identifiants.imilo_dossier = Some(ImiloDossier::parse("6282").unwrap());
+        let r = reference_of("0b6c5f0e-3c1d-4f57-9a43-2f4b8f0c1d2e", &j);
+        assert_eq!(r, "0b6c5f0e-3c1d-4f57-9a43-2f4b8f0c1d2e#6282");
+        assert!(r.len() <= 64);
+        let (tid, d) = split_reference(&r);
+        assert_eq!(tid, "0b6c5f0e-3c1d-4f57-9a43-2f4b8f0c1d2e");
+        assert_eq!(d.unwrap().as_str(), "6282");
+        // Not a dossier number: the whole text is the reference.
+        assert_eq!(split_reference("T#x"), ("T#x", None));
+        assert_eq!(split_reference("#12"), ("#12", None));
     }
 
     #[test]

@@ -163,6 +163,11 @@ impl<S: BoxState> BoxHub<S> {
         }
     }
 
+    /// The partner's code: its folder in the box.
+    pub fn partenaire(&self) -> &str {
+        &self.partenaire
+    }
+
     /// The state (for tests and the engine).
     pub fn state(&self) -> &S {
         &self.state

@@ -30,6 +30,17 @@ impl<S: BoxState + 'static> BoxSource<S> {
         }
     }
 
+    /// The partner's code (its folder in the box): for `OF_SUIVI` items, the Mission
+    /// Locale the follow-up goes to (flow `of-suivi`).
+    pub fn partenaire(&self) -> Result<String, ConnectorError> {
+        Ok(self
+            .hub
+            .lock()
+            .map_err(|_| poisoned())?
+            .partenaire()
+            .to_owned())
+    }
+
     /// Files served and awaiting acknowledgement.
     pub fn in_flight(&self) -> usize {
         self.inflight.len()
@@ -51,7 +62,9 @@ fn joined(e: tokio::task::JoinError) -> ConnectorError {
 }
 
 /// One received row as a source item. `OF_SUIVI` updates become records holding
-/// only `obligation_formation`, identified by the reference the CD quoted back.
+/// only `obligation_formation`, identified by the reference the CD quoted back:
+/// `sources[0].record_id` is the whole reference, and `identifiants.imilo_dossier`
+/// the dossier it carries (see `of::reference_of`). The ML is the box's partenaire.
 fn to_item(file: &str, received: Received) -> (u64, SourceItem) {
     match received {
         Received::Brsa(row) => (
@@ -72,6 +85,7 @@ fn to_item(file: &str, received: Received) -> (u64, SourceItem) {
                         organisation,
                         record_id,
                     });
+                    j.identifiants.imilo_dossier = crate::of::split_reference(&update.reference).1;
                     j.obligation_formation = Some(update.obligation_formation());
                     j
                 })

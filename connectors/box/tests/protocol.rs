@@ -107,7 +107,12 @@ fn suite(backend: Arc<dyn BoxFolder>) {
     redelivery_under_the_same_name(backend.clone());
     crash_between_ack_and_clean_up(backend.clone());
     hub_writes_in_order(backend.clone());
-    missing_checksum_and_cut_files(backend);
+    missing_checksum_and_cut_files(backend.clone());
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(of_signalement_through_the_sink(backend));
 }
 
 fn a_round_with_every_fault(backend: Arc<dyn BoxFolder>) {
@@ -702,4 +707,244 @@ async fn the_source_acknowledges_a_file_only_after_every_row() {
     let tokens: Vec<_> = suivi.iter().map(|i| i.ack.clone()).collect();
     restarted.ack(&tokens).await.unwrap();
     assert!(dept.check_acks(&dropped).unwrap().is_empty());
+}
+
+fn signalement(tid: &str, sender: &str, dossier: Option<&str>) -> passerelle_connector::Delivery {
+    use passerelle_model::{
+        Date, ImiloDossier, Jeune, ObligationFormation, ObligationFormationStatut,
+    };
+    let mut j = Jeune::default();
+    j.etat_civil.nom_usage = Some("Benali".into());
+    j.etat_civil.prenoms = vec!["Karim".into()];
+    j.identifiants.imilo_dossier = dossier.map(|d| ImiloDossier::parse(d).unwrap());
+    j.obligation_formation = Some(ObligationFormation {
+        statut: Some(ObligationFormationStatut::Signale),
+        date_signalement: Some(Date::parse("2026-11-20").unwrap()),
+        motif: None,
+        suite: None,
+    });
+    passerelle_connector::Delivery {
+        transfer_id: tid.to_owned(),
+        flow: "of-signalement".to_owned(),
+        sender: sender.to_owned(),
+        recipient: "CD059".to_owned(),
+        record: j,
+    }
+}
+
+fn at_2300() -> chrono::NaiveDateTime {
+    chrono::NaiveDate::from_ymd_opt(2026, 11, 21)
+        .unwrap()
+        .and_hms_opt(23, 0, 0)
+        .unwrap()
+}
+
+fn jeunes_of_files(folder: &dyn BoxFolder, partenaire: &str) -> Vec<String> {
+    let mut v: Vec<String> = folder
+        .list(&format!("{partenaire}/retour"))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| n.starts_with("JEUNES_OF_") && n.ends_with(".csv"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// `BoxOfSink`: one file per batch and ML, receipts in order, refusals by rule, the
+/// same batch again writes nothing, a failed write is written again, a second batch in
+/// the same second gets its own name, and the CD's `OF_SUIVI` answer comes back as
+/// records naming the I-MILO dossier.
+async fn of_signalement_through_the_sink(backend: Arc<dyn BoxFolder>) {
+    use passerelle_box::SentLedger;
+    use passerelle_box::sink::BoxOfSink;
+    use passerelle_box::source::BoxSource;
+    use passerelle_connector::{ReceiptStatus, Sink, Source};
+
+    let rec = Recording::new(backend.clone());
+    let sink = BoxOfSink::new(SentLedger::memory())
+        .with_box("CD059", rec.clone())
+        .unwrap()
+        .with_clock(at_2300);
+    let mut no_of = signalement("t-none", "59350S00", None);
+    no_of.record.obligation_formation = None;
+    let mut other_cd = signalement("t-62", "59350S00", None);
+    other_cd.recipient = "CD062".into();
+    let mut other_flow = signalement("t-flow", "59350S00", None);
+    other_flow.flow = "brsa-suivi".into();
+    let batch = || {
+        vec![
+            signalement("t-1", "59350S00", Some("6282")),
+            no_of.clone(),
+            signalement("t-2", "59350S00", None),
+            signalement("t-3", "59001S00", Some("17")),
+            other_cd.clone(),
+            other_flow.clone(),
+            signalement("t-4", "59350S00", Some("9001")),
+        ]
+    };
+    let receipts = sink.deliver_batch(batch()).await;
+    assert_eq!(receipts.len(), 7);
+    for i in [0, 2, 3, 6] {
+        let r = receipts[i].as_ref().unwrap();
+        assert_eq!(r.status, ReceiptStatus::Delivered, "{i}");
+    }
+    assert_eq!(receipts[0].as_ref().unwrap().transfer_id, "t-1");
+    assert_eq!(receipts[6].as_ref().unwrap().transfer_id, "t-4");
+    let ReceiptStatus::Rejected { reasons } = &receipts[1].as_ref().unwrap().status else {
+        panic!("{:?}", receipts[1])
+    };
+    assert!(reasons[0].contains("obligation_formation"), "{reasons:?}");
+    assert!(!reasons[0].contains("Benali") && !reasons[0].contains("Karim"));
+    assert!(
+        receipts[4]
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .contains("CD062")
+    );
+    assert!(receipts[5].is_err());
+
+    let lille = jeunes_of_files(backend.as_ref(), "59350S00");
+    assert_eq!(lille, ["JEUNES_OF_059_59350S00_20261121230000.csv"]);
+    let path = format!("59350S00/retour/{}", lille[0]);
+    assert!(backend.exists(&format!("{path}.ok")).unwrap());
+    assert!(backend.exists(&format!("{path}.sha256")).unwrap());
+    let text = read(backend.as_ref(), &path);
+    assert_eq!(text.lines().count(), 4, "header and three rows: {text}");
+    assert!(text.contains("t-1#6282;Benali;Karim;"));
+    assert!(text.contains("\r\nt-2;Benali;"));
+    assert_eq!(
+        jeunes_of_files(backend.as_ref(), "59001S00"),
+        ["JEUNES_OF_059_59001S00_20261121230000.csv"]
+    );
+
+    // The same batch again (the engine's retry after a lost acknowledgement).
+    rec.take_log();
+    let again = sink.deliver_batch(batch()).await;
+    for i in [0, 2, 3, 6] {
+        assert_eq!(again[i].as_ref().unwrap().status, ReceiptStatus::Delivered);
+    }
+    assert!(
+        rec.take_log().is_empty(),
+        "nothing written for transfers already in a complete file"
+    );
+
+    // A write that fails halfway is an error for the engine, then written again.
+    rec.fail_remove.store(true, Ordering::SeqCst);
+    let failed = sink
+        .deliver_batch(vec![signalement("t-5", "59350S00", Some("5"))])
+        .await;
+    assert!(failed[0].as_ref().unwrap_err().is_retryable());
+    rec.fail_remove.store(false, Ordering::SeqCst);
+    let retried = sink
+        .deliver_batch(vec![signalement("t-5", "59350S00", Some("5"))])
+        .await;
+    assert_eq!(
+        retried[0].as_ref().unwrap().status,
+        ReceiptStatus::Delivered
+    );
+    // Same second, same ML: a new name, the CD's first file untouched.
+    assert_eq!(
+        jeunes_of_files(backend.as_ref(), "59350S00"),
+        [
+            "JEUNES_OF_059_59350S00_20261121230000.csv",
+            "JEUNES_OF_059_59350S00_20261121230001.csv"
+        ]
+    );
+    assert_eq!(read(backend.as_ref(), &path), text);
+
+    // The CD answers; its OF_SUIVI comes back as records for the ML's dossier.
+    let dept = Departement {
+        folder: backend.as_ref(),
+        config: config("59350S00", &[]),
+    };
+    let (refs, problems) = dept.answer_jeunes_of().unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(refs, ["t-1#6282", "t-2", "t-4#9001", "t-5#5"]);
+    let mut source = BoxSource::new(BoxHub::new(
+        backend.clone(),
+        "59350S00",
+        MemoryState::default(),
+        Mapping::default_brsa(),
+    ));
+    assert_eq!(source.partenaire().unwrap(), "59350S00");
+    let items = source.next_batch().await.unwrap();
+    let got: Vec<(String, Option<String>)> = items
+        .iter()
+        .map(|i| {
+            let j = i.outcome.as_ref().unwrap();
+            assert!(j.obligation_formation.as_ref().unwrap().statut.is_some());
+            (
+                j.sources[0].record_id.as_str().to_owned(),
+                j.identifiants
+                    .imilo_dossier
+                    .as_ref()
+                    .map(|d| d.as_str().to_owned()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("t-1#6282".to_owned(), Some("6282".to_owned())),
+            ("t-2".to_owned(), None),
+            ("t-4#9001".to_owned(), Some("9001".to_owned())),
+            ("t-5#5".to_owned(), Some("5".to_owned())),
+        ]
+    );
+    let tokens: Vec<_> = items.iter().map(|i| i.ack.clone()).collect();
+    source.ack(&tokens).await.unwrap();
+    // Clean up for the next scenario on this backend.
+    for p in ["59350S00", "59001S00"] {
+        for n in backend.list(&format!("{p}/retour")).unwrap_or_default() {
+            backend.remove(&format!("{p}/retour/{n}")).unwrap();
+        }
+    }
+}
+
+/// The ledger survives a restart: a new sink over the same state writes nothing for
+/// transfers an earlier process already wrote.
+#[tokio::test]
+async fn the_sink_remembers_across_a_restart() {
+    use passerelle_box::sink::BoxOfSink;
+    use passerelle_box::{BoxConfig, SentLedger};
+    use passerelle_connector::{ReceiptStatus, Sink};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = BoxConfig {
+        url: format!("file://{}/box", dir.path().display()),
+        partenaire: "59350S00".into(),
+        state_dir: dir.path().join("state"),
+        mapping: None,
+        sftp: None,
+    };
+    std::fs::create_dir_all(dir.path().join("box")).unwrap();
+    let sink = || {
+        BoxOfSink::new(cfg.sent_ledger("CD059").unwrap())
+            .with_box("CD059", cfg.folder().unwrap())
+            .unwrap()
+            .with_clock(at_2300)
+    };
+    let first = sink()
+        .deliver_batch(vec![signalement("r-1", "59350S00", Some("1"))])
+        .await;
+    assert_eq!(first[0].as_ref().unwrap().status, ReceiptStatus::Delivered);
+    let folder = cfg.folder().unwrap();
+    assert_eq!(jeunes_of_files(folder.as_ref(), "59350S00").len(), 1);
+    let again = sink()
+        .deliver(signalement("r-1", "59350S00", Some("1")))
+        .await
+        .unwrap();
+    assert_eq!(again.status, ReceiptStatus::Delivered);
+    assert_eq!(jeunes_of_files(folder.as_ref(), "59350S00").len(), 1);
+    assert_eq!(
+        SentLedger::open(&dir.path().join("state"), "CD059")
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        BoxOfSink::new(SentLedger::memory())
+            .with_box("Lille", folder)
+            .is_err()
+    );
 }
