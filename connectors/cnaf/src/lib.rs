@@ -1,10 +1,16 @@
-//! CNAF VRSB0801 beneficiary file reader and its simulator.
+//! CNAF VRSB0801 beneficiary file reader, the engine's source over a folder of them,
+//! and the simulator.
 //!
 //! File split, as in every connector crate: `flux` (reading VRSB0801 files into
-//! canonical records), `sim` (the simulated CNAF writing such files). The format is
-//! national, so there is no per-département configuration.
+//! canonical records), `source` (`CnafConfig`, `CnafFluxSource`), `feed` (a folder of
+//! files served as a `Source`), `sim` (the simulated CNAF writing such files). The
+//! format is national, so there is no per-département configuration.
 
+pub mod feed;
 pub mod flux;
 pub mod sim;
+pub mod source;
 
+pub use feed::{FileReader, FolderFeed, FolderSource};
 pub use flux::{Flux, FluxHeader, Records};
+pub use source::{CnafConfig, CnafFluxSource, FluxReader};
