@@ -101,6 +101,9 @@ pub struct Routed {
     pub from: Org,
     pub to: Org,
     pub record: Jeune,
+    /// Send only if the recipient already knows the person (it sent us its own
+    /// reference earlier): a `brsa-suivi` goes back only about those the CD oriented.
+    pub known_to_recipient: bool,
 }
 
 /// A sealed transfer waiting for its confirm, with what to record once confirmed.
@@ -161,6 +164,8 @@ pub struct SendSummary {
     pub review: u64,
     /// Special-category fields (nir, art9, art10) projected away and journaled.
     pub special_dropped: u64,
+    /// Replies not sent: the recipient never sent us this person.
+    pub not_known: u64,
 }
 
 /// What one `deliver` did.
@@ -252,6 +257,7 @@ impl Engine {
                 from: from.clone(),
                 to: to.clone(),
                 record,
+                known_to_recipient: false,
             }),
         )
         .await
@@ -311,6 +317,7 @@ impl Engine {
                 from,
                 to,
                 mut record,
+                known_to_recipient,
             } in items
             {
                 summary.read += 1;
@@ -325,7 +332,7 @@ impl Engine {
                         let hub_id = r.hub_id().expect("matched or new");
                         entries.extend(keys.entries(hub_id));
                         record.hub_id = Some(hub_id.to_string());
-                        known.push((from, to, hub_id, record));
+                        known.push((from, to, hub_id, record, known_to_recipient));
                     }
                 }
             }
@@ -335,12 +342,15 @@ impl Engine {
             self.state.save_review(flow_id, reason, candidates).await?;
         }
         self.remember_and_fill_refs(&mut known).await?;
+        let before = known.len();
+        known.retain(|(.., required)| !required);
+        summary.not_known += (before - known.len()) as u64;
 
         // 2. What may leave, and has it changed since last sent?
         let mut journal = Vec::new();
         let mut outgoing = Vec::new();
         let mut hub_ids: BTreeMap<&str, Vec<Uuid>> = BTreeMap::new();
-        for (_, to, hub_id, _) in &known {
+        for (_, to, hub_id, ..) in &known {
             hub_ids.entry(to.org.as_str()).or_default().push(*hub_id);
         }
         let mut last: HashMap<(String, Uuid), [u8; 32]> = HashMap::new();
@@ -349,7 +359,7 @@ impl Engine {
                 last.insert((org.to_owned(), id), hash);
             }
         }
-        for (from, to, hub_id, record) in known {
+        for (from, to, hub_id, record, _) in known {
             let (from_party, to_party) = (from.party(), to.party());
             let subject = Subject::of_jeune(&self.pseudonyms, &hub_id.to_string(), &record);
             let (projection, dropped) =
@@ -482,9 +492,15 @@ impl Engine {
     /// sender, so that a later transfer *to* it can name its own record: a `brsa-suivi`
     /// built from I-MILO must carry the idSolis the CD sent with the orientation, an
     /// `of-suivi` or `faj-decision` the ML's dossier number.
-    async fn remember_and_fill_refs(&self, known: &mut [(Org, Org, Uuid, Jeune)]) -> Result<()> {
+    ///
+    /// A record whose recipient holds a reference is marked as known (its last field
+    /// set to `false`, "nothing more required").
+    async fn remember_and_fill_refs(
+        &self,
+        known: &mut [(Org, Org, Uuid, Jeune, bool)],
+    ) -> Result<()> {
         let mut refs = Vec::new();
-        for (from, _, hub_id, record) in known.iter() {
+        for (from, _, hub_id, record, _) in known.iter() {
             let own = own_refs(&record.identifiants);
             if own.is_empty() {
                 continue;
@@ -498,7 +514,7 @@ impl Engine {
         }
         self.state.save_peer_refs(&refs).await?;
         let mut wanted: BTreeMap<&str, Vec<Uuid>> = BTreeMap::new();
-        for (_, to, hub_id, record) in known.iter() {
+        for (_, to, hub_id, record, _) in known.iter() {
             let ids = &record.identifiants;
             if ids.solis.is_none() || ids.imilo_dossier.is_none() {
                 wanted.entry(to.org.as_str()).or_default().push(*hub_id);
@@ -510,10 +526,11 @@ impl Engine {
                 found.insert((org.to_owned(), id), sealed);
             }
         }
-        for (_, to, hub_id, record) in known.iter_mut() {
+        for (_, to, hub_id, record, required) in known.iter_mut() {
             let Some(sealed) = found.get(&(to.org.clone(), *hub_id)) else {
                 continue;
             };
+            *required = false;
             let plain = self.sealer.open(&ref_header(hub_id, &to.org), sealed)?;
             let own: Identifiants = serde_json::from_slice(&plain)
                 .map_err(|_| SealError("a stored reference is not readable".into()))?;

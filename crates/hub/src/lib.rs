@@ -6,11 +6,12 @@
 pub mod change;
 pub mod engine;
 pub mod night;
+pub mod routes;
 pub mod seal;
 pub mod state;
 
 pub use change::{content_hash, transfer_id};
 pub use engine::{DeliverSummary, Engine, EngineError, LateSummary, Org, Routed, SendSummary};
-pub use night::{FlowReport, Night, NightReport, Progress, Route, SinkPlan, SourcePlan};
+pub use night::{FlowReport, FlowRoute, Night, NightReport, Progress, Route, SinkPlan, SourcePlan};
 pub use seal::{KeyringSealer, SealError, Sealer};
 pub use state::{HubState, StateError, TransferRow, TransferStatus};

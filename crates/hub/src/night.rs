@@ -22,20 +22,55 @@ use crate::engine::{DeliverSummary, Engine, EngineError, LateSummary, Org, Route
 /// record is not for this flow (oriented elsewhere, not a BRSA, no ML known).
 pub type Route = Arc<dyn Fn(&Jeune) -> Option<(Org, Org)> + Send + Sync>;
 
-/// One source read for one flow.
-pub struct SourcePlan {
+/// A flow a source feeds, and how its records are routed.
+#[derive(Clone)]
+pub struct FlowRoute {
     pub flow: String,
+    pub route: Route,
+    /// Send only about persons the recipient sent us first (see `Routed`).
+    pub known_to_recipient: bool,
+}
+
+impl std::fmt::Debug for FlowRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlowRoute")
+            .field("flow", &self.flow)
+            .field("known_to_recipient", &self.known_to_recipient)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FlowRoute {
+    pub fn new(flow: &str, route: Route) -> Self {
+        Self {
+            flow: flow.to_owned(),
+            route,
+            known_to_recipient: false,
+        }
+    }
+
+    /// Only about persons the recipient sent us first.
+    pub fn replies_only(mut self) -> Self {
+        self.known_to_recipient = true;
+        self
+    }
+}
+
+/// One source, read once, feeding one or more flows (an I-MILO listing feeds
+/// `brsa-suivi` and `of-signalement`).
+pub struct SourcePlan {
     /// A name for progress lines and reports (`solis:RSA`, `imilo:dossiers`).
     pub name: String,
     pub source: Box<dyn Source>,
-    pub route: Route,
+    pub flows: Vec<FlowRoute>,
 }
 
 impl std::fmt::Debug for SourcePlan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let flows: Vec<&str> = self.flows.iter().map(|f| f.flow.as_str()).collect();
         f.debug_struct("SourcePlan")
-            .field("flow", &self.flow)
             .field("name", &self.name)
+            .field("flows", &flows)
             .finish_non_exhaustive()
     }
 }
@@ -176,41 +211,60 @@ impl Night {
         progress: &(dyn Fn(Progress<'_>) + Sync),
     ) -> Result<(), EngineError> {
         for plan in &mut self.sources {
-            let r = report.flow(&plan.flow);
+            let mut read = 0u64;
             loop {
                 let batch = plan.source.next_batch().await?;
                 if batch.is_empty() {
                     break;
                 }
-                let mut routed = Vec::with_capacity(batch.len());
+                read += batch.len() as u64;
                 let mut tokens = Vec::with_capacity(batch.len());
+                let mut records = Vec::with_capacity(batch.len());
+                let mut refused = 0u64;
                 for item in batch {
-                    r.read += 1;
                     tokens.push(item.ack);
                     match item.outcome {
-                        Err(_) => r.refused_at_source += 1,
-                        Ok(record) => match (plan.route)(&record) {
-                            Some((from, to)) => routed.push(Routed { from, to, record }),
-                            None => r.unrouted += 1,
-                        },
+                        Ok(record) => records.push(record),
+                        Err(_) => refused += 1,
                     }
                 }
-                let s = engine.send_routed(&plan.flow, routed).await?;
-                add_sent(&mut r.sent, &s);
+                for fr in &plan.flows {
+                    let r = report.flow(&fr.flow);
+                    r.read += records.len() as u64 + refused;
+                    r.refused_at_source += refused;
+                    let mut routed = Vec::new();
+                    for record in &records {
+                        match (fr.route)(record) {
+                            Some((from, to)) => routed.push(Routed {
+                                from,
+                                to,
+                                record: record.clone(),
+                                known_to_recipient: fr.known_to_recipient,
+                            }),
+                            None => r.unrouted += 1,
+                        }
+                    }
+                    let s = engine.send_routed(&fr.flow, routed).await?;
+                    add_sent(&mut report.flow(&fr.flow).sent, &s);
+                }
                 // Only now: the batch is published, journaled and recorded.
                 plan.source.ack(&tokens).await?;
-                progress(Progress::Read {
+                for fr in &plan.flows {
+                    progress(Progress::Read {
+                        source: &plan.name,
+                        flow: &fr.flow,
+                        read,
+                    });
+                }
+            }
+            info!(source = %plan.name, read, "source read");
+            for fr in &plan.flows {
+                progress(Progress::SourceDone {
                     source: &plan.name,
-                    flow: &plan.flow,
-                    read: r.read,
+                    flow: &fr.flow,
+                    report: report.flow(&fr.flow),
                 });
             }
-            info!(source = %plan.name, flow = %plan.flow, read = r.read, sent = r.sent.sent, "source read");
-            progress(Progress::SourceDone {
-                source: &plan.name,
-                flow: &plan.flow,
-                report: r,
-            });
         }
         Ok(())
     }
@@ -275,6 +329,7 @@ pub fn add_sent(total: &mut SendSummary, s: &SendSummary) {
     total.denied += s.denied;
     total.review += s.review;
     total.special_dropped += s.special_dropped;
+    total.not_known += s.not_known;
 }
 
 pub fn add_delivered(total: &mut DeliverSummary, d: &DeliverSummary) {

@@ -1,0 +1,271 @@
+//! Where each flow sends a record (domain.md, "Flows"): pure rules over the canonical
+//! record and the territory table, no I/O. A rule answers `None` when the record is not
+//! for its flow (oriented elsewhere, not a BRSA beneficiary, no ML serves its place).
+
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use passerelle_model::{Jeune, OrganismeType};
+use passerelle_policy::{OrgKind, System, departement_of};
+use serde::Deserialize;
+
+use crate::engine::Org;
+use crate::night::Route;
+
+/// Which Mission Locale serves a place: postal-code prefixes per ML, and one default
+/// ML per département for the places no prefix names.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Territoires {
+    #[serde(default)]
+    pub ml: Vec<TerritoireMl>,
+}
+
+/// One ML's territory.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TerritoireMl {
+    /// Structure code (`59350S00`).
+    pub code: String,
+    /// Postal codes or prefixes (`59000`, `591`) of the communes it serves.
+    #[serde(default)]
+    pub codes_postaux: Vec<String>,
+    /// The ML for the rest of its département.
+    #[serde(default)]
+    pub defaut: bool,
+}
+
+/// A territory table that names something that is not an ML structure code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("territoires: `{code}` is not an ML structure code (5 digits, S, 2 digits)")]
+pub struct TerritoireError {
+    pub code: String,
+}
+
+impl Territoires {
+    /// Checks the table without I/O.
+    pub fn validate(&self) -> Result<(), TerritoireError> {
+        for t in &self.ml {
+            if departement_of(&t.code).is_none_or(|_| t.code.starts_with("CD")) {
+                return Err(TerritoireError {
+                    code: t.code.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The ML serving a postal code: the longest matching prefix, else the default ML
+    /// of `departement` (`59`, `2A`, `974`).
+    pub fn ml_for(&self, code_postal: Option<&str>, departement: &str) -> Option<&str> {
+        let by_prefix = code_postal.and_then(|cp| {
+            self.ml
+                .iter()
+                .flat_map(|t| t.codes_postaux.iter().map(move |p| (p, t)))
+                .filter(|(p, _)| cp.starts_with(p.as_str()))
+                .max_by_key(|(p, _)| p.len())
+                .map(|(_, t)| t.code.as_str())
+        });
+        by_prefix.or_else(|| {
+            self.ml
+                .iter()
+                .find(|t| t.defaut && departement_of(&t.code).as_deref() == Some(departement))
+                .map(|t| t.code.as_str())
+        })
+    }
+}
+
+/// The CD code of a département (`59` → `CD059`, `2A` → `CD02A`, `974` → `CD974`).
+pub fn cd_of_departement(departement: &str) -> String {
+    format!("CD{departement:0>3}")
+}
+
+/// The CD of the département an ML belongs to.
+pub fn cd_of_ml(ml: &str) -> Option<String> {
+    let d = departement_of(ml)?;
+    // Corsican structure codes start with 20: which CD depends on the commune.
+    (d != "20").then(|| cd_of_departement(&d))
+}
+
+fn ml(code: &str) -> Org {
+    Org::new(OrgKind::Ml, code, System::Imilo)
+}
+
+fn record_ml(record: &Jeune) -> Option<&str> {
+    record
+        .sources
+        .first()
+        .map(|s| s.organisation.as_str())
+        .filter(|o| departement_of(o).is_some() && !o.starts_with("CD"))
+}
+
+fn code_postal(record: &Jeune) -> Option<&str> {
+    record
+        .contact
+        .adresse
+        .as_ref()
+        .and_then(|a| a.code_postal.as_ref())
+        .map(|c| c.as_str())
+}
+
+/// `brsa-orientation`: from the CD (`cd`, as the file names it, read through
+/// `system`) to the ML the young person is oriented to; a record without any
+/// orientation (a CNAF list) goes to the ML of its place when the table names one.
+pub fn brsa_orientation(cd: Org, territoires: Arc<Territoires>) -> Route {
+    Arc::new(move |record: &Jeune| {
+        let to = match &record.orientation {
+            Some(o) => {
+                let organisme = o.organisme.as_ref()?;
+                if organisme.kind != OrganismeType::Ml {
+                    return None;
+                }
+                organisme.code.clone()?
+            }
+            None => {
+                let dept = departement_of(&cd.org)?;
+                territoires.ml_for(code_postal(record), &dept)?.to_owned()
+            }
+        };
+        Some((cd.clone(), ml(&to)))
+    })
+}
+
+/// `ase-majorite`: from the CD to the ML of the young person's place, for those
+/// reaching 18 within six months of `today` (or already 18 and still in care).
+pub fn ase_majorite(cd: Org, territoires: Arc<Territoires>, today: NaiveDate) -> Route {
+    Arc::new(move |record: &Jeune| {
+        let ase = record.ase.as_ref()?;
+        let majorite: Option<NaiveDate> = ase.date_majorite.map(|d| d.naive()).or_else(|| {
+            record
+                .etat_civil
+                .date_naissance
+                .and_then(|d| d.naive().checked_add_months(chrono::Months::new(216)))
+        });
+        let horizon = today.checked_add_months(chrono::Months::new(6))?;
+        if majorite.is_none_or(|m| m > horizon) {
+            return None;
+        }
+        let dept = departement_of(&cd.org)?;
+        let to = territoires.ml_for(code_postal(record), &dept)?;
+        Some((cd.clone(), ml(to)))
+    })
+}
+
+/// `brsa-suivi`: from the ML that holds the dossier to the CD of its département, for
+/// young people the CAF knows (a CAF number on the dossier). `system` is how that CD
+/// takes it (SOLIS import or box).
+pub fn brsa_suivi(system: System) -> Route {
+    Arc::new(move |record: &Jeune| {
+        record.identifiants.caf.as_ref()?;
+        let from = record_ml(record)?;
+        let cd = cd_of_ml(from)?;
+        Some((ml(from), Org::new(OrgKind::Cd, cd, system)))
+    })
+}
+
+/// `of-signalement`: from the ML to the CD of its département, for dossiers carrying a
+/// training-obligation status.
+pub fn of_signalement(system: System) -> Route {
+    Arc::new(move |record: &Jeune| {
+        record.obligation_formation.as_ref()?;
+        let from = record_ml(record)?;
+        let cd = cd_of_ml(from)?;
+        Some((ml(from), Org::new(OrgKind::Cd, cd, system)))
+    })
+}
+
+/// A flow that goes back to the ML named in the record's first source (an `of-suivi`
+/// answering a report, a `faj-decision` answering a request), from `from`.
+pub fn back_to_ml(from: Org) -> Route {
+    Arc::new(move |record: &Jeune| {
+        let to = record
+            .sources
+            .iter()
+            .map(|s| s.organisation.as_str())
+            .find(|o| departement_of(o).is_some() && !o.starts_with("CD"))?;
+        Some((from.clone(), ml(to)))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> Territoires {
+        toml::from_str(
+            r#"
+            [[ml]]
+            code = "59350S00"
+            codes_postaux = ["590", "5900"]
+            defaut = true
+            [[ml]]
+            code = "59512S00"
+            codes_postaux = ["59100"]
+            "#,
+        )
+        .unwrap()
+    }
+
+    fn jeune(json: &str) -> Jeune {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn the_longest_prefix_wins_then_the_default_of_the_departement() {
+        let t = table();
+        assert_eq!(t.ml_for(Some("59100"), "59"), Some("59512S00"));
+        assert_eq!(t.ml_for(Some("59000"), "59"), Some("59350S00"));
+        assert_eq!(t.ml_for(Some("59800"), "59"), Some("59350S00"));
+        assert_eq!(t.ml_for(None, "62"), None);
+        t.validate().unwrap();
+        let bad = Territoires {
+            ml: vec![TerritoireMl {
+                code: "CD059".into(),
+                codes_postaux: vec![],
+                defaut: true,
+            }],
+        };
+        assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn cd_codes() {
+        assert_eq!(cd_of_departement("59"), "CD059");
+        assert_eq!(cd_of_departement("2A"), "CD02A");
+        assert_eq!(cd_of_departement("974"), "CD974");
+        assert_eq!(cd_of_ml("59350S00").as_deref(), Some("CD059"));
+        assert_eq!(cd_of_ml("20004S00"), None);
+    }
+
+    #[test]
+    fn orientation_goes_to_the_named_ml_or_the_place() {
+        let cd = Org::new(OrgKind::Cd, "CD059", System::Solis);
+        let route = brsa_orientation(cd, Arc::new(table()));
+        let oriented = jeune(
+            r#"{"schema":"passerelle.jeune/1","orientation":{"type":"sociale","organisme":{"type":"ML","code":"59512S00"}}}"#,
+        );
+        assert_eq!(route(&oriented).unwrap().1.org, "59512S00");
+        let elsewhere = jeune(
+            r#"{"schema":"passerelle.jeune/1","orientation":{"type":"sociale","organisme":{"type":"CD","code":"CD059"}}}"#,
+        );
+        assert!(route(&elsewhere).is_none());
+        let listed = jeune(
+            r#"{"schema":"passerelle.jeune/1","contact":{"adresse":{"code_postal":"59100"}}}"#,
+        );
+        assert_eq!(route(&listed).unwrap().1.org, "59512S00");
+    }
+
+    #[test]
+    fn suivi_and_signalement_go_to_the_cd_of_the_ml() {
+        let caf = jeune(
+            r#"{"schema":"passerelle.jeune/1","sources":[{"system":"imilo","organisation":"59350S00","record_id":"1"}],"identifiants":{"caf":{"organisme":"CAF","numero_allocataire":"1234567"}}}"#,
+        );
+        let (from, to) = brsa_suivi(System::Solis)(&caf).unwrap();
+        assert_eq!((from.org.as_str(), to.org.as_str()), ("59350S00", "CD059"));
+        assert!(of_signalement(System::Solis)(&caf).is_none());
+        let no_caf = jeune(
+            r#"{"schema":"passerelle.jeune/1","sources":[{"system":"imilo","organisation":"59350S00","record_id":"1"}]}"#,
+        );
+        assert!(brsa_suivi(System::Solis)(&no_caf).is_none());
+    }
+}
