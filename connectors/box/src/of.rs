@@ -222,7 +222,9 @@ pub fn read_of_suivi<R: Read>(
 
 fn parse_of_suivi(line: u64, f: &[String]) -> Result<OfSuiviUpdate, RecordIssue> {
     let reference = clean_text(&f[0]);
-    let issue_ref = reference.clone().unwrap_or_else(|| format!("ligne-{line}"));
+    // Issues name the row by line: a reference may carry an I-MILO dossier number,
+    // which reports and logs must not show.
+    let issue_ref = format!("ligne-{line}");
     let issue = |field: &str, reason: String| RecordIssue {
         reference: issue_ref.clone(),
         line: Some(line),
@@ -323,6 +325,7 @@ mod tests {
             "obligation_formation.statut"
         );
         assert_eq!(got[2].clone().unwrap_err().field, "Date");
+        assert_eq!(got[2].clone().unwrap_err().reference, "ligne-4");
         assert_eq!(
             got[3].clone().unwrap().statut,
             ObligationFormationStatut::Injoignable
