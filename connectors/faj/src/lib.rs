@@ -6,8 +6,11 @@
 //! - [`mapping`]: canonical `faj[]` + identity + address ⇄ the platform's JSON;
 //! - [`client`]: `FajClient`, OAuth2 client credentials with a token cache, one refresh
 //!   and retry on 401, bounded retries with backoff on 503 and connection errors;
-//! - [`sink`]: `passerelle_connector::Sink` for flow `faj-demande`;
-//! - [`intake`]: hands decisions on exactly once (`DecisionHandler`, `SeenStore`);
+//! - [`sink`]: `passerelle_connector::Sink` for flow `faj-demande` (batches filed
+//!   concurrently, at most `concurrency` at once);
+//! - [`intake`]: hands decisions on exactly once (`DecisionHandler`, `SeenStore`); a
+//!   `Decision` names the ML it goes back to (`route()`) and the I-MILO dossier, read
+//!   from the platform's copy of the request (`fill_origin`, `with_origin_lookup`);
 //! - [`webhook`]: the axum receiver for signed decision webhooks (flow `faj-decision`);
 //! - [`reconcile`]: the nightly `modifie_depuis` listing, feeding the same intake;
 //! - [`sim`]: the platform simulator (token endpoint, validation, commission, webhooks).
@@ -28,7 +31,7 @@ pub use intake::{
     Decision, DecisionHandler, DecisionIntake, DecisionVia, HandOnOutcome, HandlerError,
     MemorySeenStore, Reservation, SeenStore, SeenStoreError,
 };
-pub use mapping::{DemandePlateforme, ErreurChamp, PlatformDecision};
+pub use mapping::{DemandePlateforme, ErreurChamp, InstructeurRef, JeuneRef, PlatformDecision};
 pub use reconcile::{ReconcileReport, reconcile};
 pub use secret::Secret;
 pub use sink::FajSink;
