@@ -1,0 +1,321 @@
+//! A whole night through `Night`: a source feeding two flows with a refused item, routing,
+//! acknowledgement after sending, delivery per flow, a file peer answering later, and a
+//! reply that goes back only about persons its recipient sent first (with the
+//! recipient's own reference filled in).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use passerelle_audit::JournalConfig;
+use passerelle_connector::{
+    AckToken, ConnectorError, Delivery, LateReceipts, Receipt, ReceiptSource, ReceiptStatus,
+    RecordIssue, Sink, Source, SourceItem,
+};
+use passerelle_crypto::Keyring;
+use passerelle_hub::routes::{self, Territoires};
+use passerelle_hub::*;
+use passerelle_model::Jeune;
+use passerelle_policy::{OrgKind, Policy, System};
+use passerelle_transport::embedded::EmbeddedConfig;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A source over a list, remembering what was acknowledged.
+struct ListSource {
+    items: Vec<SourceItem>,
+    acked: Arc<Mutex<Vec<AckToken>>>,
+}
+
+#[async_trait]
+impl Source for ListSource {
+    async fn next_batch(&mut self) -> Result<Vec<SourceItem>, ConnectorError> {
+        let n = self.items.len().min(3);
+        Ok(self.items.drain(..n).collect())
+    }
+    async fn ack(&mut self, tokens: &[AckToken]) -> Result<(), ConnectorError> {
+        self.acked.lock().unwrap().extend_from_slice(tokens);
+        Ok(())
+    }
+}
+
+/// A peer: applies API flows at once, takes file flows as "delivered" and keeps them
+/// for a later answer.
+#[derive(Default)]
+struct Peer {
+    got: Mutex<Vec<Delivery>>,
+}
+
+#[async_trait]
+impl Sink for Peer {
+    async fn deliver(&self, d: Delivery) -> Result<Receipt, ConnectorError> {
+        let status = if d.flow == "brsa-suivi" {
+            ReceiptStatus::Delivered
+        } else {
+            ReceiptStatus::Applied { peer_ref: None }
+        };
+        let id = d.transfer_id.clone();
+        self.got.lock().unwrap().push(d);
+        Ok(Receipt {
+            transfer_id: id,
+            status,
+        })
+    }
+}
+
+/// The file peer's answers: everything it was given, applied.
+struct Answers {
+    peer: Arc<Peer>,
+    acked: Vec<AckToken>,
+}
+
+#[async_trait]
+impl ReceiptSource for Answers {
+    async fn next_receipts(&mut self) -> Result<Vec<LateReceipts>, ConnectorError> {
+        if !self.acked.is_empty() {
+            return Ok(Vec::new());
+        }
+        let receipts: Vec<Receipt> = self
+            .peer
+            .got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|d| d.flow == "brsa-suivi")
+            .map(|d| Receipt {
+                transfer_id: d.transfer_id.clone(),
+                status: ReceiptStatus::Applied { peer_ref: None },
+            })
+            .collect();
+        if receipts.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(vec![LateReceipts {
+            receipts,
+            ack: AckToken("SOLIS_ACK_1.xml".into()),
+        }])
+    }
+    async fn ack(&mut self, token: &AckToken) -> Result<(), ConnectorError> {
+        self.acked.push(token.clone());
+        Ok(())
+    }
+}
+
+fn jeune(json: &str) -> Jeune {
+    serde_json::from_str(json).unwrap()
+}
+
+/// Two young people the CD orients to the ML (one known to SOLIS by id), one oriented
+/// to France Travail, and a line SOLIS could not read.
+fn solis_items() -> Vec<SourceItem> {
+    let item = |j: Option<Jeune>, n: usize| SourceItem {
+        outcome: j.ok_or_else(|| {
+            vec![RecordIssue {
+                reference: "ligne-3".into(),
+                line: Some(3),
+                field: "etat_civil.date_naissance".into(),
+                reason: "invalid date".into(),
+            }]
+        }),
+        warnings: Vec::new(),
+        ack: AckToken(format!("line-{n}")),
+    };
+    vec![
+        item(
+            Some(jeune(
+                r#"{"schema":"passerelle.jeune/1","sources":[{"system":"solis","organisation":"CD059","record_id":"IND1"}],
+            "identifiants":{"solis":"IND0000001","caf":{"organisme":"CAF","numero_allocataire":"1234567"}},
+            "etat_civil":{"nom_naissance":"Martin","prenoms":["Inès"],"date_naissance":"2005-01-02"},
+            "orientation":{"type":"sociale","organisme":{"type":"ML","code":"59350S00"}}}"#,
+            )),
+            1,
+        ),
+        item(
+            Some(jeune(
+                r#"{"schema":"passerelle.jeune/1","sources":[{"system":"solis","organisation":"CD059","record_id":"IND2"}],
+            "identifiants":{"solis":"IND0000002"},
+            "etat_civil":{"nom_naissance":"Petit","prenoms":["Hugo"],"date_naissance":"2004-05-06"},
+            "orientation":{"type":"professionnelle","organisme":{"type":"FT","code":"FT59"}}}"#,
+            )),
+            2,
+        ),
+        item(None, 3),
+        item(
+            Some(jeune(
+                r#"{"schema":"passerelle.jeune/1","sources":[{"system":"solis","organisation":"CD059","record_id":"IND4"}],
+            "identifiants":{"solis":"IND0000004"},
+            "etat_civil":{"nom_naissance":"Roux","prenoms":["Lina"],"date_naissance":"2006-07-08"},
+            "orientation":{"type":"sociale","organisme":{"type":"ML","code":"59350S00"}}}"#,
+            )),
+            4,
+        ),
+    ]
+}
+
+/// What the ML's I-MILO says a few days later: Inès (same CAF number) and someone the
+/// CD never sent, both followed and known to the CAF.
+fn imilo_items() -> Vec<SourceItem> {
+    [
+        r#"{"schema":"passerelle.jeune/1","sources":[{"system":"imilo","organisation":"59350S00","record_id":"101"}],
+            "identifiants":{"imilo_dossier":"101","caf":{"organisme":"CAF","numero_allocataire":"1234567"}},
+            "etat_civil":{"nom_naissance":"Martin","prenoms":["Inès"],"date_naissance":"2005-01-02"},
+            "accompagnement":{"dispositif":"CEJ","date_debut":"2026-11-02"}}"#,
+        r#"{"schema":"passerelle.jeune/1","sources":[{"system":"imilo","organisation":"59350S00","record_id":"102"}],
+            "identifiants":{"imilo_dossier":"102","caf":{"organisme":"CAF","numero_allocataire":"7654321"}},
+            "etat_civil":{"nom_naissance":"Leroy","prenoms":["Sami"],"date_naissance":"2003-03-03"},
+            "accompagnement":{"dispositif":"PACEA","date_debut":"2026-10-01"}}"#,
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, j)| SourceItem {
+        outcome: Ok(jeune(j)),
+        warnings: Vec::new(),
+        ack: AckToken(format!("dossier-{i}")),
+    })
+    .collect()
+}
+
+async fn engine(dir: &Path) -> Engine {
+    let keyring = Keyring::open(dir).unwrap();
+    for org in ["59350S00", "CD059"] {
+        keyring.generate(org).unwrap();
+    }
+    let pseudonyms = keyring.pseudonym_key().unwrap();
+    let transport = Arc::new(
+        EmbeddedConfig::new(dir.join("queue.sqlite"))
+            .build()
+            .await
+            .unwrap(),
+    );
+    let journal = JournalConfig::sqlite_file(&dir.join("journal.sqlite"))
+        .build()
+        .await
+        .unwrap();
+    let state = HubState::open(&dir.join("state.sqlite")).await.unwrap();
+    let policy = Arc::new(Policy::load(workspace().join("schemas/policy/flows.toml")).unwrap());
+    Engine::new(
+        policy,
+        state,
+        journal,
+        transport,
+        Arc::new(KeyringSealer::new(keyring)),
+        pseudonyms,
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_night_routes_acknowledges_delivers_and_settles_late_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let peer = Arc::new(Peer::default());
+    let solis_acked = Arc::new(Mutex::new(Vec::new()));
+    let cd = Org::new(OrgKind::Cd, "CD059", System::Solis);
+
+    // Night 1: the CD orients.
+    let mut night = Night {
+        sources: vec![SourcePlan {
+            name: "solis".into(),
+            source: Box::new(ListSource {
+                items: solis_items(),
+                acked: solis_acked.clone(),
+            }),
+            flows: vec![FlowRoute::new(
+                "brsa-orientation",
+                routes::brsa_orientation(cd, Arc::new(Territoires::default())),
+            )],
+        }],
+        sinks: vec![SinkPlan {
+            recipient: "59350S00".into(),
+            sink: peer.clone(),
+        }],
+        receipts: Vec::new(),
+        idle: Some(Duration::from_millis(300)),
+    };
+    let report = night.run(&engine, &|_| {}).await.unwrap();
+    let r = &report.flows["brsa-orientation"];
+    assert_eq!(r.read, 4);
+    assert_eq!(r.refused_at_source, 1);
+    assert_eq!(r.unrouted, 1, "oriented to France Travail: not this flow");
+    assert_eq!(r.sent.sent, 2);
+    assert_eq!(r.delivered.applied, 2);
+    assert!(report.completed());
+    // Every item is acknowledged, the refused one too (it is reported, not retried).
+    assert_eq!(solis_acked.lock().unwrap().len(), 4);
+
+    // Night 2: the ML follows; only Inès goes back, carrying the CD's own id.
+    let mut night = Night {
+        sources: vec![SourcePlan {
+            name: "imilo".into(),
+            source: Box::new(ListSource {
+                items: imilo_items(),
+                acked: Arc::new(Mutex::new(Vec::new())),
+            }),
+            flows: vec![
+                FlowRoute::new("brsa-suivi", routes::brsa_suivi(System::Solis)).replies_only(),
+            ],
+        }],
+        sinks: vec![SinkPlan {
+            recipient: "CD059".into(),
+            sink: peer.clone(),
+        }],
+        receipts: vec![Box::new(Answers {
+            peer: peer.clone(),
+            acked: Vec::new(),
+        })],
+        idle: Some(Duration::from_millis(300)),
+    };
+    let report = night.run(&engine, &|_| {}).await.unwrap();
+    let r = &report.flows["brsa-suivi"];
+    assert_eq!(r.read, 2);
+    assert_eq!(r.sent.not_known, 1, "Sami was never sent by the CD");
+    assert_eq!(r.sent.sent, 1);
+    assert_eq!(r.delivered.delivered, 1);
+    assert_eq!(r.late.applied, 1, "the ACK file settles it");
+    assert_eq!(r.awaiting(), 0);
+    let suivi: Vec<Delivery> = peer
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|d| d.flow == "brsa-suivi")
+        .cloned()
+        .collect();
+    assert_eq!(suivi.len(), 1);
+    assert_eq!(
+        suivi[0]
+            .record
+            .identifiants
+            .solis
+            .as_ref()
+            .map(|s| s.as_str()),
+        Some("IND0000001"),
+        "the CD's own reference is filled in"
+    );
+    assert_eq!(suivi[0].sender, "59350S00");
+    let counts = engine.state().status_counts("brsa-suivi").await.unwrap();
+    assert_eq!(counts, vec![(TransferStatus::Applied, 1)]);
+    assert!(engine.journal().verify().await.unwrap().is_intact());
+
+    // Night 3: nothing changed, nothing moves.
+    let mut night = Night {
+        sources: vec![SourcePlan {
+            name: "imilo".into(),
+            source: Box::new(ListSource {
+                items: imilo_items(),
+                acked: Arc::new(Mutex::new(Vec::new())),
+            }),
+            flows: vec![
+                FlowRoute::new("brsa-suivi", routes::brsa_suivi(System::Solis)).replies_only(),
+            ],
+        }],
+        ..Default::default()
+    };
+    let report = night.run(&engine, &|_| {}).await.unwrap();
+    assert_eq!(report.flows["brsa-suivi"].sent.sent, 0);
+    assert_eq!(report.flows["brsa-suivi"].sent.unchanged, 1);
+}
