@@ -610,4 +610,79 @@ mod tests {
         }
         assert_eq!(runs, 365);
     }
+
+    /// The slow, obvious answer: try every minute.
+    fn reference_next(s: &Schedule, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let zone = s.timezone;
+        let matches = |n: NaiveDateTime| {
+            s.day_matches(n.date()) && bit(s.hours, n.hour()) && bit(s.minutes, n.minute())
+        };
+        let mut u = floor_minute(after) + Duration::minutes(1);
+        let limit = after + Duration::days(400);
+        while u < limit {
+            let local = zone.to_local(u);
+            if zone.offset_at(u) > zone.offset_at(u - Duration::minutes(1)) {
+                let mut m = zone.to_local(u - Duration::minutes(1)) + Duration::minutes(1);
+                while m < local {
+                    if matches(m) {
+                        return Some(u);
+                    }
+                    m += Duration::minutes(1);
+                }
+            }
+            let second = matches!(zone.from_local(local), LocalTime::Twice(_, b) if b == u);
+            if matches(local) && !(second && s.hours != ALL_HOURS) {
+                return Some(u);
+            }
+            u += Duration::minutes(1);
+        }
+        None
+    }
+
+    fn item(max: u32, min: u32) -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just("*".to_owned()),
+            (min..=max).prop_map(|a| a.to_string()),
+            (min..=max, min..=max).prop_map(|(a, b)| format!("{}-{}", a.min(b), a.max(b))),
+            (1..=max.max(2) / 2).prop_map(|s| format!("*/{s}")),
+            (min..=max, 1..=4u32).prop_map(|(a, s)| format!("{a}/{s}")),
+            (min..=max, min..=max).prop_map(|(a, b)| format!("{a},{b}")),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        #[test]
+        fn agrees_with_trying_every_minute(
+            minute in item(59, 0),
+            // Often the hour the switches play with.
+            hour in proptest::prop_oneof![
+                item(23, 0),
+                proptest::strategy::Just("2".to_owned()),
+                proptest::strategy::Just("1-3".to_owned()),
+                proptest::strategy::Just("2,14".to_owned()),
+            ],
+            day in proptest::prop_oneof![proptest::strategy::Just("*".to_owned()), item(28, 1)],
+            weekday in item(7, 0),
+            paris in proptest::bool::ANY,
+            // Just before the 2026 switches, around them, and anywhere in 2026–2027.
+            after in proptest::prop_oneof![
+                1_774_738_800i64..1_774_746_000,
+                1_792_875_600i64..1_792_885_200,
+                1_774_699_200i64..1_774_764_000,
+                1_792_843_200i64..1_792_908_000,
+                1_767_225_600i64..1_830_297_600,
+            ],
+            seconds in 0i64..60,
+        ) {
+            let expr = format!("{minute} {hour} {day} * {weekday}");
+            let zone = if paris { Timezone::EuropeParis } else { Timezone::Utc };
+            let s = Schedule::parse(&expr, zone).unwrap();
+            let after = DateTime::from_timestamp(after - after % 60 + seconds, 0).unwrap();
+            if let Some(expected) = reference_next(&s, after) {
+                proptest::prop_assert_eq!(s.next_after(after), expected, "{} after {}", expr, after);
+            }
+        }
+    }
 }
