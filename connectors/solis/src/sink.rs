@@ -6,21 +6,30 @@
 //! two batches in the same second would collide: the sink bumps the stamp by a second
 //! until the name is free (in memory and on disk, `traites/` included), rather than
 //! wait, so a burst of batches never stalls the engine.
+//!
+//! Idempotent on the transfer id while SOLIS has not answered: a transfer already in
+//! an import still waiting in the folder (written in this run or found there at start)
+//! is answered `Delivered` again without a second element, so a batch redelivered
+//! after a crash does not make SOLIS answer it twice. Once the import is answered and
+//! set aside, SOLIS's own idempotency on `referenceExterne` takes over.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use chrono::{NaiveDateTime, TimeDelta, Timelike};
+use chrono::{Datelike, NaiveDate, NaiveDateTime, TimeDelta, Timelike};
 use passerelle_connector::{ConnectorError, Delivery, Receipt, ReceiptStatus, Sink};
 use passerelle_model::{CdCode, Departement};
 
 use crate::config::{SolisPeerConfig, existing_dir};
 use crate::feed::{DONE_DIR, REFUSED_DIR};
-use crate::import::{ImportFlux, ack_file_name, elements, import_file_name, write_elements};
+use crate::import::{
+    ImportFlux, ack_file_name, elements, import_file_name, read_import_refs, write_elements,
+};
 
-/// The clock that stamps import files (local time: SOLIS reads times without zone).
+/// The clock that stamps import files (Paris time by default: SOLIS reads times
+/// without zone as Paris time).
 pub type Clock = Arc<dyn Fn() -> NaiveDateTime + Send + Sync>;
 
 /// What the sink needs, built from `SolisPeerConfig`.
@@ -31,6 +40,8 @@ struct Inner {
     /// The last stamp used per (flux, département), so that names never repeat
     /// within a run even when the files are already gone.
     last: Mutex<HashMap<(ImportFlux, String), NaiveDateTime>>,
+    /// Transfer ids of each import still waiting in the folder, by file name.
+    pending: Mutex<HashMap<String, Vec<String>>>,
 }
 
 /// A `Sink` writing SOLIS import files (see the module doc).
@@ -60,18 +71,67 @@ impl SolisPeerConfig {
 /// Copies an error for every delivery of a group (`ConnectorError` is not `Clone`),
 /// keeping its kind.
 fn copy_error(e: &ConnectorError) -> ConnectorError {
+    use ConnectorError as E;
     match e {
-        ConnectorError::Io { what, source } => ConnectorError::Io {
+        E::Io { what, source } => E::Io {
             what: what.clone(),
             source: std::io::Error::new(source.kind(), source.to_string()),
         },
-        ConnectorError::Config(m) => ConnectorError::Config(m.clone()),
-        other => ConnectorError::Unavailable {
-            peer: "solis".into(),
-            reason: other.to_string(),
-            retry_after: None,
+        E::Unavailable {
+            peer,
+            reason,
+            retry_after,
+        } => E::Unavailable {
+            peer: peer.clone(),
+            reason: reason.clone(),
+            retry_after: *retry_after,
         },
+        E::Unauthorized { peer, reason } => E::Unauthorized {
+            peer: peer.clone(),
+            reason: reason.clone(),
+        },
+        E::NotFound { peer, what } => E::NotFound {
+            peer: peer.clone(),
+            what: what.clone(),
+        },
+        E::Rejected { peer, reason } => E::Rejected {
+            peer: peer.clone(),
+            reason: reason.clone(),
+        },
+        E::FileRefused { file, reason } => E::FileRefused {
+            file: file.clone(),
+            reason: reason.clone(),
+        },
+        E::Invalid { location, reason } => E::Invalid {
+            location: location.clone(),
+            reason: reason.clone(),
+        },
+        E::Protocol { peer, reason } => E::Protocol {
+            peer: peer.clone(),
+            reason: reason.clone(),
+        },
+        E::Config(m) => E::Config(m.clone()),
     }
+}
+
+/// Local time in Europe/Paris: SOLIS reads times without zone as Paris time, whatever
+/// the host's zone. CET, and CEST from the last Sunday of March to the last Sunday of
+/// October, 01:00 UTC both (the EU rule).
+pub fn paris_from_utc(utc: NaiveDateTime) -> NaiveDateTime {
+    let year = utc.year();
+    let switch = |month: u32| {
+        // March and October both have 31 days.
+        let last = NaiveDate::from_ymd_opt(year, month, 31).unwrap_or_default();
+        let sunday = last - chrono::Days::new(u64::from(last.weekday().num_days_from_sunday()));
+        sunday.and_hms_opt(1, 0, 0).unwrap_or_default()
+    };
+    let summer = utc >= switch(3) && utc < switch(10);
+    utc + TimeDelta::hours(if summer { 2 } else { 1 })
+}
+
+/// Now, in Europe/Paris.
+pub fn paris_now() -> NaiveDateTime {
+    paris_from_utc(chrono::Utc::now().naive_utc())
 }
 
 fn departement_of(recipient: &str) -> Result<Departement, ConnectorError> {
@@ -87,11 +147,7 @@ impl SolisSink {
     /// A sink writing into `import_dir`; `ack_dir` is where SOLIS answers (checked so a
     /// new import never takes the name of an answered one).
     pub fn new(import_dir: impl Into<PathBuf>, ack_dir: impl Into<PathBuf>) -> Self {
-        Self::with_clock(
-            import_dir,
-            ack_dir,
-            Arc::new(|| chrono::Local::now().naive_local()),
-        )
+        Self::with_clock(import_dir, ack_dir, Arc::new(paris_now))
     }
 
     /// The same with a given clock (tests: many batches in one second).
@@ -106,6 +162,7 @@ impl SolisSink {
                 ack_dir: ack_dir.into(),
                 clock,
                 last: Mutex::new(HashMap::new()),
+                pending: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -160,12 +217,64 @@ impl Inner {
         .any(|p| p.exists())
     }
 
+    /// The transfer ids in imports still waiting in the folder: the cache follows the
+    /// folder (answered imports leave it; imports found at start are read once).
+    fn waiting_transfers(&self) -> Result<HashSet<String>, ConnectorError> {
+        let what = || self.import_dir.display().to_string();
+        let mut present = HashSet::new();
+        for entry in
+            std::fs::read_dir(&self.import_dir).map_err(|e| ConnectorError::io(what(), e))?
+        {
+            let entry = entry.map_err(|e| ConnectorError::io(what(), e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("SOLIS_IMPORT_") && name.ends_with(".xml") {
+                present.insert(name);
+            }
+        }
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.retain(|name, _| present.contains(name));
+        for name in present {
+            if let std::collections::hash_map::Entry::Vacant(slot) = pending.entry(name) {
+                match read_import_refs(&self.import_dir.join(slot.key())) {
+                    Ok(refs) => {
+                        slot.insert(refs);
+                    }
+                    // Not ours to judge: SOLIS will answer it; only deduplication is lost.
+                    Err(e) => {
+                        tracing::warn!(file = %slot.key(), error = %e, "unreadable pending import");
+                    }
+                }
+            }
+        }
+        Ok(pending.values().flatten().cloned().collect())
+    }
+
     fn deliver(&self, deliveries: &[Delivery]) -> Vec<Result<Receipt, ConnectorError>> {
         let mut out: Vec<Option<Result<Receipt, ConnectorError>>> =
             deliveries.iter().map(|_| None).collect();
+        let waiting = match self.waiting_transfers() {
+            Ok(w) => w,
+            Err(e) => return deliveries.iter().map(|_| Err(copy_error(&e))).collect(),
+        };
         // Groups by file: (flux, département, emitter), in first-seen order.
         let mut groups: Vec<((ImportFlux, Departement, String), Vec<usize>)> = Vec::new();
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        let mut copies = Vec::new();
         for (i, d) in deliveries.iter().enumerate() {
+            if let Some(&first) = seen.get(d.transfer_id.as_str()) {
+                // Twice in this batch: the second shares the first's fate.
+                copies.push((i, first));
+                continue;
+            }
+            seen.insert(&d.transfer_id, i);
+            if waiting.contains(&d.transfer_id) {
+                // Already in an import waiting for its answer: once is enough.
+                out[i] = Some(Ok(Receipt {
+                    transfer_id: d.transfer_id.clone(),
+                    status: ReceiptStatus::Delivered,
+                }));
+                continue;
+            }
             let Some(flux) = ImportFlux::for_flow(&d.flow) else {
                 out[i] = Some(Err(ConnectorError::Invalid {
                     location: "delivery.flow".into(),
@@ -198,6 +307,17 @@ impl Inner {
                 let path = self.import_dir.join(import_file_name(flux, &dept, at));
                 let r = write_elements(&path, flux, &dept, &sender, &ready, at);
                 if r.is_ok() {
+                    let refs = members
+                        .iter()
+                        .zip(&xml)
+                        .filter(|(_, x)| x.is_ok())
+                        .map(|(&i, _)| deliveries[i].transfer_id.clone())
+                        .collect();
+                    let name = import_file_name(flux, &dept, at);
+                    self.pending
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(name, refs);
                     tracing::info!(
                         file = %path.display(),
                         elements = ready.len(),
@@ -222,6 +342,13 @@ impl Inner {
                     (Ok(_), Err(e)) => Err(copy_error(e)),
                 });
             }
+        }
+        for (i, first) in copies {
+            out[i] = match &out[first] {
+                Some(Ok(r)) => Some(Ok(r.clone())),
+                Some(Err(e)) => Some(Err(copy_error(e))),
+                None => None,
+            };
         }
         out.into_iter()
             .map(|r| {
@@ -273,6 +400,31 @@ impl Sink for SolisSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paris_time_follows_eu_summer_time() {
+        let utc = |d: &str| NaiveDateTime::parse_from_str(d, "%Y-%m-%d %H:%M").unwrap();
+        let paris = |d: &str| paris_from_utc(utc(d)).format("%Y-%m-%d %H:%M").to_string();
+        assert_eq!(paris("2026-01-15 12:00"), "2026-01-15 13:00");
+        assert_eq!(paris("2026-07-15 12:00"), "2026-07-15 14:00");
+        // 2026: summer time from Sunday 29 March to Sunday 25 October, 01:00 UTC.
+        assert_eq!(paris("2026-03-29 00:59"), "2026-03-29 01:59");
+        assert_eq!(paris("2026-03-29 01:00"), "2026-03-29 03:00");
+        assert_eq!(paris("2026-10-25 00:59"), "2026-10-25 02:59");
+        assert_eq!(paris("2026-10-25 01:00"), "2026-10-25 02:00");
+        assert_eq!(paris("2026-12-31 23:30"), "2027-01-01 00:30");
+    }
+
+    #[test]
+    fn copied_errors_keep_their_kind() {
+        let e = ConnectorError::Invalid {
+            location: "delivery.flow".into(),
+            reason: "x".into(),
+        };
+        assert_eq!(copy_error(&e).kind(), e.kind());
+        let io = ConnectorError::io("d", std::io::Error::from(std::io::ErrorKind::NotFound));
+        assert_eq!(copy_error(&io).kind(), io.kind());
+    }
 
     #[test]
     fn recipients_name_a_departement() {

@@ -573,3 +573,51 @@ fn peer_config_builds_check_folders() {
     c.build_ack_source().unwrap();
     let _ = Departement::parse("059").unwrap();
 }
+
+#[tokio::test]
+async fn redelivery_while_solis_has_not_answered_writes_nothing_new() {
+    let dir = tempfile::tempdir().unwrap();
+    export(dir.path(), 10);
+    let sink = frozen_sink(dir.path());
+    let batch = || {
+        vec![
+            suivi("d1", Some("IND0000001"), "CD059"),
+            suivi("d2", Some("IND0000002"), "CD059"),
+            suivi("d-bad", None, "CD059"),
+        ]
+    };
+    sink.deliver_batch(batch()).await;
+    // The engine crashed before acking: a new sink gets the same batch again, plus
+    // one transfer twice in the batch.
+    let restarted = frozen_sink(dir.path());
+    let mut again = batch();
+    again.push(suivi("d3", Some("IND0000003"), "CD059"));
+    again.push(suivi("d3", Some("IND0000003"), "CD059"));
+    again.push(suivi("d-bad", None, "CD059"));
+    let out = restarted.deliver_batch(again).await;
+    let statuses: Vec<ReceiptStatus> = out.into_iter().map(|r| r.unwrap().status).collect();
+    assert_eq!(statuses[0], ReceiptStatus::Delivered);
+    assert_eq!(statuses[1], ReceiptStatus::Delivered);
+    assert!(matches!(statuses[2], ReceiptStatus::Rejected { .. }));
+    assert_eq!(statuses[3], ReceiptStatus::Delivered);
+    assert_eq!(statuses[4], ReceiptStatus::Delivered);
+    assert_eq!(statuses[2], statuses[5]);
+    let imports: Vec<String> = names_in(dir.path())
+        .into_iter()
+        .filter(|n| n.starts_with("SOLIS_IMPORT_"))
+        .collect();
+    assert_eq!(imports.len(), 2);
+    assert_eq!(
+        read_import_refs(&dir.path().join(&imports[1])).unwrap(),
+        vec!["d3"]
+    );
+    // Each transfer is answered once.
+    answer_imports(dir.path()).unwrap();
+    let mut acks = SolisAckSource::new(dir.path(), dir.path());
+    let seen = settle(&mut acks).await;
+    assert_eq!(seen.len(), 3);
+    assert!(
+        seen.values()
+            .all(|s| *s == ReceiptStatus::Applied { peer_ref: None })
+    );
+}
