@@ -39,5 +39,5 @@ pub use scheduler::{
     Clock, ManualClock, Scheduler, SchedulerReport, SchedulerStats, SystemClock, run_on_schedule,
 };
 pub use serve::{bind, cancel_on_signals, serve, serve_listener, shutdown_signal};
-pub use status::{FlowOutcome, FlowStatus, Night, SharedStatus, Status};
+pub use status::{FlowMetrics, FlowOutcome, FlowStatus, Night, SharedStatus, Status};
 pub use tz::Timezone;

@@ -10,6 +10,8 @@ use std::sync::{Arc, RwLock};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::metrics::{CounterVec, GaugeVec, Metrics, MetricsError};
+
 /// How many nights [`Status`] keeps unless told otherwise.
 pub const DEFAULT_NIGHTS_KEPT: usize = 7;
 
@@ -157,6 +159,72 @@ impl Status {
     }
 }
 
+/// The per-flow metrics every night feeds: `passerelle_flow_records_total{flow,stage}`
+/// (stage: read, sent, unchanged, applied, rejected, denied, dead_lettered),
+/// `passerelle_flow_runs_total{flow,outcome}`,
+/// `passerelle_flow_last_end_timestamp_seconds{flow}` and
+/// `passerelle_flow_last_duration_seconds{flow}`.
+#[derive(Debug, Clone)]
+pub struct FlowMetrics {
+    records: CounterVec,
+    runs: CounterVec,
+    last_end: GaugeVec,
+    last_duration: GaugeVec,
+}
+
+impl FlowMetrics {
+    pub fn new(metrics: &Metrics) -> Result<Self, MetricsError> {
+        Ok(Self {
+            records: metrics.counter(
+                "passerelle_flow_records_total",
+                "Records per flow and stage, summed over runs.",
+                &["flow", "stage"],
+            )?,
+            runs: metrics.counter(
+                "passerelle_flow_runs_total",
+                "Flow runs ended, by outcome.",
+                &["flow", "outcome"],
+            )?,
+            last_end: metrics.gauge(
+                "passerelle_flow_last_end_timestamp_seconds",
+                "When the flow's last run ended, in Unix seconds.",
+                &["flow"],
+            )?,
+            last_duration: metrics.gauge(
+                "passerelle_flow_last_duration_seconds",
+                "How long the flow's last run took.",
+                &["flow"],
+            )?,
+        })
+    }
+
+    /// Adds a finished flow run. Call it once per run, with the final figures (unlike
+    /// `Status::record_flow`, which may be called again with progress).
+    pub fn observe(&self, f: &FlowStatus) {
+        let flow = f.flow.as_str();
+        for (stage, n) in [
+            ("read", f.read),
+            ("sent", f.sent),
+            ("unchanged", f.unchanged),
+            ("applied", f.applied),
+            ("rejected", f.rejected),
+            ("denied", f.denied),
+            ("dead_lettered", f.dead_lettered),
+        ] {
+            self.records.with(&[flow, stage]).inc_by(n);
+        }
+        self.runs.with(&[flow, f.outcome.as_str()]).inc();
+        if let Some(end) = f.ended_at {
+            let secs = end.timestamp() as f64 + f64::from(end.timestamp_subsec_millis()) / 1e3;
+            self.last_end.with(&[flow]).set(secs);
+            if let Some(start) = f.started_at {
+                let d = (end - start).num_milliseconds().max(0) as f64 / 1e3;
+                self.last_duration.with(&[flow]).set(d);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,5 +279,34 @@ mod tests {
         assert_eq!(v["nights"][0]["started_at"], "1970-01-01T00:00:00Z");
         let back: Status = serde_json::from_value(v).unwrap();
         assert_eq!(back.nights, s.nights);
+    }
+
+    #[test]
+    fn flow_metrics_add_up_runs() {
+        let m = Metrics::new();
+        let fm = FlowMetrics::new(&m).unwrap();
+        let start = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        for sent in [3, 4] {
+            fm.observe(&FlowStatus {
+                read: 10,
+                started_at: Some(start),
+                ended_at: Some(start + chrono::Duration::milliseconds(2_500)),
+                ..flow("brsa-orientation", sent)
+            });
+        }
+        let text = m.render();
+        for line in [
+            "passerelle_flow_records_total{flow=\"brsa-orientation\",stage=\"sent\"} 7\n",
+            "passerelle_flow_records_total{flow=\"brsa-orientation\",stage=\"read\"} 20\n",
+            "passerelle_flow_runs_total{flow=\"brsa-orientation\",outcome=\"completed\"} 2\n",
+            "passerelle_flow_last_end_timestamp_seconds{flow=\"brsa-orientation\"} 1700000002.5\n",
+            "passerelle_flow_last_duration_seconds{flow=\"brsa-orientation\"} 2.5\n",
+        ] {
+            assert!(text.contains(line), "{line} missing from {text}");
+        }
+        assert!(
+            FlowMetrics::new(&m).is_ok(),
+            "registering twice finds the same families"
+        );
     }
 }
