@@ -12,6 +12,8 @@ pub mod state;
 
 pub use change::{content_hash, transfer_id};
 pub use engine::{DeliverSummary, Engine, EngineError, LateSummary, Org, Routed, SendSummary};
-pub use night::{FlowReport, FlowRoute, Night, NightReport, Progress, Route, SinkPlan, SourcePlan};
+pub use night::{
+    FlowReport, FlowRoute, Night, NightReport, Progress, Route, SinkByFlow, SinkPlan, SourcePlan,
+};
 pub use seal::{KeyringSealer, SealError, Sealer};
 pub use state::{HubState, StateError, TransferRow, TransferStatus};

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use passerelle_connector::{ReceiptSource, Sink, Source};
+use passerelle_connector::{ConnectorError, Delivery, Receipt, ReceiptSource, Sink, Source};
 use passerelle_model::Jeune;
 use serde::Serialize;
 use tracing::{info, warn};
@@ -344,4 +344,82 @@ pub fn add_late(total: &mut LateSummary, s: &LateSummary) {
     total.applied += s.applied;
     total.rejected += s.rejected;
     total.unknown += s.unknown;
+}
+
+/// A sink that hands each flow to its own sink: a CD may take `brsa-suivi` as SOLIS
+/// imports and `of-signalement` through its box. Results keep the batch's order.
+#[derive(Default)]
+pub struct SinkByFlow {
+    sinks: BTreeMap<String, Arc<dyn Sink>>,
+}
+
+impl std::fmt::Debug for SinkByFlow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SinkByFlow")
+            .field("flows", &self.sinks.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl SinkByFlow {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Routes `flow` to `sink` (a later call for the same flow replaces it).
+    pub fn with(mut self, flow: &str, sink: Arc<dyn Sink>) -> Self {
+        self.sinks.insert(flow.to_owned(), sink);
+        self
+    }
+
+    pub fn flows(&self) -> impl Iterator<Item = &str> {
+        self.sinks.keys().map(String::as_str)
+    }
+
+    fn unrouted(flow: &str) -> ConnectorError {
+        ConnectorError::Invalid {
+            location: "delivery.flow".into(),
+            reason: format!("no sink takes flow {flow} for this recipient"),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Sink for SinkByFlow {
+    async fn deliver(&self, delivery: Delivery) -> Result<Receipt, ConnectorError> {
+        match self.sinks.get(&delivery.flow) {
+            Some(s) => s.deliver(delivery).await,
+            None => Err(Self::unrouted(&delivery.flow)),
+        }
+    }
+
+    async fn deliver_batch(
+        &self,
+        deliveries: Vec<Delivery>,
+    ) -> Vec<Result<Receipt, ConnectorError>> {
+        let n = deliveries.len();
+        let mut groups: BTreeMap<String, Vec<(usize, Delivery)>> = BTreeMap::new();
+        for (i, d) in deliveries.into_iter().enumerate() {
+            groups.entry(d.flow.clone()).or_default().push((i, d));
+        }
+        let mut out: Vec<Option<Result<Receipt, ConnectorError>>> = (0..n).map(|_| None).collect();
+        for (flow, items) in groups {
+            let (idx, ds): (Vec<usize>, Vec<Delivery>) = items.into_iter().unzip();
+            match self.sinks.get(&flow) {
+                Some(s) => {
+                    for (i, r) in idx.into_iter().zip(s.deliver_batch(ds).await) {
+                        out[i] = Some(r);
+                    }
+                }
+                None => {
+                    for i in idx {
+                        out[i] = Some(Err(Self::unrouted(&flow)));
+                    }
+                }
+            }
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Self::unrouted("?"))))
+            .collect()
+    }
 }

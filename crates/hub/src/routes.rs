@@ -113,6 +113,10 @@ fn code_postal(record: &Jeune) -> Option<&str> {
 /// orientation (a CNAF list) goes to the ML of its place when the table names one.
 pub fn brsa_orientation(cd: Org, territoires: Arc<Territoires>) -> Route {
     Arc::new(move |record: &Jeune| {
+        // A BRSA beneficiary: an RSA right or a CAF number (an ASE export is not this flow).
+        if record.rsa.is_empty() && record.identifiants.caf.is_none() {
+            return None;
+        }
         let to = match &record.orientation {
             Some(o) => {
                 let organisme = o.organisme.as_ref()?;
@@ -171,6 +175,15 @@ pub fn of_signalement(system: System) -> Route {
         let from = record_ml(record)?;
         let cd = cd_of_ml(from)?;
         Some((ml(from), Org::new(OrgKind::Cd, cd, system)))
+    })
+}
+
+/// `of-suivi`: a CD's answer about a training-obligation report, to the ML whose box
+/// folder it came through (`ml`).
+pub fn of_suivi(cd: Org, ml_code: String) -> Route {
+    Arc::new(move |record: &Jeune| {
+        record.obligation_formation.as_ref()?;
+        Some((cd.clone(), ml(&ml_code)))
     })
 }
 
@@ -242,15 +255,22 @@ mod tests {
         let cd = Org::new(OrgKind::Cd, "CD059", System::Solis);
         let route = brsa_orientation(cd, Arc::new(table()));
         let oriented = jeune(
-            r#"{"schema":"passerelle.jeune/1","orientation":{"type":"sociale","organisme":{"type":"ML","code":"59512S00"}}}"#,
+            r#"{"schema":"passerelle.jeune/1","rsa":{"etat_droit":"2"},"orientation":{"type":"sociale","organisme":{"type":"ML","code":"59512S00"}}}"#,
         );
         assert_eq!(route(&oriented).unwrap().1.org, "59512S00");
         let elsewhere = jeune(
-            r#"{"schema":"passerelle.jeune/1","orientation":{"type":"sociale","organisme":{"type":"CD","code":"CD059"}}}"#,
+            r#"{"schema":"passerelle.jeune/1","rsa":{"etat_droit":"2"},"orientation":{"type":"sociale","organisme":{"type":"CD","code":"CD059"}}}"#,
         );
         assert!(route(&elsewhere).is_none());
         let listed = jeune(
-            r#"{"schema":"passerelle.jeune/1","contact":{"adresse":{"code_postal":"59100"}}}"#,
+            r#"{"schema":"passerelle.jeune/1","identifiants":{"caf":{"organisme":"CAF","numero_allocataire":"1234567"}},"contact":{"adresse":{"code_postal":"59100"}}}"#,
+        );
+        let ase = jeune(
+            r#"{"schema":"passerelle.jeune/1","ase":{"statut":"confie"},"contact":{"adresse":{"code_postal":"59100"}}}"#,
+        );
+        assert!(
+            route(&ase).is_none(),
+            "an ASE record is not a BRSA orientation"
         );
         assert_eq!(route(&listed).unwrap().1.org, "59512S00");
     }

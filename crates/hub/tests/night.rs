@@ -136,7 +136,7 @@ fn solis_items() -> Vec<SourceItem> {
         item(
             Some(jeune(
                 r#"{"schema":"passerelle.jeune/1","sources":[{"system":"solis","organisation":"CD059","record_id":"IND2"}],
-            "identifiants":{"solis":"IND0000002"},
+            "identifiants":{"solis":"IND0000002"},"rsa":{"etat_droit":"2"},
             "etat_civil":{"nom_naissance":"Petit","prenoms":["Hugo"],"date_naissance":"2004-05-06"},
             "orientation":{"type":"professionnelle","organisme":{"type":"FT","code":"FT59"}}}"#,
             )),
@@ -146,7 +146,7 @@ fn solis_items() -> Vec<SourceItem> {
         item(
             Some(jeune(
                 r#"{"schema":"passerelle.jeune/1","sources":[{"system":"solis","organisation":"CD059","record_id":"IND4"}],
-            "identifiants":{"solis":"IND0000004"},
+            "identifiants":{"solis":"IND0000004"},"rsa":{"etat_droit":"2"},
             "etat_civil":{"nom_naissance":"Roux","prenoms":["Lina"],"date_naissance":"2006-07-08"},
             "orientation":{"type":"sociale","organisme":{"type":"ML","code":"59350S00"}}}"#,
             )),
