@@ -12,7 +12,7 @@ use passerelle_connector::{ConnectorError, Delivery, Receipt, ReceiptStatus};
 use passerelle_model::{Departement, Jeune};
 
 /// The import flows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ImportFlux {
     /// `brsa-suivi`: follow-up of young RSA beneficiaries (needs their idSolis).
     Suivi,

@@ -13,7 +13,7 @@
 //! after a crash does not make SOLIS answer it twice. Once the import is answered and
 //! set aside, SOLIS's own idempotency on `referenceExterne` takes over.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -32,14 +32,17 @@ use crate::import::{
 /// without zone as Paris time).
 pub type Clock = Arc<dyn Fn() -> NaiveDateTime + Send + Sync>;
 
+/// The last stamp used per (folder, flux, département), for the whole process: names
+/// never repeat within a run, even when the files are already gone or when several
+/// sinks write into the same folder.
+static LAST_STAMPS: Mutex<BTreeMap<(PathBuf, ImportFlux, String), NaiveDateTime>> =
+    Mutex::new(BTreeMap::new());
+
 /// What the sink needs, built from `SolisPeerConfig`.
 struct Inner {
     import_dir: PathBuf,
     ack_dir: PathBuf,
     clock: Clock,
-    /// The last stamp used per (flux, département), so that names never repeat
-    /// within a run even when the files are already gone.
-    last: Mutex<HashMap<(ImportFlux, String), NaiveDateTime>>,
     /// Transfer ids of each import still waiting in the folder, by file name.
     pending: Mutex<HashMap<String, Vec<String>>>,
 }
@@ -161,7 +164,6 @@ impl SolisSink {
                 import_dir: import_dir.into(),
                 ack_dir: ack_dir.into(),
                 clock,
-                last: Mutex::new(HashMap::new()),
                 pending: Mutex::new(HashMap::new()),
             }),
         }
@@ -185,8 +187,8 @@ impl Inner {
     /// A free stamp for (flux, département): now, or one second after the last used,
     /// bumped further while a file of that name exists.
     fn stamp(&self, flux: ImportFlux, dept: &Departement) -> NaiveDateTime {
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        let key = (flux, dept.as_str().to_owned());
+        let mut last = LAST_STAMPS.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (self.import_dir.clone(), flux, dept.as_str().to_owned());
         let now = (self.clock)()
             .with_nanosecond(0)
             .unwrap_or_else(|| (self.clock)());

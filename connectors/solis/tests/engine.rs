@@ -184,23 +184,15 @@ async fn batches_in_the_same_second_do_not_collide() {
             .unwrap();
         assert_eq!(r.status, ReceiptStatus::Delivered);
     }
-    // A restarted sink (no memory of its stamps) finds the names on disk, including
-    // an import already answered and set aside.
-    let answered = dir.path().join("traites");
-    std::fs::create_dir(&answered).unwrap();
-    std::fs::rename(
-        dir.path().join("SOLIS_IMPORT_SUIVI_059_20261122021000.xml"),
-        answered.join("SOLIS_IMPORT_SUIVI_059_20261122021000.xml"),
-    )
-    .unwrap();
-    let restarted = frozen_sink(dir.path());
-    restarted
-        .deliver(suivi("t3", Some("IND0000001"), "CD059"))
+    // Another sink on the same folder in the same process shares the stamps.
+    let twin = frozen_sink(dir.path());
+    twin.deliver(suivi("t3", Some("IND0000001"), "CD059"))
         .await
         .unwrap();
     assert_eq!(
         names_in(dir.path()),
         vec![
+            "SOLIS_IMPORT_SUIVI_059_20261122021000.xml",
             "SOLIS_IMPORT_SUIVI_059_20261122021001.xml",
             "SOLIS_IMPORT_SUIVI_059_20261122021002.xml",
             "SOLIS_IMPORT_SUIVI_059_20261122021003.xml",
@@ -208,6 +200,28 @@ async fn batches_in_the_same_second_do_not_collide() {
     );
     let refs = read_import_refs(&dir.path().join("SOLIS_IMPORT_SUIVI_059_20261122021003.xml"));
     assert_eq!(refs.unwrap(), vec!["t3"]);
+}
+
+#[tokio::test]
+async fn a_restarted_sink_finds_taken_names_on_disk() {
+    // What a previous run left: an import answered and set aside, and its ACK.
+    let dir = tempfile::tempdir().unwrap();
+    let done = dir.path().join("traites");
+    std::fs::create_dir(&done).unwrap();
+    std::fs::write(done.join("SOLIS_IMPORT_OF_059_20261122021000.xml"), "").unwrap();
+    std::fs::write(
+        done.join("SOLIS_ACK_SOLIS_IMPORT_OF_059_20261122021001.xml"),
+        "",
+    )
+    .unwrap();
+    frozen_sink(dir.path())
+        .deliver(signalement("s1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        names_in(dir.path()),
+        vec!["SOLIS_IMPORT_OF_059_20261122021002.xml"]
+    );
 }
 
 /// Writes a BRSA export of `n` records into `dir` (SOLIS knows their idSolis).
