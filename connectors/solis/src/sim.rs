@@ -522,7 +522,7 @@ pub struct Answered {
     pub missing: Vec<String>,
     /// Imports answered with a garbled ACK.
     pub garbled: Vec<String>,
-    /// Elements answered KO by the injected share.
+    /// Elements answered KO by the injected share, in readable ACKs.
     pub injected_ko: u64,
 }
 
@@ -576,12 +576,14 @@ pub fn answer_imports_with(dir: &Path, opts: &AnswerOptions) -> Result<Answered,
             refuse,
         );
         if garble {
+            // Its answers are lost with it: they count as neither.
             body.truncate(body.len() * 2 / 3);
             done.garbled.push(name.clone());
         } else if refuse {
             done.refused.push(name.clone());
+        } else {
+            done.injected_ko += injected;
         }
-        done.injected_ko += injected;
         write_atomically(&ack, |w| w.write_all(&body))?;
         done.acks.push(ack);
     }

@@ -635,3 +635,84 @@ async fn redelivery_while_solis_has_not_answered_writes_nothing_new() {
             .all(|s| *s == ReceiptStatus::Applied { peer_ref: None })
     );
 }
+
+#[tokio::test]
+async fn mixed_faults_from_a_seed_settle_every_answered_transfer_once() {
+    let dir = tempfile::tempdir().unwrap();
+    export(dir.path(), 200);
+    let sink = frozen_sink(dir.path());
+    // 30 imports of 10 transfers; the file holding a transfer is found from its refs.
+    let mut file_of = HashMap::new();
+    for f in 0..30u64 {
+        let batch: Vec<Delivery> = (0..10u64)
+            .map(|i| {
+                suivi(
+                    &format!("m{f}-{i}"),
+                    Some(&id_solis(ExportFlux::Brsa, (f * 10 + i) % 200)),
+                    "CD059",
+                )
+            })
+            .collect();
+        sink.deliver_batch(batch).await;
+    }
+    for name in names_in(dir.path()) {
+        if name.starts_with("SOLIS_IMPORT_") {
+            for t in read_import_refs(&dir.path().join(&name)).unwrap() {
+                file_of.insert(t, name.clone());
+            }
+        }
+    }
+    assert_eq!(file_of.len(), 300);
+    let opts = AnswerOptions {
+        seed: 42,
+        ko_share: 0.1,
+        refuse_share: 0.15,
+        missing_share: 0.15,
+        garbled_share: 0.15,
+        ..AnswerOptions::default()
+    };
+    let answered = answer_imports_with(dir.path(), &opts).unwrap();
+    // The seed decides the same faults again, and an answered import is not redone.
+    let again = answer_imports_with(dir.path(), &opts).unwrap();
+    assert!(again.acks.is_empty());
+    assert_eq!(again.missing, answered.missing);
+    for list in [&answered.refused, &answered.missing, &answered.garbled] {
+        assert!(!list.is_empty(), "seed 42 should inject every fault");
+    }
+
+    let mut acks = SolisAckSource::new(dir.path(), dir.path());
+    let seen = settle(&mut acks).await;
+    let mut ko = 0;
+    for (t, file) in &file_of {
+        let got = seen.get(t);
+        if answered.missing.contains(file) || answered.garbled.contains(file) {
+            assert!(got.is_none(), "{t} in an unanswered import got a receipt");
+        } else if answered.refused.contains(file) {
+            assert_eq!(
+                got,
+                Some(&ReceiptStatus::Rejected {
+                    reasons: vec![FILE_KO.to_owned()]
+                })
+            );
+        } else {
+            match got {
+                Some(ReceiptStatus::Applied { .. }) => {}
+                Some(ReceiptStatus::Rejected { reasons }) => {
+                    assert!(reasons[0].starts_with("REFUS_METIER"), "{reasons:?}");
+                    ko += 1;
+                }
+                other => panic!("{t}: {other:?}"),
+            }
+        }
+    }
+    assert_eq!(ko, answered.injected_ko);
+    assert_eq!(
+        names_in(&dir.path().join("refuses")).len(),
+        answered.garbled.len()
+    );
+    // Only the unanswered imports (and the export) stay in the folder.
+    assert_eq!(
+        names_in(dir.path()).len(),
+        1 + answered.missing.len() + answered.garbled.len()
+    );
+}
