@@ -10,7 +10,7 @@
 //! - [`readiness`]: named async checks for `/ready`;
 //! - [`router`]: `AppState`, `router`, `with_hooks`, `app` (routes `/`, `/health`,
 //!   `/ready`, `/metrics`, `/api/status`, webhooks under `/hooks/…`);
-//! - [`serve`]: `serve`, `serve_listener`, `cancel_on_signals`;
+//! - [`serve`]: `serve`, `serve_with_grace`, `serve_listener`, `cancel_on_signals`;
 //! - [`config`]: `ServerConfig`, the `[server]` section.
 //!
 //! No personal data in metrics labels, status, page or logs: labels and status hold flow
@@ -38,6 +38,9 @@ pub use schedule::Schedule;
 pub use scheduler::{
     Clock, ManualClock, Scheduler, SchedulerReport, SchedulerStats, SystemClock, run_on_schedule,
 };
-pub use serve::{bind, cancel_on_signals, serve, serve_listener, shutdown_signal};
+pub use serve::{
+    DEFAULT_GRACE, bind, cancel_on_signals, serve, serve_listener, serve_with_grace,
+    shutdown_signal,
+};
 pub use status::{FlowMetrics, FlowOutcome, FlowStatus, Night, SharedStatus, Status};
 pub use tz::Timezone;

@@ -64,8 +64,8 @@ impl AppState {
     }
 }
 
-/// The routes. Nest more with [`with_hooks`] or `Router::nest`; request metrics cover
-/// routers nested before this one is served only if nested through [`with_hooks`].
+/// The routes, without request metrics: [`with_hooks`] (or [`app`]) nests the webhook
+/// routers and adds the request counter over everything.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(index))

@@ -15,14 +15,30 @@ use crate::error::ServerError;
 /// How long in-flight requests get after shutdown unless told otherwise.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
 
-/// Binds `addr` and serves `router` until `shutdown` is cancelled; see [`serve_listener`].
+/// Binds `addr` and serves `router` until `shutdown` is cancelled, with
+/// [`DEFAULT_GRACE`] for in-flight requests; see [`serve_listener`]. Ctrl-C and SIGTERM
+/// cancel `shutdown`, so every task holding a clone of it (scheduler, consumers) stops
+/// with the server.
 pub async fn serve(
     addr: SocketAddr,
     router: Router,
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
+    serve_with_grace(addr, router, shutdown, DEFAULT_GRACE).await
+}
+
+/// [`serve`] with another grace period (`ServerConfig::shutdown_grace`).
+pub async fn serve_with_grace(
+    addr: SocketAddr,
+    router: Router,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> Result<(), ServerError> {
     let listener = bind(addr).await?;
-    serve_listener(listener, router, shutdown, DEFAULT_GRACE).await
+    let signals = cancel_on_signals(shutdown.clone());
+    let result = serve_listener(listener, router, shutdown, grace).await;
+    signals.abort();
+    result
 }
 
 /// Binds a listener (port 0 picks a free port; read it with `local_addr`).
@@ -203,5 +219,42 @@ mod tests {
                 .starts_with(&format!("cannot listen on {addr}: ")),
             "{err}"
         );
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn sigterm_cancels_the_token_and_stops_the_server() {
+        // Our own SIGTERM listener, first: from now on the signal cannot end the
+        // test process, whoever else listens.
+        let mut own =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve_with_grace(
+            "127.0.0.1:0".parse().unwrap(),
+            Router::new().route("/health", get(|| async { "ok" })),
+            shutdown.clone(),
+            Duration::from_secs(1),
+        ));
+        // The server installs its listener after it starts: signal until it stops.
+        for _ in 0..50 {
+            if server.is_finished() {
+                break;
+            }
+            let status = std::process::Command::new("kill")
+                .args(["-TERM", &std::process::id().to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+            let _ = tokio::time::timeout(Duration::from_millis(100), own.recv()).await;
+        }
+        assert!(
+            shutdown.is_cancelled(),
+            "the signal reached the shared token"
+        );
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("server stopped")
+            .unwrap()
+            .unwrap();
     }
 }

@@ -116,7 +116,10 @@ impl Timezone {
             _ => &[],
         };
         if offsets.is_empty() {
-            return LocalTime::Single(Utc.from_utc_datetime(&(local - self.offset_at(Utc::now()))));
+            // A fixed offset: any instant gives it.
+            return LocalTime::Single(
+                Utc.from_utc_datetime(&(local - self.offset_at(DateTime::UNIX_EPOCH))),
+            );
         }
         // Larger offsets give earlier instants, so this keeps them in time order.
         let found: Vec<DateTime<Utc>> = offsets
