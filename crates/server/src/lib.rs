@@ -8,9 +8,9 @@
 //!   counted, stop on shutdown;
 //! - [`status`]: `Status` of the last nights per flow, shared as `SharedStatus`;
 //! - [`readiness`]: named async checks for `/ready`;
-//! - [`router`]: `AppState`, `router`, `with_hooks`, `app` (routes `/`, `/health`,
+//! - [`router`](mod@router): `AppState`, `router`, `with_hooks`, `app` (routes `/`, `/health`,
 //!   `/ready`, `/metrics`, `/api/status`, webhooks under `/hooks/…`);
-//! - [`serve`]: `serve`, `serve_with_grace`, `serve_listener`, `cancel_on_signals`;
+//! - [`serve`](mod@serve): `serve`, `serve_with_grace`, `serve_listener`, `cancel_on_signals`;
 //! - [`config`]: `ServerConfig`, the `[server]` section.
 //!
 //! No personal data in metrics labels, status, page or logs: labels and status hold flow
