@@ -189,9 +189,12 @@ fn element(flux: ImportFlux, transfer_id: &str, j: &Jeune) -> Result<String, Str
 }
 
 /// The element of each delivery, or why it cannot be written.
-pub(crate) fn elements(flux: ImportFlux, deliveries: &[Delivery]) -> Vec<Result<String, String>> {
+pub(crate) fn elements<'a>(
+    flux: ImportFlux,
+    deliveries: impl IntoIterator<Item = &'a Delivery>,
+) -> Vec<Result<String, String>> {
     deliveries
-        .iter()
+        .into_iter()
         .map(|d| element(flux, &d.transfer_id, &d.record))
         .collect()
 }

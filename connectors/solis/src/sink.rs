@@ -298,8 +298,7 @@ impl Inner {
             }
         }
         for ((flux, dept, sender), members) in groups {
-            let group: Vec<Delivery> = members.iter().map(|&i| deliveries[i].clone()).collect();
-            let xml = elements(flux, &group);
+            let xml = elements(flux, members.iter().map(|&i| &deliveries[i]));
             let ready: Vec<&str> = xml.iter().filter_map(|x| x.as_deref().ok()).collect();
             let written = if ready.is_empty() {
                 // Nothing SOLIS can carry: no empty file.
