@@ -16,6 +16,48 @@
 //! No personal data in metrics labels, status, page or logs: labels and status hold flow
 //! ids, organisation codes, statuses and counts only; request metrics use the route
 //! pattern, never the raw path.
+//!
+//! How `passerelle serve` puts it together (the engine's part is the closure):
+//!
+//! ```no_run
+//! use passerelle_server::*;
+//! use tokio_util::sync::CancellationToken;
+//!
+//! # async fn wire(config: ServerConfig) -> Result<(), Box<dyn std::error::Error>> {
+//! config.validate()?; // at config load: precise errors, no I/O
+//! let metrics = Metrics::new();
+//! let status = Status::new(env!("CARGO_PKG_VERSION"), config.nights_kept()).shared();
+//! let flow_metrics = FlowMetrics::new(&metrics)?;
+//! let shutdown = CancellationToken::new();
+//!
+//! let readiness = Readiness::new(config.readiness_timeout())
+//!     .check("rabbitmq", || async { Ok::<(), String>(()) /* ping the broker */ });
+//! let state = AppState::new(status.clone(), metrics.clone())
+//!     .with_readiness(readiness)
+//!     .draining_on(shutdown.clone());
+//! let faj_webhook: Option<passerelle_faj::WebhookState> = None; // from the FAJ config
+//! let routes = app(state, faj_webhook);
+//!
+//! if let Some(schedule) = config.schedule()? {
+//!     let scheduler = Scheduler::new("nightly", schedule)
+//!         .with_metrics(&metrics)
+//!         .with_status(status.clone());
+//!     let (status, stop) = (status.clone(), shutdown.clone());
+//!     tokio::spawn(scheduler.run(shutdown.clone(), move || {
+//!         let (status, flow_metrics, _stop) = (status.clone(), flow_metrics.clone(), stop.clone());
+//!         async move {
+//!             status.write().unwrap().begin_night(chrono::Utc::now());
+//!             // … run the night; for each flow, when it ends:
+//!             let flow = FlowStatus { flow: "brsa-orientation".into(), ..FlowStatus::default() };
+//!             flow_metrics.observe(&flow);
+//!             status.write().unwrap().record_flow(flow);
+//!             status.write().unwrap().end_night(chrono::Utc::now());
+//!         }
+//!     }));
+//! }
+//! serve_with_grace(config.listen_addr()?, routes, shutdown, config.shutdown_grace()).await?;
+//! # Ok(()) }
+//! ```
 
 pub mod config;
 pub mod error;
