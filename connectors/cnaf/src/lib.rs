@@ -2,15 +2,14 @@
 //! and the simulator.
 //!
 //! File split, as in every connector crate: `flux` (reading VRSB0801 files into
-//! canonical records), `source` (`CnafConfig`, `CnafFluxSource`), `feed` (a folder of
-//! files served as a `Source`), `sim` (the simulated CNAF writing such files). The
+//! canonical records), `source` (`CnafConfig`, `CnafFluxSource`, over the shared
+//! `passerelle_connector::feed`), `sim` (the simulated CNAF writing such files). The
 //! format is national, so there is no per-département configuration.
 
-pub mod feed;
 pub mod flux;
 pub mod sim;
 pub mod source;
 
-pub use feed::{FileReader, FolderFeed, FolderSource};
 pub use flux::{Flux, FluxHeader, Records};
+pub use passerelle_connector::{FileReader, FolderFeed, FolderSource};
 pub use source::{CnafConfig, CnafFluxSource, FluxReader};

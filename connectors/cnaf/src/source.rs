@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use passerelle_connector::ConnectorError;
+use passerelle_connector::feed::{FileReader, FolderFeed, FolderSource, Items};
 use serde::{Deserialize, Serialize};
 
-use crate::feed::{FileReader, FolderFeed, FolderSource, Items};
 use crate::flux::Flux;
 
 /// The CNAF peer as the engine reads it.

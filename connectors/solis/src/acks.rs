@@ -13,12 +13,12 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
+use passerelle_connector::feed::{DONE_DIR, REFUSED_DIR, move_into};
 use passerelle_connector::{
     AckToken, ConnectorError, LateReceipts, Receipt, ReceiptSource, ReceiptStatus,
 };
 
 use crate::config::{SolisPeerConfig, existing_dir};
-use crate::feed::{DONE_DIR, REFUSED_DIR, move_into};
 use crate::import::{read_ack, read_import_refs};
 
 /// ACK file names start with this.

@@ -5,13 +5,12 @@
 //! département's element-name aliases and the peer's folders, `validate`), `export`
 //! (reading SOLIS exports into canonical records), `import` (writing imports, reading
 //! ACKs into receipts), `sink` (`SolisSink`), `source` (`SolisExportSource`), `acks`
-//! (`SolisAckSource`), `feed` (a folder of files served as a `Source`), `sim` (the
-//! simulated SOLIS).
+//! (`SolisAckSource`), `sim` (the simulated SOLIS). The folder-of-files `Source`
+//! machinery is `passerelle_connector::feed`, shared with `passerelle-cnaf`.
 
 pub mod acks;
 pub mod config;
 pub mod export;
-pub mod feed;
 pub mod import;
 pub mod sim;
 pub mod sink;
@@ -20,7 +19,7 @@ pub mod source;
 pub use acks::SolisAckSource;
 pub use config::{ElementNames, SolisConfig, SolisPeerConfig};
 pub use export::{Export, ExportFlux, ExportHeader, Records};
-pub use feed::{FileReader, FolderFeed, FolderSource};
 pub use import::{Ack, ImportFlux, Written, read_ack, read_import_refs, write_import};
+pub use passerelle_connector::{FileReader, FolderFeed, FolderSource};
 pub use sink::SolisSink;
 pub use source::{ExportReader, SolisExportSource};

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use passerelle_connector::ConnectorError;
+use passerelle_connector::feed::{DONE_DIR, REFUSED_DIR};
 use passerelle_connector::xml::{XmlElement, attr_of, escape, open_file};
 use passerelle_model::{Date, Departement, Nir};
 use rand::rngs::StdRng;
@@ -15,7 +16,6 @@ use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 
 use crate::export::ExportFlux;
-use crate::feed::{DONE_DIR, REFUSED_DIR};
 use crate::import::{ack_file_name, write_atomically};
 
 /// Family names with accents, apostrophes, hyphens and particles.

@@ -19,11 +19,11 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{Datelike, NaiveDate, NaiveDateTime, TimeDelta, Timelike};
+use passerelle_connector::feed::{DONE_DIR, REFUSED_DIR};
 use passerelle_connector::{ConnectorError, Delivery, Receipt, ReceiptStatus, Sink};
 use passerelle_model::{CdCode, Departement};
 
 use crate::config::{SolisPeerConfig, existing_dir};
-use crate::feed::{DONE_DIR, REFUSED_DIR};
 use crate::import::{
     ImportFlux, ack_file_name, elements, import_file_name, read_import_refs, write_elements,
 };

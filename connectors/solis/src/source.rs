@@ -4,10 +4,10 @@
 use std::path::Path;
 
 use passerelle_connector::ConnectorError;
+use passerelle_connector::feed::{FileReader, FolderFeed, FolderSource, Items};
 
 use crate::config::{SolisConfig, SolisPeerConfig, existing_dir};
 use crate::export::{Export, ExportFlux};
-use crate::feed::{FileReader, FolderFeed, FolderSource, Items};
 
 /// Export file names start with this.
 pub const EXPORT_PREFIX: &str = "SOLIS_EXPORT_";
@@ -53,7 +53,8 @@ impl FileReader for ExportReader {
     }
 }
 
-/// A `Source` over the SOLIS export folder (see `crate::feed` for its delivery rules).
+/// A `Source` over the SOLIS export folder (see `passerelle_connector::feed` for its
+/// delivery rules).
 pub type SolisExportSource = FolderSource<ExportReader>;
 
 impl SolisPeerConfig {

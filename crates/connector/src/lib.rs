@@ -1,16 +1,19 @@
 //! What every connector shares: the `Source` and `Sink` traits, `ConnectorError` with
 //! the kind the engine decides on, file reports for `passerelle import`, and readers
-//! for the formats peers use (encoding detection, streaming XML, CSV, XLSX).
+//! for the formats peers use (encoding detection, streaming XML, CSV, XLSX), and `feed`:
+//! a folder of complete files served record by record as a `Source`.
 
 pub mod csv;
 pub mod encoding;
 pub mod error;
+pub mod feed;
 pub mod report;
 pub mod traits;
 pub mod xlsx;
 pub mod xml;
 
 pub use error::{ConnectorError, ErrorKind};
+pub use feed::{FileReader, FolderFeed, FolderSource};
 pub use report::{FileReport, FileStatus, RecordIssue};
 pub use traits::{
     AckToken, Delivery, LateReceipts, Receipt, ReceiptSource, ReceiptStatus, Sink, Source,

@@ -1,5 +1,6 @@
 //! A folder of complete files served record by record as a `Source`: the generic part
-//! of `SolisExportSource` (the same code serves CNAF flux files in `passerelle-cnaf`).
+//! of the file-based sources (`passerelle_solis::SolisExportSource`,
+//! `passerelle_cnaf::CnafFluxSource`); each connector supplies only a `FileReader`.
 //!
 //! Delivery is at least once, by file: a file is moved to `traites/` only once every
 //! item it yielded is acknowledged; until then nothing is written, so a crash serves
@@ -11,8 +12,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::{AckToken, ConnectorError, Source, SourceItem};
 use async_trait::async_trait;
-use passerelle_connector::{AckToken, ConnectorError, Source, SourceItem};
 
 /// Where fully acknowledged files go, under the folder read.
 pub const DONE_DIR: &str = "traites";
