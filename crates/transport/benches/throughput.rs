@@ -24,8 +24,41 @@ use passerelle_transport::{Envelope, Transport};
 const WINDOW: usize = 5_000;
 const PREFETCH: u16 = 500;
 
-fn rate(n: usize, d: Duration) -> f64 {
-    n as f64 / d.as_secs_f64()
+/// CPU time used so far by this whole process (every thread), from /proc/self/stat.
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at state (field 3);
+    // utime and stime are fields 14 and 15, in clock ticks of 10 ms on Linux.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    Duration::from_millis(10 * f.iter().sum::<u64>())
+}
+
+/// Throughput and this client's CPU cost of one phase.
+#[derive(Clone, Copy, Default)]
+struct Phase {
+    rate: f64,
+    /// Client CPU (all threads) per message, in microseconds.
+    cpu_us: f64,
+}
+
+struct Clock(Instant, Duration);
+
+impl Clock {
+    fn start() -> Self {
+        Self(Instant::now(), process_cpu())
+    }
+    fn stop(self, n: usize) -> Phase {
+        Phase {
+            rate: n as f64 / self.0.elapsed().as_secs_f64(),
+            cpu_us: (process_cpu() - self.1).as_secs_f64() * 1e6 / n as f64,
+        }
+    }
 }
 
 fn envelopes(n: usize, recipient: &str) -> Vec<Envelope> {
@@ -35,10 +68,10 @@ fn envelopes(n: usize, recipient: &str) -> Vec<Envelope> {
 }
 
 /// Publishes in windows of concurrent publishes, then consumes acking each one.
-async fn through_trait(t: Arc<dyn Transport>, recipient: &str, n: usize) -> (f64, f64) {
+async fn through_trait(t: Arc<dyn Transport>, recipient: &str, n: usize) -> (Phase, Phase) {
     t.declare_recipient(recipient).await.unwrap();
     let all = envelopes(n, recipient);
-    let start = Instant::now();
+    let clock = Clock::start();
     let mut it = all.into_iter().peekable();
     while it.peek().is_some() {
         let chunk: Vec<Envelope> = it.by_ref().take(WINDOW).collect();
@@ -46,20 +79,45 @@ async fn through_trait(t: Arc<dyn Transport>, recipient: &str, n: usize) -> (f64
             r.unwrap();
         }
     }
-    let publish = rate(n, start.elapsed());
+    let publish = clock.stop(n);
     let mut sub = t.subscribe(recipient).await.unwrap();
-    let start = Instant::now();
+    let clock = Clock::start();
     for _ in 0..n {
         let d = sub.next().await.unwrap();
         d.ack().await.unwrap();
     }
-    let consume = rate(n, start.elapsed());
+    let consume = clock.stop(n);
     sub.close(Duration::from_secs(5)).await.unwrap();
     (publish, consume)
 }
 
-/// The same with lapin alone: pipelined confirms, one ack per message.
-async fn raw_lapin(url: &str, prefix: &str, recipient: &str, n: usize) -> (f64, f64) {
+/// The properties the trait puts on a message (JSON header, content type, timestamp),
+/// so that raw lapin can carry the same bytes and the ratio isolates the client.
+fn trait_like_properties(recipient: &str) -> BasicProperties {
+    let header = Envelope::new("bench", "bench", recipient, Vec::new()).header;
+    let mut t = FieldTable::default();
+    t.insert(
+        "x-passerelle-header".into(),
+        lapin::types::AMQPValue::LongString(serde_json::to_string(&header).unwrap().into()),
+    );
+    BasicProperties::default()
+        .with_message_id(uuid::Uuid::now_v7().to_string().into())
+        .with_content_type("application/octet-stream".into())
+        .with_delivery_mode(2)
+        .with_timestamp(0)
+        .with_headers(t)
+}
+
+/// The same with lapin alone: pipelined confirms, one ack per message. With `same_props`
+/// each message carries the trait's properties (header as JSON) instead of only a
+/// message id.
+async fn raw_lapin(
+    url: &str,
+    prefix: &str,
+    recipient: &str,
+    n: usize,
+    same_props: bool,
+) -> (Phase, Phase) {
     let names = Names::new(prefix);
     let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
         .await
@@ -70,14 +128,18 @@ async fn raw_lapin(url: &str, prefix: &str, recipient: &str, n: usize) -> (f64, 
         .unwrap();
     let payload = vec![0x5a_u8; 1024];
     let exchange = names.work();
-    let start = Instant::now();
+    let clock = Clock::start();
     let mut sent = 0;
     while sent < n {
         let mut pending = Vec::with_capacity(WINDOW);
         for _ in 0..WINDOW.min(n - sent) {
-            let props = BasicProperties::default()
-                .with_delivery_mode(2)
-                .with_message_id(uuid::Uuid::now_v7().to_string().into());
+            let props = if same_props {
+                trait_like_properties(recipient)
+            } else {
+                BasicProperties::default()
+                    .with_delivery_mode(2)
+                    .with_message_id(uuid::Uuid::now_v7().to_string().into())
+            };
             pending.push(
                 ch.basic_publish(
                     exchange.as_str().into(),
@@ -98,7 +160,7 @@ async fn raw_lapin(url: &str, prefix: &str, recipient: &str, n: usize) -> (f64, 
             assert!(matches!(c.unwrap(), Confirmation::Ack(None)));
         }
     }
-    let publish = rate(n, start.elapsed());
+    let publish = clock.stop(n);
     let cch = conn.create_channel().await.unwrap();
     cch.basic_qos(PREFETCH, BasicQosOptions::default())
         .await
@@ -112,12 +174,12 @@ async fn raw_lapin(url: &str, prefix: &str, recipient: &str, n: usize) -> (f64, 
         )
         .await
         .unwrap();
-    let start = Instant::now();
+    let clock = Clock::start();
     for _ in 0..n {
         let d = consumer.next().await.unwrap().unwrap();
         d.acker.ack(BasicAckOptions::default()).await.unwrap();
     }
-    let consume = rate(n, start.elapsed());
+    let consume = clock.stop(n);
     let _ = conn.close(200, "OK".into()).await;
     (publish, consume)
 }
@@ -143,8 +205,106 @@ async fn delete_topology(url: &str, prefix: &str, recipient: &str, cfg: &AmqpCon
     let _ = conn.close(200, "OK".into()).await;
 }
 
-fn report(what: &str, n: usize, (p, c): (f64, f64)) {
-    println!("{what:<28} {n:>7} msgs  publish {p:>9.0} msg/s  consume {c:>9.0} msg/s");
+/// Raw lapin (minimal properties), raw lapin with the trait's properties, and the trait,
+/// each on its own queue with the same arguments, prefetch and ack mode, in interleaved
+/// rounds; reports every round, the best of each and the median of the per-round ratios.
+async fn rabbitmq(url: &str, n: usize) {
+    let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let prefixes = [
+        format!("bench-r-{tag}"),
+        format!("bench-p-{tag}"),
+        format!("bench-t-{tag}"),
+    ];
+    let mut cfgs = Vec::new();
+    for prefix in &prefixes {
+        let mut cfg = AmqpConfig::new(url);
+        cfg.prefix = prefix.clone();
+        cfg.prefetch = PREFETCH;
+        // Same queues (quorum, same arguments) for every side; only the client differs.
+        let t = cfg.build().await.unwrap();
+        t.declare_recipient("bench").await.unwrap();
+        t.close().await.unwrap();
+        cfgs.push(cfg);
+    }
+    let t: Arc<dyn Transport> = Arc::new(cfgs[2].build().await.unwrap());
+    let rounds: usize = std::env::var("PASSERELLE_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    // Rotate the order each round, so that no side always runs on a warmer broker or a
+    // quieter machine.
+    let mut results: [Vec<(Phase, Phase)>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    for round in 0..rounds {
+        for k in 0..3 {
+            let side = (round + k) % 3;
+            // Let the broker finish the previous side's background work (quorum log
+            // compaction after 2n operations) before measuring the next.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let r = match side {
+                0 => raw_lapin(url, &prefixes[0], "bench", n, false).await,
+                1 => raw_lapin(url, &prefixes[1], "bench", n, true).await,
+                _ => through_trait(t.clone(), "bench", n).await,
+            };
+            results[side].push(r);
+        }
+        let [raw, props, tr] = [&results[0][round], &results[1][round], &results[2][round]];
+        println!(
+            "round {round}: publish raw {:.0} / raw+props {:.0} / trait {:.0}, consume raw {:.0} / raw+props {:.0} / trait {:.0} msg/s",
+            raw.0.rate, props.0.rate, tr.0.rate, raw.1.rate, props.1.rate, tr.1.rate
+        );
+    }
+    t.close().await.unwrap();
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let summary = |v: &[(Phase, Phase)]| {
+        let m = |f: fn(&(Phase, Phase)) -> f64| median(v.iter().map(f).collect());
+        (
+            Phase {
+                rate: m(|r| r.0.rate),
+                cpu_us: m(|r| r.0.cpu_us),
+            },
+            Phase {
+                rate: m(|r| r.1.rate),
+                cpu_us: m(|r| r.1.cpu_us),
+            },
+        )
+    };
+    let [raw, props, tr] = &results;
+    report(
+        &format!("rabbitmq raw lapin (median of {rounds})"),
+        n,
+        summary(raw),
+    );
+    report(
+        &format!("rabbitmq raw+props (median of {rounds})"),
+        n,
+        summary(props),
+    );
+    report(
+        &format!("rabbitmq trait (median of {rounds})"),
+        n,
+        summary(tr),
+    );
+    for (what, base) in [("raw", raw), ("raw+props", props)] {
+        let pairs = || base.iter().zip(tr.iter());
+        println!(
+            "trait / {what}, median of the per-round ratios: publish {:.0} %, consume {:.0} %",
+            100.0 * median(pairs().map(|(r, t)| t.0.rate / r.0.rate).collect()),
+            100.0 * median(pairs().map(|(r, t)| t.1.rate / r.1.rate).collect()),
+        );
+    }
+    for (prefix, cfg) in prefixes.iter().zip(&cfgs) {
+        delete_topology(url, prefix, "bench", cfg).await;
+    }
+}
+
+fn report(what: &str, n: usize, (p, c): (Phase, Phase)) {
+    println!(
+        "{what:<32} {n:>7} msgs  publish {:>7.0} msg/s ({:>5.1} µs cpu/msg)  consume {:>7.0} msg/s ({:>5.1} µs cpu/msg)",
+        p.rate, p.cpu_us, c.rate, c.cpu_us
+    );
 }
 
 fn main() {
@@ -162,58 +322,7 @@ fn main() {
     rt.block_on(async {
         println!("1 KiB persistent messages, confirms pipelined (window {WINDOW}), one ack per message");
         match std::env::var("PASSERELLE_TEST_AMQP_URL") {
-            Ok(url) if !url.is_empty() => {
-                let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
-                let trait_prefix = format!("bench-t-{tag}");
-                let raw_prefix = format!("bench-r-{tag}");
-                let mut cfg = AmqpConfig::new(&url);
-                cfg.prefix = trait_prefix.clone();
-                cfg.prefetch = PREFETCH;
-                let mut raw_cfg = cfg.clone();
-                raw_cfg.prefix = raw_prefix.clone();
-                // Same queues (quorum, same arguments) for both; only the client differs.
-                let raw_t = raw_cfg.build().await.unwrap();
-                raw_t.declare_recipient("bench").await.unwrap();
-                raw_t.close().await.unwrap();
-                // Alternate, so that neither side always runs on a warmer broker or a
-                // quieter machine; report the best round of each and the median ratio.
-                let t: Arc<dyn Transport> = Arc::new(cfg.build().await.unwrap());
-                let rounds: usize = std::env::var("PASSERELLE_BENCH_ROUNDS")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(3);
-                let (mut raws, mut traits) = (Vec::new(), Vec::new());
-                for _ in 0..rounds {
-                    raws.push(raw_lapin(&url, &raw_prefix, "bench", n).await);
-                    traits.push(through_trait(t.clone(), "bench", n).await);
-                }
-                t.close().await.unwrap();
-                let best = |v: &[(f64, f64)]| {
-                    v.iter()
-                        .fold((0.0_f64, 0.0_f64), |a, b| (a.0.max(b.0), a.1.max(b.1)))
-                };
-                let median = |mut v: Vec<f64>| {
-                    v.sort_by(f64::total_cmp);
-                    v[v.len() / 2]
-                };
-                let raw = best(&raws);
-                let tr = best(&traits);
-                report(&format!("rabbitmq raw lapin (best of {rounds})"), n, raw);
-                report(&format!("rabbitmq trait (best of {rounds})"), n, tr);
-                println!(
-                    "trait / raw, best: publish {:.0} %, consume {:.0} %",
-                    100.0 * tr.0 / raw.0,
-                    100.0 * tr.1 / raw.1
-                );
-                let pairs = raws.iter().zip(&traits);
-                println!(
-                    "trait / raw, median of rounds: publish {:.0} %, consume {:.0} %",
-                    100.0 * median(pairs.clone().map(|(r, t)| t.0 / r.0).collect()),
-                    100.0 * median(pairs.map(|(r, t)| t.1 / r.1).collect())
-                );
-                delete_topology(&url, &trait_prefix, "bench", &cfg).await;
-                delete_topology(&url, &raw_prefix, "bench", &raw_cfg).await;
-            }
+            Ok(url) if !url.is_empty() => rabbitmq(&url, n).await,
             _ => println!("rabbitmq: skipped, set PASSERELLE_TEST_AMQP_URL (deploy/rabbitmq/rabbitmq.sh start DIR PORT)"),
         }
         let dir = tempfile::tempdir().unwrap();

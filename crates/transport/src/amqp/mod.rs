@@ -919,8 +919,9 @@ impl AmqpSettle {
         let Some(acker) = self.acker.take() else {
             return Err(TransportError::LeaseLost(self.message_id.clone()));
         };
+        // `Ok(false)`: lapin did not send it (the channel was poisoned by an error).
         match acker.ack(BasicAckOptions::default()).await {
-            Ok(_) if self.channel.status().connected() => Ok(()),
+            Ok(true) if self.channel.status().connected() => Ok(()),
             _ => Err(TransportError::LeaseLost(self.message_id.clone())),
         }
     }
