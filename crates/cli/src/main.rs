@@ -13,6 +13,7 @@ mod keys;
 mod output;
 mod policy;
 mod simulate;
+mod sync;
 
 /// Passerelle: the data-exchange hub between Missions Locales and Conseils départementaux.
 #[derive(Debug, Parser)]
@@ -40,6 +41,8 @@ struct Cli {
 enum Command {
     /// Run a whole night on simulated peers, in one process with no external service.
     Demo(demo::Args),
+    /// Run one night of every configured flow (or the named ones) and print a summary.
+    Sync(sync::Args),
     /// Parse one peer file into canonical JSON Lines, touching nothing.
     Import(import::Args),
     /// Run one peer simulator alone (for tests, demos and connector development).
@@ -86,6 +89,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Demo(args) => demo::run(&globals, args).await,
+            Command::Sync(args) => sync::run(&globals, args).await,
             Command::Import(args) => import::run(&globals, args).await,
             Command::Simulate(args) => simulate::run(&globals, args).await,
             Command::Keys(args) => keys::run(&globals, args).await,

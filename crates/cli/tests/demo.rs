@@ -1,12 +1,25 @@
 //! `passerelle demo --once` as a person runs it: one process, simulated peers, a night
 //! that moves records, receipts, and an intact journal.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-/// Runs one demo night on `dir`; returns stdout and the figures of the
-/// brsa-orientation line (read, refused, sent, unchanged, applied, rejected, denied, review).
-fn night(dir: &Path) -> (String, Vec<u64>) {
+/// The figures of one line of the summary table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Row {
+    read: u64,
+    unrouted: u64,
+    sent: u64,
+    unchanged: u64,
+    applied: u64,
+    awaiting: u64,
+    rejected: u64,
+    dead: u64,
+}
+
+/// Runs one demo night on `dir`; returns stdout and the table, per flow.
+fn night(dir: &Path) -> (String, BTreeMap<String, Row>) {
     let out = Command::new(env!("CARGO_BIN_EXE_passerelle"))
         .args([
             "demo",
@@ -27,32 +40,75 @@ fn night(dir: &Path) -> (String, Vec<u64>) {
         "exit {:?}\n{stdout}\n{stderr}",
         out.status
     );
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("brsa-orientation"))
-        .unwrap_or_else(|| panic!("no brsa-orientation line in\n{stdout}"));
-    let figures = line
-        .split_whitespace()
-        .skip(1)
-        .map(|x| x.parse().unwrap())
-        .collect();
-    (stdout, figures)
+    let mut table = BTreeMap::new();
+    for line in stdout.lines().skip(1) {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols.len() != 12 {
+            continue;
+        }
+        let n: Vec<u64> = cols[1..].iter().map(|x| x.parse().unwrap()).collect();
+        table.insert(
+            cols[0].to_owned(),
+            Row {
+                read: n[0],
+                unrouted: n[2],
+                sent: n[3],
+                unchanged: n[4],
+                applied: n[5],
+                awaiting: n[6],
+                rejected: n[7],
+                dead: n[8],
+            },
+        );
+    }
+    (stdout, table)
 }
 
 #[test]
-fn a_demo_night_moves_records_and_exits_zero() {
+fn a_demo_night_moves_every_flow_and_a_second_night_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let (stdout, n) = night(dir.path());
-    let (read, sent, applied) = (n[0], n[2], n[4]);
-    assert_eq!(read, 200);
-    assert!(sent > 0, "{stdout}");
-    assert_eq!(sent, applied, "{stdout}");
+    let (stdout, table) = night(dir.path());
+    for flow in [
+        "brsa-orientation",
+        "ase-majorite",
+        "of-signalement",
+        "of-suivi",
+        "faj-demande",
+        "faj-decision",
+    ] {
+        let r = table
+            .get(flow)
+            .unwrap_or_else(|| panic!("no {flow} line in\n{stdout}"));
+        assert!(r.sent > 0, "{flow} moved nothing:\n{stdout}");
+        assert_eq!(r.dead, 0, "{flow}:\n{stdout}");
+        assert_eq!(
+            r.sent,
+            r.applied + r.rejected + r.awaiting,
+            "{flow}: every transfer has its receipt\n{stdout}"
+        );
+    }
+    let o = table["brsa-orientation"];
+    assert!(o.read >= 200 && o.unrouted < o.read, "{stdout}");
+    assert_eq!(o.sent, o.applied, "{stdout}");
+    assert_eq!(
+        table["of-signalement"].awaiting, 0,
+        "SOLIS answered every import: {stdout}"
+    );
     assert!(stdout.contains("chain intact"), "{stdout}");
     for file in ["journal.sqlite", "state.sqlite", "queue.sqlite", "keyring"] {
         assert!(dir.path().join(file).exists(), "{file} missing");
     }
 
-    // A second night on the same data folder finds nothing new.
+    // A second night on the same data folder finds nothing new: the SOLIS and CNAF
+    // files are read again and found unchanged, the box files and I-MILO dossiers
+    // already handled are not even served again (same file, cursor).
     let (stdout, again) = night(dir.path());
-    assert_eq!((again[2], again[3]), (0, sent), "second night: {stdout}");
+    for flow in table.keys() {
+        let sent = again.get(flow).map_or(0, |a| a.sent);
+        assert_eq!(sent, 0, "second night sent {flow}: {stdout}");
+    }
+    let (o2, a2) = (again["brsa-orientation"], again["ase-majorite"]);
+    assert!(o2.unchanged > 0 && o2.unchanged <= o.sent, "{stdout}");
+    assert_eq!(a2.unchanged, table["ase-majorite"].sent, "{stdout}");
+    assert_eq!(again["of-signalement"].read, 0, "{stdout}");
 }

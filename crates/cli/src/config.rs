@@ -1,0 +1,226 @@
+//! `passerelle.toml`: which peers the hub reaches and how, in one file. Each peer's
+//! section is that connector's own config struct; secrets never live here (key files,
+//! `PASSERELLE_…` variables). Environment overrides: `PASSERELLE_AMQP_URL`,
+//! `PASSERELLE_JOURNAL_URL`, `PASSERELLE_SCHEDULE`, `PASSERELLE_LISTEN`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use passerelle_box::BoxConfig;
+use passerelle_cnaf::CnafConfig;
+use passerelle_faj::FajConfig;
+use passerelle_hub::routes::Territoires;
+use passerelle_imilo::ImiloConfig;
+use passerelle_server::ServerConfig;
+use passerelle_solis::SolisPeerConfig;
+use passerelle_transport::amqp::AmqpConfig;
+use serde::Deserialize;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubConfig {
+    /// The flows file; the shipped one when absent.
+    #[serde(default)]
+    pub flows: Option<PathBuf>,
+    #[serde(default)]
+    pub transport: TransportSection,
+    #[serde(default)]
+    pub journal: JournalSection,
+    /// `passerelle serve`: listen address, schedule (cron, Europe/Paris), grace.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Which ML serves which place (CNAF lists, ASE young people).
+    #[serde(default)]
+    pub territoires: Territoires,
+    #[serde(default)]
+    pub imilo: Option<ImiloSection>,
+    /// One entry per département the hub serves.
+    #[serde(default, rename = "departement")]
+    pub departements: Vec<DepartementSection>,
+    /// FAJ platforms.
+    #[serde(default)]
+    pub faj: Vec<FajConfig>,
+}
+
+/// Which transport carries the transfers.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransportSection {
+    /// `embedded` (SQLite under `--data-dir`, one machine) or `rabbitmq`.
+    #[serde(default)]
+    pub kind: TransportKind,
+    /// The RabbitMQ settings (`url` without its password: `PASSERELLE_AMQP_URL`
+    /// overrides it).
+    #[serde(default)]
+    pub rabbitmq: Option<AmqpConfig>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    #[default]
+    Embedded,
+    Rabbitmq,
+}
+
+/// Where the audit journal lives.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalSection {
+    /// `postgres://…` or `sqlite://…`; SQLite under `--data-dir` when absent.
+    /// `PASSERELLE_JOURNAL_URL` overrides it (keep passwords there).
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// The national I-MILO and the structures (MLs) this hub serves.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImiloSection {
+    /// ML structure codes whose dossiers are read each night.
+    pub structures: Vec<String>,
+    pub client: ImiloConfig,
+}
+
+/// One département: its CD's systems.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DepartementSection {
+    /// `059`, `02A`, `974`.
+    pub code: String,
+    #[serde(default)]
+    pub solis: Option<SolisPeerConfig>,
+    #[serde(default)]
+    pub cnaf: Option<CnafConfig>,
+    /// One entry per ML folder of the CD's box.
+    #[serde(default, rename = "box")]
+    pub boxes: Vec<BoxConfig>,
+}
+
+impl DepartementSection {
+    /// `CD059`.
+    pub fn cd(&self) -> String {
+        format!("CD{}", self.code)
+    }
+}
+
+impl HubConfig {
+    /// Reads and validates the file, then applies the environment overrides.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the configuration {}", path.display()))?;
+        Self::from_toml(&text).with_context(|| format!("configuration {}", path.display()))
+    }
+
+    /// The configuration when the file is optional: its defaults when it is missing.
+    pub fn load_or_default(path: &Path) -> Result<Self> {
+        if path.exists() {
+            Self::load(path)
+        } else {
+            let mut c = Self::default();
+            c.apply_env();
+            Ok(c)
+        }
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self> {
+        let mut c: Self = toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+        c.apply_env();
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn apply_env(&mut self) {
+        if let Ok(url) = std::env::var("PASSERELLE_AMQP_URL") {
+            self.transport.kind = TransportKind::Rabbitmq;
+            match &mut self.transport.rabbitmq {
+                Some(c) => c.url = url,
+                None => self.transport.rabbitmq = Some(AmqpConfig::new(url)),
+            }
+        }
+        if let Ok(url) = std::env::var("PASSERELLE_JOURNAL_URL") {
+            self.journal.url = Some(url);
+        }
+        if let Ok(s) = std::env::var("PASSERELLE_SCHEDULE") {
+            self.server.schedule = Some(s);
+        }
+        if let Ok(s) = std::env::var("PASSERELLE_LISTEN") {
+            self.server.listen = s;
+        }
+    }
+
+    /// Checks everything that can be checked without I/O.
+    pub fn validate(&self) -> Result<()> {
+        if self.transport.kind == TransportKind::Rabbitmq {
+            let Some(c) = &self.transport.rabbitmq else {
+                bail!(
+                    "transport.kind = \"rabbitmq\" needs [transport.rabbitmq] or PASSERELLE_AMQP_URL"
+                );
+            };
+            c.validate().context("transport.rabbitmq")?;
+        }
+        self.territoires.validate()?;
+        if let Some(i) = &self.imilo {
+            i.client.validate().context("imilo.client")?;
+            for s in &i.structures {
+                if passerelle_policy::departement_of(s).is_none() || s.starts_with("CD") {
+                    bail!("imilo.structures: `{s}` is not an ML structure code");
+                }
+            }
+        }
+        for d in &self.departements {
+            let ok = d.code.len() == 3 && d.code.chars().all(|c| c.is_ascii_alphanumeric());
+            if !ok {
+                bail!(
+                    "departement.code `{}` must have 3 characters (059, 02A, 974)",
+                    d.code
+                );
+            }
+            if let Some(s) = &d.solis {
+                s.validate()
+                    .with_context(|| format!("departement {} solis", d.code))?;
+            }
+            if let Some(c) = &d.cnaf {
+                c.validate()
+                    .with_context(|| format!("departement {} cnaf", d.code))?;
+            }
+            for b in &d.boxes {
+                b.validate()
+                    .with_context(|| format!("departement {} box", d.code))?;
+            }
+        }
+        for f in &self.faj {
+            f.validate().context("faj")?;
+        }
+        self.server.validate().context("server")?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_and_bad_codes_are_refused() {
+        let e = HubConfig::from_toml("[transport]\nkind = \"embedded\"\nspeed = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("speed"), "{e}");
+        let e = HubConfig::from_toml("[[departement]]\ncode = \"59\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("3 characters"), "{e}");
+        let e = format!(
+            "{:#}",
+            HubConfig::from_toml("[server]\nschedule = \"every night\"\n").unwrap_err()
+        );
+        assert!(e.contains("schedule"), "{e}");
+        let ok = HubConfig::from_toml(
+            "[[departement]]\ncode = \"059\"\n[departement.cnaf]\nflux_dir = \"/srv/cnaf\"\n",
+        )
+        .unwrap();
+        assert_eq!(ok.departements[0].cd(), "CD059");
+    }
+}

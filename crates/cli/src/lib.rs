@@ -1,0 +1,6 @@
+//! The library behind the `passerelle` command: the configuration file and the wiring
+//! from it to a running hub, shared by `sync`, `serve`, `demo` and the end-to-end tests.
+
+pub mod config;
+pub mod wiring;
+pub mod world;

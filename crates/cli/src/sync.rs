@@ -1,0 +1,161 @@
+//! `passerelle sync`: one nightly run of every configured flow (or the named ones), on
+//! the peers `passerelle.toml` names; resumes cleanly after a crash (sources are
+//! acknowledged only once sent); prints and logs a per-flow summary.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use passerelle_cli::config::HubConfig;
+use passerelle_cli::wiring::{self, Hub};
+use passerelle_hub::{NightReport, Progress};
+
+/// Arguments of `passerelle sync`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Run only this flow (repeatable): brsa-orientation, brsa-suivi, faj-demande,
+    /// faj-decision, ase-majorite, of-signalement, of-suivi.
+    #[arg(long = "flow")]
+    flows: Vec<String>,
+    /// Print the summary as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
+    let config = HubConfig::load(&globals.config)?;
+    let hub = Hub::open(&config, &globals.data_dir).await?;
+    let planned = wiring::plan(&config, &hub, &args.flows)
+        .await
+        .context("cannot prepare the night")?;
+    let bar = progress_bar();
+    let report = wiring::run(&hub, planned, &|p| bar.show(&p), None)
+        .await
+        .context("the night stopped")?;
+    bar.done();
+    hub.close().await?;
+    let verification = hub.engine.journal().verify().await?;
+    if args.json {
+        #[allow(clippy::print_stdout)]
+        {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+    } else {
+        print_summary(&report, verification.entries, verification.is_intact());
+    }
+    tracing::info!(
+        seconds = report.seconds,
+        flows = report.flows.len(),
+        "night done"
+    );
+    Ok(if report.completed() && verification.is_intact() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Progress on stderr: a spinner with the current source on a terminal, plain lines
+/// otherwise.
+pub struct Bar {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+pub fn progress_bar() -> Bar {
+    use std::io::IsTerminal;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.enable_steady_tick(std::time::Duration::from_millis(120));
+        b
+    });
+    Bar { bar }
+}
+
+impl Bar {
+    pub fn show(&self, p: &Progress<'_>) {
+        let line = match p {
+            Progress::Read { source, flow, read } => {
+                // Per batch: only the bar shows these.
+                if let Some(b) = &self.bar {
+                    b.set_message(format!("{source} → {flow}: {read} read"));
+                }
+                return;
+            }
+            Progress::SourceDone {
+                source,
+                flow,
+                report,
+            } => format!(
+                "{source} read; {flow} so far: {} read, {} sent, {} unchanged, {} denied",
+                report.read, report.sent.sent, report.sent.unchanged, report.sent.denied
+            ),
+            Progress::Delivered { recipient, summary } => format!(
+                "delivered to {recipient}: {} applied, {} awaiting an answer, {} rejected, {} dead-lettered",
+                summary.applied, summary.delivered, summary.rejected, summary.dead_lettered
+            ),
+            Progress::Receipts { summary } => format!(
+                "answers: {} applied, {} rejected",
+                summary.applied, summary.rejected
+            ),
+        };
+        match &self.bar {
+            Some(b) => b.println(line),
+            None => {
+                #[allow(clippy::print_stderr)]
+                {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+
+    pub fn done(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// The per-flow table.
+#[allow(clippy::print_stdout)]
+pub fn print_summary(report: &NightReport, entries: u64, intact: bool) {
+    println!(
+        "{:<17} {:>7} {:>8} {:>8} {:>7} {:>9} {:>8} {:>8} {:>8} {:>6} {:>6} {:>6}",
+        "flow",
+        "read",
+        "refused",
+        "unrouted",
+        "sent",
+        "unchanged",
+        "applied",
+        "awaiting",
+        "rejected",
+        "dead",
+        "denied",
+        "review"
+    );
+    for (flow, r) in &report.flows {
+        if flow.is_empty() {
+            continue;
+        }
+        println!(
+            "{:<17} {:>7} {:>8} {:>8} {:>7} {:>9} {:>8} {:>8} {:>8} {:>6} {:>6} {:>6}",
+            flow,
+            r.read,
+            r.refused_at_source,
+            r.unrouted + r.sent.not_known,
+            r.sent.sent,
+            r.sent.unchanged,
+            r.applied(),
+            r.awaiting(),
+            r.rejected(),
+            r.delivered.dead_lettered,
+            r.sent.denied,
+            r.sent.review
+        );
+    }
+    println!(
+        "night: {:.1} s; audit journal: {entries} entries, chain {}",
+        report.seconds,
+        if intact { "intact" } else { "BROKEN" }
+    );
+}

@@ -1,0 +1,497 @@
+//! From `passerelle.toml` to a running hub: opens the transport, journal, state and
+//! keyring under `--data-dir`, builds each configured connector, and plans the night
+//! (which source feeds which flow, which sink reaches which recipient). `sync`, `serve`,
+//! `demo` and the end-to-end tests all go through here, so they run the same night.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use passerelle_audit::{Journal, JournalConfig};
+use passerelle_box::{BoxOfSink, BoxSource};
+use passerelle_connector::Sink;
+use passerelle_crypto::Keyring;
+use passerelle_faj::{
+    Decision, DecisionHandler, DecisionIntake, FajClient, FajSink, HandlerError, MemorySeenStore,
+};
+use passerelle_hub::routes::{self, Territoires};
+use passerelle_hub::{
+    Engine, FlowRoute, HubState, KeyringSealer, Night, NightReport, Org, Progress, Routed,
+    SinkByFlow, SinkPlan, SourcePlan,
+};
+use passerelle_imilo::{ImiloSink, ReconcileSource};
+use passerelle_policy::{OrgKind, Policy, System};
+use passerelle_transport::Transport;
+use passerelle_transport::embedded::EmbeddedConfig;
+use tokio::sync::Mutex;
+
+use crate::config::{HubConfig, TransportKind};
+
+/// The flows file shipped with the hub, used when the configuration names none.
+pub const SHIPPED_FLOWS: &str = include_str!("../../../schemas/policy/flows.toml");
+
+/// The hub's own parts, opened.
+pub struct Hub {
+    pub engine: Arc<Engine>,
+    pub transport: Arc<dyn Transport>,
+    pub keyring: Keyring,
+    pub data_dir: PathBuf,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// Opens the hub under `data_dir` as `config` says.
+    pub async fn open(config: &HubConfig, data_dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("cannot create {}", data_dir.display()))?;
+        let keyring = Keyring::open(data_dir).context("cannot open the keyring")?;
+        let pseudonyms = keyring
+            .pseudonym_key()
+            .context("cannot read the pseudonym key")?;
+        let transport: Arc<dyn Transport> = match config.transport.kind {
+            TransportKind::Embedded => Arc::new(
+                EmbeddedConfig::new(data_dir.join("queue.sqlite"))
+                    .build()
+                    .await
+                    .context("cannot open the embedded transport")?,
+            ),
+            TransportKind::Rabbitmq => {
+                let c = config
+                    .transport
+                    .rabbitmq
+                    .as_ref()
+                    .context("transport.rabbitmq is missing")?;
+                Arc::new(c.build().await.context("cannot reach RabbitMQ")?)
+            }
+        };
+        let journal = open_journal(config, data_dir).await?;
+        let state = HubState::open(&data_dir.join("state.sqlite"))
+            .await
+            .context("cannot open the hub state")?;
+        let policy = Arc::new(match &config.flows {
+            Some(p) => Policy::load(p).with_context(|| format!("flows file {}", p.display()))?,
+            None => Policy::from_toml_str(SHIPPED_FLOWS).context("the shipped flows file")?,
+        });
+        let engine = Engine::new(
+            policy,
+            state,
+            journal,
+            transport.clone(),
+            Arc::new(KeyringSealer::new(Keyring::open(data_dir)?)),
+            pseudonyms,
+        )
+        .await
+        .context("cannot start the engine")?;
+        Ok(Self {
+            engine: Arc::new(engine),
+            transport,
+            keyring,
+            data_dir: data_dir.to_owned(),
+        })
+    }
+
+    /// Creates the keys of an organisation this hub seals for, once.
+    pub fn ensure_keys(&self, org: &str) -> Result<()> {
+        if self.keyring.open_for(org).is_err() {
+            self.keyring
+                .generate(org)
+                .with_context(|| format!("cannot create the keys of {org}"))?;
+        }
+        Ok(())
+    }
+
+    /// Closes the transport (settling what is in flight).
+    pub async fn close(&self) -> Result<()> {
+        self.transport.close().await?;
+        Ok(())
+    }
+}
+
+async fn open_journal(config: &HubConfig, data_dir: &Path) -> Result<Journal> {
+    let c = match &config.journal.url {
+        Some(url) => JournalConfig::new(url.clone()),
+        None => JournalConfig::sqlite_file(&data_dir.join("journal.sqlite")),
+    };
+    c.build().await.context("cannot open the audit journal")
+}
+
+/// A night ready to run, and what to remember once it succeeded.
+pub struct PlannedNight {
+    pub night: Night,
+    /// FAJ platforms whose decisions are listed during the night.
+    pub faj: Vec<FajPlatform>,
+    /// Cursors to store once the night succeeded (source, value).
+    pub cursors: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for PlannedNight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlannedNight")
+            .field("night", &self.night)
+            .field("faj", &self.faj.len())
+            .finish()
+    }
+}
+
+/// A FAJ platform: its client and id.
+#[derive(Debug, Clone)]
+pub struct FajPlatform {
+    pub platform: String,
+    pub client: FajClient,
+}
+
+const CURSOR_IMILO: &str = "imilo:dossiers";
+
+fn cursor_faj(platform: &str) -> String {
+    format!("faj:{platform}:decisions")
+}
+
+/// Which flows the night carries, after `--flow` filters.
+fn wanted(flows: &[String], flow: &str) -> bool {
+    flows.is_empty() || flows.iter().any(|f| f == flow)
+}
+
+/// Plans the night from the configuration: every source, route, sink and receipt
+/// source of the configured peers, restricted to `flows` when not empty.
+pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<PlannedNight> {
+    let territoires = Arc::new(config.territoires.clone());
+    let today = chrono::Local::now().date_naive();
+    let mut night = Night::default();
+    let mut cursors = Vec::new();
+    // How each CD takes what MLs send it: SOLIS imports, or its box.
+    let mut cd_sinks: BTreeMap<String, SinkByFlow> = BTreeMap::new();
+    let mut cd_systems: BTreeMap<String, System> = BTreeMap::new();
+
+    for d in &config.departements {
+        let cd = d.cd();
+        if let Some(solis) = &d.solis {
+            if solis.export_dir.is_some() {
+                let source = solis
+                    .build_export_source()
+                    .with_context(|| format!("{cd}: SOLIS exports"))?;
+                let from = Org::new(OrgKind::Cd, &cd, System::Solis);
+                let mut fl = Vec::new();
+                if wanted(flows, "brsa-orientation") {
+                    fl.push(FlowRoute::new(
+                        "brsa-orientation",
+                        routes::brsa_orientation(from.clone(), territoires.clone()),
+                    ));
+                }
+                if wanted(flows, "ase-majorite") {
+                    fl.push(FlowRoute::new(
+                        "ase-majorite",
+                        routes::ase_majorite(from, territoires.clone(), today),
+                    ));
+                }
+                if !fl.is_empty() {
+                    night.sources.push(SourcePlan {
+                        name: format!("solis:{cd}"),
+                        source: Box::new(source),
+                        flows: fl,
+                    });
+                }
+            }
+            if solis.import_dir.is_some() {
+                let sink: Arc<dyn Sink> = Arc::new(
+                    solis
+                        .build_sink()
+                        .with_context(|| format!("{cd}: SOLIS imports"))?,
+                );
+                let s = cd_sinks.remove(&cd).unwrap_or_default();
+                cd_sinks.insert(
+                    cd.clone(),
+                    s.with("brsa-suivi", sink.clone())
+                        .with("of-signalement", sink),
+                );
+                cd_systems.insert(cd.clone(), System::Solis);
+                night.receipts.push(Box::new(
+                    solis
+                        .build_ack_source()
+                        .with_context(|| format!("{cd}: SOLIS ACKs"))?,
+                ));
+            }
+        }
+        if let Some(cnaf) = &d.cnaf
+            && wanted(flows, "brsa-orientation")
+        {
+            let source = cnaf.build().with_context(|| format!("{cd}: CNAF files"))?;
+            night.sources.push(SourcePlan {
+                name: format!("cnaf:{cd}"),
+                source: Box::new(source),
+                flows: vec![FlowRoute::new(
+                    "brsa-orientation",
+                    routes::brsa_orientation(
+                        Org::new(OrgKind::Cd, &cd, System::Cnaf),
+                        territoires.clone(),
+                    ),
+                )],
+            });
+        }
+        for b in &d.boxes {
+            let from = Org::new(OrgKind::Cd, &cd, System::Box);
+            let mut fl = Vec::new();
+            if wanted(flows, "brsa-orientation") {
+                fl.push(FlowRoute::new(
+                    "brsa-orientation",
+                    routes::brsa_orientation(from.clone(), territoires.clone()),
+                ));
+            }
+            if wanted(flows, "of-suivi") {
+                fl.push(FlowRoute::new(
+                    "of-suivi",
+                    routes::of_suivi(from, b.partenaire.clone()),
+                ));
+            }
+            if !fl.is_empty() {
+                let source = BoxSource::new(
+                    b.build()
+                        .with_context(|| format!("{cd}: box of {}", b.partenaire))?,
+                );
+                night.sources.push(SourcePlan {
+                    name: format!("box:{cd}:{}", b.partenaire),
+                    source: Box::new(source),
+                    flows: fl,
+                });
+            }
+            // Reports go through the box unless SOLIS takes them.
+            let s = cd_sinks.remove(&cd).unwrap_or_default();
+            let has_of = s.flows().any(|f| f == "of-signalement");
+            let s = if has_of {
+                s
+            } else {
+                let sink = BoxOfSink::new(b.sent_ledger(&cd)?)
+                    .with_box(&cd, b.folder()?)
+                    .with_context(|| format!("{cd}: box sink"))?;
+                s.with("of-signalement", Arc::new(sink))
+            };
+            cd_sinks.insert(cd.clone(), s);
+            cd_systems.entry(cd.clone()).or_insert(System::Box);
+        }
+    }
+    for (cd, sink) in cd_sinks {
+        hub.ensure_keys(&cd)?;
+        night.sinks.push(SinkPlan {
+            recipient: cd,
+            sink: Arc::new(sink),
+        });
+    }
+
+    if let Some(imilo) = &config.imilo {
+        let client = imilo.client.build().context("I-MILO client")?;
+        let sink: Arc<dyn Sink> = Arc::new(ImiloSink::new(client.clone()));
+        for ml in &imilo.structures {
+            hub.ensure_keys(ml)?;
+            night.sinks.push(SinkPlan {
+                recipient: ml.clone(),
+                sink: sink.clone(),
+            });
+        }
+        let systems = Arc::new(cd_systems);
+        let to_cd = |route: passerelle_hub::Route| -> passerelle_hub::Route {
+            let systems = systems.clone();
+            Arc::new(move |record| {
+                let (from, mut to) = route(record)?;
+                // Only to CDs this hub reaches, through the system they take.
+                to.system = *systems.get(&to.org)?;
+                Some((from, to))
+            })
+        };
+        let mut fl = Vec::new();
+        if wanted(flows, "brsa-suivi") {
+            fl.push(
+                FlowRoute::new("brsa-suivi", to_cd(routes::brsa_suivi(System::Solis)))
+                    .replies_only(),
+            );
+        }
+        if wanted(flows, "of-signalement") {
+            fl.push(FlowRoute::new(
+                "of-signalement",
+                to_cd(routes::of_signalement(System::Solis)),
+            ));
+        }
+        if !fl.is_empty() {
+            let since = hub.engine.state().cursor(CURSOR_IMILO).await?;
+            let source = ReconcileSource::new(client, imilo.structures.clone(), since);
+            cursors.push((
+                CURSOR_IMILO.to_owned(),
+                source.started_at().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            ));
+            night.sources.push(SourcePlan {
+                name: "imilo".into(),
+                source: Box::new(source),
+                flows: fl,
+            });
+        }
+    }
+
+    // A route to an organisation this hub does not reach would leave messages in a
+    // queue nobody delivers: such records are not routed (counted as unrouted).
+    let served: Arc<BTreeSet<String>> =
+        Arc::new(night.sinks.iter().map(|s| s.recipient.clone()).collect());
+    for plan in &mut night.sources {
+        for fr in &mut plan.flows {
+            let route = fr.route.clone();
+            let served = served.clone();
+            fr.route =
+                Arc::new(move |record| route(record).filter(|(_, to)| served.contains(&to.org)));
+        }
+    }
+
+    let mut faj = Vec::new();
+    for f in &config.faj {
+        let built = f.build().context("FAJ client")?;
+        hub.ensure_keys(&f.platform)?;
+        if wanted(flows, "faj-demande") {
+            night.sinks.push(SinkPlan {
+                recipient: f.platform.clone(),
+                sink: Arc::new(FajSink::new(built.client.clone())),
+            });
+        }
+        if wanted(flows, "faj-decision") {
+            faj.push(FajPlatform {
+                platform: f.platform.clone(),
+                client: built.client,
+            });
+        }
+    }
+    Ok(PlannedNight {
+        night,
+        faj,
+        cursors,
+    })
+}
+
+/// Hands FAJ decisions to the engine (`faj-decision`, platform → the filing ML).
+pub struct EngineDecisions {
+    pub engine: Arc<Engine>,
+    pub platform: String,
+    /// Counts of this run, for the night's report.
+    pub report: Mutex<passerelle_hub::SendSummary>,
+    /// The MLs that were sent a decision.
+    pub recipients: Mutex<BTreeSet<String>>,
+}
+
+impl std::fmt::Debug for EngineDecisions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineDecisions")
+            .field("platform", &self.platform)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl DecisionHandler for EngineDecisions {
+    async fn handle(&self, decision: Decision) -> std::result::Result<(), HandlerError> {
+        let mut report = self.report.lock().await;
+        let Some(ml) = decision.route().map(str::to_owned) else {
+            // Filed without its ML: nobody to tell; counted, not guessed.
+            report.read += 1;
+            report.review += 1;
+            return Ok(());
+        };
+        let record = decision.to_record(&self.platform)?;
+        let routed = Routed {
+            from: Org::new(OrgKind::Faj, &self.platform, System::Faj),
+            to: Org::new(OrgKind::Ml, ml, System::Imilo),
+            record,
+            known_to_recipient: false,
+        };
+        self.recipients.lock().await.insert(routed.to.org.clone());
+        let s = self.engine.send_routed("faj-decision", [routed]).await?;
+        passerelle_hub::night::add_sent(&mut report, &s);
+        Ok(())
+    }
+}
+
+/// Runs a planned night: late answers, sources, deliveries, then (after `between`,
+/// where a test or the demo lets file peers answer) FAJ decisions, their delivery and
+/// late answers again; stores the cursors once everything went through.
+pub async fn run(
+    hub: &Hub,
+    mut planned: PlannedNight,
+    progress: &(dyn Fn(Progress<'_>) + Sync),
+    between: Option<&(dyn Fn() -> Result<()> + Sync)>,
+) -> Result<NightReport> {
+    let started = std::time::Instant::now();
+    let engine = hub.engine.as_ref();
+    let mut report = NightReport::default();
+    let night = &mut planned.night;
+    night.collect(engine, &mut report, progress).await?;
+    night.send(engine, &mut report, progress).await?;
+    night.deliver(engine, &mut report, progress).await?;
+    if let Some(f) = between {
+        f()?;
+    }
+    let mut decided_for = BTreeSet::new();
+    for p in &planned.faj {
+        let handler = Arc::new(EngineDecisions {
+            engine: hub.engine.clone(),
+            platform: p.platform.clone(),
+            report: Mutex::new(Default::default()),
+            recipients: Mutex::new(BTreeSet::new()),
+        });
+        let intake = DecisionIntake::new(handler.clone(), Arc::new(MemorySeenStore::new()));
+        let key = cursor_faj(&p.platform);
+        let since = match engine.state().cursor(&key).await? {
+            Some(s) => DateTime::parse_from_rfc3339(&s)
+                .map(|d| d.with_timezone(&Utc))
+                .unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
+            None => DateTime::<Utc>::UNIX_EPOCH,
+        };
+        let r = passerelle_faj::reconcile(&p.client, &intake, since)
+            .await
+            .with_context(|| format!("FAJ platform {}: listing decisions", p.platform))?;
+        let sent = handler.report.lock().await.clone();
+        let flow = report.flows.entry("faj-decision".into()).or_default();
+        passerelle_hub::night::add_sent(&mut flow.sent, &sent);
+        flow.read += sent.read;
+        decided_for.extend(handler.recipients.lock().await.iter().cloned());
+        if let Some(next) = r.next_since {
+            planned.cursors.push((key, next.to_rfc3339()));
+        }
+    }
+    // The decisions' MLs only: the other queues were emptied above.
+    let sinks = std::mem::take(&mut night.sinks);
+    let (now, rest): (Vec<_>, Vec<_>) = sinks
+        .into_iter()
+        .partition(|s| decided_for.contains(&s.recipient));
+    night.sinks = now;
+    night.deliver(engine, &mut report, progress).await?;
+    night.sinks.extend(rest);
+    night.collect(engine, &mut report, progress).await?;
+    for (source, value) in &planned.cursors {
+        engine.state().set_cursor(source, value).await?;
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// The organisations a configuration names, for `keys` and checks.
+pub fn organisations(config: &HubConfig) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for d in &config.departements {
+        out.insert(d.cd());
+    }
+    if let Some(i) = &config.imilo {
+        out.extend(i.structures.iter().cloned());
+    }
+    for f in &config.faj {
+        out.insert(f.platform.clone());
+    }
+    out
+}
+
+/// The territory table, for callers that route by hand (the demo's conseiller).
+pub fn territoires(config: &HubConfig) -> Arc<Territoires> {
+    Arc::new(config.territoires.clone())
+}
