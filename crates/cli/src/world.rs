@@ -23,18 +23,29 @@ use crate::config::{DepartementSection, HubConfig, ImiloSection};
 /// How big a world and how faulty.
 #[derive(Debug, Clone)]
 pub struct WorldOptions {
-    /// Young people in each simulated system.
-    pub jeunes: u64,
     pub seed: u64,
+    /// I-MILO dossiers.
+    pub imilo: u64,
+    /// Individus of the SOLIS BRSA export (the ASE export holds a tenth as many).
+    pub solis: u64,
+    /// CNAF households (about 1.5 records each).
+    pub cnaf_foyers: u64,
+    /// Rows of the box's BRSA list.
+    pub box_rows: u64,
     /// I-MILO faults (5xx, 429, latency), as its simulator takes them.
     pub imilo_faults: passerelle_imilo::sim::Faults,
 }
 
 impl WorldOptions {
+    /// `jeunes` young people in each simulated system (half as many CNAF households,
+    /// a quarter as many box rows).
     pub fn new(jeunes: u64, seed: u64) -> Self {
         Self {
-            jeunes,
             seed,
+            imilo: jeunes.max(1),
+            solis: jeunes.max(1),
+            cnaf_foyers: (jeunes / 2).max(1),
+            box_rows: (jeunes / 4).max(1),
             imilo_faults: Default::default(),
         }
     }
@@ -80,7 +91,7 @@ impl World {
 
         // I-MILO.
         let (imilo_addr, imilo) = passerelle_imilo::sim::spawn(passerelle_imilo::sim::SimConfig {
-            jeunes: opts.jeunes,
+            jeunes: opts.imilo,
             seed: opts.seed,
             faults: opts.imilo_faults.clone(),
             ..Default::default()
@@ -88,14 +99,14 @@ impl World {
         .await
         .context("cannot start the I-MILO simulator")?;
         let structures: Vec<String> =
-            passerelle_imilo::sim::Population::new(opts.seed, opts.jeunes)
+            passerelle_imilo::sim::Population::new(opts.seed, opts.imilo)
                 .structures()
                 .iter()
                 .map(|s| s.code.clone())
                 .collect();
         written.push(format!(
             "I-MILO on http://{imilo_addr}: {} dossiers in {} structures",
-            opts.jeunes,
+            opts.imilo,
             structures.len()
         ));
         let key = |family: &str| -> Result<KeySource> {
@@ -123,8 +134,8 @@ impl World {
         std::fs::create_dir_all(&exports)?;
         std::fs::create_dir_all(&imports)?;
         for (flux, n) in [
-            (ExportFlux::Brsa, opts.jeunes),
-            (ExportFlux::Ase, (opts.jeunes / 10).max(1)),
+            (ExportFlux::Brsa, opts.solis),
+            (ExportFlux::Ase, (opts.solis / 10).max(1)),
         ] {
             let mut o = passerelle_solis::sim::SimOptions::new(n, opts.seed);
             o.flux = flux;
@@ -138,7 +149,7 @@ impl World {
         // CNAF.
         let cnaf_dir = peers.join("cnaf");
         std::fs::create_dir_all(&cnaf_dir)?;
-        let mut o = passerelle_cnaf::sim::SimOptions::new((opts.jeunes / 2).max(1), opts.seed);
+        let mut o = passerelle_cnaf::sim::SimOptions::new(opts.cnaf_foyers, opts.seed);
         o.departement = dept.clone();
         o.date = today;
         let s =
@@ -156,7 +167,7 @@ impl World {
                 dept: DEPT.into(),
                 emetteur: format!("CD{DEPT}"),
                 seed: opts.seed,
-                jeunes: (opts.jeunes / 4).max(1) as usize,
+                jeunes: opts.box_rows as usize,
                 faults: Vec::new(),
             },
         }

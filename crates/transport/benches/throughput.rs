@@ -39,6 +39,16 @@ fn process_cpu() -> Duration {
     Duration::from_millis(10 * f.iter().sum::<u64>())
 }
 
+/// The machine's load averages (1, 5, 15 min): the figures mean little without them.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Throughput and this client's CPU cost of one phase.
 #[derive(Clone, Copy, Default)]
 struct Phase {
@@ -227,6 +237,7 @@ async fn rabbitmq(url: &str, n: usize) {
         cfgs.push(cfg);
     }
     let t: Arc<dyn Transport> = Arc::new(cfgs[2].build().await.unwrap());
+    println!("load average at the start: {}", loadavg());
     let rounds: usize = std::env::var("PASSERELLE_BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -254,6 +265,7 @@ async fn rabbitmq(url: &str, n: usize) {
         );
     }
     t.close().await.unwrap();
+    println!("load average at the end: {}", loadavg());
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
