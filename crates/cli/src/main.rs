@@ -12,6 +12,7 @@ mod import;
 mod keys;
 mod output;
 mod policy;
+mod serve;
 mod simulate;
 mod sync;
 
@@ -43,6 +44,8 @@ enum Command {
     Demo(demo::Args),
     /// Run one night of every configured flow (or the named ones) and print a summary.
     Sync(sync::Args),
+    /// Serve: consumers, the nightly schedule, webhooks, health and metrics.
+    Serve(serve::Args),
     /// Parse one peer file into canonical JSON Lines, touching nothing.
     Import(import::Args),
     /// Run one peer simulator alone (for tests, demos and connector development).
@@ -90,6 +93,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Demo(args) => demo::run(&globals, args).await,
             Command::Sync(args) => sync::run(&globals, args).await,
+            Command::Serve(args) => serve::run(&globals, args).await,
             Command::Import(args) => import::run(&globals, args).await,
             Command::Simulate(args) => simulate::run(&globals, args).await,
             Command::Keys(args) => keys::run(&globals, args).await,

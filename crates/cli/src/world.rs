@@ -98,12 +98,11 @@ impl World {
         })
         .await
         .context("cannot start the I-MILO simulator")?;
-        let structures: Vec<String> =
-            passerelle_imilo::sim::Population::new(opts.seed, opts.imilo)
-                .structures()
-                .iter()
-                .map(|s| s.code.clone())
-                .collect();
+        let structures: Vec<String> = passerelle_imilo::sim::Population::new(opts.seed, opts.imilo)
+            .structures()
+            .iter()
+            .map(|s| s.code.clone())
+            .collect();
         written.push(format!(
             "I-MILO on http://{imilo_addr}: {} dossiers in {} structures",
             opts.imilo,
@@ -249,6 +248,54 @@ impl World {
             faj: Some(faj),
             written,
         })
+    }
+
+    /// The world's `passerelle.toml`, for a `passerelle sync` or `serve` in another
+    /// process (paths and key files only; no secret in it).
+    pub fn config_toml(&self) -> String {
+        let d = &self.dir;
+        let secrets = d.join("secrets");
+        let peers = d.join("peers");
+        let mut t = String::new();
+        for ml in &self.config.territoires.ml {
+            t.push_str(&format!(
+                "[[territoires.ml]]\ncode = \"{}\"\ndefaut = {}\n\n",
+                ml.code, ml.defaut
+            ));
+        }
+        let structures: Vec<String> = self
+            .config
+            .imilo
+            .as_ref()
+            .map(|i| i.structures.iter().map(|s| format!("\"{s}\"")).collect())
+            .unwrap_or_default();
+        t.push_str(&format!(
+            "[imilo]\nstructures = [{}]\n\n[imilo.client]\nbase_url = \"http://{}\"\nrate_limit_per_s = 0.0\nconcurrency = 8\n\n",
+            structures.join(", "),
+            self.imilo_addr
+        ));
+        t.push_str("[imilo.client.keys]\n");
+        for family in ["dossiers", "events", "situations", "partenaires"] {
+            t.push_str(&format!(
+                "{family} = {{ file = \"{}\" }}\n",
+                secrets.join(format!("imilo-{family}.key")).display()
+            ));
+        }
+        t.push_str(&format!(
+            "\n[[departement]]\ncode = \"{DEPT}\"\n\n[departement.solis]\nexport_dir = \"{}\"\nimport_dir = \"{}\"\n\n[departement.cnaf]\nflux_dir = \"{}\"\n\n[[departement.box]]\nurl = \"file://{}\"\npartenaire = \"{BOX_PARTENAIRE}\"\nstate_dir = \"{}\"\n\n",
+            peers.join("solis/exports").display(),
+            peers.join("solis/imports").display(),
+            peers.join("cnaf").display(),
+            peers.join("box").display(),
+            d.join("box-state").display(),
+        ));
+        t.push_str(&format!(
+            "[[faj]]\nbase_url = \"http://{}\"\nplatform = \"{FAJ_PLATFORM}\"\nclient_id = \"sim-client\"\nclient_secret = {{ file = \"{}\" }}\nwebhook_secret = {{ file = \"{}\" }}\n",
+            self.faj_addr,
+            secrets.join("faj-client.secret").display(),
+            secrets.join("faj-webhook.secret").display(),
+        ));
+        t
     }
 
     /// SOLIS reads the imports the hub wrote and answers each with its ACK file.

@@ -1,0 +1,297 @@
+//! `passerelle serve`: the long-running hub. One consumer per recipient delivers its
+//! queue as messages arrive; the nightly schedule (cron, `[server] schedule`) reads the
+//! sources and sends; the FAJ decision webhook feeds the engine; `/health`, `/ready`,
+//! `/metrics`, `/api/status` and the status page tell operators how it goes. Ctrl-C or
+//! SIGTERM stops accepting, lets the running night and in-flight deliveries finish.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use async_trait::async_trait;
+use chrono::Utc;
+use passerelle_audit::{Event, NewEntry, Outcome};
+use passerelle_cli::config::HubConfig;
+use passerelle_cli::wiring::{self, EngineDecisions, Hub};
+use passerelle_faj::{DecisionIntake, MemorySeenStore, WebhookAudit, WebhookRefusal, WebhookState};
+use passerelle_hub::{NightReport, SinkPlan};
+use passerelle_server::{
+    AppState, CounterVec, FlowMetrics, FlowOutcome, FlowStatus, Metrics, Readiness, Scheduler,
+    SharedStatus, Status,
+};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// Arguments of `passerelle serve`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Run one night at start-up, then follow the schedule.
+    #[arg(long)]
+    night_now: bool,
+}
+
+pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
+    let config = Arc::new(HubConfig::load(&globals.config)?);
+    let hub = Arc::new(Hub::open(&config, &globals.data_dir).await?);
+    let metrics = Metrics::new();
+    let status: SharedStatus = Status::new(
+        env!("CARGO_PKG_VERSION"),
+        config.server.nights_kept() as usize,
+    )
+    .shared();
+    let shutdown = CancellationToken::new();
+
+    // Consumers: each recipient's queue, delivered as it fills.
+    let planned = wiring::plan(&config, &hub, &[]).await?;
+    let deliveries = metrics
+        .counter(
+            "passerelle_deliveries_total",
+            "Transfers settled by the consumers, per flow and receipt status",
+            &["flow", "status"],
+        )
+        .context("metrics")?;
+    let mut consumers = Vec::new();
+    for plan in planned.night.sinks {
+        consumers.push(tokio::spawn(consume(
+            hub.clone(),
+            plan,
+            deliveries.clone(),
+            shutdown.clone(),
+        )));
+    }
+
+    // The FAJ decision webhook (the first platform: one shared secret per route).
+    let faj = match config.faj.first() {
+        Some(f) => {
+            let built = f.build().context("FAJ client")?;
+            let handler = Arc::new(EngineDecisions {
+                engine: hub.engine.clone(),
+                platform: f.platform.clone(),
+                report: Default::default(),
+                recipients: Default::default(),
+            });
+            let intake = DecisionIntake::new(handler, Arc::new(MemorySeenStore::new()))
+                .with_origin_lookup(built.client.clone());
+            Some(WebhookState::new(
+                built.webhook_secret,
+                intake,
+                Arc::new(JournalAudit {
+                    hub: hub.clone(),
+                    platform: f.platform.clone(),
+                }),
+            ))
+        }
+        None => None,
+    };
+
+    // The nightly schedule.
+    let schedule = config.server.schedule().context("[server] schedule")?;
+    let flow_metrics = FlowMetrics::new(&metrics).context("metrics")?;
+    let night_job = {
+        let (hub, config, status) = (hub.clone(), config.clone(), status.clone());
+        let flow_metrics = Arc::new(flow_metrics);
+        move || {
+            let (hub, config, status, fm) = (
+                hub.clone(),
+                config.clone(),
+                status.clone(),
+                flow_metrics.clone(),
+            );
+            async move {
+                if let Err(e) = night(&hub, &config, &status, &fm).await {
+                    warn!("the night stopped: {e:#}");
+                }
+            }
+        }
+    };
+    if args.night_now {
+        night_job().await;
+    }
+    let scheduler = match schedule {
+        Some(s) => {
+            let sch = Scheduler::new("night", s)
+                .with_metrics(&metrics)
+                .with_status(status.clone());
+            let token = shutdown.clone();
+            Some(tokio::spawn(async move { sch.run(token, night_job).await }))
+        }
+        None => {
+            info!("no [server] schedule: nights run only with --night-now or `passerelle sync`");
+            None
+        }
+    };
+
+    // HTTP.
+    let readiness = {
+        let (journal_hub, state_hub) = (hub.clone(), hub.clone());
+        Readiness::new(config.server.readiness_timeout())
+            .check("journal", move || {
+                let h = journal_hub.clone();
+                async move { h.engine.journal().head().await.map(|_| ()) }
+            })
+            .check("state", move || {
+                let h = state_hub.clone();
+                async move { h.engine.state().cursor("ready").await.map(|_| ()) }
+            })
+    };
+    let state = AppState::new(status, metrics)
+        .with_readiness(readiness)
+        .draining_on(shutdown.clone());
+    let app = passerelle_server::app(state, faj);
+    let addr: SocketAddr = config.server.listen_addr().context("[server] listen")?;
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("passerelle serving on http://{addr} (Ctrl-C to stop)");
+    }
+    passerelle_server::serve_with_grace(
+        addr,
+        app,
+        shutdown.clone(),
+        config.server.shutdown_grace(),
+    )
+    .await?;
+
+    // Drain: the night in progress, then the consumers.
+    shutdown.cancel();
+    if let Some(s) = scheduler {
+        let _ = s.await;
+    }
+    for c in consumers {
+        let _ = c.await;
+    }
+    hub.close().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Delivers one recipient's queue until shutdown.
+async fn consume(hub: Arc<Hub>, plan: SinkPlan, counts: CounterVec, shutdown: CancellationToken) {
+    while !shutdown.is_cancelled() {
+        // A short idle ends each round, so that shutdown is seen within seconds.
+        match hub
+            .engine
+            .deliver_by_flow(&plan.recipient, plan.sink.as_ref(), Duration::from_secs(2))
+            .await
+        {
+            Ok(by_flow) => {
+                for (flow, d) in by_flow {
+                    for (status, n) in [
+                        ("applied", d.applied),
+                        ("delivered", d.delivered),
+                        ("rejected", d.rejected),
+                        ("dead_lettered", d.dead_lettered),
+                        ("retried", d.retried),
+                    ] {
+                        if n > 0 {
+                            counts.with(&[&flow, status]).inc_by(n);
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                warn!(recipient = %plan.recipient, "delivery stopped, retrying: {e}");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+            }
+        }
+    }
+}
+
+/// One scheduled night: sources and sends; the consumers deliver.
+async fn night(
+    hub: &Hub,
+    config: &HubConfig,
+    status: &SharedStatus,
+    metrics: &FlowMetrics,
+) -> Result<()> {
+    let started = Utc::now();
+    if let Ok(mut s) = status.write() {
+        s.begin_night(started);
+    }
+    let mut planned = wiring::plan(config, hub, &[]).await?;
+    planned.night.sinks.clear();
+    let result = wiring::run(hub, planned, &|_| {}, None).await;
+    let ended = Utc::now();
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            if let Ok(mut s) = status.write() {
+                s.record_flow(FlowStatus {
+                    flow: "night".into(),
+                    outcome: FlowOutcome::Failed,
+                    started_at: Some(started),
+                    ended_at: Some(ended),
+                    error: Some(format!("{e:#}")),
+                    ..Default::default()
+                });
+                s.end_night(ended);
+            }
+            return Err(e);
+        }
+    };
+    record(status, metrics, &report, started, ended);
+    Ok(())
+}
+
+fn record(
+    status: &SharedStatus,
+    metrics: &FlowMetrics,
+    report: &NightReport,
+    started: chrono::DateTime<Utc>,
+    ended: chrono::DateTime<Utc>,
+) {
+    let Ok(mut s) = status.write() else {
+        return;
+    };
+    for (flow, r) in &report.flows {
+        if flow.is_empty() {
+            continue;
+        }
+        let f = FlowStatus {
+            flow: flow.clone(),
+            outcome: if r.rejected() + r.delivered.dead_lettered > 0 {
+                FlowOutcome::Partial
+            } else {
+                FlowOutcome::Completed
+            },
+            read: r.read,
+            sent: r.sent.sent,
+            unchanged: r.sent.unchanged,
+            applied: r.applied(),
+            rejected: r.rejected(),
+            denied: r.sent.denied,
+            dead_lettered: r.delivered.dead_lettered,
+            started_at: Some(started),
+            ended_at: Some(ended),
+            error: None,
+        };
+        metrics.observe(&f);
+        s.record_flow(f);
+    }
+    s.end_night(ended);
+}
+
+/// Refused webhooks go to the audit journal (no body content, only the reason).
+struct JournalAudit {
+    hub: Arc<Hub>,
+    platform: String,
+}
+
+#[async_trait]
+impl WebhookAudit for JournalAudit {
+    async fn refused(&self, refusal: WebhookRefusal) {
+        let mut e = NewEntry::new(Event::Denied, "system", Outcome::Refused);
+        e.flow = Some("faj-decision".into());
+        e.sender = Some(self.platform.clone());
+        e.reason = Some(format!(
+            "webhook refused: {:?} ({} bytes)",
+            refusal.reason, refusal.body_len
+        ));
+        if let Err(err) = self.hub.engine.journal().append(e).await {
+            warn!("cannot journal a refused webhook: {err}");
+        }
+    }
+}
