@@ -507,7 +507,12 @@ async fn everything_read_and_written_exactly_once_under_faults() {
     }
 
     let s = stats(addr).await;
-    assert_eq!(s.events_pending, 0);
+    // Each orientation applied once opened one dossier, announced by one event.
+    assert_eq!(s.events_pending, 150);
+    assert_eq!(
+        structures(addr).await.iter().map(|s| s.1).sum::<u64>(),
+        n + 150
+    );
     assert_eq!(
         (s.writes.orientations, s.writes.evenements),
         (150, 60),
@@ -699,4 +704,216 @@ async fn batch_concurrency_is_bounded() {
     assert!(took >= Duration::from_millis(800), "{took:?}");
     assert!(took < Duration::from_millis(3_000), "{took:?}");
     sim.shutdown().await;
+}
+
+fn orientation_with_caf(transfer_id: &str, recipient: &str) -> Delivery {
+    let record: Jeune = serde_json::from_value(serde_json::json!({
+        "schema": "passerelle.jeune/1",
+        "identifiants": {"caf": {"organisme": "CAF", "numero_allocataire": "7654321"}},
+        "etat_civil": {"nom_naissance": "de La Fontaine", "nom_usage": "Lecœur", "prenoms": ["Anaïs", "Marie"], "date_naissance": "2004-12-31"},
+        "contact": {
+            "email": "anais.lafontaine@example.org",
+            "telephones": ["06 12 34 56 78"],
+            "adresse": {"numero": "3", "voie": "rue Sainte-Thérèse", "code_postal": "59000", "commune": "Lille"}
+        },
+        "rsa": {"etat_droit": "2", "soumis_droits_devoirs": true},
+        "orientation": {"type": "socio_professionnelle", "date": "2026-10-02"}
+    }))
+    .unwrap();
+    Delivery {
+        transfer_id: transfer_id.into(),
+        flow: "brsa-orientation".into(),
+        sender: "CD059".into(),
+        recipient: recipient.into(),
+        record,
+    }
+}
+
+/// Every dossier of a structure, through the client's pagination.
+async fn all_dossiers(
+    c: &ImiloClient,
+    code: &str,
+    since: Option<String>,
+) -> Vec<passerelle_imilo::wire::Dossier> {
+    let mut out = Vec::new();
+    let mut pages = c.structure_dossiers(code.to_owned(), since);
+    while let Some(page) = pages.next().await {
+        out.extend(page.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn an_accepted_orientation_opens_a_dossier() {
+    let n = 3_000u64;
+    let (addr, sim) = start(n, SimKeys::default()).await;
+    let before_orientation = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let c = client(addr, |_| {});
+    let list = structures(addr).await;
+    let (code, count) = list[1].clone();
+
+    let body =
+        passerelle_imilo::orientation_request(&orientation_with_caf("tr-caf", &code)).unwrap();
+    let (outcome, first) = c.post_orientation(&body).await.unwrap();
+    assert_eq!(outcome, passerelle_imilo::WriteOutcome::Created);
+    let id = first.id_dossier.expect("a new orientation opens a dossier");
+    assert_eq!(
+        id,
+        n + 1,
+        "opened dossiers are numbered after the population"
+    );
+
+    // The structure lists it, also when asked for what changed since before now.
+    let all = all_dossiers(&c, &code, None).await;
+    assert_eq!(all.len() as u64, count + 1);
+    let recent = all_dossiers(&c, &code, Some(before_orientation.to_rfc3339())).await;
+    assert_eq!(
+        recent.iter().map(|d| d.id_dossier).collect::<Vec<_>>(),
+        vec![id]
+    );
+    let d = &recent[0];
+    assert_eq!(d.numero_allocataire.as_deref(), Some("7654321"));
+    assert_eq!(d.nom_naissance.as_deref(), Some("de La Fontaine"));
+    assert_eq!(d.nom_usage.as_deref(), Some("Lecœur"));
+    assert_eq!(d.prenom.as_deref(), Some("Anaïs Marie"));
+    assert_eq!(d.date_naissance.as_deref(), Some("2004-12-31"));
+    assert_eq!(d.mail.as_deref(), Some("anais.lafontaine@example.org"));
+    assert!(d.telephone.is_some());
+    assert_eq!(
+        d.structure_rattachement
+            .as_ref()
+            .unwrap()
+            .code_structure
+            .as_deref(),
+        Some(code.as_str())
+    );
+    assert_eq!(
+        d.accompagnement_cej
+            .as_ref()
+            .unwrap()
+            .premier_accompagnement
+            .as_deref(),
+        Some("2026-10-02")
+    );
+    // Other structures did not get it; GET by id serves it; /sim/structures counts it.
+    let other = &list[0].0;
+    assert!(
+        all_dossiers(&c, other, Some(before_orientation.to_rfc3339()))
+            .await
+            .is_empty()
+    );
+    assert_eq!(c.dossier(id).await.unwrap(), *d);
+    assert_eq!(structures(addr).await[1].1, count + 1);
+
+    // Its mapping carries the CAF number, identity and accompaniment, cleanly.
+    let m = passerelle_imilo::dossier_to_jeune(d);
+    assert!(
+        m.rejects.is_empty() && m.warnings.is_empty(),
+        "{:?} {:?}",
+        m.rejects,
+        m.warnings
+    );
+    let j = m.record.expect("a record");
+    let caf = j.identifiants.caf.as_ref().expect("identifiants.caf");
+    assert_eq!(caf.numero_allocataire.as_str(), "7654321");
+    assert_eq!(
+        j.identifiants.imilo_dossier.as_ref().unwrap().as_str(),
+        id.to_string()
+    );
+    assert_eq!(
+        j.etat_civil.prenoms,
+        vec!["Anaïs".to_owned(), "Marie".to_owned()]
+    );
+    assert_eq!(
+        j.etat_civil.date_naissance.unwrap().to_string(),
+        "2004-12-31"
+    );
+    let acc = j.accompagnement.as_ref().expect("accompagnement");
+    assert_eq!(acc.date_debut.unwrap().to_string(), "2026-10-02");
+    assert!(acc.dispositif.is_some());
+
+    // The event feed announces it after the initial events.
+    let mut src = EventSource::new(c.clone());
+    let mut created = Vec::new();
+    loop {
+        let batch = src.next_batch().await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        for item in &batch {
+            let j = item.outcome.as_ref().unwrap();
+            let dossier = j
+                .identifiants
+                .imilo_dossier
+                .as_ref()
+                .unwrap()
+                .as_str()
+                .to_owned();
+            if dossier == id.to_string() {
+                created.push(j.identifiants.caf.clone());
+            }
+        }
+        let tokens: Vec<_> = batch.iter().map(|i| i.ack.clone()).collect();
+        src.ack(&tokens).await.unwrap();
+    }
+    assert_eq!(created.len(), 1);
+    assert!(created[0].is_some());
+
+    // A replay answers the first answer and opens nothing.
+    let (outcome, again) = c.post_orientation(&body).await.unwrap();
+    assert_eq!(outcome, passerelle_imilo::WriteOutcome::Replayed);
+    assert_eq!(again, first);
+    assert_eq!(all_dossiers(&c, &code, None).await.len() as u64, count + 1);
+    let s = stats(addr).await;
+    assert_eq!(
+        (s.writes.orientations, s.replays, s.events_pending),
+        (1, 1, 0)
+    );
+
+    // A second person gets the next id.
+    let second = passerelle_imilo::orientation_request(&orientation("tr-2", &code)).unwrap();
+    assert_eq!(
+        c.post_orientation(&second).await.unwrap().1.id_dossier,
+        Some(n + 2)
+    );
+
+    // Situations and événements reach an opened dossier like any other.
+    let e = c
+        .post_evenement(
+            id,
+            &passerelle_imilo::wire::EvenementRequest {
+                reference_externe: "ev-1".into(),
+                kind: "OF_SUIVI".into(),
+                date: "2026-11-01".into(),
+                contenu: serde_json::json!({}),
+            },
+        )
+        .await;
+    assert!(e.is_ok(), "{e:?}");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn opening_dossiers_can_be_turned_off_and_is_deterministic() {
+    let (addr, sim) = start(100, SimKeys::default()).await;
+    sim.set_orientation_dossiers(false);
+    let c = client(addr, |_| {});
+    let body =
+        passerelle_imilo::orientation_request(&orientation_with_caf("tr-off", "59350S00")).unwrap();
+    assert_eq!(c.post_orientation(&body).await.unwrap().1.id_dossier, None);
+    assert_eq!(structures(addr).await[0].1, 100);
+    assert_eq!(stats(addr).await.events_pending, 100);
+    sim.shutdown().await;
+
+    // Same seed, same requests in the same order: the same dossier (but its date).
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let (addr, sim) = start(100, SimKeys::default()).await;
+        let c = client(addr, |_| {});
+        let (_, r) = c.post_orientation(&body).await.unwrap();
+        let d = c.dossier(r.id_dossier.unwrap()).await.unwrap();
+        seen.push(serde_json::to_value(&d).unwrap());
+        sim.shutdown().await;
+    }
+    assert_eq!(seen[0], seen[1]);
 }

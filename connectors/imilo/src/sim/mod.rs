@@ -1,6 +1,12 @@
 //! The I-MILO simulator: every endpoint of imilo.md on a synthetic population, with
 //! keys per family, pagination, a change-event queue, idempotent writes and faults on
 //! demand (`/sim/faults`), for tests, benchmarks and demos.
+//!
+//! An accepted orientation (a new `referenceExterne`) opens a dossier in the target
+//! structure, as a Mission Locale taking the young person in would: next id after the
+//! population, identity, contact and CAF number from the prescription, orientation
+//! date as accompaniment start, CEJ or PACEA drawn from the seed, modified now, listed
+//! by its structure and announced by a `DOSSIER`/`CREATE` event.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -224,6 +230,11 @@ impl SimHandle {
 
     pub fn set_faults(&self, faults: Faults) -> Result<(), String> {
         self.state.set_faults(faults)
+    }
+
+    /// Whether a new orientation opens a dossier in its structure (on by default).
+    pub fn set_orientation_dossiers(&self, on: bool) {
+        self.state.set_orientation_dossiers(on);
     }
 
     pub fn state(&self) -> &Arc<SimState> {

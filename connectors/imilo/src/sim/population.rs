@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 
 use crate::wire::{
     AccompagnementCej, Dossier, DossierAdresse, DossierObligationFormation, DossierSituation,
-    StructureRattachement,
+    OrientationRequest, StructureRattachement,
 };
 
 /// SplitMix64: tiny, fast, and stable across versions (unlike a library RNG whose
@@ -530,6 +530,75 @@ impl Population {
     }
 }
 
+impl Population {
+    /// The dossier an accepted orientation opens in structure `s`, under the new id
+    /// `id` (after the generated ones): identity, contact and CAF number from the
+    /// prescription, the orientation date (or `today`) as accompaniment start, and a
+    /// dispositif drawn from `(seed, id)`: CEJ for about 4 in 10, PACEA otherwise.
+    pub fn dossier_from_orientation(
+        &self,
+        id: u64,
+        s: usize,
+        req: &OrientationRequest,
+        today: NaiveDate,
+    ) -> Dossier {
+        let mut rng = self.rng(id, 2);
+        let structure = &self.structures[s];
+        let j = &req.jeune;
+        // The hub sends ISO dates, but a French one would be accepted by the API too.
+        let debut = req
+            .orientation
+            .as_ref()
+            .and_then(|o| o.date.as_deref())
+            .and_then(|d| passerelle_model::Date::parse(d).ok())
+            .map_or(today, |d| d.naive());
+        let id_jeune = format!("{:019}", rng.next_u64() % 10_000_000_000_000_000_000);
+        let accompagnement = if rng.chance(0.4) {
+            AccompagnementCej {
+                accompagnement_cej: Some(true),
+                date_debut: Some(debut.to_string()),
+                date_fin_prevue: Some((debut + Duration::days(365)).to_string()),
+                date_fin_reelle: None,
+                premier_accompagnement: Some(debut.to_string()),
+            }
+        } else {
+            AccompagnementCej {
+                accompagnement_cej: Some(false),
+                date_debut: None,
+                date_fin_prevue: None,
+                date_fin_reelle: None,
+                premier_accompagnement: Some(debut.to_string()),
+            }
+        };
+        Dossier {
+            id_dossier: id,
+            id_jeune: Some(id_jeune),
+            numero_de: None,
+            nom_naissance: j.nom_naissance.clone().or_else(|| j.nom_usage.clone()),
+            nom_usage: j.nom_usage.clone().or_else(|| j.nom_naissance.clone()),
+            prenom: j.prenom.clone(),
+            date_naissance: j.date_naissance.as_deref().map(|d| {
+                passerelle_model::Date::parse(d).map_or_else(|_| d.to_owned(), |d| d.to_string())
+            }),
+            mail: j.mail.clone(),
+            adresse: j.adresse.clone(),
+            structure_rattachement: Some(StructureRattachement {
+                nom_usuel: Some(structure.nom_usuel.clone()),
+                nom_officiel: Some(structure.nom_officiel.clone()),
+                code_structure: Some(structure.code.clone()),
+            }),
+            accompagnement_cej: Some(accompagnement),
+            situations: Vec::new(),
+            telephone: j.telephone.clone(),
+            numero_allocataire: j.numero_allocataire.clone(),
+            niveau_formation: None,
+            rqth: None,
+            commentaire: None,
+            obligation_formation: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -582,5 +651,49 @@ mod tests {
                 m.warnings
             );
         }
+    }
+
+    #[test]
+    fn orientation_dossiers_map_cleanly_with_both_dispositifs() {
+        let p = Population::new(5, 100);
+        let req: OrientationRequest = serde_json::from_value(serde_json::json!({
+            "referenceExterne": "tr-1", "codeStructure": "59350S00",
+            "jeune": {"nomNaissance": "Côté", "prenom": "Loïc", "dateNaissance": "01/02/2005",
+                      "numeroAllocataire": "1234567"},
+            "orientation": {"type": "SOCIALE", "date": "2026-10-02"}
+        }))
+        .unwrap();
+        let today = date(2026, 11, 22);
+        let mut dispositifs = std::collections::BTreeSet::new();
+        for id in 101..=200 {
+            let d = p.dossier_from_orientation(id, 0, &req, today);
+            assert_eq!(d.date_naissance.as_deref(), Some("2005-02-01"));
+            let m = crate::mapping::dossier_to_jeune(&d);
+            assert!(
+                m.rejects.is_empty() && m.warnings.is_empty(),
+                "{:?}",
+                m.rejects
+            );
+            let j = m.record.unwrap();
+            assert_eq!(
+                j.identifiants.caf.unwrap().numero_allocataire.as_str(),
+                "1234567"
+            );
+            let a = j.accompagnement.unwrap();
+            assert_eq!(a.date_debut.unwrap().to_string(), "2026-10-02");
+            dispositifs.insert(format!("{:?}", a.dispositif));
+        }
+        assert_eq!(dispositifs.len(), 2, "{dispositifs:?}");
+        // Without an orientation date the accompaniment starts today.
+        let mut bare = req.clone();
+        bare.orientation = None;
+        let d = p.dossier_from_orientation(101, 0, &bare, today);
+        assert_eq!(
+            d.accompagnement_cej
+                .unwrap()
+                .premier_accompagnement
+                .as_deref(),
+            Some("2026-11-22")
+        );
     }
 }

@@ -352,7 +352,7 @@ async fn post_orientation(State(st): St, body: Bytes) -> Response {
             "codeStructure is not a known Mission Locale",
         );
     }
-    match st.write_orientation(&req.reference_externe) {
+    match st.write_orientation(&req) {
         WriteResult::Created(r) => json_with(StatusCode::CREATED, &r),
         WriteResult::Replayed(r) => json_with(StatusCode::OK, &r),
     }
@@ -387,7 +387,7 @@ async fn sim_structures(State(st): St) -> Response {
         .structures()
         .iter()
         .enumerate()
-        .map(|(i, s)| json!({"codeStructure": s.code, "nomOfficiel": s.nom_officiel, "dossiers": pop.count_in(i)}))
+        .map(|(i, s)| json!({"codeStructure": s.code, "nomOfficiel": s.nom_officiel, "dossiers": st.count_in(i)}))
         .collect();
     json_with(StatusCode::OK, &list)
 }

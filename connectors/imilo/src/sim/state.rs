@@ -1,7 +1,9 @@
 //! The simulator's mutable state: only what changed since start (touched or deleted
-//! dossiers, acked events, writes), faults, rate-limit buckets and counters.
+//! dossiers, dossiers opened by accepted orientations, acked events, writes), faults,
+//! rate-limit buckets and counters.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::Instant;
 
@@ -10,7 +12,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use super::population::Population;
 use super::{Faults, SimConfig, SimKeys, SimStats};
 use crate::key::Family;
-use crate::wire::{Dossier, EvenementResponse, Event, OrientationResponse};
+use crate::wire::{Dossier, EvenementResponse, Event, OrientationRequest, OrientationResponse};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -80,6 +82,22 @@ struct Writes {
     counter: u64,
 }
 
+/// A dossier opened by an accepted orientation.
+#[derive(Debug)]
+struct Opened {
+    dossier: Dossier,
+    modified: DateTime<Utc>,
+}
+
+/// The dossiers opened by orientations: ids `N+1, N+2…` in order of acceptance, so
+/// the same requests in the same order give the same ids.
+#[derive(Debug, Default)]
+struct OpenedDossiers {
+    by_id: BTreeMap<u64, Opened>,
+    /// Ids per structure, ascending.
+    by_structure: HashMap<usize, Vec<u64>>,
+}
+
 /// Token buckets per family, for `rate_limit_per_s`.
 #[derive(Debug)]
 struct Limiter {
@@ -111,6 +129,8 @@ pub struct SimState {
     deleted: std::sync::atomic::AtomicU64,
     events: Mutex<EventQueue>,
     writes: Mutex<Writes>,
+    opened: RwLock<OpenedDossiers>,
+    open_dossiers: AtomicBool,
     faults: RwLock<Faults>,
     limiter: Mutex<Option<Limiter>>,
     stats: Mutex<SimStats>,
@@ -132,6 +152,8 @@ impl SimState {
                 initial_acked: 0,
             }),
             writes: Mutex::new(Writes::default()),
+            opened: RwLock::new(OpenedDossiers::default()),
+            open_dossiers: AtomicBool::new(true),
             faults: RwLock::new(Faults::default()),
             limiter: Mutex::new(None),
             stats: Mutex::new(SimStats::default()),
@@ -143,6 +165,35 @@ impl SimState {
 
     pub fn population(&self) -> &Population {
         &self.pop
+    }
+
+    /// Whether an accepted orientation opens a dossier (on by default). Off, the
+    /// simulator only stores prescriptions and answers `idDossier: null`.
+    pub fn set_orientation_dossiers(&self, on: bool) {
+        self.open_dossiers.store(on, Ordering::Relaxed);
+    }
+
+    pub fn orientation_dossiers(&self) -> bool {
+        self.open_dossiers.load(Ordering::Relaxed)
+    }
+
+    fn opened(&self) -> std::sync::RwLockReadGuard<'_, OpenedDossiers> {
+        self.opened.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Generated or opened by an orientation (deleted ones included).
+    pub fn exists(&self, id: u64) -> bool {
+        self.pop.contains(id) || self.opened().by_id.contains_key(&id)
+    }
+
+    /// The dossiers of structure `s`, generated and opened, deleted ones included.
+    pub fn count_in(&self, s: usize) -> u64 {
+        self.pop.count_in(s)
+            + self
+                .opened()
+                .by_structure
+                .get(&s)
+                .map_or(0, |v| v.len() as u64)
     }
 
     pub fn stats(&self) -> SimStats {
@@ -208,35 +259,46 @@ impl SimState {
 
     /// The dossier as served now, `None` when unknown or deleted.
     pub fn dossier(&self, id: u64) -> Option<Dossier> {
-        if !self.pop.contains(id) {
-            return None;
-        }
         let m = self.mutation(id);
         if m.is_some_and(|m| m.deleted) {
             return None;
         }
-        Some(self.pop.dossier(id, m.map_or(0, |m| m.version)))
+        if self.pop.contains(id) {
+            return Some(self.pop.dossier(id, m.map_or(0, |m| m.version)));
+        }
+        // An opened dossier keeps what the prescription said; a touch only moves its
+        // modification date.
+        self.opened().by_id.get(&id).map(|o| o.dossier.clone())
     }
 
-    fn modified(&self, id: u64, m: Option<Mutation>) -> DateTime<Utc> {
-        m.map_or_else(|| self.pop.base_modified(id), |m| m.modified)
+    fn modified(&self, id: u64, m: Option<Mutation>, opened: &OpenedDossiers) -> DateTime<Utc> {
+        m.map_or_else(
+            || match opened.by_id.get(&id) {
+                Some(o) => o.modified,
+                None => self.pop.base_modified(id),
+            },
+            |m| m.modified,
+        )
     }
 
     /// The ids of a structure's listing (after `since` when given), or `None` when
     /// the whole structure is listed and the page can be computed directly.
     pub fn listing(&self, s: usize, since: Option<DateTime<Utc>>) -> Option<Vec<u64>> {
-        let any_deleted = self.deleted.load(std::sync::atomic::Ordering::Relaxed) > 0;
-        if since.is_none() && !any_deleted {
+        let any_deleted = self.deleted.load(Ordering::Relaxed) > 0;
+        let opened = self.opened();
+        let opened_here: &[u64] = opened.by_structure.get(&s).map_or(&[], |v| v);
+        if since.is_none() && !any_deleted && opened_here.is_empty() {
             return None;
         }
         let muts = self.mutations.read().unwrap_or_else(|p| p.into_inner());
         Some(
             (0..self.pop.count_in(s))
                 .map(|i| self.pop.id_at(s, i))
+                .chain(opened_here.iter().copied())
                 .filter(|id| {
                     let m = muts.get(id).copied();
                     !m.is_some_and(|m| m.deleted)
-                        && since.is_none_or(|t| self.modified(*id, m) >= t)
+                        && since.is_none_or(|t| self.modified(*id, m, &opened) >= t)
                 })
                 .collect(),
         )
@@ -297,7 +359,7 @@ impl SimState {
 
     /// Changes a dossier (or deletes/archives it) and queues its event.
     pub fn touch(&self, id: u64, kind: &str, action: &str) -> Option<String> {
-        if !self.pop.contains(id) {
+        if !self.exists(id) {
             return None;
         }
         if kind == "DOSSIER" {
@@ -312,13 +374,17 @@ impl SimState {
                 "DELETE" | "ARCHIVE" => {
                     if !m.deleted {
                         m.deleted = true;
-                        self.deleted
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        self.deleted.fetch_add(1, Ordering::Relaxed);
                     }
                 }
                 _ => m.version += 1,
             }
         }
+        Some(self.queue_event(id, kind, action))
+    }
+
+    /// Queues an event after the initial ones; returns its identifiant.
+    fn queue_event(&self, id: u64, kind: &str, action: &str) -> String {
         let mut q = lock(&self.events);
         let seq = q.next_seq;
         q.next_seq += 1;
@@ -334,30 +400,61 @@ impl SimState {
                 date: Some(Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
             },
         );
-        Some(identifiant)
+        identifiant
     }
 
     pub fn knows_structure(&self, code: &str) -> bool {
         self.pop.structure_index(code).is_some()
     }
 
-    pub fn write_orientation(&self, reference: &str) -> WriteResult<OrientationResponse> {
+    /// Stores a prescription, once per `referenceExterne`. A new one (not a replay)
+    /// to a known structure also opens a dossier there, when that is on, and queues
+    /// its `DOSSIER`/`CREATE` event: the Mission Locale took the young person in.
+    pub fn write_orientation(&self, req: &OrientationRequest) -> WriteResult<OrientationResponse> {
         let mut w = lock(&self.writes);
-        if let Some(r) = w.orientations.get(reference) {
+        if let Some(r) = w.orientations.get(&req.reference_externe) {
             let r = r.clone();
             drop(w);
             self.with_stats(|s| s.replays += 1);
             return WriteResult::Replayed(r);
         }
         w.counter += 1;
+        let structure = self.pop.structure_index(&req.code_structure);
+        // Opened under the writes lock, so that a concurrent replay of the same
+        // reference can only see the answer that carries the dossier.
+        let id_dossier = structure
+            .filter(|_| self.orientation_dossiers())
+            .map(|s| self.open_dossier(s, req));
         let r = OrientationResponse {
             id_prescription: format!("PRE-{:08}", w.counter),
-            id_dossier: None,
+            id_dossier,
         };
-        w.orientations.insert(reference.to_owned(), r.clone());
+        w.orientations
+            .insert(req.reference_externe.clone(), r.clone());
         drop(w);
         self.with_stats(|s| s.writes.orientations += 1);
+        if let Some(id) = id_dossier {
+            let _ = self.queue_event(id, "DOSSIER", "CREATE");
+        }
         WriteResult::Created(r)
+    }
+
+    fn open_dossier(&self, s: usize, req: &OrientationRequest) -> u64 {
+        let now = Utc::now();
+        let mut opened = self.opened.write().unwrap_or_else(|p| p.into_inner());
+        let id = self.pop.len() + opened.by_id.len() as u64 + 1;
+        let dossier = self
+            .pop
+            .dossier_from_orientation(id, s, req, now.date_naive());
+        opened.by_id.insert(
+            id,
+            Opened {
+                dossier,
+                modified: now,
+            },
+        );
+        opened.by_structure.entry(s).or_default().push(id);
+        id
     }
 
     pub fn write_evenement(&self, reference: &str) -> WriteResult<EvenementResponse> {
