@@ -36,11 +36,8 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
     let config = Arc::new(HubConfig::load(&globals.config)?);
     let hub = Arc::new(Hub::open(&config, &globals.data_dir).await?);
     let metrics = Metrics::new();
-    let status: SharedStatus = Status::new(
-        env!("CARGO_PKG_VERSION"),
-        config.server.nights_kept() as usize,
-    )
-    .shared();
+    let status: SharedStatus =
+        Status::new(env!("CARGO_PKG_VERSION"), config.server.nights_kept()).shared();
     let shutdown = CancellationToken::new();
 
     // Consumers: each recipient's queue, delivered as it fills.
