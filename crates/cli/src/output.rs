@@ -17,8 +17,18 @@ pub fn init_logging() {
         .try_init();
 }
 
-/// Prints the one-line cause chain of a failure and returns the failure status.
+/// Prints the one-line cause chain of a failure and returns the failure status. A
+/// closed stdout (`passerelle audit export … | head`) is the reader's choice, not a
+/// failure: the command ends quietly.
 pub fn fail(e: &anyhow::Error) -> ExitCode {
+    let broken_pipe = e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.to_string().contains("Broken pipe (os error 32)")
+    });
+    if broken_pipe {
+        return ExitCode::SUCCESS;
+    }
     #[allow(clippy::print_stderr)]
     {
         eprintln!("passerelle: {e:#}");

@@ -11,9 +11,10 @@ use passerelle_policy::{DEFAULT_FLOWS_PATH, Endpoint, Flow, Policy, register};
 /// Arguments of `passerelle policy`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The flows file.
-    #[arg(long, global = true, env = "PASSERELLE_FLOWS", default_value = DEFAULT_FLOWS_PATH)]
-    flows: PathBuf,
+    /// The flows file [default: `flows` of the configuration file when it names one,
+    /// else schemas/policy/flows.toml].
+    #[arg(long, global = true, env = "PASSERELLE_FLOWS")]
+    flows: Option<PathBuf>,
 
     #[command(subcommand)]
     command: PolicyCommand,
@@ -97,9 +98,21 @@ fn table(header: [&str; 8], rows: &[[String; 8]]) -> String {
     out
 }
 
-pub async fn run(_globals: &crate::Globals, args: Args) -> anyhow::Result<ExitCode> {
-    // The error already names the file, the flow, the key and the rule.
-    let policy = Policy::load(&args.flows).context("invalid flows file")?;
+pub async fn run(globals: &crate::Globals, args: Args) -> anyhow::Result<ExitCode> {
+    let named = match args.flows {
+        Some(f) => Some(f),
+        None => passerelle_cli::config::HubConfig::load_or_default(&globals.config)?.flows,
+    };
+    // Without a named file: the repository's when run from it, else the shipped one
+    // (the flows `sync`, `serve` and `demo` use when the configuration names none).
+    let flows = named.unwrap_or_else(|| PathBuf::from(DEFAULT_FLOWS_PATH));
+    let policy = if flows.exists() || flows != std::path::Path::new(DEFAULT_FLOWS_PATH) {
+        // The error already names the file, the flow, the key and the rule.
+        Policy::load(&flows).context("invalid flows file")?
+    } else {
+        Policy::from_toml_str(passerelle_cli::wiring::SHIPPED_FLOWS)
+            .context("the shipped flows file")?
+    };
     let mut out = std::io::stdout().lock();
     match args.command {
         PolicyCommand::Check => {
@@ -118,7 +131,7 @@ pub async fn run(_globals: &crate::Globals, args: Args) -> anyhow::Result<ExitCo
             writeln!(
                 out,
                 "{}: {} flows, valid (retention in days: recipient/audit)",
-                args.flows.display(),
+                flows.display(),
                 policy.flows().len()
             )?;
         }
