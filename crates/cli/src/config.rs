@@ -203,6 +203,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_example_configuration_is_valid() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../deploy/passerelle.example.toml");
+        let c = HubConfig::load(&path).unwrap();
+        assert_eq!(c.departements[0].cd(), "CD059");
+        assert_eq!(c.imilo.unwrap().structures, ["59350S00"]);
+        assert_eq!(c.territoires.ml_for(Some("59000"), "59"), Some("59350S00"));
+    }
+
+    #[test]
     fn unknown_keys_and_bad_codes_are_refused() {
         let e = HubConfig::from_toml("[transport]\nkind = \"embedded\"\nspeed = 3\n")
             .unwrap_err()
