@@ -1,0 +1,279 @@
+//! Shared pieces of the end-to-end tests: the services scripts/test started (or why
+//! they are missing), a fresh PostgreSQL database and AMQP prefix per test, the
+//! configuration written as TOML for a child `passerelle`, and what the simulators saw.
+
+#![allow(dead_code, clippy::print_stderr)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use passerelle_cli::config::{HubConfig, TransportKind};
+use passerelle_hub::{HubState, TransferStatus};
+use passerelle_transport::amqp::AmqpConfig;
+use sqlx::Connection;
+
+/// The services a test runs on.
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub amqp_url: String,
+    pub pg_url: String,
+}
+
+/// The services from the environment; `None` (with the reason printed) when one is
+/// missing outside CI. In CI a missing service fails the test.
+pub fn services(test: &str) -> Option<Services> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let amqp = std::env::var("PASSERELLE_TEST_AMQP_URL").ok();
+    let pg = std::env::var("PASSERELLE_TEST_PG_URL").ok();
+    match (amqp, pg) {
+        (Some(amqp_url), Some(pg_url)) => Some(Services { amqp_url, pg_url }),
+        _ => {
+            let why = "PASSERELLE_TEST_AMQP_URL and PASSERELLE_TEST_PG_URL are needed \
+                       (run scripts/test -p passerelle-e2e)";
+            assert!(std::env::var_os("CI").is_none(), "{test}: {why}");
+            eprintln!("{test}: skipped: {why}");
+            None
+        }
+    }
+}
+
+/// A name unique to this test run: `e2e_{name}_{pid}_{millis}`.
+pub fn unique(name: &str) -> String {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default();
+    format!(
+        "e2e_{}_{}_{}",
+        name.replace('-', "_"),
+        std::process::id(),
+        ms
+    )
+}
+
+/// Creates a fresh database on the test server; returns its URL.
+pub async fn fresh_database(pg_url: &str, name: &str) -> String {
+    let db = unique(name);
+    let mut conn = sqlx::PgConnection::connect(pg_url)
+        .await
+        .expect("cannot connect to the test PostgreSQL");
+    // The name is ours: letters, digits and underscores.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+        .execute(&mut conn)
+        .await
+        .expect("cannot create a test database");
+    conn.close().await.ok();
+    let base = pg_url
+        .rsplit_once('/')
+        .map(|(b, _)| b)
+        .expect("a postgres URL has a database path");
+    format!("{base}/{db}")
+}
+
+/// An AMQP configuration on the test broker, under its own prefix.
+pub fn amqp(url: &str, name: &str) -> AmqpConfig {
+    let mut c = AmqpConfig::new(url);
+    c.prefix = unique(name).replace('_', "-");
+    c
+}
+
+/// `config` on RabbitMQ (`amqp`) with its journal in `journal_url`.
+pub fn on_services(config: &HubConfig, amqp: AmqpConfig, journal_url: &str) -> HubConfig {
+    let mut c = config.clone();
+    c.transport.kind = TransportKind::Rabbitmq;
+    c.transport.rabbitmq = Some(amqp);
+    c.journal.url = Some(journal_url.to_owned());
+    c
+}
+
+fn value<T: serde::Serialize>(v: &T) -> toml::Value {
+    toml::Value::try_from(v).expect("a config section serializes to TOML")
+}
+
+fn path(p: &Path) -> toml::Value {
+    toml::Value::String(p.display().to_string())
+}
+
+/// `config` as a `passerelle.toml` (the box and AMQP sections by hand: their structs
+/// only deserialize).
+pub fn config_toml(config: &HubConfig) -> String {
+    let mut root = toml::Table::new();
+    if let Some(f) = &config.flows {
+        root.insert("flows".into(), path(f));
+    }
+    let mut transport = toml::Table::new();
+    if config.transport.kind == TransportKind::Rabbitmq {
+        transport.insert("kind".into(), "rabbitmq".into());
+        let a = config
+            .transport
+            .rabbitmq
+            .as_ref()
+            .expect("rabbitmq section");
+        let mut t = toml::Table::new();
+        t.insert("url".into(), a.url.clone().into());
+        t.insert("prefix".into(), a.prefix.clone().into());
+        t.insert("max_deliveries".into(), i64::from(a.max_deliveries).into());
+        t.insert(
+            "retry_delays_ms".into(),
+            toml::Value::Array(
+                a.retry_delays_ms
+                    .iter()
+                    .map(|d| toml::Value::Integer(*d as i64))
+                    .collect(),
+            ),
+        );
+        t.insert(
+            "reconnect_timeout_ms".into(),
+            (a.reconnect_timeout_ms as i64).into(),
+        );
+        transport.insert("rabbitmq".into(), toml::Value::Table(t));
+    } else {
+        transport.insert("kind".into(), "embedded".into());
+    }
+    root.insert("transport".into(), toml::Value::Table(transport));
+    if let Some(url) = &config.journal.url {
+        let mut j = toml::Table::new();
+        j.insert("url".into(), url.clone().into());
+        root.insert("journal".into(), toml::Value::Table(j));
+    }
+    let ml: Vec<toml::Value> = config
+        .territoires
+        .ml
+        .iter()
+        .map(|m| {
+            let mut t = toml::Table::new();
+            t.insert("code".into(), m.code.clone().into());
+            t.insert("codes_postaux".into(), value(&m.codes_postaux));
+            t.insert("defaut".into(), m.defaut.into());
+            toml::Value::Table(t)
+        })
+        .collect();
+    let mut territoires = toml::Table::new();
+    territoires.insert("ml".into(), toml::Value::Array(ml));
+    root.insert("territoires".into(), toml::Value::Table(territoires));
+    if let Some(i) = &config.imilo {
+        let mut t = toml::Table::new();
+        t.insert("structures".into(), value(&i.structures));
+        t.insert("client".into(), value(&i.client));
+        root.insert("imilo".into(), toml::Value::Table(t));
+    }
+    let mut deps = Vec::new();
+    for d in &config.departements {
+        let mut t = toml::Table::new();
+        t.insert("code".into(), d.code.clone().into());
+        if let Some(s) = &d.solis {
+            t.insert("solis".into(), value(s));
+        }
+        if let Some(c) = &d.cnaf {
+            t.insert("cnaf".into(), value(c));
+        }
+        let boxes: Vec<toml::Value> = d
+            .boxes
+            .iter()
+            .map(|b| {
+                assert!(b.sftp.is_none() && b.mapping.is_none(), "local boxes only");
+                let mut bt = toml::Table::new();
+                bt.insert("url".into(), b.url.clone().into());
+                bt.insert("partenaire".into(), b.partenaire.clone().into());
+                bt.insert("state_dir".into(), path(&b.state_dir));
+                toml::Value::Table(bt)
+            })
+            .collect();
+        t.insert("box".into(), toml::Value::Array(boxes));
+        deps.push(toml::Value::Table(t));
+    }
+    root.insert("departement".into(), toml::Value::Array(deps));
+    root.insert(
+        "faj".into(),
+        toml::Value::Array(config.faj.iter().map(value).collect()),
+    );
+    toml::to_string(&root).expect("the configuration writes as TOML")
+}
+
+/// Transfers per status, for each flow named.
+pub async fn status_counts(
+    state: &HubState,
+    flows: &[&str],
+) -> BTreeMap<String, BTreeMap<TransferStatus, u64>> {
+    let mut out = BTreeMap::new();
+    for flow in flows {
+        let counts = state.status_counts(flow).await.expect("status counts");
+        out.insert((*flow).to_owned(), counts.into_iter().collect());
+    }
+    out
+}
+
+/// The flows a night of the simulated world carries.
+pub const NIGHT_FLOWS: [&str; 7] = [
+    "brsa-orientation",
+    "ase-majorite",
+    "brsa-suivi",
+    "of-signalement",
+    "of-suivi",
+    "faj-demande",
+    "faj-decision",
+];
+
+/// `GET /sim/stats` of the I-MILO simulator.
+pub async fn imilo_stats(addr: std::net::SocketAddr) -> serde_json::Value {
+    reqwest::get(format!("http://{addr}/sim/stats"))
+        .await
+        .expect("I-MILO simulator stats")
+        .json()
+        .await
+        .expect("I-MILO stats are JSON")
+}
+
+/// `POST /sim/faults` of the I-MILO simulator.
+pub async fn imilo_faults(addr: std::net::SocketAddr, faults: serde_json::Value) {
+    let r = reqwest::Client::new()
+        .post(format!("http://{addr}/sim/faults"))
+        .json(&faults)
+        .send()
+        .await
+        .expect("I-MILO simulator faults");
+    assert!(r.status().is_success(), "faults refused: {}", r.status());
+}
+
+/// Every `referenceExterne` of every SOLIS import file under the world's imports
+/// folder (answered ones included), with the number of times each appears.
+pub fn solis_import_refs(world_dir: &Path) -> BTreeMap<String, u64> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if e.file_name().to_string_lossy().starts_with("SOLIS_IMPORT_") {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&world_dir.join("peers/solis/imports"), &mut files);
+    let mut refs = BTreeMap::new();
+    for f in files {
+        for r in passerelle_solis::read_import_refs(&f).expect("an import file reads") {
+            *refs.entry(r).or_insert(0) += 1;
+        }
+    }
+    refs
+}
+
+/// Checks no transfer of `state` under `flow` is still without a final answer.
+pub fn assert_final(counts: &BTreeMap<String, BTreeMap<TransferStatus, u64>>) {
+    for (flow, c) in counts {
+        for s in [
+            TransferStatus::Published,
+            TransferStatus::Delivered,
+            TransferStatus::DeadLettered,
+        ] {
+            assert_eq!(
+                c.get(&s).copied().unwrap_or(0),
+                0,
+                "{flow}: transfers left {}: {counts:?}",
+                s.as_str()
+            );
+        }
+    }
+}

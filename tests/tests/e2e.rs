@@ -1,0 +1,514 @@
+//! End-to-end nights on real RabbitMQ and PostgreSQL with every peer simulator: every
+//! flow moves, a peer down all night ends in visible dead letters (and a replay), and
+//! an `art9` field is projected away with the attempt journaled.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use common::{
+    NIGHT_FLOWS, amqp, assert_final, fresh_database, imilo_faults, imilo_stats, on_services,
+    services, status_counts,
+};
+use passerelle_audit::Filter;
+use passerelle_cli::wiring::{self, Hub};
+use passerelle_cli::world::{World, WorldOptions};
+use passerelle_connector::{ConnectorError, Delivery, Receipt, Sink, Source};
+use passerelle_hub::{NightReport, TransferStatus};
+use passerelle_model::Jeune;
+
+/// Test 1: a whole night, every flow, on RabbitMQ with the journal on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_flow_moves_on_rabbitmq_with_the_journal_on_postgres() {
+    let Some(s) = services("every_flow") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut world = World::start(&dir.path().join("world"), &WorldOptions::new(300, 21))
+        .await
+        .unwrap();
+    let journal = fresh_database(&s.pg_url, "every_flow").await;
+    let config = on_services(&world.config, amqp(&s.amqp_url, "every-flow"), &journal);
+    let hub = Hub::open(&config, &dir.path().join("hub")).await.unwrap();
+    assert_eq!(hub.engine.journal().engine(), "postgres");
+
+    let requests = world.conseiller_requests(&hub, 6).await.unwrap();
+    assert!(requests.sent > 0, "{requests:?}");
+    let planned = wiring::plan(&config, &hub, &[]).await.unwrap();
+    let between = || -> anyhow::Result<()> {
+        world.solis_answers()?;
+        std::thread::sleep(Duration::from_millis(600));
+        Ok(())
+    };
+    let mut report = wiring::run(&hub, planned, &|_| {}, Some(&between))
+        .await
+        .unwrap();
+    let demande = report.flows.entry("faj-demande".into()).or_default();
+    passerelle_hub::night::add_sent(&mut demande.sent, &requests);
+
+    for flow in [
+        "brsa-orientation",
+        "ase-majorite",
+        "of-signalement",
+        "of-suivi",
+        "faj-demande",
+        "faj-decision",
+    ] {
+        let r = report
+            .flows
+            .get(flow)
+            .unwrap_or_else(|| panic!("no {flow} in {report:?}"));
+        assert!(r.sent.sent > 0, "{flow} moved nothing: {r:?}");
+        assert_eq!(r.delivered.dead_lettered, 0, "{flow}: {r:?}");
+        assert_eq!(
+            r.sent.sent,
+            r.applied() + r.rejected() + r.awaiting(),
+            "{flow}: every transfer has its receipt: {r:?}"
+        );
+    }
+    let o = &report.flows["brsa-orientation"];
+    assert_eq!(o.sent.sent, o.applied(), "{o:?}");
+    assert_eq!(report.flows["of-signalement"].awaiting(), 0);
+
+    // The sender's view: every transfer of the night has its final receipt.
+    let counts = status_counts(hub.engine.state(), &NIGHT_FLOWS).await;
+    assert_final(&counts);
+    let stored: u64 = counts.values().flat_map(|c| c.values()).sum();
+    let sent: u64 = report.flows.values().map(|r| r.sent.sent).sum();
+    assert_eq!(stored, sent, "{counts:?}");
+
+    // I-MILO applied each orientation once.
+    let stats = imilo_stats(world.imilo_addr).await;
+    let orientations =
+        report.flows["brsa-orientation"].sent.sent + report.flows["ase-majorite"].sent.sent;
+    assert_eq!(stats["writes"]["orientations"], orientations, "{stats}");
+
+    let v = hub.engine.journal().verify().await.unwrap();
+    assert!(v.is_intact(), "{v:?}");
+    assert!(
+        v.entries >= 2 * sent,
+        "{} entries for {sent} transfers",
+        v.entries
+    );
+    hub.close().await.unwrap();
+    world.stop().await;
+}
+
+/// Test 4: I-MILO down all night. Deliveries are retried, then dead-lettered; the
+/// sender sees it (report, state, journal, the dead-letter queue); once I-MILO is back,
+/// a replay gets them applied, each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_down_all_night_ends_in_dead_letters_that_replay() {
+    let Some(s) = services("peer_down") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut world = World::start(&dir.path().join("world"), &WorldOptions::new(150, 41))
+        .await
+        .unwrap();
+    let mut base = world.config.clone();
+    // The client gives up at once: retries are the transport's.
+    base.imilo.as_mut().unwrap().client.retry.max_attempts = 1;
+    let mut a = amqp(&s.amqp_url, "peer-down");
+    a.max_deliveries = 3;
+    a.retry_delays_ms = vec![100];
+    let journal = fresh_database(&s.pg_url, "peer_down").await;
+    let config = on_services(&base, a, &journal);
+    let hub = Hub::open(&config, &dir.path().join("hub")).await.unwrap();
+    let engine = hub.engine.as_ref();
+    let flow = "brsa-orientation";
+
+    let mut planned = wiring::plan(&config, &hub, &[flow.to_owned()])
+        .await
+        .unwrap();
+    let night = &mut planned.night;
+    night.idle = Some(Duration::from_millis(1500));
+    let mut report = NightReport::default();
+    night.collect(engine, &mut report, &|_| {}).await.unwrap();
+    night.send(engine, &mut report, &|_| {}).await.unwrap();
+    let sent = report.flows[flow].sent.sent;
+    assert!(sent > 0, "{report:?}");
+
+    // I-MILO answers 503 to everything from now on.
+    imilo_faults(world.imilo_addr, serde_json::json!({"rate_503": 1.0})).await;
+    night.deliver(engine, &mut report, &|_| {}).await.unwrap();
+    let r = &report.flows[flow];
+    assert_eq!(r.delivered.dead_lettered, sent, "{r:?}");
+    assert_eq!(r.delivered.applied, 0, "{r:?}");
+    assert_eq!(r.delivered.retried, 2 * sent, "two retries each: {r:?}");
+    assert!(!report.completed());
+    let stats = imilo_stats(world.imilo_addr).await;
+    assert_eq!(stats["faults"]["http_503"], 3 * sent, "{stats}");
+    assert_eq!(stats["writes"]["orientations"], 0, "{stats}");
+
+    // The sender's view.
+    let counts = status_counts(engine.state(), &[flow]).await;
+    assert_eq!(
+        counts[flow].get(&TransferStatus::DeadLettered).copied(),
+        Some(sent),
+        "{counts:?}"
+    );
+    let dead_entries: Vec<_> = engine
+        .journal()
+        .entries(&Filter {
+            flow: Some(flow.into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event == "dead_lettered")
+        .collect();
+    assert_eq!(dead_entries.len() as u64, sent);
+    assert!(
+        dead_entries
+            .iter()
+            .all(|e| e.subject.is_some() && e.reason.as_deref().is_some_and(|r| !r.is_empty())),
+        "{dead_entries:?}"
+    );
+
+    // The dead letters, per ML, on the broker.
+    let mls: BTreeSet<String> = engine
+        .state()
+        .transfers_of("CD059", Some(flow))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.recipient)
+        .collect();
+    let mut letters = Vec::new();
+    for ml in &mls {
+        letters.extend(hub.transport.dead_letters(ml).await.unwrap());
+    }
+    assert_eq!(letters.len() as u64, sent, "dead letters on the broker");
+    for l in &letters {
+        assert_eq!(l.envelope.header.flow, flow);
+        assert!(l.delivery_count >= 3, "{}", l.delivery_count);
+        assert!(
+            serde_json::from_slice::<serde_json::Value>(&l.envelope.payload).is_err(),
+            "a dead letter holds a sealed payload"
+        );
+    }
+
+    // I-MILO is back: replaying the dead letters gets each applied, once.
+    imilo_faults(world.imilo_addr, serde_json::json!({})).await;
+    for l in &letters {
+        hub.transport.replay(&l.id).await.unwrap();
+    }
+    let mut again = NightReport::default();
+    night.deliver(engine, &mut again, &|_| {}).await.unwrap();
+    assert_eq!(again.flows[flow].delivered.applied, sent, "{again:?}");
+    let counts = status_counts(engine.state(), &[flow]).await;
+    assert_eq!(
+        counts[flow].get(&TransferStatus::Applied).copied(),
+        Some(sent),
+        "{counts:?}"
+    );
+    let stats = imilo_stats(world.imilo_addr).await;
+    assert_eq!(stats["writes"]["orientations"], sent, "{stats}");
+    for ml in &mls {
+        assert!(hub.transport.dead_letters(ml).await.unwrap().is_empty());
+    }
+    assert!(engine.journal().verify().await.unwrap().is_intact());
+    hub.close().await.unwrap();
+    world.stop().await;
+}
+
+/// A sink that keeps what it is handed, then passes it on.
+struct Recorder {
+    inner: Arc<dyn Sink>,
+    seen: Arc<Mutex<Vec<Delivery>>>,
+}
+
+#[async_trait]
+impl Sink for Recorder {
+    async fn deliver(&self, delivery: Delivery) -> Result<Receipt, ConnectorError> {
+        self.seen.lock().unwrap().push(delivery.clone());
+        self.inner.deliver(delivery).await
+    }
+
+    async fn deliver_batch(
+        &self,
+        deliveries: Vec<Delivery>,
+    ) -> Vec<Result<Receipt, ConnectorError>> {
+        self.seen.lock().unwrap().extend(deliveries.iter().cloned());
+        self.inner.deliver_batch(deliveries).await
+    }
+}
+
+/// The personal values of a record that must never show in clear outside it.
+fn personal_values(j: &Jeune) -> Vec<String> {
+    let v = serde_json::to_value(j).unwrap();
+    let mut out = Vec::new();
+    let mut push = |x: &serde_json::Value| {
+        if let Some(s) = x.as_str()
+            && s.chars().count() >= 5
+        {
+            out.push(s.to_owned());
+        }
+    };
+    for p in [
+        "/etat_civil/nom_naissance",
+        "/etat_civil/nom_usage",
+        "/identifiants/nir",
+        "/contact/email",
+    ] {
+        if let Some(x) = v.pointer(p) {
+            push(x);
+        }
+    }
+    for p in [
+        "/etat_civil/prenoms",
+        "/contact/telephones",
+        "/sensible/commentaires",
+        "/sensible/freins_sante",
+    ] {
+        if let Some(xs) = v.pointer(p).and_then(|x| x.as_array()) {
+            xs.iter().for_each(&mut push);
+        }
+    }
+    out
+}
+
+/// The SOLIS BRSA export's records, read from a copy of the export folder.
+async fn solis_records(world: &World, copy: &Path) -> Vec<Jeune> {
+    let solis = world.config.departements[0].solis.clone().unwrap();
+    let from = solis.export_dir.clone().unwrap();
+    std::fs::create_dir_all(copy).unwrap();
+    for e in std::fs::read_dir(&from).unwrap().flatten() {
+        if e.path().is_file() {
+            std::fs::copy(e.path(), copy.join(e.file_name())).unwrap();
+        }
+    }
+    let mut c = solis;
+    c.export_dir = Some(copy.to_owned());
+    c.import_dir = None;
+    let mut source = c.build_export_source().unwrap();
+    let mut out = Vec::new();
+    loop {
+        let batch = source.next_batch().await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        out.extend(batch.into_iter().filter_map(|i| i.outcome.ok()));
+    }
+    out
+}
+
+/// Test 5: SOLIS records carrying `sensible` (observations, RQTH) go to I-MILO under
+/// `brsa-orientation` without them; the journal holds a `denied` entry naming the
+/// special fields for that subject; neither the journal database nor the broker holds
+/// a personal value in clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn art9_fields_are_projected_away_and_the_attempt_journaled() {
+    let Some(s) = services("art9") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut world = World::start(&dir.path().join("world"), &WorldOptions::new(200, 51))
+        .await
+        .unwrap();
+    let records = solis_records(&world, &dir.path().join("solis-copy")).await;
+    let special: BTreeMap<String, &Jeune> = records
+        .iter()
+        .filter(|j| !j.sensible.is_empty())
+        .filter_map(|j| Some((j.identifiants.solis.as_ref()?.to_string(), j)))
+        .collect();
+    assert!(
+        !special.is_empty(),
+        "the SOLIS simulator wrote no Observations/Sante"
+    );
+    let mut secrets: BTreeSet<String> = records.iter().flat_map(personal_values).collect();
+    secrets.retain(|s| s.len() >= 5);
+    assert!(secrets.len() > 100, "{} values", secrets.len());
+
+    let journal = fresh_database(&s.pg_url, "art9").await;
+    let a = amqp(&s.amqp_url, "art9");
+    let prefix = a.prefix.clone();
+    let config = on_services(&world.config, a, &journal);
+    let hub = Hub::open(&config, &dir.path().join("hub")).await.unwrap();
+    let engine = hub.engine.as_ref();
+    let flow = "brsa-orientation";
+    let mut planned = wiring::plan(&config, &hub, &[flow.to_owned()])
+        .await
+        .unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mls: BTreeSet<String> = config
+        .imilo
+        .as_ref()
+        .unwrap()
+        .structures
+        .iter()
+        .cloned()
+        .collect();
+    for plan in &mut planned.night.sinks {
+        if mls.contains(&plan.recipient) {
+            plan.sink = Arc::new(Recorder {
+                inner: plan.sink.clone(),
+                seen: seen.clone(),
+            });
+        }
+    }
+    let night = &mut planned.night;
+    let mut report = NightReport::default();
+    night.collect(engine, &mut report, &|_| {}).await.unwrap();
+    night.send(engine, &mut report, &|_| {}).await.unwrap();
+    assert!(report.flows[flow].sent.special_dropped > 0, "{report:?}");
+
+    // On the broker: a sealed envelope, no personal value.
+    let peeked = peek(&s.amqp_url, &prefix, &mls).await;
+    assert!(!peeked.is_empty(), "no message waiting on the broker");
+    for body in &peeked {
+        assert!(serde_json::from_slice::<serde_json::Value>(body).is_err());
+        let text = String::from_utf8_lossy(body);
+        for secret in &secrets {
+            assert!(
+                !text.contains(secret.as_str()),
+                "a personal value on the broker"
+            );
+        }
+    }
+
+    night.deliver(engine, &mut report, &|_| {}).await.unwrap();
+    let delivered = seen.lock().unwrap().clone();
+    assert!(!delivered.is_empty());
+    let mut checked = 0;
+    for d in &delivered {
+        assert!(
+            d.record.sensible.is_empty(),
+            "a delivered record carries special data"
+        );
+        if let Some(id) = &d.record.identifiants.solis
+            && special.contains_key(&id.to_string())
+        {
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "no record with special data was delivered");
+
+    // The journal: a denied entry per such subject, naming the special fields; each
+    // subject denied is one that was published (the transfer went on without them).
+    let entries = engine
+        .journal()
+        .entries(&Filter {
+            flow: Some(flow.into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let denied: Vec<_> = entries.iter().filter(|e| e.event == "denied").collect();
+    assert!(
+        denied.len() >= checked,
+        "{} denied for {checked}",
+        denied.len()
+    );
+    let published: BTreeSet<&str> = entries
+        .iter()
+        .filter(|e| e.event == "published")
+        .filter_map(|e| e.subject.as_deref())
+        .collect();
+    for e in &denied {
+        assert!(!e.fields.is_empty());
+        // Only special classes (art9, art10, nir) are named.
+        assert!(
+            e.fields
+                .iter()
+                .all(|f| passerelle_model::class_of(f).is_some_and(|c| c.is_special())),
+            "{:?}",
+            e.fields
+        );
+        assert!(
+            e.reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("special-data"))
+        );
+        let subject = e
+            .subject
+            .as_deref()
+            .expect("a denied entry names its subject");
+        assert!(published.contains(subject));
+    }
+    assert!(
+        denied
+            .iter()
+            .any(|e| e.fields.iter().any(|f| f == "sensible.commentaires")),
+        "{denied:?}"
+    );
+
+    // Nothing personal in clear anywhere in the journal database.
+    let dump = dump_database(&journal).await;
+    assert!(dump.len() > 1000, "the journal database looks empty");
+    for secret in &secrets {
+        assert!(
+            !dump.contains(secret.as_str()),
+            "a personal value in clear in the journal database"
+        );
+    }
+    assert!(engine.journal().verify().await.unwrap().is_intact());
+    hub.close().await.unwrap();
+    world.stop().await;
+}
+
+/// The bodies of the messages waiting in the recipients' queues, left in place.
+async fn peek(url: &str, prefix: &str, recipients: &BTreeSet<String>) -> Vec<Vec<u8>> {
+    use lapin::options::{BasicGetOptions, BasicNackOptions};
+    let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let mut out = Vec::new();
+    for r in recipients {
+        let queue = format!("{prefix}.q.{r}");
+        if let Ok(Some(m)) = ch
+            .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: false })
+            .await
+        {
+            out.push(m.delivery.data.clone());
+            m.delivery
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+        }
+    }
+    conn.close(0, "peeked".into()).await.ok();
+    out
+}
+
+/// Every row of every table of the database, as JSON text.
+async fn dump_database(url: &str) -> String {
+    use sqlx::{Connection, Row};
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    let tables: Vec<String> = sqlx::query(
+        "SELECT table_schema || '.' || table_name FROM information_schema.tables
+         WHERE table_schema NOT IN ('pg_catalog', 'information_schema')",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get::<String, _>(0))
+    .collect();
+    assert!(!tables.is_empty());
+    let mut dump = String::new();
+    for t in tables {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT row_to_json(t)::text FROM {t} t"
+        )))
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        for r in rows {
+            dump.push_str(&r.get::<String, _>(0));
+            dump.push('\n');
+        }
+    }
+    conn.close().await.ok();
+    dump
+}
