@@ -917,3 +917,55 @@ async fn opening_dossiers_can_be_turned_off_and_is_deterministic() {
     }
     assert_eq!(seen[0], seen[1]);
 }
+
+#[tokio::test]
+async fn opened_dossiers_survive_a_restart_through_save_and_restore() {
+    let dir = std::env::temp_dir().join(format!("imilo-sim-state-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("imilo-sim.json");
+    let _ = std::fs::remove_file(&path);
+    let since = (chrono::Utc::now() - chrono::Duration::seconds(1)).to_rfc3339();
+    let body =
+        passerelle_imilo::orientation_request(&orientation_with_caf("tr-night-1", "59350S00"))
+            .unwrap();
+
+    // First night: the orientation opens dossier 201, then the simulator stops.
+    let (addr, sim) = start(200, SimKeys::default()).await;
+    assert!(!sim.restore(&path).unwrap(), "no file yet: a first start");
+    let c = client(addr, |_| {});
+    let (_, first) = c.post_orientation(&body).await.unwrap();
+    assert_eq!(first.id_dossier, Some(201));
+    sim.save(&path).unwrap();
+    sim.shutdown().await;
+
+    // Second night, a new simulator on the same seed and size.
+    let (addr, sim) = start(200, SimKeys::default()).await;
+    assert!(sim.restore(&path).unwrap());
+    let c = client(addr, |_| {});
+    let recent = all_dossiers(&c, "59350S00", Some(since)).await;
+    assert_eq!(recent.len(), 1);
+    assert_eq!(recent[0].id_dossier, 201);
+    assert_eq!(recent[0].numero_allocataire.as_deref(), Some("7654321"));
+    let (outcome, again) = c.post_orientation(&body).await.unwrap();
+    assert_eq!(outcome, passerelle_imilo::WriteOutcome::Replayed);
+    assert_eq!(again, first);
+    let next =
+        passerelle_imilo::orientation_request(&orientation("tr-night-2", "59350S00")).unwrap();
+    let (_, r) = c.post_orientation(&next).await.unwrap();
+    assert_eq!(r.id_dossier, Some(202));
+    assert_ne!(r.id_prescription, first.id_prescription);
+    sim.shutdown().await;
+
+    // Another population cannot take it: the ids would clash.
+    let (_, other) = start(300, SimKeys::default()).await;
+    let e = other.restore(&path).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+    let msg = e.to_string();
+    assert!(msg.contains("seed 7 and 200 dossiers"), "{msg}");
+    assert!(
+        !msg.contains("7654321") && !msg.contains("Fontaine"),
+        "{msg}"
+    );
+    other.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -237,6 +237,17 @@ impl SimHandle {
         self.state.set_orientation_dossiers(on);
     }
 
+    /// Saves the writes and opened dossiers (see `SimState::save`).
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        self.state.save(path)
+    }
+
+    /// Restores a `save` of a previous run on the same seed and size; `Ok(false)`
+    /// when the file does not exist yet.
+    pub fn restore(&self, path: &Path) -> std::io::Result<bool> {
+        self.state.restore(path)
+    }
+
     pub fn state(&self) -> &Arc<SimState> {
         &self.state
     }

@@ -315,6 +315,10 @@ impl Population {
         self.n
     }
 
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
     pub fn is_empty(&self) -> bool {
         self.n == 0
     }

@@ -8,6 +8,7 @@ use std::sync::{Mutex, RwLock};
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
 
 use super::population::Population;
 use super::{Faults, SimConfig, SimKeys, SimStats};
@@ -83,8 +84,9 @@ struct Writes {
 }
 
 /// A dossier opened by an accepted orientation.
-#[derive(Debug)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Opened {
+    structure: usize,
     dossier: Dossier,
     modified: DateTime<Utc>,
 }
@@ -96,6 +98,21 @@ struct OpenedDossiers {
     by_id: BTreeMap<u64, Opened>,
     /// Ids per structure, ascending.
     by_structure: HashMap<usize, Vec<u64>>,
+}
+
+/// What `save`/`restore` keep across restarts: the writes (so that replays stay
+/// idempotent) and the opened dossiers with their modification dates (so that a
+/// `modifieDepuis` listing after a restart still finds them).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SavedState {
+    seed: u64,
+    jeunes: u64,
+    counter: u64,
+    orientations: HashMap<String, OrientationResponse>,
+    evenements: HashMap<String, EvenementResponse>,
+    situations: Vec<String>,
+    opened: Vec<(u64, Opened)>,
 }
 
 /// Token buckets per family, for `rate_limit_per_s`.
@@ -449,6 +466,7 @@ impl SimState {
         opened.by_id.insert(
             id,
             Opened {
+                structure: s,
                 dossier,
                 modified: now,
             },
@@ -490,5 +508,84 @@ impl SimState {
         // The dossier changed: it shows a new version and queues an UPDATE.
         let _ = self.touch(id, "DOSSIER", "UPDATE");
         WriteResult::Created(())
+    }
+
+    /// Writes the writes and opened dossiers to `path` (JSON, replaced atomically),
+    /// so that a simulator started again on the same seed and size can `restore`
+    /// them: the demo's second night then finds the dossiers its first night opened.
+    pub fn save(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let saved = {
+            let w = lock(&self.writes);
+            let opened = self.opened();
+            SavedState {
+                seed: self.pop.seed(),
+                jeunes: self.pop.len(),
+                counter: w.counter,
+                orientations: w.orientations.clone(),
+                evenements: w.evenements.clone(),
+                situations: w.situations.keys().cloned().collect(),
+                opened: opened
+                    .by_id
+                    .iter()
+                    .map(|(id, o)| (*id, o.clone()))
+                    .collect(),
+            }
+        };
+        let text = serde_json::to_vec(&saved).map_err(std::io::Error::other)?;
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, path)
+    }
+
+    /// Restores what `save` wrote, before any write is received; a missing file is
+    /// a first start (`Ok(false)`). A file of another seed or size is refused: its
+    /// ids would clash with the generated ones.
+    pub fn restore(&self, path: &std::path::Path) -> std::io::Result<bool> {
+        let text = match std::fs::read(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
+        let saved: SavedState = serde_json::from_slice(&text).map_err(|e| {
+            invalid(format!(
+                "simulator state file line {}: not a saved state",
+                e.line()
+            ))
+        })?;
+        if (saved.seed, saved.jeunes) != (self.pop.seed(), self.pop.len()) {
+            return Err(invalid(format!(
+                "simulator state file was saved for seed {} and {} dossiers, not seed {} and {}",
+                saved.seed,
+                saved.jeunes,
+                self.pop.seed(),
+                self.pop.len()
+            )));
+        }
+        let k = self.pop.structures().len();
+        if saved
+            .opened
+            .iter()
+            .any(|(id, o)| *id <= self.pop.len() || o.structure >= k)
+        {
+            return Err(invalid(
+                "simulator state file: an opened dossier has a generated id or an unknown structure"
+                    .into(),
+            ));
+        }
+        let mut w = lock(&self.writes);
+        let mut opened = self.opened.write().unwrap_or_else(|p| p.into_inner());
+        w.counter = saved.counter;
+        w.orientations = saved.orientations;
+        w.evenements = saved.evenements;
+        w.situations = saved.situations.into_iter().map(|r| (r, ())).collect();
+        *opened = OpenedDossiers::default();
+        let mut list = saved.opened;
+        list.sort_by_key(|(id, _)| *id);
+        for (id, o) in list {
+            opened.by_structure.entry(o.structure).or_default().push(id);
+            opened.by_id.insert(id, o);
+        }
+        Ok(true)
     }
 }
