@@ -96,6 +96,18 @@ pub struct DepartementSection {
     /// One entry per ML folder of the CD's box.
     #[serde(default, rename = "box")]
     pub boxes: Vec<BoxConfig>,
+    /// How the CD takes `of-signalement`: `solis` (imports) or `box` (`JEUNES_OF`
+    /// files); SOLIS when it has an `import_dir`, else the box.
+    #[serde(default)]
+    pub of_signalement: Option<Via>,
+}
+
+/// A CD's way in for a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    Solis,
+    Box,
 }
 
 impl DepartementSection {
@@ -176,6 +188,21 @@ impl HubConfig {
                     "departement.code `{}` must have 3 characters (059, 02A, 974)",
                     d.code
                 );
+            }
+            match d.of_signalement {
+                Some(Via::Solis) if d.solis.as_ref().is_none_or(|s| s.import_dir.is_none()) => {
+                    bail!(
+                        "departement {}: of_signalement = \"solis\" needs solis.import_dir",
+                        d.code
+                    )
+                }
+                Some(Via::Box) if d.boxes.is_empty() => {
+                    bail!(
+                        "departement {}: of_signalement = \"box\" needs a [[departement.box]]",
+                        d.code
+                    )
+                }
+                _ => {}
             }
             if let Some(s) = &d.solis {
                 s.validate()

@@ -60,8 +60,9 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
     let planned = wiring::plan(&world.config, &hub, &[]).await?;
     let bar = crate::sync::progress_bar();
     let between = || -> Result<()> {
-        // SOLIS processes the night's imports; the FAJ commission meets.
-        world.solis_answers()?;
+        // SOLIS processes the night's imports, the CD reads its box; the FAJ
+        // commission meets.
+        world.peers_answer()?;
         std::thread::sleep(Duration::from_millis(600));
         Ok(())
     };

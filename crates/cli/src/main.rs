@@ -12,6 +12,7 @@ mod import;
 mod keys;
 mod output;
 mod policy;
+mod receipts;
 mod serve;
 mod simulate;
 mod sync;
@@ -46,6 +47,8 @@ enum Command {
     Sync(sync::Args),
     /// Serve: consumers, the nightly schedule, webhooks, health and metrics.
     Serve(serve::Args),
+    /// What became of the transfers an organisation sent (its receipts).
+    Receipts(receipts::Args),
     /// Parse one peer file into canonical JSON Lines, touching nothing.
     Import(import::Args),
     /// Run one peer simulator alone (for tests, demos and connector development).
@@ -94,6 +97,7 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(&globals, args).await,
             Command::Sync(args) => sync::run(&globals, args).await,
             Command::Serve(args) => serve::run(&globals, args).await,
+            Command::Receipts(args) => receipts::run(&globals, args).await,
             Command::Import(args) => import::run(&globals, args).await,
             Command::Simulate(args) => simulate::run(&globals, args).await,
             Command::Keys(args) => keys::run(&globals, args).await,

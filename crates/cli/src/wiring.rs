@@ -28,7 +28,7 @@ use passerelle_transport::Transport;
 use passerelle_transport::embedded::EmbeddedConfig;
 use tokio::sync::Mutex;
 
-use crate::config::{HubConfig, TransportKind};
+use crate::config::{HubConfig, TransportKind, Via};
 
 /// The flows file shipped with the hub, used when the configuration names none.
 pub const SHIPPED_FLOWS: &str = include_str!("../../../schemas/policy/flows.toml");
@@ -207,12 +207,14 @@ pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<Pla
                         .build_sink()
                         .with_context(|| format!("{cd}: SOLIS imports"))?,
                 );
-                let s = cd_sinks.remove(&cd).unwrap_or_default();
-                cd_sinks.insert(
-                    cd.clone(),
-                    s.with("brsa-suivi", sink.clone())
-                        .with("of-signalement", sink),
-                );
+                let mut s = cd_sinks
+                    .remove(&cd)
+                    .unwrap_or_default()
+                    .with("brsa-suivi", sink.clone());
+                if d.of_signalement != Some(Via::Box) {
+                    s = s.with("of-signalement", sink);
+                }
+                cd_sinks.insert(cd.clone(), s);
                 cd_systems.insert(cd.clone(), System::Solis);
                 night.receipts.push(Box::new(
                     solis

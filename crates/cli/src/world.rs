@@ -98,6 +98,11 @@ impl World {
         })
         .await
         .context("cannot start the I-MILO simulator")?;
+        // The simulated I-MILO remembers, across demo runs on one folder, the dossiers it
+        // opened for accepted orientations (what `brsa-suivi` then reports on).
+        imilo
+            .restore(&dir.join("imilo-sim.json"))
+            .context("cannot restore the I-MILO simulator state")?;
         let structures: Vec<String> = passerelle_imilo::sim::Population::new(opts.seed, opts.imilo)
             .structures()
             .iter()
@@ -234,6 +239,8 @@ impl World {
                     mapping: None,
                     sftp: None,
                 }],
+                // Both CD sinks at work: follow-ups as SOLIS imports, reports in the box.
+                of_signalement: Some(crate::config::Via::Box),
             }],
             faj: vec![faj_config],
             ..Default::default()
@@ -282,7 +289,7 @@ impl World {
             ));
         }
         t.push_str(&format!(
-            "\n[[departement]]\ncode = \"{DEPT}\"\n\n[departement.solis]\nexport_dir = \"{}\"\nimport_dir = \"{}\"\n\n[departement.cnaf]\nflux_dir = \"{}\"\n\n[[departement.box]]\nurl = \"file://{}\"\npartenaire = \"{BOX_PARTENAIRE}\"\nstate_dir = \"{}\"\n\n",
+            "\n[[departement]]\ncode = \"{DEPT}\"\nof_signalement = \"box\"\n\n[departement.solis]\nexport_dir = \"{}\"\nimport_dir = \"{}\"\n\n[departement.cnaf]\nflux_dir = \"{}\"\n\n[[departement.box]]\nurl = \"file://{}\"\npartenaire = \"{BOX_PARTENAIRE}\"\nstate_dir = \"{}\"\n\n",
             peers.join("solis/exports").display(),
             peers.join("solis/imports").display(),
             peers.join("cnaf").display(),
@@ -296,6 +303,28 @@ impl World {
             secrets.join("faj-webhook.secret").display(),
         ));
         t
+    }
+
+    /// The file peers answer what the hub wrote: SOLIS processes its imports (ACK
+    /// files), the CD reads the `JEUNES_OF` reports in its box and answers them with an
+    /// `OF_SUIVI` file (read by the next night).
+    pub fn peers_answer(&self) -> Result<()> {
+        self.solis_answers()?;
+        let folder = LocalFolder::new(self.dir.join("peers/box"));
+        let dept = passerelle_box::sim::Departement {
+            folder: &folder,
+            config: passerelle_box::sim::SimConfig {
+                partenaire: BOX_PARTENAIRE.into(),
+                dept: DEPT.into(),
+                emetteur: format!("CD{DEPT}"),
+                seed: 1,
+                jeunes: 1,
+                faults: Vec::new(),
+            },
+        };
+        dept.answer_jeunes_of()
+            .context("the box simulator cannot answer the reports")?;
+        Ok(())
     }
 
     /// SOLIS reads the imports the hub wrote and answers each with its ACK file.
@@ -374,6 +403,9 @@ impl World {
     /// Stops the simulators.
     pub async fn stop(&mut self) {
         if let Some(h) = self.imilo.take() {
+            if let Err(e) = h.save(&self.dir.join("imilo-sim.json")) {
+                tracing::warn!("cannot save the I-MILO simulator state: {e}");
+            }
             h.shutdown().await;
         }
         if let Some(h) = self.faj.take() {

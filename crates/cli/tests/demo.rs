@@ -65,7 +65,7 @@ fn night(dir: &Path) -> (String, BTreeMap<String, Row>) {
 }
 
 #[test]
-fn a_demo_night_moves_every_flow_and_a_second_night_nothing() {
+fn demo_nights_move_every_flow_then_the_replies_then_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (stdout, table) = night(dir.path());
     for flow in [
@@ -91,24 +91,35 @@ fn a_demo_night_moves_every_flow_and_a_second_night_nothing() {
     assert!(o.read >= 200 && o.unrouted < o.read, "{stdout}");
     assert_eq!(o.sent, o.applied, "{stdout}");
     assert_eq!(
-        table["of-signalement"].awaiting, 0,
-        "SOLIS answered every import: {stdout}"
+        table["of-signalement"].sent, table["of-signalement"].awaiting,
+        "reports in the box wait for the CD's answer: {stdout}"
     );
     assert!(stdout.contains("chain intact"), "{stdout}");
     for file in ["journal.sqlite", "state.sqlite", "queue.sqlite", "keyring"] {
         assert!(dir.path().join(file).exists(), "{file} missing");
     }
 
-    // A second night on the same data folder finds nothing new: the SOLIS and CNAF
-    // files are read again and found unchanged, the box files and I-MILO dossiers
-    // already handled are not even served again (same file, cursor).
-    let (stdout, again) = night(dir.path());
-    for flow in table.keys() {
-        let sent = again.get(flow).map_or(0, |a| a.sent);
-        assert_eq!(sent, 0, "second night sent {flow}: {stdout}");
+    // A second night on the same data folder: the replies move (the ML now has the
+    // dossiers of the young people the CD oriented; the CD answered the reports in its
+    // box); nothing else is sent again: the SOLIS and CNAF files are read again and
+    // found unchanged, the box files and I-MILO dossiers already handled are not even
+    // served again (same file, cursor).
+    let (stdout, second) = night(dir.path());
+    for (flow, r) in &second {
+        if flow == "brsa-suivi" || flow == "of-suivi" {
+            assert!(r.sent > 0, "second night, no {flow}: {stdout}");
+            assert_eq!(r.sent, r.applied, "second night {flow}: {stdout}");
+        } else {
+            assert_eq!(r.sent, 0, "second night sent {flow} again: {stdout}");
+        }
     }
-    let (o2, a2) = (again["brsa-orientation"], again["ase-majorite"]);
+    let (o2, a2) = (second["brsa-orientation"], second["ase-majorite"]);
     assert!(o2.unchanged > 0 && o2.unchanged <= o.sent, "{stdout}");
     assert_eq!(a2.unchanged, table["ase-majorite"].sent, "{stdout}");
-    assert_eq!(again["of-signalement"].read, 0, "{stdout}");
+
+    // A third night: nothing at all.
+    let (stdout, third) = night(dir.path());
+    for (flow, r) in &third {
+        assert_eq!(r.sent, 0, "third night sent {flow}: {stdout}");
+    }
 }

@@ -1,0 +1,325 @@
+//! The night benchmark (issue 10, item 5): a simulated world of about 100,000 young
+//! people spread over I-MILO, SOLIS, CNAF and the box, one full night through the real
+//! wiring, then a second night with no change, on the embedded transport and on
+//! RabbitMQ; with the raw throughput of the same transport measured in the same run.
+//!
+//! `cargo bench -p passerelle-cli --bench night`. Knobs: `PASSERELLE_BENCH_JEUNES`
+//! (total young people, default 100000), `PASSERELLE_BENCH_RAW` (messages of the raw
+//! transport run, default 20000), `PASSERELLE_BENCH_MODES` (`embedded,rabbitmq`),
+//! `PASSERELLE_BENCH_AMQP_URL` or `PASSERELLE_TEST_AMQP_URL` (RabbitMQ mode; skipped
+//! with a printed line when neither is set).
+//!
+//! Each mode runs in a child process of its own, so that its peak memory (VmHWM) is
+//! its own; that peak includes the in-process simulators (I-MILO and FAJ servers).
+#![allow(clippy::print_stdout, clippy::print_stderr)] // A bench reports by printing.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use passerelle_cli::config::{HubConfig, TransportKind};
+use passerelle_cli::wiring::{self, Hub};
+use passerelle_cli::world::{World, WorldOptions};
+use passerelle_hub::{NightReport, Progress};
+use passerelle_transport::amqp::AmqpConfig;
+use passerelle_transport::{Envelope, Transport};
+
+const MODE_VAR: &str = "PASSERELLE_BENCH_CHILD_MODE";
+
+fn main() -> Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    if let Ok(mode) = std::env::var(MODE_VAR) {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        return rt.block_on(child(&mode));
+    }
+    let modes =
+        std::env::var("PASSERELLE_BENCH_MODES").unwrap_or_else(|_| "embedded,rabbitmq".into());
+    println!(
+        "night bench: {} young people, load average {} ({} cores)",
+        jeunes(),
+        loadavg(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    for mode in modes.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+        if mode == "rabbitmq" && amqp_url().is_none() {
+            println!(
+                "rabbitmq: skipped (set PASSERELLE_BENCH_AMQP_URL or PASSERELLE_TEST_AMQP_URL)"
+            );
+            continue;
+        }
+        let status = Command::new(std::env::current_exe()?)
+            .env(MODE_VAR, mode)
+            .status()
+            .context("cannot run the bench child")?;
+        if !status.success() {
+            bail!("{mode}: the bench child failed ({status})");
+        }
+    }
+    Ok(())
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn jeunes() -> u64 {
+    env_u64("PASSERELLE_BENCH_JEUNES", 100_000)
+}
+
+fn amqp_url() -> Option<String> {
+    std::env::var("PASSERELLE_BENCH_AMQP_URL")
+        .or_else(|_| std::env::var("PASSERELLE_TEST_AMQP_URL"))
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// The world's sizes: a quarter of the young people in each system (CNAF households
+/// give about 1.5 records each).
+fn world_options(total: u64) -> WorldOptions {
+    let quarter = (total / 4).max(1);
+    let mut o = WorldOptions::new(quarter, 7);
+    o.imilo = quarter;
+    o.solis = quarter;
+    o.cnaf_foyers = (quarter * 2 / 3).max(1);
+    o.box_rows = quarter;
+    o
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Peak resident memory of this process so far, in MiB (VmHWM).
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// Publishes then consumes `n` 1 KiB messages through `transport`; messages/s over
+/// both phases (publish in chunks as the engine does, acknowledge each delivery).
+async fn raw_throughput(transport: &dyn Transport, n: u64) -> Result<(f64, f64, f64)> {
+    let recipient = "BENCHRAW";
+    transport.declare_recipient(recipient).await?;
+    let payload = vec![0x5a_u8; 1024];
+    let started = Instant::now();
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(512);
+        left -= k;
+        let batch: Vec<Envelope> = (0..k)
+            .map(|_| Envelope::new("bench", "BENCH", recipient, payload.clone()))
+            .collect();
+        for r in transport.publish_batch(batch).await {
+            r?;
+        }
+    }
+    let publish = started.elapsed();
+    let started = Instant::now();
+    let mut sub = transport.subscribe(recipient).await?;
+    for _ in 0..n {
+        let d = tokio::time::timeout(Duration::from_secs(30), sub.next())
+            .await
+            .context("raw consume stalled")??;
+        d.ack().await?;
+    }
+    sub.close(Duration::from_secs(5)).await?;
+    let consume = started.elapsed();
+    let rate = |d: Duration| n as f64 / d.as_secs_f64().max(1e-9);
+    Ok((rate(publish), rate(consume), rate(publish + consume)))
+}
+
+struct Figures {
+    read: u64,
+    sent: u64,
+    unchanged: u64,
+    delivered: u64,
+    seconds: f64,
+}
+
+fn figures(report: &NightReport, seconds: f64, read: u64) -> Figures {
+    let mut f = Figures {
+        read,
+        sent: 0,
+        unchanged: 0,
+        delivered: 0,
+        seconds,
+    };
+    for r in report.flows.values() {
+        f.sent += r.sent.sent;
+        f.unchanged += r.sent.unchanged;
+        f.delivered += r.delivered.delivered + r.delivered.applied + r.delivered.rejected;
+    }
+    f
+}
+
+/// One night on `world` through `hub`: plan, run, with SOLIS answering in between.
+/// Returns the report, the seconds and the records read per source (a record read
+/// once feeds several flows: the flows' `read` counts it under each).
+async fn night(world: &World, hub: &Hub) -> Result<(NightReport, f64, u64)> {
+    let started = Instant::now();
+    let verbose = std::env::var_os("PASSERELLE_BENCH_VERBOSE").is_some();
+    let read: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
+    let progress = |p: Progress<'_>| match p {
+        Progress::Read {
+            source, read: n, ..
+        } => {
+            read.lock()
+                .expect("not poisoned")
+                .insert(source.to_owned(), n);
+        }
+        Progress::SourceDone { source, flow, .. } if verbose => {
+            eprintln!(
+                "  {:6.2} s  source {source} done ({flow})",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Progress::Delivered { recipient, summary } if verbose => {
+            eprintln!(
+                "  {:6.2} s  delivered to {recipient}: {}",
+                started.elapsed().as_secs_f64(),
+                summary.delivered + summary.applied + summary.rejected
+            );
+        }
+        _ => {}
+    };
+    let planned = wiring::plan(&world.config, hub, &[]).await?;
+    if verbose {
+        eprintln!("  {:6.2} s  planned", started.elapsed().as_secs_f64());
+    }
+    let between = || -> Result<()> {
+        world.solis_answers()?;
+        if verbose {
+            eprintln!(
+                "  {:6.2} s  SOLIS answered",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Ok(())
+    };
+    let report = wiring::run(hub, planned, &progress, Some(&between)).await?;
+    let records = read.lock().expect("not poisoned").values().sum();
+    Ok((report, started.elapsed().as_secs_f64(), records))
+}
+
+fn configure(config: &mut HubConfig, mode: &str, run: &str) -> Result<()> {
+    match mode {
+        "embedded" => config.transport.kind = TransportKind::Embedded,
+        "rabbitmq" => {
+            let mut c = AmqpConfig::new(amqp_url().context("no RabbitMQ URL")?);
+            // A prefix of its own: queues left by another run are not read.
+            c.prefix = format!("bench{run}");
+            config.transport.kind = TransportKind::Rabbitmq;
+            config.transport.rabbitmq = Some(c);
+        }
+        other => bail!("unknown mode {other}"),
+    }
+    Ok(())
+}
+
+async fn child(mode: &str) -> Result<()> {
+    let total = jeunes();
+    let raw_n = env_u64("PASSERELLE_BENCH_RAW", 20_000);
+    let tmp = tempfile::tempdir()?;
+    let run = std::process::id().to_string();
+    let hub_dir = tmp.path().join("hub");
+    let opts = world_options(total);
+
+    // Night 1.
+    let mut world = World::start(&tmp.path().join("world1"), &opts).await?;
+    configure(&mut world.config, mode, &run)?;
+    let hub = Hub::open(&world.config, &hub_dir).await?;
+    let (raw_pub, raw_con, raw) = raw_throughput(hub.transport.as_ref(), raw_n).await?;
+    let load1 = loadavg();
+    let (report1, s1, n1) = night(&world, &hub).await?;
+    let f1 = figures(&report1, s1, n1);
+    if !report1.completed() {
+        eprintln!("{mode}: warning: the first night did not complete every flow");
+    }
+    hub.close().await?;
+    world.stop().await;
+    drop(hub);
+
+    // Night 2: the same people, exported again, nothing changed.
+    let mut world = World::start(&tmp.path().join("world2"), &opts).await?;
+    configure(&mut world.config, mode, &run)?;
+    let hub = Hub::open(&world.config, &hub_dir).await?;
+    let load2 = loadavg();
+    let (report2, s2, n2) = night(&world, &hub).await?;
+    let f2 = figures(&report2, s2, n2);
+    hub.close().await?;
+    world.stop().await;
+
+    let peak = peak_rss_mib();
+    println!(
+        "{mode}: raw transport {raw_n} x 1 KiB: publish {raw_pub:.0}/s, consume {raw_con:.0}/s, both {raw:.0}/s"
+    );
+    for (name, f, load) in [("night 1", &f1, &load1), ("night 2", &f2, &load2)] {
+        let rate = f.read as f64 / f.seconds.max(1e-9);
+        println!(
+            "{mode}: {name}: read {} records, {} transfers sent, {} unchanged, {} delivered, {:.1} s, {:.0} records/s, {:.2} of raw (load before {load})",
+            f.read,
+            f.sent,
+            f.unchanged,
+            f.delivered,
+            f.seconds,
+            rate,
+            rate / raw
+        );
+        if std::env::var_os("PASSERELLE_BENCH_VERBOSE").is_some() {
+            let report = if name == "night 1" {
+                &report1
+            } else {
+                &report2
+            };
+            for (flow, r) in &report.flows {
+                println!(
+                    "    {flow}: read {} unrouted {} sent {} unchanged {} denied {} not_known {} delivered {:?}",
+                    r.read,
+                    r.unrouted,
+                    r.sent.sent,
+                    r.sent.unchanged,
+                    r.sent.denied,
+                    r.sent.not_known,
+                    r.delivered
+                );
+            }
+        }
+    }
+    println!("{mode}: peak RSS {peak:.0} MiB (VmHWM, simulators included)");
+    check_size(tmp.path());
+    Ok(())
+}
+
+/// The size of what the run left on disk, for the record.
+fn check_size(dir: &Path) {
+    fn size(p: &Path) -> u64 {
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => std::fs::read_dir(p)
+                .map(|rd| rd.flatten().map(|e| size(&e.path())).sum())
+                .unwrap_or(0),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        }
+    }
+    println!(
+        "  hub data folder: {:.0} MiB",
+        size(&dir.join("hub")) as f64 / 1048576.0
+    );
+}

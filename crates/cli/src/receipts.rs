@@ -1,0 +1,81 @@
+//! `passerelle receipts`: what became of the transfers an organisation sent (published,
+//! delivered, applied, rejected with the peer's reasons, dead-lettered), from the hub
+//! state under `--data-dir`. Transfer ids and hub ids only, never a person's data.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use passerelle_hub::HubState;
+
+/// Arguments of `passerelle receipts`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The sending organisation (CD059, 59350S00, FAJ059).
+    #[arg(long)]
+    sender: String,
+    /// Only this flow.
+    #[arg(long)]
+    flow: Option<String>,
+    /// Only transfers in this status (published, delivered, applied, rejected,
+    /// dead_lettered).
+    #[arg(long)]
+    status: Option<String>,
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+pub async fn run(globals: &crate::Globals, args: Args) -> anyhow::Result<ExitCode> {
+    let path = globals.data_dir.join("state.sqlite");
+    anyhow::ensure!(
+        path.exists(),
+        "no hub state in {} (run a night first, or give --data-dir)",
+        globals.data_dir.display()
+    );
+    let state = HubState::open(&path)
+        .await
+        .context("cannot open the hub state")?;
+    let rows: Vec<_> = state
+        .transfers_of(&args.sender, args.flow.as_deref())
+        .await?
+        .into_iter()
+        .filter(|r| {
+            args.status
+                .as_deref()
+                .is_none_or(|s| r.status.as_str() == s)
+        })
+        .collect();
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        Format::Json => {
+            for r in &rows {
+                writeln!(out, "{}", serde_json::to_string(r)?)?;
+            }
+        }
+        Format::Table => {
+            writeln!(
+                out,
+                "{:<36} {:<16} {:<10} {:<14} reason",
+                "transfer", "flow", "recipient", "status"
+            )?;
+            for r in &rows {
+                writeln!(
+                    out,
+                    "{:<36} {:<16} {:<10} {:<14} {}",
+                    r.transfer_id,
+                    r.flow,
+                    r.recipient,
+                    r.status.as_str(),
+                    r.reason.as_deref().unwrap_or("")
+                )?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
