@@ -277,3 +277,182 @@ pub fn assert_final(counts: &BTreeMap<String, BTreeMap<TransferStatus, u64>>) {
         }
     }
 }
+
+/// The `passerelle` binary, built (or found up to date) by cargo once per test process.
+pub fn passerelle_bin() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var("CARGO")
+            .ok()
+            .or_else(|| option_env!("CARGO").map(str::to_owned))
+            .unwrap_or_else(|| "cargo".to_owned());
+        let out = std::process::Command::new(cargo)
+            .args([
+                "build",
+                "-p",
+                "passerelle-cli",
+                "--bin",
+                "passerelle",
+                "--message-format=json",
+            ])
+            .current_dir(passerelle_e2e::workspace_root())
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .expect("cannot run cargo build");
+        assert!(out.status.success(), "cargo build -p passerelle-cli failed");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "passerelle")
+            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .expect("cargo built no passerelle executable")
+    })
+    .clone()
+}
+
+/// Transfers per flow (whatever their status).
+pub async fn transfers_per_flow(state: &HubState) -> BTreeMap<String, u64> {
+    status_counts(state, &NIGHT_FLOWS)
+        .await
+        .into_iter()
+        .map(|(f, c)| (f, c.values().sum()))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+/// What two clean nights of the same world send, per flow (SOLIS answering in between): a world with the same seed
+/// under `dir`, the hub on its embedded defaults, no SOLIS answer during the night
+/// (as `passerelle sync`).
+pub async fn reference_night(
+    dir: &Path,
+    opts: &passerelle_cli::world::WorldOptions,
+) -> BTreeMap<String, u64> {
+    use passerelle_cli::wiring::{self, Hub};
+    let mut world = passerelle_cli::world::World::start(&dir.join("world"), opts)
+        .await
+        .expect("reference world");
+    let hub = Hub::open(&world.config, &dir.join("hub"))
+        .await
+        .expect("reference hub");
+    let planned = wiring::plan(&world.config, &hub, &[])
+        .await
+        .expect("reference plan");
+    wiring::run(&hub, planned, &|_| {}, None)
+        .await
+        .expect("reference night");
+    // SOLIS answers; the second night collects the answers and sends what the first
+    // night's writes changed (I-MILO dossiers the orientations opened).
+    world.solis_answers().expect("reference answers");
+    let planned = wiring::plan(&world.config, &hub, &[])
+        .await
+        .expect("reference plan");
+    wiring::run(&hub, planned, &|_| {}, None)
+        .await
+        .expect("reference second night");
+    let out = transfers_per_flow(hub.engine.state()).await;
+    hub.close().await.ok();
+    world.stop().await;
+    out
+}
+
+/// Every file under `dir` whose name starts with `prefix`, recursively.
+fn files(dir: &Path, prefix: &str, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files(&p, prefix, out);
+        } else if e.file_name().to_string_lossy().starts_with(prefix) {
+            out.push(p);
+        }
+    }
+}
+
+/// No duplicate effect at any target, and nothing lost on the way: no transfer is left
+/// published or dead-lettered; each transfer to a CD (SOLIS import or box `JEUNES_OF`
+/// file) is written exactly once across all files, unless rejected before writing, and
+/// only those still in a file may wait for the CD's answer (`delivered`); I-MILO
+/// applied each prescription and événement once (its writes equal the applied
+/// transfers).
+pub async fn assert_once_everywhere(state: &HubState, world: &passerelle_cli::world::World) {
+    let counts = status_counts(state, &NIGHT_FLOWS).await;
+    for (flow, c) in &counts {
+        for s in [TransferStatus::Published, TransferStatus::DeadLettered] {
+            assert_eq!(
+                c.get(&s),
+                None,
+                "{flow}: transfers left {}: {counts:?}",
+                s.as_str()
+            );
+        }
+        if !["brsa-suivi", "of-signalement"].contains(&flow.as_str()) {
+            assert_eq!(
+                c.get(&TransferStatus::Delivered),
+                None,
+                "{flow}: {counts:?}"
+            );
+        }
+    }
+
+    // What the CD's systems were handed: SOLIS import elements and box rows.
+    let solis = solis_import_refs(&world.dir);
+    let twice: Vec<_> = solis.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "SOLIS elements written twice: {twice:?}");
+    let mut box_files = Vec::new();
+    files(&world.dir.join("peers/box"), "JEUNES_OF_", &mut box_files);
+    let box_text: String = box_files
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "csv"))
+        .map(|p| std::fs::read_to_string(p).expect("a box file reads"))
+        .collect();
+    let mls = &world
+        .config
+        .imilo
+        .as_ref()
+        .expect("I-MILO configured")
+        .structures;
+    let mut to_cd = 0;
+    for ml in mls {
+        for flow in ["brsa-suivi", "of-signalement"] {
+            for t in state.transfers_of(ml, Some(flow)).await.expect("transfers") {
+                to_cd += 1;
+                let id = t.transfer_id.to_string();
+                let written =
+                    solis.get(&id).copied().unwrap_or(0) + box_text.matches(&id).count() as u64;
+                if t.status == TransferStatus::Rejected {
+                    assert!(written <= 1, "{flow} {id} written {written} times");
+                } else {
+                    assert_eq!(
+                        written, 1,
+                        "{flow} {id} ({:?}) written {written} times",
+                        t.status
+                    );
+                }
+            }
+        }
+    }
+    let total_to_cd: u64 = ["brsa-suivi", "of-signalement"]
+        .iter()
+        .filter_map(|f| counts.get(*f))
+        .flat_map(|c| c.values())
+        .sum();
+    assert_eq!(to_cd, total_to_cd, "transfers to the CD found by sender");
+
+    // A rejected write changed nothing at I-MILO: applied transfers only.
+    let applied = |flows: &[&str]| -> u64 {
+        flows
+            .iter()
+            .filter_map(|f| counts.get(*f)?.get(&TransferStatus::Applied))
+            .sum()
+    };
+    let stats = imilo_stats(world.imilo_addr).await;
+    assert_eq!(
+        stats["writes"]["orientations"],
+        applied(&["brsa-orientation", "ase-majorite"]),
+        "I-MILO prescriptions vs transfers: {stats} {counts:?}"
+    );
+    assert_eq!(
+        stats["writes"]["evenements"],
+        applied(&["faj-decision", "of-suivi"]),
+        "I-MILO événements vs transfers: {stats} {counts:?}"
+    );
+}
