@@ -15,7 +15,7 @@ use std::time::Duration;
 use passerelle_audit::{Event, Journal, NewEntry, Outcome, Subject};
 use passerelle_connector::{Delivery as SinkDelivery, Receipt, ReceiptSource, ReceiptStatus, Sink};
 use passerelle_crypto::PseudonymKey;
-use passerelle_identity::{IdentityIndex, IdentityKeys, Resolution};
+use passerelle_identity::{IdentityIndex, IdentityKeys, IndexEntry, Resolution};
 use passerelle_model::{FieldClass, Identifiants, Jeune, class_of};
 use passerelle_policy::{Decision, Flow, OrgKind, Party, Policy, System};
 use passerelle_transport::{Delivery as TransportDelivery, Envelope, Header, Settled, Transport};
@@ -93,6 +93,18 @@ fn ref_header(hub_id: &Uuid, org: &str) -> Header {
         ordering_key: None,
         headers: BTreeMap::new(),
     }
+}
+
+/// A digest of an identity entry (already a blind index), to remember it is stored.
+fn entry_digest(e: &IndexEntry) -> u128 {
+    let mut h = Sha256::new();
+    h.update(e.kind.as_str().as_bytes());
+    h.update([0]);
+    h.update(e.key.as_bytes());
+    h.update([0]);
+    h.update(e.hub_id.as_bytes());
+    let d = h.finalize();
+    u128::from_le_bytes(d[..16].try_into().expect("16 bytes"))
 }
 
 /// A record with its sender and recipient.
@@ -198,6 +210,9 @@ pub struct Engine {
     sealer: Arc<dyn Sealer>,
     pseudonyms: PseudonymKey,
     identity: Mutex<IdentityIndex>,
+    /// Digests of the identity entries already in the state store: a night that
+    /// meets the same people again writes none of their keys.
+    stored_keys: Mutex<HashSet<u128>>,
     declared: Mutex<HashSet<String>>,
 }
 
@@ -217,7 +232,9 @@ impl Engine {
         sealer: Arc<dyn Sealer>,
         pseudonyms: PseudonymKey,
     ) -> Result<Self> {
-        let identity = IdentityIndex::from_entries(state.identity_entries().await?);
+        let entries = state.identity_entries().await?;
+        let stored_keys = entries.iter().map(entry_digest).collect();
+        let identity = IdentityIndex::from_entries(entries);
         Ok(Self {
             policy,
             state,
@@ -226,6 +243,7 @@ impl Engine {
             sealer,
             pseudonyms,
             identity: Mutex::new(identity),
+            stored_keys: Mutex::new(stored_keys),
             declared: Mutex::new(HashSet::new()),
         })
     }
@@ -337,7 +355,21 @@ impl Engine {
                 }
             }
         }
+        // Only entries not stored yet (the index attached them in `resolve`); marked
+        // as stored once the transaction committed.
+        let mut stored = self.stored_keys.lock().await;
+        let mut digests = Vec::new();
+        entries.retain(|e| {
+            let d = entry_digest(e);
+            let new = !stored.contains(&d);
+            if new {
+                digests.push(d);
+            }
+            new
+        });
         self.state.save_identity_entries(&entries).await?;
+        stored.extend(digests);
+        drop(stored);
         for (reason, candidates) in &reviews {
             self.state.save_review(flow_id, reason, candidates).await?;
         }

@@ -269,7 +269,9 @@ impl Night {
         Ok(())
     }
 
-    /// Delivers every planned recipient's queue until it stays quiet.
+    /// Delivers every planned recipient's queue until it stays quiet. Recipients are
+    /// delivered side by side: each waits `idle` for its queue to stay quiet and for
+    /// its peer to answer, and those waits overlap instead of adding up.
     pub async fn deliver(
         &mut self,
         engine: &Engine,
@@ -277,10 +279,23 @@ impl Night {
         progress: &(dyn Fn(Progress<'_>) + Sync),
     ) -> Result<(), EngineError> {
         let idle = self.idle.unwrap_or(Duration::from_millis(300));
-        for plan in &self.sinks {
-            let by_flow = engine
+        let results = futures::future::join_all(self.sinks.iter().map(|plan| async move {
+            engine
                 .deliver_by_flow(&plan.recipient, plan.sink.as_ref(), idle)
-                .await?;
+                .await
+        }))
+        .await;
+        // Every delivery ran to its end: what was delivered is counted before an error
+        // of another recipient is returned.
+        let mut first_error = None;
+        for (plan, result) in self.sinks.iter().zip(results) {
+            let by_flow = match result {
+                Ok(b) => b,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            };
             let mut total = DeliverSummary::default();
             for (flow, d) in by_flow {
                 add_delivered(&mut report.flow(&flow).delivered, &d);
@@ -291,7 +306,10 @@ impl Night {
                 summary: &total,
             });
         }
-        Ok(())
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Settles the answers waiting in every receipt source.

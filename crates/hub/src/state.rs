@@ -134,6 +134,14 @@ impl HubState {
         Ok(Self { pool })
     }
 
+    /// A write transaction that takes SQLite's write lock at once: a deferred one that
+    /// reads first fails with "database is locked" when another connection wrote in
+    /// between (the busy timeout cannot help a stale snapshot), which happens when
+    /// recipients are delivered side by side.
+    async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     /// Closes the pool, waiting for connections to finish.
     pub async fn close(&self) {
         self.pool.close().await;
@@ -171,7 +179,7 @@ impl HubState {
     /// content changes. Recording the same transfer again keeps its later status.
     pub async fn record_published(&self, row: &TransferRow, hash: &[u8; 32]) -> Result<()> {
         let now = Utc::now().to_rfc3339();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO transfer (transfer_id, flow, sender, recipient, hub_id, status, reason, created_at, updated_at)
              VALUES (?, ?, ?, ?, ?, 'published', NULL, ?, ?)
@@ -239,78 +247,121 @@ impl HubState {
         Ok(out)
     }
 
-    /// `record_published` for many transfers in one transaction.
+    /// `record_published` for many transfers in one transaction, a few multi-row
+    /// statements per chunk: each statement is a round trip to SQLite's worker thread,
+    /// which costs more than the insert itself.
     pub async fn record_published_many(&self, rows: &[(TransferRow, [u8; 32])]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
         let now = Utc::now().to_rfc3339();
-        let mut tx = self.pool.begin().await?;
-        for (row, hash) in rows {
-            sqlx::query(
+        let mut tx = self.write().await?;
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
                 "INSERT INTO transfer (transfer_id, flow, sender, recipient, hub_id, status, reason, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, 'published', NULL, ?, ?)
-                 ON CONFLICT (transfer_id) DO NOTHING",
-            )
-            .bind(row.transfer_id.to_string())
-            .bind(&row.flow)
-            .bind(&row.sender)
-            .bind(&row.recipient)
-            .bind(row.hub_id.to_string())
-            .bind(&now)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO sent_hash (flow, recipient, hub_id, hash, transfer_id, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+                 VALUES {} ON CONFLICT (transfer_id) DO NOTHING",
+                marks(chunk.len(), "(?, ?, ?, ?, ?, 'published', NULL, ?, ?)")
+            );
+            // Only `?` marks are formatted in: the values are bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (row, _) in chunk {
+                q = q
+                    .bind(row.transfer_id.to_string())
+                    .bind(row.flow.clone())
+                    .bind(row.sender.clone())
+                    .bind(row.recipient.clone())
+                    .bind(row.hub_id.to_string())
+                    .bind(now.clone())
+                    .bind(now.clone());
+            }
+            q.execute(&mut *tx).await?;
+            let sql = format!(
+                "INSERT INTO sent_hash (flow, recipient, hub_id, hash, transfer_id, updated_at) VALUES {}
                  ON CONFLICT (flow, recipient, hub_id) DO UPDATE SET hash = excluded.hash,
                  transfer_id = excluded.transfer_id, updated_at = excluded.updated_at",
-            )
-            .bind(&row.flow)
-            .bind(&row.recipient)
-            .bind(row.hub_id.to_string())
-            .bind(hash.as_slice())
-            .bind(row.transfer_id.to_string())
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
+                marks(chunk.len(), "(?, ?, ?, ?, ?, ?)")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (row, hash) in chunk {
+                q = q
+                    .bind(row.flow.clone())
+                    .bind(row.recipient.clone())
+                    .bind(row.hub_id.to_string())
+                    .bind(hash.to_vec())
+                    .bind(row.transfer_id.to_string())
+                    .bind(now.clone());
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
     /// `set_status` for many receipts in one transaction; returns, for each, whether
-    /// it moved the transfer forward.
+    /// it moved the transfer forward. Current statuses are read with one statement per
+    /// chunk and the moves written with one more.
     pub async fn set_statuses(
         &self,
         receipts: &[(Uuid, TransferStatus, Option<String>)],
     ) -> Result<Vec<bool>> {
         let now = Utc::now().to_rfc3339();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let mut out = Vec::with_capacity(receipts.len());
-        for (id, status, reason) in receipts {
-            let current: Option<String> =
-                sqlx::query_scalar("SELECT status FROM transfer WHERE transfer_id = ?")
-                    .bind(id.to_string())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let Some(current) = current else {
-                out.push(false);
-                continue;
-            };
-            let current =
-                TransferStatus::parse(&current).ok_or(StateError::Corrupt { what: "status" })?;
-            if status.rank() < current.rank() || *status == current {
-                out.push(false);
+        for chunk in receipts.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT transfer_id, status FROM transfer WHERE transfer_id IN ({})",
+                marks(chunk.len(), "?")
+            );
+            // Only `?` marks are formatted in: the values are bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (id, ..) in chunk {
+                q = q.bind(id.to_string());
+            }
+            let mut current: HashMap<Uuid, TransferStatus> = HashMap::new();
+            for r in q.fetch_all(&mut *tx).await? {
+                let id: String = r.try_get(0)?;
+                let status: String = r.try_get(1)?;
+                current.insert(
+                    Uuid::from_str(&id).map_err(|_| StateError::Corrupt {
+                        what: "transfer id",
+                    })?,
+                    TransferStatus::parse(&status).ok_or(StateError::Corrupt { what: "status" })?,
+                );
+            }
+            // The same transfer twice in a chunk: the later receipt sees the earlier.
+            let mut moves: Vec<(Uuid, TransferStatus, Option<&str>)> = Vec::new();
+            for (id, status, reason) in chunk {
+                let Some(now_status) = current.get_mut(id) else {
+                    out.push(false);
+                    continue;
+                };
+                if status.rank() < now_status.rank() || *status == *now_status {
+                    out.push(false);
+                    continue;
+                }
+                *now_status = *status;
+                match moves.iter_mut().find(|(m, ..)| m == id) {
+                    Some(m) => *m = (*id, *status, reason.as_deref()),
+                    None => moves.push((*id, *status, reason.as_deref())),
+                }
+                out.push(true);
+            }
+            if moves.is_empty() {
                 continue;
             }
-            sqlx::query(
-                "UPDATE transfer SET status = ?, reason = ?, updated_at = ? WHERE transfer_id = ?",
-            )
-            .bind(status.as_str())
-            .bind(reason.as_deref())
-            .bind(&now)
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-            out.push(true);
+            let sql = format!(
+                "UPDATE transfer SET status = v.column2, reason = v.column3, updated_at = ?
+                 FROM (VALUES {}) AS v WHERE transfer.transfer_id = v.column1",
+                marks(moves.len(), "(?, ?, ?)")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now.clone());
+            for (id, status, reason) in moves {
+                q = q
+                    .bind(id.to_string())
+                    .bind(status.as_str())
+                    .bind(reason.map(str::to_owned));
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(out)
@@ -341,17 +392,22 @@ impl HubState {
         if refs.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
-        for (hub_id, org, sealed) in refs {
-            sqlx::query(
-                "INSERT INTO peer_ref (hub_id, org, sealed) VALUES (?, ?, ?)
+        let mut tx = self.write().await?;
+        for chunk in refs.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO peer_ref (hub_id, org, sealed) VALUES {}
                  ON CONFLICT (hub_id, org) DO UPDATE SET sealed = excluded.sealed",
-            )
-            .bind(hub_id.to_string())
-            .bind(org)
-            .bind(sealed.as_slice())
-            .execute(&mut *tx)
-            .await?;
+                marks(chunk.len(), "(?, ?, ?)")
+            );
+            // Only `?` marks are formatted in: the values are bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (hub_id, org, sealed) in chunk {
+                q = q
+                    .bind(hub_id.to_string())
+                    .bind(org.clone())
+                    .bind(sealed.clone());
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -498,14 +554,24 @@ impl HubState {
 
     /// Stores identity index entries (already stored ones are kept once).
     pub async fn save_identity_entries(&self, entries: &[IndexEntry]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        for e in entries {
-            sqlx::query("INSERT OR IGNORE INTO identity_key (kind, key, hub_id) VALUES (?, ?, ?)")
-                .bind(kind_name(e.kind))
-                .bind(&e.key)
-                .bind(e.hub_id.to_string())
-                .execute(&mut *tx)
-                .await?;
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write().await?;
+        for chunk in entries.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT OR IGNORE INTO identity_key (kind, key, hub_id) VALUES {}",
+                marks(chunk.len(), "(?, ?, ?)")
+            );
+            // Only `?` marks are formatted in: the values are bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for e in chunk {
+                q = q
+                    .bind(kind_name(e.kind))
+                    .bind(e.key.clone())
+                    .bind(e.hub_id.to_string());
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -531,6 +597,15 @@ impl HubState {
             .await?;
         Ok(())
     }
+}
+
+/// Rows per multi-row statement: 100 rows of at most 7 values stay far below SQLite's
+/// limit on bound values (32,766).
+const ROWS_PER_STATEMENT: usize = 100;
+
+/// `n` copies of `row`, comma-separated (only placeholders, never values).
+fn marks(n: usize, row: &str) -> String {
+    vec![row; n].join(", ")
 }
 
 fn kind_name(kind: KeyKind) -> String {

@@ -133,3 +133,84 @@ async fn a_changed_content_replaces_the_hash() {
     );
     assert_eq!(state.transfers_of("CD059", None).await.unwrap().len(), 2);
 }
+
+/// The batched writes span several multi-row statements and keep the one-by-one
+/// rules: receipts only move forward, a transfer named twice sees its earlier
+/// receipt, unknown ids change nothing.
+#[tokio::test]
+async fn batched_writes_cross_statement_chunks_and_keep_the_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = HubState::open(&dir.path().join("state.sqlite"))
+        .await
+        .unwrap();
+    let rows: Vec<(TransferRow, [u8; 32])> = (0..250u128)
+        .map(|i| (row(i, "brsa-orientation"), [i as u8; 32]))
+        .collect();
+    state.record_published_many(&rows).await.unwrap();
+    // Again (a rerun): nothing doubles, nothing fails.
+    state.record_published_many(&rows).await.unwrap();
+    let ids: Vec<Uuid> = rows.iter().map(|(r, _)| r.hub_id).collect();
+    let hashes = state
+        .last_hashes("brsa-orientation", "59350S00", &ids)
+        .await
+        .unwrap();
+    assert_eq!(hashes.len(), 250);
+    assert_eq!(hashes[&Uuid::from_u128(1000 + 249)], [249u8; 32]);
+
+    state
+        .set_statuses(&[(Uuid::from_u128(5), TransferStatus::Applied, None)])
+        .await
+        .unwrap();
+    let mut receipts: Vec<(Uuid, TransferStatus, Option<String>)> = (0..220u128)
+        .map(|i| (Uuid::from_u128(i), TransferStatus::Delivered, None))
+        .collect();
+    // Named twice in one chunk: delivered, then rejected.
+    receipts.push((
+        Uuid::from_u128(7),
+        TransferStatus::Rejected,
+        Some("format".into()),
+    ));
+    receipts.push((Uuid::from_u128(99_999), TransferStatus::Applied, None));
+    let moved = state.set_statuses(&receipts).await.unwrap();
+    assert_eq!(moved.len(), receipts.len());
+    assert!(moved[0]);
+    // Already applied: a late `delivered` does not move it back.
+    assert!(!moved[5]);
+    assert!(moved[220], "rejected after delivered moves forward");
+    assert!(!moved[221], "unknown transfer");
+    let t = |i| {
+        let state = state.clone();
+        async move { state.transfer(&Uuid::from_u128(i)).await.unwrap().unwrap() }
+    };
+    assert_eq!(t(5).await.status, TransferStatus::Applied);
+    assert_eq!(t(219).await.status, TransferStatus::Delivered);
+    let seven = t(7).await;
+    assert_eq!(seven.status, TransferStatus::Rejected);
+    assert_eq!(seven.reason.as_deref(), Some("format"));
+    assert_eq!(t(230).await.status, TransferStatus::Published);
+
+    let entries: Vec<IndexEntry> = (0..230u128)
+        .map(|i| IndexEntry {
+            hub_id: Uuid::from_u128(i),
+            kind: KeyKind::Identite,
+            key: format!("k{i}"),
+        })
+        .collect();
+    state.save_identity_entries(&entries).await.unwrap();
+    state.save_identity_entries(&entries[..10]).await.unwrap();
+    assert_eq!(state.identity_entries().await.unwrap().len(), 230);
+
+    let refs: Vec<(Uuid, String, Vec<u8>)> = (0..150u128)
+        .map(|i| (Uuid::from_u128(i), "CD059".to_owned(), vec![i as u8]))
+        .collect();
+    state.save_peer_refs(&refs).await.unwrap();
+    let again = vec![(Uuid::from_u128(3), "CD059".to_owned(), vec![42])];
+    state.save_peer_refs(&again).await.unwrap();
+    let found = state.peer_refs("CD059", &ids_of(150)).await.unwrap();
+    assert_eq!(found.len(), 150);
+    assert_eq!(found[&Uuid::from_u128(3)], vec![42]);
+}
+
+fn ids_of(n: u128) -> Vec<Uuid> {
+    (0..n).map(Uuid::from_u128).collect()
+}
