@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::{
-    NIGHT_FLOWS, amqp, assert_final, fresh_database, imilo_faults, imilo_stats, on_services,
-    services, status_counts,
+    NIGHT_FLOWS, amqp, fresh_database, imilo_faults, imilo_stats, on_services, services,
+    status_counts,
 };
 use passerelle_audit::Filter;
 use passerelle_cli::wiring::{self, Hub};
@@ -43,8 +43,9 @@ async fn every_flow_moves_on_rabbitmq_with_the_journal_on_postgres() {
     let requests = world.conseiller_requests(&hub, 6).await.unwrap();
     assert!(requests.sent > 0, "{requests:?}");
     let planned = wiring::plan(&config, &hub, &[]).await.unwrap();
+    let box_files = common::BoxFiles::default();
     let between = || -> anyhow::Result<()> {
-        world.solis_answers()?;
+        box_files.peers_answer(&world)?;
         std::thread::sleep(Duration::from_millis(600));
         Ok(())
     };
@@ -76,20 +77,17 @@ async fn every_flow_moves_on_rabbitmq_with_the_journal_on_postgres() {
     }
     let o = &report.flows["brsa-orientation"];
     assert_eq!(o.sent.sent, o.applied(), "{o:?}");
-    assert_eq!(report.flows["of-signalement"].awaiting(), 0);
+    // Reports in the box wait for the CD's answer (read the next night).
+    let of = &report.flows["of-signalement"];
+    assert_eq!(of.sent.sent, of.awaiting(), "{of:?}");
 
-    // The sender's view: every transfer of the night has its final receipt.
+    // The sender's view: a receipt for every transfer, final but for the reports the CD
+    // has yet to answer; each applied once at I-MILO, written once for the CD.
     let counts = status_counts(hub.engine.state(), &NIGHT_FLOWS).await;
-    assert_final(&counts);
     let stored: u64 = counts.values().flat_map(|c| c.values()).sum();
     let sent: u64 = report.flows.values().map(|r| r.sent.sent).sum();
     assert_eq!(stored, sent, "{counts:?}");
-
-    // I-MILO applied each orientation once.
-    let stats = imilo_stats(world.imilo_addr).await;
-    let orientations =
-        report.flows["brsa-orientation"].sent.sent + report.flows["ase-majorite"].sent.sent;
-    assert_eq!(stats["writes"]["orientations"], orientations, "{stats}");
+    common::assert_once_everywhere(hub.engine.state(), &world, &box_files).await;
 
     let v = hub.engine.journal().verify().await.unwrap();
     assert!(v.is_intact(), "{v:?}");
@@ -525,16 +523,15 @@ struct Run {
     stderr: String,
 }
 
-/// Runs `passerelle sync` on `config` and `data`; with `kill_at`, SIGKILLs it as soon
-/// as a stderr line contains that text.
-async fn sync(bin: &Path, config: &Path, data: &Path, kill_at: Option<&str>) -> Run {
+/// Runs `e2e-sync` on `config` and `data`; with `kill_at`, SIGKILLs it as soon
+/// as a stderr line contains that text, after that many milliseconds.
+async fn sync(bin: &Path, config: &Path, data: &Path, kill_at: Option<(&str, u64)>) -> Run {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
     let mut child = tokio::process::Command::new(bin)
         .arg("--config")
         .arg(config)
         .arg("--data-dir")
         .arg(data)
-        .arg("sync")
         .env_remove("PASSERELLE_AMQP_URL")
         .env_remove("PASSERELLE_JOURNAL_URL")
         .env_remove("PASSERELLE_CONFIG")
@@ -551,8 +548,11 @@ async fn sync(bin: &Path, config: &Path, data: &Path, kill_at: Option<&str>) -> 
         while let Ok(Some(line)) = lines.next_line().await {
             stderr.push_str(&line);
             stderr.push('\n');
-            if kill_at.is_some_and(|k| line.contains(k)) {
-                child.start_kill().expect("cannot kill passerelle");
+            if let Some((k, delay)) = kill_at
+                && line.contains(k)
+            {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                child.start_kill().expect("cannot kill the sync");
                 killed = true;
                 break;
             }
@@ -578,7 +578,8 @@ async fn sync(bin: &Path, config: &Path, data: &Path, kill_at: Option<&str>) -> 
     }
 }
 
-/// Test 2: `kill -9` of `passerelle sync` twice (once mid-send, once mid-delivery),
+/// Test 2: `kill -9` of a sync process (`e2e-sync`, the library path of `passerelle
+/// sync`) twice (once mid-send, once mid-delivery),
 /// then reruns: nothing lost (the same transfers as a clean night of the same world,
 /// each with its final receipt), nothing applied twice at I-MILO or SOLIS, the
 /// journal intact.
@@ -588,43 +589,43 @@ async fn a_sync_killed_mid_way_then_rerun_loses_nothing_and_duplicates_nothing()
     let Some(s) = services("kill") else {
         return;
     };
-    let bin = tokio::task::spawn_blocking(common::passerelle_bin)
-        .await
-        .unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_e2e-sync"));
     let dir = tempfile::tempdir().unwrap();
-    let opts = WorldOptions::new(1000, 61);
+    let opts = WorldOptions::new(2000, 61);
     let mut world = World::start(&dir.path().join("world"), &opts)
         .await
         .unwrap();
     let journal = fresh_database(&s.pg_url, "kill").await;
     let config = on_services(&world.config, amqp(&s.amqp_url, "kill"), &journal);
     let text = common::config_toml(&config);
-    passerelle_cli::config::HubConfig::from_toml(&text).expect("the written config loads");
     let config_path = dir.path().join("passerelle.toml");
+    let box_files = common::BoxFiles::default();
     std::fs::write(&config_path, &text).unwrap();
     let data = dir.path().join("hub");
 
-    for kill_at in [" read; ", "delivered to "] {
-        let run = sync(&bin, &config_path, &data, Some(kill_at)).await;
+    // Once its first source is read (sources partly sent), then shortly after its
+    // first recipient is served (deliveries in flight).
+    for kill_at in [(" read; ", 0), ("delivered to ", 150)] {
+        let run = sync(bin, &config_path, &data, Some(kill_at)).await;
         assert!(
             run.killed && run.status.signal() == Some(9),
-            "not killed at `{kill_at}`: {:?}\n{}",
+            "not killed at {kill_at:?}: {:?}\n{}",
             run.status,
             run.stderr
         );
     }
-    let run = sync(&bin, &config_path, &data, None).await;
+    let run = sync(bin, &config_path, &data, None).await;
     assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
-    // SOLIS answers the imports; the next night collects the answers.
-    world.solis_answers().unwrap();
-    let run = sync(&bin, &config_path, &data, None).await;
+    // SOLIS answers its imports, the CD its box; the next night collects the answers.
+    box_files.peers_answer(&world).unwrap();
+    let run = sync(bin, &config_path, &data, None).await;
     assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("chain intact"), "{}", run.stdout);
 
     let state = passerelle_hub::HubState::open(&data.join("state.sqlite"))
         .await
         .unwrap();
-    common::assert_once_everywhere(&state, &world).await;
+    common::assert_once_everywhere(&state, &world, &box_files).await;
     let reference = common::reference_night(&dir.path().join("reference"), &opts).await;
     assert_eq!(
         common::transfers_per_flow(&state).await,
@@ -714,6 +715,7 @@ async fn a_broker_restart_during_a_night_loses_nothing_and_duplicates_nothing() 
     a.reconnect_timeout_ms = 60_000;
     let config = on_services(&world.config, a, &journal);
     let data = dir.path().join("hub");
+    let box_files = common::BoxFiles::default();
 
     let hub = Hub::open(&config, &data).await.unwrap();
     let planned = wiring::plan(&config, &hub, &[]).await.unwrap();
@@ -765,11 +767,11 @@ async fn a_broker_restart_during_a_night_loses_nothing_and_duplicates_nothing() 
             hub
         }
     };
-    world.solis_answers().unwrap();
+    box_files.peers_answer(&world).unwrap();
     let planned = wiring::plan(&config, &hub, &[]).await.unwrap();
     wiring::run(&hub, planned, &|_| {}, None).await.unwrap();
 
-    common::assert_once_everywhere(hub.engine.state(), &world).await;
+    common::assert_once_everywhere(hub.engine.state(), &world, &box_files).await;
     let reference = common::reference_night(&dir.path().join("reference"), &opts).await;
     assert_eq!(
         common::transfers_per_flow(hub.engine.state()).await,
