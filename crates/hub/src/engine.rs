@@ -531,6 +531,20 @@ impl Engine {
         &self,
         known: &mut [(Org, Org, Uuid, Jeune, bool)],
     ) -> Result<()> {
+        // What each sender already has stored: a reference that did not change is not
+        // sealed and written again (a night mostly meets the same people).
+        let mut senders: BTreeMap<&str, Vec<Uuid>> = BTreeMap::new();
+        for (from, _, hub_id, record, _) in known.iter() {
+            if !own_refs(&record.identifiants).is_empty() {
+                senders.entry(from.org.as_str()).or_default().push(*hub_id);
+            }
+        }
+        let mut stored: HashMap<(String, Uuid), Vec<u8>> = HashMap::new();
+        for (org, ids) in senders {
+            for (id, sealed) in self.state.peer_refs(org, &ids).await? {
+                stored.insert((org.to_owned(), id), sealed);
+            }
+        }
         let mut refs = Vec::new();
         for (from, _, hub_id, record, _) in known.iter() {
             let own = own_refs(&record.identifiants);
@@ -538,8 +552,16 @@ impl Engine {
                 continue;
             }
             let plain = serde_json::to_vec(&own).expect("identifiers serialise");
+            let header = ref_header(hub_id, &from.org);
+            let unchanged = stored
+                .get(&(from.org.clone(), *hub_id))
+                .and_then(|sealed| self.sealer.open(&header, sealed).ok())
+                .is_some_and(|old| *old == plain);
+            if unchanged {
+                continue;
+            }
             // A sender with no keys here never receives anything: nothing to fill later.
-            match self.sealer.seal(&ref_header(hub_id, &from.org), &plain) {
+            match self.sealer.seal(&header, &plain) {
                 Ok(sealed) => refs.push((*hub_id, from.org.clone(), sealed)),
                 Err(e) => debug!(org = %from.org, "reference not kept: {e}"),
             }

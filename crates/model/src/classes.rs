@@ -134,26 +134,38 @@ pub const FIELDS: &[(&str, FieldClass)] = &[
 /// that is not in the record.
 pub fn class_of(path: &str) -> Option<FieldClass> {
     let bare = strip_marks(path);
+    let bare = bare.as_str();
     FIELDS
         .iter()
-        .find(|(p, _)| strip_marks(p) == bare)
-        .map(|(_, c)| *c)
+        .zip(bare_fields())
+        .find(|(_, p)| p.as_str() == bare)
+        .map(|((_, c), _)| *c)
         // A sub-path of a whole-object path (`contact.adresse.voie`) has its parent's class.
         .or_else(|| {
             FIELDS
                 .iter()
-                .find(|(p, _)| {
-                    let p = strip_marks(p);
-                    bare.len() > p.len() && bare.starts_with(&p) && bare.as_bytes()[p.len()] == b'.'
+                .zip(bare_fields())
+                .find(|(_, p)| {
+                    bare.len() > p.len()
+                        && bare.starts_with(p.as_str())
+                        && bare.as_bytes()[p.len()] == b'.'
                 })
-                .map(|(_, c)| *c)
+                .map(|((_, c), _)| *c)
         })
+}
+
+/// `FIELDS`' paths without their marks, in the same order, computed once: the engine
+/// asks `class_of` for every field of every record it sends.
+fn bare_fields() -> &'static [String] {
+    static BARE: std::sync::LazyLock<Vec<String>> =
+        std::sync::LazyLock::new(|| FIELDS.iter().map(|(p, _)| strip_marks(p)).collect());
+    &BARE
 }
 
 /// Whether a path is one of `FIELDS` (with or without `[]`).
 pub fn is_known_path(path: &str) -> bool {
     let bare = strip_marks(path);
-    FIELDS.iter().any(|(p, _)| strip_marks(p) == bare)
+    bare_fields().contains(&bare)
 }
 
 /// What happens to a record whose field at `path` fails validation: contact values are
@@ -174,7 +186,11 @@ pub fn severity_of(path: &str) -> Severity {
 }
 
 fn strip_marks(path: &str) -> String {
-    path.replace("[]", "")
+    if path.contains("[]") {
+        path.replace("[]", "")
+    } else {
+        path.to_owned()
+    }
 }
 
 /// The canonical path (with its `[]` marks) for a path written with or without them.
@@ -182,8 +198,9 @@ pub fn canonical_path(path: &str) -> Option<&'static str> {
     let bare = strip_marks(path);
     FIELDS
         .iter()
-        .find(|(p, _)| strip_marks(p) == bare)
-        .map(|(p, _)| *p)
+        .zip(bare_fields())
+        .find(|(_, p)| **p == bare)
+        .map(|((p, _), _)| *p)
 }
 
 /// The result of a projection: the reduced record and the paths that were removed.
