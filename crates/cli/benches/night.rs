@@ -9,8 +9,9 @@
 //! `PASSERELLE_BENCH_AMQP_URL` or `PASSERELLE_TEST_AMQP_URL` (RabbitMQ mode; skipped
 //! with a printed line when neither is set).
 //!
-//! Each mode runs in a child process of its own, so that its peak memory (VmHWM) is
-//! its own; that peak includes the in-process simulators (I-MILO and FAJ servers).
+//! Each night of each mode runs in a child process of its own, so that its peak
+//! memory (VmHWM) is its own; that peak includes the in-process simulators (the I-MILO
+//! and FAJ servers, which hold their whole population and what they were sent).
 #![allow(clippy::print_stdout, clippy::print_stderr)] // A bench reports by printing.
 
 use std::collections::BTreeMap;
@@ -28,6 +29,8 @@ use passerelle_transport::amqp::AmqpConfig;
 use passerelle_transport::{Envelope, Transport};
 
 const MODE_VAR: &str = "PASSERELLE_BENCH_CHILD_MODE";
+const NIGHT_VAR: &str = "PASSERELLE_BENCH_CHILD_NIGHT";
+const DIR_VAR: &str = "PASSERELLE_BENCH_CHILD_DIR";
 
 fn main() -> Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -52,12 +55,19 @@ fn main() -> Result<()> {
             );
             continue;
         }
-        let status = Command::new(std::env::current_exe()?)
-            .env(MODE_VAR, mode)
-            .status()
-            .context("cannot run the bench child")?;
-        if !status.success() {
-            bail!("{mode}: the bench child failed ({status})");
+        // One process per night: each peak (VmHWM) is that night's own, and the
+        // second night starts from the stored state only, as a real one does.
+        let dir = tempfile::tempdir()?;
+        for night in ["1", "2"] {
+            let status = Command::new(std::env::current_exe()?)
+                .env(MODE_VAR, mode)
+                .env(NIGHT_VAR, night)
+                .env(DIR_VAR, dir.path())
+                .status()
+                .context("cannot run the bench child")?;
+            if !status.success() {
+                bail!("{mode}: the bench child of night {night} failed ({status})");
+            }
         }
     }
     Ok(())
@@ -104,10 +114,25 @@ fn loadavg() -> String {
 
 /// Peak resident memory of this process so far, in MiB (VmHWM).
 fn peak_rss_mib() -> f64 {
+    proc_status_mib("VmHWM:")
+}
+
+/// Where memory goes, with `PASSERELLE_BENCH_VERBOSE`.
+fn memory_at(when: &str) {
+    if std::env::var_os("PASSERELLE_BENCH_VERBOSE").is_some() {
+        eprintln!(
+            "  memory {when}: rss {:.0} MiB, peak {:.0} MiB",
+            proc_status_mib("VmRSS:"),
+            peak_rss_mib()
+        );
+    }
+}
+
+fn proc_status_mib(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
         .map_or(0.0, |kib| kib / 1024.0)
 }
@@ -235,75 +260,75 @@ fn configure(config: &mut HubConfig, mode: &str, run: &str) -> Result<()> {
 
 async fn child(mode: &str) -> Result<()> {
     let total = jeunes();
-    let raw_n = env_u64("PASSERELLE_BENCH_RAW", 20_000);
-    let tmp = tempfile::tempdir()?;
-    let run = std::process::id().to_string();
-    let hub_dir = tmp.path().join("hub");
+    let first = std::env::var(NIGHT_VAR).as_deref() != Ok("2");
+    let dir = std::path::PathBuf::from(std::env::var_os(DIR_VAR).context("no bench folder")?);
+    // The same run id for both nights: night 2 reads the queues night 1 declared.
+    let run = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("run")
+        .replace(|c: char| !c.is_ascii_alphanumeric(), "");
+    let hub_dir = dir.join("hub");
     let opts = world_options(total);
+    let name = if first { "night 1" } else { "night 2" };
 
-    // Night 1.
-    let mut world = World::start(&tmp.path().join("world1"), &opts).await?;
+    // Night 2 starts a fresh world with the same seed: the same people exported again,
+    // nothing changed.
+    let mut world = World::start(&dir.join(if first { "world1" } else { "world2" }), &opts).await?;
     configure(&mut world.config, mode, &run)?;
+    memory_at("after the world started");
     let hub = Hub::open(&world.config, &hub_dir).await?;
-    let (raw_pub, raw_con, raw) = raw_throughput(hub.transport.as_ref(), raw_n).await?;
-    let load1 = loadavg();
-    let (report1, s1, n1) = night(&world, &hub).await?;
-    let f1 = figures(&report1, s1, n1);
-    if !report1.completed() {
-        eprintln!("{mode}: warning: the first night did not complete every flow");
+    memory_at("after the hub opened");
+    let raw = if first {
+        let raw_n = env_u64("PASSERELLE_BENCH_RAW", 20_000);
+        let (p, c, both) = raw_throughput(hub.transport.as_ref(), raw_n).await?;
+        println!(
+            "{mode}: raw transport {raw_n} x 1 KiB: publish {p:.0}/s, consume {c:.0}/s, both {both:.0}/s"
+        );
+        std::fs::write(dir.join(format!("raw-{mode}")), both.to_string())?;
+        both
+    } else {
+        std::fs::read_to_string(dir.join(format!("raw-{mode}")))?
+            .trim()
+            .parse()?
+    };
+    let load = loadavg();
+    let (report, seconds, read) = night(&world, &hub).await?;
+    let f = figures(&report, seconds, read);
+    if !report.completed() {
+        eprintln!("{mode}: warning: {name} did not complete every flow");
     }
     hub.close().await?;
     world.stop().await;
-    drop(hub);
-
-    // Night 2: the same people, exported again, nothing changed.
-    let mut world = World::start(&tmp.path().join("world2"), &opts).await?;
-    configure(&mut world.config, mode, &run)?;
-    let hub = Hub::open(&world.config, &hub_dir).await?;
-    let load2 = loadavg();
-    let (report2, s2, n2) = night(&world, &hub).await?;
-    let f2 = figures(&report2, s2, n2);
-    hub.close().await?;
-    world.stop().await;
-
-    let peak = peak_rss_mib();
+    let rate = f.read as f64 / f.seconds.max(1e-9);
     println!(
-        "{mode}: raw transport {raw_n} x 1 KiB: publish {raw_pub:.0}/s, consume {raw_con:.0}/s, both {raw:.0}/s"
+        "{mode}: {name}: read {} records, {} transfers sent, {} unchanged, {} delivered, {:.1} s, {:.0} records/s, {:.2} of raw, peak RSS {:.0} MiB (load before {load})",
+        f.read,
+        f.sent,
+        f.unchanged,
+        f.delivered,
+        f.seconds,
+        rate,
+        rate / raw,
+        peak_rss_mib()
     );
-    for (name, f, load) in [("night 1", &f1, &load1), ("night 2", &f2, &load2)] {
-        let rate = f.read as f64 / f.seconds.max(1e-9);
-        println!(
-            "{mode}: {name}: read {} records, {} transfers sent, {} unchanged, {} delivered, {:.1} s, {:.0} records/s, {:.2} of raw (load before {load})",
-            f.read,
-            f.sent,
-            f.unchanged,
-            f.delivered,
-            f.seconds,
-            rate,
-            rate / raw
-        );
-        if std::env::var_os("PASSERELLE_BENCH_VERBOSE").is_some() {
-            let report = if name == "night 1" {
-                &report1
-            } else {
-                &report2
-            };
-            for (flow, r) in &report.flows {
-                println!(
-                    "    {flow}: read {} unrouted {} sent {} unchanged {} denied {} not_known {} delivered {:?}",
-                    r.read,
-                    r.unrouted,
-                    r.sent.sent,
-                    r.sent.unchanged,
-                    r.sent.denied,
-                    r.sent.not_known,
-                    r.delivered
-                );
-            }
+    if std::env::var_os("PASSERELLE_BENCH_VERBOSE").is_some() {
+        for (flow, r) in &report.flows {
+            println!(
+                "    {flow}: read {} unrouted {} sent {} unchanged {} denied {} not_known {} delivered {:?}",
+                r.read,
+                r.unrouted,
+                r.sent.sent,
+                r.sent.unchanged,
+                r.sent.denied,
+                r.sent.not_known,
+                r.delivered
+            );
         }
     }
-    println!("{mode}: peak RSS {peak:.0} MiB (VmHWM, simulators included)");
-    check_size(tmp.path());
+    if !first {
+        check_size(&dir);
+    }
     Ok(())
 }
 
