@@ -451,3 +451,145 @@ async fn amqps_conformance_with_a_verified_server() {
     conformance::pipelined_publishes(&ok("localhost")).await;
     conformance::dead_letter_and_replay(&ok("localhost")).await;
 }
+
+/// Messages in the format used before the header moved into the body (JSON header in an
+/// AMQP headers table, payload alone in the body) may still sit in retry or dead-letter
+/// queues after an upgrade: they are delivered, dead-lettered, listed and replayed like
+/// the others. A foreign body (no header at all) is refused to the dead letters and
+/// never handed out nor listed as one of ours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn former_header_format_still_works() {
+    use futures::StreamExt as _;
+    use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+    use lapin::types::{AMQPValue, FieldTable};
+    use passerelle_transport::Envelope;
+
+    let Some(h) = harness().await else {
+        return;
+    };
+    let recipient = RECIPIENTS[0];
+    let t = h.transport().await;
+    t.declare_recipient(recipient).await.unwrap();
+    let names = Names::new(&h.prefix);
+    let conn = lapin::Connection::connect(&h.url, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let publish = |body: Vec<u8>, props: lapin::BasicProperties| {
+        let ch = ch.clone();
+        let exchange = names.work();
+        async move {
+            let confirm = ch
+                .basic_publish(
+                    exchange.as_str().into(),
+                    recipient.into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        immediate: false,
+                    },
+                    &body,
+                    props,
+                )
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+            assert!(matches!(confirm, lapin::Confirmation::Ack(None)));
+        }
+    };
+    // First a foreign message, then one in the former format.
+    publish(
+        b"not ours".to_vec(),
+        lapin::BasicProperties::default()
+            .with_message_id("foreign".into())
+            .with_delivery_mode(2),
+    )
+    .await;
+    let old = Envelope::new(
+        "flux",
+        "sender",
+        recipient,
+        b"PSR\x01 looks framed".to_vec(),
+    )
+    .with_ordering_key("k1")
+    .with_header("key-id", "7");
+    let mut table = FieldTable::default();
+    table.insert(
+        "x-passerelle-header".into(),
+        AMQPValue::LongString(serde_json::to_string(&old.header).unwrap().into()),
+    );
+    publish(
+        old.payload.to_vec(),
+        lapin::BasicProperties::default()
+            .with_message_id("former-1".into())
+            .with_content_type("application/octet-stream".into())
+            .with_delivery_mode(2)
+            .with_timestamp(0)
+            .with_headers(table),
+    )
+    .await;
+
+    let mut sub = t.subscribe(recipient).await.unwrap();
+    let d = sub.next().await.unwrap();
+    assert_eq!(d.message_id, "former-1");
+    assert_eq!(d.envelope, old);
+    assert_eq!(d.delivery_count, 1);
+    d.dead_letter("checked by a test").await.unwrap();
+
+    let listed = t.dead_letters(recipient).await.unwrap();
+    assert_eq!(listed.len(), 1, "the foreign message is not listed as ours");
+    assert_eq!(listed[0].envelope, old);
+    assert_eq!(listed[0].reason, "checked by a test");
+    let confirmed = t.replay(&listed[0].id).await.unwrap();
+    assert_eq!(confirmed.transfer_id, old.header.transfer_id);
+    let d = sub.next().await.unwrap();
+    assert_eq!(
+        d.envelope, old,
+        "the replayed copy, now framed, reads the same"
+    );
+    assert_eq!(d.message_id, confirmed.message_id);
+    d.ack().await.unwrap();
+    assert_eq!(
+        sub.close(std::time::Duration::from_secs(5)).await.unwrap(),
+        0
+    );
+
+    // The foreign message was refused to the dead-letter queue, not lost.
+    let mut in_dead = 0;
+    for _ in 0..50 {
+        in_dead = ch
+            .queue_declare(
+                names.dead_queue(recipient).as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap()
+            .message_count();
+        if in_dead == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(in_dead, 1);
+    let mut consumer = ch
+        .basic_consume(
+            names.dead_queue(recipient).as_str().into(),
+            "check".into(),
+            lapin::options::BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let foreign = consumer.next().await.unwrap().unwrap();
+    assert_eq!(foreign.data, b"not ours");
+    let _ = conn.close(200, "OK".into()).await;
+    t.close().await.unwrap();
+    h.cleanup().await;
+}
