@@ -523,9 +523,20 @@ struct Run {
     stderr: String,
 }
 
+/// When to `kill -9` a sync.
+#[derive(Debug, Clone, Copy)]
+struct Kill<'a> {
+    /// Once a stderr line contains this,
+    at: &'a str,
+    /// (then slowing I-MILO down to 100 ms a request, so that writes are in flight,)
+    slow_imilo: Option<std::net::SocketAddr>,
+    /// wait this long, then kill.
+    after_ms: u64,
+}
+
 /// Runs `e2e-sync` on `config` and `data`; with `kill_at`, SIGKILLs it as soon
 /// as a stderr line contains that text, after that many milliseconds.
-async fn sync(bin: &Path, config: &Path, data: &Path, kill_at: Option<(&str, u64)>) -> Run {
+async fn sync(bin: &Path, config: &Path, data: &Path, kill_at: Option<Kill<'_>>) -> Run {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
     let mut child = tokio::process::Command::new(bin)
         .arg("--config")
@@ -548,10 +559,13 @@ async fn sync(bin: &Path, config: &Path, data: &Path, kill_at: Option<(&str, u64
         while let Ok(Some(line)) = lines.next_line().await {
             stderr.push_str(&line);
             stderr.push('\n');
-            if let Some((k, delay)) = kill_at
-                && line.contains(k)
+            if let Some(k) = &kill_at
+                && line.contains(k.at)
             {
-                tokio::time::sleep(Duration::from_millis(delay)).await;
+                if let Some(addr) = k.slow_imilo {
+                    imilo_faults(addr, serde_json::json!({"latency_ms": 100})).await;
+                }
+                tokio::time::sleep(Duration::from_millis(k.after_ms)).await;
                 child.start_kill().expect("cannot kill the sync");
                 killed = true;
                 break;
@@ -603,10 +617,24 @@ async fn a_sync_killed_mid_way_then_rerun_loses_nothing_and_duplicates_nothing()
     std::fs::write(&config_path, &text).unwrap();
     let data = dir.path().join("hub");
 
-    // Once its first source is read (sources partly sent), then shortly after its
-    // first recipient is served (deliveries in flight).
-    for kill_at in [(" read; ", 0), ("delivered to ", 150)] {
+    // Once its first source is read (sources partly sent, some acknowledged), then a
+    // second after every source is sent, I-MILO slowed down (deliveries in flight:
+    // writes applied at I-MILO whose messages are not acknowledged yet).
+    let kills = [
+        Kill {
+            at: " read; ",
+            slow_imilo: None,
+            after_ms: 0,
+        },
+        Kill {
+            at: "imilo read; ",
+            slow_imilo: Some(world.imilo_addr),
+            after_ms: 1000,
+        },
+    ];
+    for kill_at in kills {
         let run = sync(bin, &config_path, &data, Some(kill_at)).await;
+        imilo_faults(world.imilo_addr, serde_json::json!({})).await;
         assert!(
             run.killed && run.status.signal() == Some(9),
             "not killed at {kill_at:?}: {:?}\n{}",
@@ -626,6 +654,15 @@ async fn a_sync_killed_mid_way_then_rerun_loses_nothing_and_duplicates_nothing()
         .await
         .unwrap();
     common::assert_once_everywhere(&state, &world, &box_files).await;
+    let stats = imilo_stats(world.imilo_addr).await;
+    eprintln!(
+        "after the kills: I-MILO writes {}, replays {}",
+        stats["writes"], stats["replays"]
+    );
+    assert!(
+        stats["replays"].as_u64().is_some_and(|r| r > 0),
+        "no write was in flight at the kill: the redelivery path was not exercised"
+    );
     let reference = common::reference_night(&dir.path().join("reference"), &opts).await;
     assert_eq!(
         common::transfers_per_flow(&state).await,
