@@ -528,7 +528,8 @@ struct Run {
 struct Kill<'a> {
     /// Once a stderr line contains this,
     at: &'a str,
-    /// (then slowing I-MILO down to 100 ms a request, so that writes are in flight,)
+    /// (then slowing I-MILO down to 100 ms a request and waiting for its first write,
+    /// so that writes are in flight,)
     slow_imilo: Option<std::net::SocketAddr>,
     /// wait this long, then kill.
     after_ms: u64,
@@ -563,7 +564,17 @@ async fn sync(bin: &Path, config: &Path, data: &Path, kill_at: Option<Kill<'_>>)
                 && line.contains(k.at)
             {
                 if let Some(addr) = k.slow_imilo {
+                    // Slowed down, a batch of 64 takes about 800 ms: once a write of
+                    // this run is seen, its batch is still in flight.
+                    let writes = |v: serde_json::Value| v["writes"]["orientations"].as_u64();
+                    let before = writes(imilo_stats(addr).await);
                     imilo_faults(addr, serde_json::json!({"latency_ms": 100})).await;
+                    for _ in 0..400 {
+                        if writes(imilo_stats(addr).await) > before {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(25)).await;
+                    }
                 }
                 tokio::time::sleep(Duration::from_millis(k.after_ms)).await;
                 child.start_kill().expect("cannot kill the sync");
@@ -617,9 +628,9 @@ async fn a_sync_killed_mid_way_then_rerun_loses_nothing_and_duplicates_nothing()
     std::fs::write(&config_path, &text).unwrap();
     let data = dir.path().join("hub");
 
-    // Once its first source is read (sources partly sent, some acknowledged), then a
-    // second after every source is sent, I-MILO slowed down (deliveries in flight:
-    // writes applied at I-MILO whose messages are not acknowledged yet).
+    // Once its first source is read (sources partly sent, some acknowledged), then
+    // during the deliveries to a slowed-down I-MILO (writes applied there whose
+    // messages are not acknowledged yet).
     let kills = [
         Kill {
             at: " read; ",
@@ -629,7 +640,7 @@ async fn a_sync_killed_mid_way_then_rerun_loses_nothing_and_duplicates_nothing()
         Kill {
             at: "imilo read; ",
             slow_imilo: Some(world.imilo_addr),
-            after_ms: 1000,
+            after_ms: 200,
         },
     ];
     for kill_at in kills {
