@@ -109,7 +109,7 @@ async fn a_peer_down_all_night_ends_in_dead_letters_that_replay() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let mut world = World::start(&dir.path().join("world"), &WorldOptions::new(150, 41))
+    let mut world = World::start(&dir.path().join("world"), &WorldOptions::new(80, 41))
         .await
         .unwrap();
     let mut base = world.config.clone();
