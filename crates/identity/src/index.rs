@@ -1,9 +1,10 @@
 //! The identity index: blind indexes → hub ids, and the resolution of a record's keys
 //! to a hub id, a new hub id, or a review.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::keys::{IdentityKeys, KeyKind};
@@ -71,14 +72,84 @@ pub struct Review {
     pub keys: IdentityKeys,
 }
 
+/// A blind index as held in memory: the 32 bytes its 64 lowercase hex characters
+/// stand for. Half the size of the text, and no allocation of its own.
+type Key = [u8; 32];
+
+/// Domain of the SHA-256 that gives a key which is not a blind index (not 64 lowercase
+/// hex characters) its 32 bytes, so that it cannot take the place of a real one.
+const OTHER_KEY_DOMAIN: &[u8] = b"passerelle-identity/other-key\0";
+
+/// The 32 bytes of a key: decoded when it is a blind index as `PseudonymKey` writes
+/// them, a hash of it otherwise (such keys are remembered in full by `attach_one`, to
+/// be given back as they came).
+fn key_bytes(key: &str) -> (Key, bool) {
+    let mut out = [0u8; 32];
+    let canonical = key.len() == 64
+        && key.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        && hex::decode_to_slice(key, &mut out).is_ok();
+    if canonical {
+        (out, true)
+    } else {
+        let mut h = Sha256::new();
+        h.update(OTHER_KEY_DOMAIN);
+        h.update(key.as_bytes());
+        (h.finalize().into(), false)
+    }
+}
+
+/// The hub ids that carry one key: nearly always one, stored inline; a household's
+/// shared key or a disputed one holds a few, sorted.
+#[derive(Debug)]
+enum HubIds {
+    One(Uuid),
+    Many(Box<[Uuid]>),
+}
+
+impl HubIds {
+    fn as_slice(&self) -> &[Uuid] {
+        match self {
+            Self::One(id) => std::slice::from_ref(id),
+            Self::Many(ids) => ids,
+        }
+    }
+
+    fn insert(&mut self, hub_id: Uuid) {
+        let ids = self.as_slice();
+        if let Err(pos) = ids.binary_search(&hub_id) {
+            let mut v = Vec::with_capacity(ids.len() + 1);
+            v.extend_from_slice(ids);
+            v.insert(pos, hub_id);
+            *self = Self::Many(v.into_boxed_slice());
+        }
+    }
+}
+
+/// Inserts into a sorted boxed slice sized to its content (a person holds a handful of
+/// keys, so copying on insert costs less than a vector's spare capacity).
+fn insert_sorted<T: Ord + Copy>(slice: &mut Box<[T]>, item: T) {
+    if let Err(pos) = slice.binary_search(&item) {
+        let mut v = Vec::with_capacity(slice.len() + 1);
+        v.extend_from_slice(slice);
+        v.insert(pos, item);
+        *slice = v.into_boxed_slice();
+    }
+}
+
 /// Blind indexes of identifiers and identities, each pointing at the hub ids that
 /// carry it.
+///
+/// Kept compact because it holds every known person in memory: keys as 32 bytes, one
+/// hub id per key inline, each person's keys in one exact-size slice.
 #[derive(Debug, Default)]
 pub struct IdentityIndex {
-    by_key: HashMap<String, BTreeSet<Uuid>>,
-    /// For each person, the identifier keys of each kind: a second, different value of
-    /// a kind is a conflict worth a human look.
-    identifiers_of: HashMap<Uuid, BTreeMap<KeyKind, BTreeSet<String>>>,
+    by_key: HashMap<Key, HubIds>,
+    /// For each person, the keys of each kind, sorted by (kind, key): a second,
+    /// different value of an identifier kind is a conflict worth a human look.
+    identifiers_of: HashMap<Uuid, Box<[(KeyKind, Key)]>>,
+    /// The keys given that were not blind indexes, by their hash, to give them back as
+    /// they came (none in the hub, whose keys all come from `PseudonymKey`).
+    other_keys: HashMap<Key, Box<str>>,
     reviews: Vec<Review>,
 }
 
@@ -92,7 +163,7 @@ impl IdentityIndex {
     pub fn from_entries(entries: impl IntoIterator<Item = IndexEntry>) -> Self {
         let mut index = Self::new();
         for e in entries {
-            index.attach_one(e.hub_id, e.kind, e.key);
+            index.attach_one(e.hub_id, e.kind, &e.key);
         }
         index
     }
@@ -100,15 +171,13 @@ impl IdentityIndex {
     /// Every association, for storage.
     pub fn entries(&self) -> Vec<IndexEntry> {
         let mut out = Vec::new();
-        for (hub_id, kinds) in &self.identifiers_of {
-            for (kind, keys) in kinds {
-                for key in keys {
-                    out.push(IndexEntry {
-                        hub_id: *hub_id,
-                        kind: *kind,
-                        key: key.clone(),
-                    });
-                }
+        for (hub_id, keys) in &self.identifiers_of {
+            for (kind, key) in keys.iter() {
+                out.push(IndexEntry {
+                    hub_id: *hub_id,
+                    kind: *kind,
+                    key: self.key_text(key),
+                });
             }
         }
         out.sort_by(|a, b| (a.hub_id, a.kind, &a.key).cmp(&(b.hub_id, b.kind, &b.key)));
@@ -141,7 +210,7 @@ impl IdentityIndex {
             let kind = keys
                 .identifiers
                 .iter()
-                .filter(|(_, k)| self.by_key.contains_key(k))
+                .filter(|(_, k)| self.by_key.contains_key(&key_bytes(k).0))
                 .map(|(kind, _)| *kind)
                 .min()
                 .unwrap_or(KeyKind::Nir);
@@ -192,14 +261,17 @@ impl IdentityIndex {
         Some(r)
     }
 
+    /// The hub ids carrying any of the keys, sorted, each once.
     fn candidates<'a>(&self, keys: impl Iterator<Item = &'a String>) -> Vec<Uuid> {
-        let mut set = BTreeSet::new();
+        let mut out = Vec::new();
         for k in keys {
-            if let Some(ids) = self.by_key.get(k) {
-                set.extend(ids.iter().copied());
+            if let Some(ids) = self.by_key.get(&key_bytes(k).0) {
+                out.extend_from_slice(ids.as_slice());
             }
         }
-        set.into_iter().collect()
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     /// Whether the record carries a value of an identifier kind the person already has
@@ -212,27 +284,42 @@ impl IdentityIndex {
             // A young person may have several I-MILO dossiers or CAF roles over time;
             // one NIR, one INE and one France Travail id.
             let single = matches!(kind, KeyKind::Nir | KeyKind::Ine | KeyKind::FranceTravailId);
-            single && known.get(kind).is_some_and(|ks| !ks.contains(key))
+            single
+                && known.iter().any(|(k, _)| k == kind)
+                && known.binary_search(&(*kind, key_bytes(key).0)).is_err()
         })
     }
 
     fn attach(&mut self, hub_id: Uuid, keys: &IdentityKeys) {
         for (kind, key) in &keys.identifiers {
-            self.attach_one(hub_id, *kind, key.clone());
+            self.attach_one(hub_id, *kind, key);
         }
         for key in &keys.identites {
-            self.attach_one(hub_id, KeyKind::Identite, key.clone());
+            self.attach_one(hub_id, KeyKind::Identite, key);
         }
         self.identifiers_of.entry(hub_id).or_default();
     }
 
-    fn attach_one(&mut self, hub_id: Uuid, kind: KeyKind, key: String) {
-        self.by_key.entry(key.clone()).or_default().insert(hub_id);
-        self.identifiers_of
-            .entry(hub_id)
-            .or_default()
-            .entry(kind)
-            .or_default()
-            .insert(key);
+    fn attach_one(&mut self, hub_id: Uuid, kind: KeyKind, key: &str) {
+        let (bytes, canonical) = key_bytes(key);
+        if !canonical {
+            self.other_keys.entry(bytes).or_insert_with(|| key.into());
+        }
+        self.by_key
+            .entry(bytes)
+            .and_modify(|ids| ids.insert(hub_id))
+            .or_insert(HubIds::One(hub_id));
+        insert_sorted(
+            self.identifiers_of.entry(hub_id).or_default(),
+            (kind, bytes),
+        );
+    }
+
+    /// A key as it was given: the hex of a blind index, or the text of another key.
+    fn key_text(&self, key: &Key) -> String {
+        match self.other_keys.get(key) {
+            Some(text) => text.to_string(),
+            None => hex::encode(key),
+        }
     }
 }
