@@ -2,6 +2,7 @@
 //! to a hub id, a new hub id, or a review.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -98,33 +99,6 @@ fn key_bytes(key: &str) -> (Key, bool) {
     }
 }
 
-/// The hub ids that carry one key: nearly always one, stored inline; a household's
-/// shared key or a disputed one holds a few, sorted.
-#[derive(Debug)]
-enum HubIds {
-    One(Uuid),
-    Many(Box<[Uuid]>),
-}
-
-impl HubIds {
-    fn as_slice(&self) -> &[Uuid] {
-        match self {
-            Self::One(id) => std::slice::from_ref(id),
-            Self::Many(ids) => ids,
-        }
-    }
-
-    fn insert(&mut self, hub_id: Uuid) {
-        let ids = self.as_slice();
-        if let Err(pos) = ids.binary_search(&hub_id) {
-            let mut v = Vec::with_capacity(ids.len() + 1);
-            v.extend_from_slice(ids);
-            v.insert(pos, hub_id);
-            *self = Self::Many(v.into_boxed_slice());
-        }
-    }
-}
-
 /// Inserts into a sorted boxed slice sized to its content (a person holds a handful of
 /// keys, so copying on insert costs less than a vector's spare capacity).
 fn insert_sorted<T: Ord + Copy>(slice: &mut Box<[T]>, item: T) {
@@ -139,11 +113,18 @@ fn insert_sorted<T: Ord + Copy>(slice: &mut Box<[T]>, item: T) {
 /// Blind indexes of identifiers and identities, each pointing at the hub ids that
 /// carry it.
 ///
-/// Kept compact because it holds every known person in memory: keys as 32 bytes, one
-/// hub id per key inline, each person's keys in one exact-size slice.
+/// Kept compact because it holds every known person in memory: keys as 32 bytes, the
+/// common key with one hub id in a map of its own with no room for more, each person's
+/// keys in one exact-size slice.
+///
+/// Invariant: a key is in at most one of `single` and `shared`, and `shared` holds
+/// two hub ids or more, sorted.
 #[derive(Debug, Default)]
 pub struct IdentityIndex {
-    by_key: HashMap<Key, HubIds>,
+    /// Keys carried by one hub id: nearly all of them.
+    single: HashMap<Key, Uuid>,
+    /// Keys carried by several hub ids (a household's, a disputed one).
+    shared: HashMap<Key, Box<[Uuid]>>,
     /// For each person, the keys of each kind, sorted by (kind, key): a second,
     /// different value of an identifier kind is a conflict worth a human look.
     identifiers_of: HashMap<Uuid, Box<[(KeyKind, Key)]>>,
@@ -210,7 +191,7 @@ impl IdentityIndex {
             let kind = keys
                 .identifiers
                 .iter()
-                .filter(|(_, k)| self.by_key.contains_key(&key_bytes(k).0))
+                .filter(|(_, k)| !self.hub_ids(&key_bytes(k).0).is_empty())
                 .map(|(kind, _)| *kind)
                 .min()
                 .unwrap_or(KeyKind::Nir);
@@ -265,9 +246,7 @@ impl IdentityIndex {
     fn candidates<'a>(&self, keys: impl Iterator<Item = &'a String>) -> Vec<Uuid> {
         let mut out = Vec::new();
         for k in keys {
-            if let Some(ids) = self.by_key.get(&key_bytes(k).0) {
-                out.extend_from_slice(ids.as_slice());
-            }
+            out.extend_from_slice(self.hub_ids(&key_bytes(k).0));
         }
         out.sort_unstable();
         out.dedup();
@@ -305,14 +284,34 @@ impl IdentityIndex {
         if !canonical {
             self.other_keys.entry(bytes).or_insert_with(|| key.into());
         }
-        self.by_key
-            .entry(bytes)
-            .and_modify(|ids| ids.insert(hub_id))
-            .or_insert(HubIds::One(hub_id));
+        if let Some(ids) = self.shared.get_mut(&bytes) {
+            insert_sorted(ids, hub_id);
+        } else {
+            match self.single.entry(bytes) {
+                Entry::Vacant(e) => {
+                    e.insert(hub_id);
+                }
+                Entry::Occupied(e) if *e.get() != hub_id => {
+                    let first = e.remove();
+                    let mut ids = [first, hub_id];
+                    ids.sort_unstable();
+                    self.shared.insert(bytes, Box::new(ids));
+                }
+                Entry::Occupied(_) => {}
+            }
+        }
         insert_sorted(
             self.identifiers_of.entry(hub_id).or_default(),
             (kind, bytes),
         );
+    }
+
+    /// The hub ids that carry a key, sorted.
+    fn hub_ids(&self, key: &Key) -> &[Uuid] {
+        match self.single.get(key) {
+            Some(id) => std::slice::from_ref(id),
+            None => self.shared.get(key).map_or(&[], |ids| ids),
+        }
     }
 
     /// A key as it was given: the hex of a blind index, or the text of another key.
