@@ -41,6 +41,9 @@ const SEND_CHUNK: usize = 512;
 /// the transports' default prefetch so a batch fills without waiting.
 const DELIVER_BATCH: usize = 64;
 
+/// The least `deliver` waits for a queue's first message.
+const FIRST_WAIT: Duration = Duration::from_secs(1);
+
 /// How long `deliver` waits for one more message before handing a partial batch on.
 const GATHER: Duration = Duration::from_millis(20);
 
@@ -123,7 +126,16 @@ struct Outgoing {
     envelope: Envelope,
     entry: NewEntry,
     hub_id: Uuid,
+    stream: String,
     hash: [u8; 32],
+}
+
+/// What change detection compares against: the last content sent to a recipient under
+/// a flow *from the same kind of source*. Two sources describing one person (a SOLIS
+/// export and a CNAF file) would otherwise replace each other's hash every night and
+/// send both again and again.
+fn stream(to: &Org, from: &Org) -> String {
+    format!("{}#{}", to.org, from.system.as_str())
 }
 
 /// What becomes of a delivered message once its receipt is recorded.
@@ -381,14 +393,14 @@ impl Engine {
         // 2. What may leave, and has it changed since last sent?
         let mut journal = Vec::new();
         let mut outgoing = Vec::new();
-        let mut hub_ids: BTreeMap<&str, Vec<Uuid>> = BTreeMap::new();
-        for (_, to, hub_id, ..) in &known {
-            hub_ids.entry(to.org.as_str()).or_default().push(*hub_id);
+        let mut hub_ids: BTreeMap<String, Vec<Uuid>> = BTreeMap::new();
+        for (from, to, hub_id, ..) in &known {
+            hub_ids.entry(stream(to, from)).or_default().push(*hub_id);
         }
         let mut last: HashMap<(String, Uuid), [u8; 32]> = HashMap::new();
-        for (org, ids) in hub_ids {
-            for (id, hash) in self.state.last_hashes(flow_id, org, &ids).await? {
-                last.insert((org.to_owned(), id), hash);
+        for (key, ids) in hub_ids {
+            for (id, hash) in self.state.last_hashes(flow_id, &key, &ids).await? {
+                last.insert((key.clone(), id), hash);
             }
         }
         for (from, to, hub_id, record, _) in known {
@@ -437,7 +449,8 @@ impl Engine {
                 journal.push(e);
             }
             let hash = content_hash(&projection);
-            if last.get(&(to.org.clone(), hub_id)) == Some(&hash) {
+            let stream = stream(&to, &from);
+            if last.get(&(stream.clone(), hub_id)) == Some(&hash) {
                 summary.unchanged += 1;
                 continue;
             }
@@ -468,6 +481,7 @@ impl Engine {
                 },
                 entry: e,
                 hub_id,
+                stream,
                 hash,
             });
         }
@@ -501,6 +515,7 @@ impl Engine {
                             status: TransferStatus::Published,
                             reason: None,
                         },
+                        o.stream,
                         o.hash,
                     ));
                 }
@@ -512,7 +527,7 @@ impl Engine {
         if !journal.is_empty() {
             self.journal.append_batch(journal).await?;
         }
-        self.state.record_published_many(&rows).await?;
+        self.state.record_published_streams(&rows).await?;
         summary.sent += rows.len() as u64;
         match first_error {
             Some(e) => Err(e.into()),
@@ -637,11 +652,15 @@ impl Engine {
         let mut summary = BTreeMap::new();
         self.declare(recipient).await?;
         let mut sub = self.transport.subscribe(recipient).await?;
+        // The first message may take a while to come on a busy broker (a consumer is
+        // being set up beside dozens of others): wait at least a second for it.
+        let mut wait = idle.max(FIRST_WAIT);
         loop {
-            let first = match tokio::time::timeout(idle, sub.next()).await {
+            let first = match tokio::time::timeout(wait, sub.next()).await {
                 Err(_) => break,
                 Ok(d) => d?,
             };
+            wait = idle;
             let mut batch = vec![first];
             // Gather what is already there, without waiting for more.
             while batch.len() < DELIVER_BATCH {

@@ -90,6 +90,8 @@ pub struct TransferRow {
 }
 
 const MIGRATION: &str = r#"
+-- sent_hash.recipient holds the change-detection key: the recipient and the kind of
+-- source (`59350S00#solis`), see engine::stream.
 CREATE TABLE IF NOT EXISTS sent_hash (
     flow TEXT NOT NULL, recipient TEXT NOT NULL, hub_id TEXT NOT NULL,
     hash BLOB NOT NULL, transfer_id TEXT NOT NULL, updated_at TEXT NOT NULL,
@@ -251,6 +253,19 @@ impl HubState {
     /// statements per chunk: each statement is a round trip to SQLite's worker thread,
     /// which costs more than the insert itself.
     pub async fn record_published_many(&self, rows: &[(TransferRow, [u8; 32])]) -> Result<()> {
+        let rows: Vec<(TransferRow, String, [u8; 32])> = rows
+            .iter()
+            .map(|(r, h)| (r.clone(), r.recipient.clone(), *h))
+            .collect();
+        self.record_published_streams(&rows).await
+    }
+
+    /// `record_published_many` where each hash is kept under its own change-detection
+    /// key (`stream`, the recipient and the kind of source) rather than the recipient.
+    pub async fn record_published_streams(
+        &self,
+        rows: &[(TransferRow, String, [u8; 32])],
+    ) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -264,7 +279,7 @@ impl HubState {
             );
             // Only `?` marks are formatted in: the values are bound.
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (row, _) in chunk {
+            for (row, _, _) in chunk {
                 q = q
                     .bind(row.transfer_id.to_string())
                     .bind(row.flow.clone())
@@ -282,10 +297,10 @@ impl HubState {
                 marks(chunk.len(), "(?, ?, ?, ?, ?, ?)")
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (row, hash) in chunk {
+            for (row, stream, hash) in chunk {
                 q = q
                     .bind(row.flow.clone())
-                    .bind(row.recipient.clone())
+                    .bind(stream.clone())
                     .bind(row.hub_id.to_string())
                     .bind(hash.to_vec())
                     .bind(row.transfer_id.to_string())

@@ -364,3 +364,38 @@ async fn refusals_and_broken_peers_become_visible_receipts() {
         "{events:?}"
     );
 }
+
+#[tokio::test]
+async fn two_sources_about_one_person_do_not_resend_each_other_every_night() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = hub(dir.path(), "state.sqlite").await;
+    // Léa as the SOLIS export has her, and as the CNAF file has her (same CAF number
+    // and role, so the same person, but not the same content).
+    let solis: Jeune = serde_json::from_str(LEA).unwrap();
+    let mut cnaf = solis.clone();
+    cnaf.sources = serde_json::from_str(
+        r#"[{"system":"cnaf","organisation":"CAF591","record_id":"1234567/1"}]"#,
+    )
+    .unwrap();
+    cnaf.identifiants.solis = None;
+    let from_cnaf = Party::new(OrgKind::Cd, "CD059", System::Cnaf);
+    for night in 0..3 {
+        let a = hub
+            .engine
+            .send("brsa-orientation", cd059(), ml("59350S00"), [solis.clone()])
+            .await
+            .unwrap();
+        let b = hub
+            .engine
+            .send(
+                "brsa-orientation",
+                from_cnaf,
+                ml("59350S00"),
+                [cnaf.clone()],
+            )
+            .await
+            .unwrap();
+        let expected = if night == 0 { (1, 1) } else { (0, 0) };
+        assert_eq!((a.sent, b.sent), expected, "night {night}");
+    }
+}

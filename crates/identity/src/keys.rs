@@ -19,6 +19,10 @@ pub enum KeyKind {
     FranceTravailIde,
     FranceTravailId,
     Ine,
+    /// A source system's own record id (`box/CD059/<reference>`, `cnaf/CAF591/<numdem>/<rank>`):
+    /// the same record read again, night after night, finds the same person even when
+    /// it carries no other identifier.
+    SourceRecord,
     /// Normalised family name, given name and birth date.
     Identite,
 }
@@ -34,6 +38,7 @@ impl KeyKind {
             Self::FranceTravailIde => "france-travail-ide",
             Self::FranceTravailId => "france-travail-id",
             Self::Ine => "ine",
+            Self::SourceRecord => "source-record",
             Self::Identite => "nom-prenom-naissance",
         }
     }
@@ -89,6 +94,19 @@ impl IdentityKeys {
         }
         if let Some(v) = &ids.ine {
             push(KeyKind::Ine, v.as_str());
+        }
+        for src in &record.sources {
+            // A line number names a row of one file, not a person: never a key.
+            if src.record_id.as_str().starts_with("ligne-") {
+                continue;
+            }
+            let value = format!(
+                "{}/{}/{}",
+                src.system.as_str(),
+                src.organisation,
+                src.record_id.as_str()
+            );
+            push(KeyKind::SourceRecord, &value);
         }
         Self {
             identifiers,

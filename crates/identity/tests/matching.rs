@@ -228,3 +228,31 @@ fn the_index_holds_no_clear_value_and_reloads() {
         Resolution::New { .. }
     ));
 }
+
+#[test]
+fn a_record_read_again_finds_its_person_by_its_source_id_but_never_by_a_line_number() {
+    // An OF_SUIVI answer carries no identifier but its reference in the CD's box.
+    let answer = r#"{"schema":"passerelle.jeune/1",
+      "sources":[{"system":"box","organisation":"CD059","record_id":"8c5e0d2a-0000-8000-8000-000000000001"}],
+      "obligation_formation":{"statut":"solution_trouvee"}}"#;
+    let mut index = IdentityIndex::new();
+    let mut ids = Ids(0);
+    let first = index.resolve(&keys(answer), || ids.next());
+    let again = index.resolve(&keys(answer), || ids.next());
+    assert_eq!(first.hub_id(), again.hub_id());
+    assert!(matches!(
+        again,
+        Resolution::Matched {
+            by: MatchedBy::Identifier(KeyKind::SourceRecord),
+            ..
+        }
+    ));
+
+    // Row 3 of one file and row 3 of another are different people.
+    let row = r#"{"schema":"passerelle.jeune/1",
+      "sources":[{"system":"box","organisation":"CD059","record_id":"ligne-3"}]}"#;
+    assert!(keys(row).identifiers.is_empty());
+    let a = index.resolve(&keys(row), || ids.next());
+    let b = index.resolve(&keys(row), || ids.next());
+    assert_ne!(a.hub_id(), b.hub_id());
+}
