@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod audit;
+mod bilan;
 mod demo;
 mod import;
 mod keys;
@@ -49,6 +50,8 @@ enum Command {
     Serve(serve::Args),
     /// What became of the transfers an organisation sent (its receipts).
     Receipts(receipts::Args),
+    /// Aggregated indicators per flow and month, for both sides (no personal data).
+    Bilan(bilan::Args),
     /// Parse one peer file into canonical JSON Lines, touching nothing.
     Import(import::Args),
     /// Run one peer simulator alone (for tests, demos and connector development).
@@ -98,6 +101,7 @@ fn main() -> ExitCode {
             Command::Sync(args) => sync::run(&globals, args).await,
             Command::Serve(args) => serve::run(&globals, args).await,
             Command::Receipts(args) => receipts::run(&globals, args).await,
+            Command::Bilan(args) => bilan::run(&globals, args).await,
             Command::Import(args) => import::run(&globals, args).await,
             Command::Simulate(args) => simulate::run(&globals, args).await,
             Command::Keys(args) => keys::run(&globals, args).await,

@@ -99,6 +99,40 @@ fn demo_nights_move_every_flow_then_the_replies_then_nothing() {
         assert!(dir.path().join(file).exists(), "{file} missing");
     }
 
+    // The sender sees its receipts; the bilan counts the same transfers, with no person.
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_passerelle"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let receipts = run(&[
+        "receipts",
+        "--sender",
+        "CD059",
+        "--flow",
+        "brsa-orientation",
+        "--status",
+        "applied",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(receipts.lines().count() as u64, o.applied, "{receipts}");
+    let bilan: serde_json::Value =
+        serde_json::from_str(&run(&["bilan", "--format", "json"])).unwrap();
+    let applied: u64 = bilan["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["flow"] == "brsa-orientation" && l["status"] == "applied")
+        .map(|l| l["transfers"].as_u64().unwrap())
+        .sum();
+    assert_eq!(applied, o.applied, "{bilan}");
+
     // A second night on the same data folder: the replies move (the ML now has the
     // dossiers of the young people the CD oriented; the CD answered the reports in its
     // box); nothing else is sent again: the SOLIS and CNAF files are read again and

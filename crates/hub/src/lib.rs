@@ -16,4 +16,4 @@ pub use night::{
     FlowReport, FlowRoute, Night, NightReport, Progress, Route, SinkByFlow, SinkPlan, SourcePlan,
 };
 pub use seal::{KeyringSealer, SealError, Sealer};
-pub use state::{HubState, StateError, TransferRow, TransferStatus};
+pub use state::{BilanRow, HubState, StateError, TransferRow, TransferStatus};

@@ -76,6 +76,17 @@ impl TransferStatus {
     }
 }
 
+/// One line of the `bilan`: how many transfers of a flow between two organisations
+/// stand in a status (no person in it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BilanRow {
+    pub flow: String,
+    pub sender: String,
+    pub recipient: String,
+    pub status: TransferStatus,
+    pub transfers: u64,
+}
+
 /// One transfer as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransferRow {
@@ -524,6 +535,38 @@ impl HubState {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(to_transfer).collect()
+    }
+
+    /// The `bilan`: transfers created in `[from, to)`, counted per flow, sender,
+    /// recipient and status (organisation codes and counts only).
+    pub async fn bilan(
+        &self,
+        from: chrono::DateTime<Utc>,
+        to: chrono::DateTime<Utc>,
+    ) -> Result<Vec<BilanRow>> {
+        let rows = sqlx::query(
+            "SELECT flow, sender, recipient, status, COUNT(*) FROM transfer
+             WHERE created_at >= ? AND created_at < ?
+             GROUP BY flow, sender, recipient, status ORDER BY flow, sender, recipient, status",
+        )
+        .bind(from.to_rfc3339())
+        .bind(to.to_rfc3339())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let s: String = r.try_get(3)?;
+                let n: i64 = r.try_get(4)?;
+                Ok(BilanRow {
+                    flow: r.try_get(0)?,
+                    sender: r.try_get(1)?,
+                    recipient: r.try_get(2)?,
+                    status: TransferStatus::parse(&s)
+                        .ok_or(StateError::Corrupt { what: "status" })?,
+                    transfers: n.max(0) as u64,
+                })
+            })
+            .collect()
     }
 
     /// Counts of transfers per status for one flow.
