@@ -12,8 +12,9 @@ use passerelle_hub::{NightReport, Progress};
 /// Arguments of `passerelle sync`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Run only this flow (repeatable): brsa-orientation, brsa-suivi, faj-demande,
-    /// faj-decision, ase-majorite, of-signalement, of-suivi.
+    /// Run only the sources of this flow (repeatable): brsa-orientation, brsa-suivi,
+    /// faj-demande, faj-decision, ase-majorite, of-signalement, of-suivi. A source is
+    /// read whole, so the other flows it feeds move too (nothing is skipped for good).
     #[arg(long = "flow")]
     flows: Vec<String>,
     /// Print the summary as JSON instead of a table.

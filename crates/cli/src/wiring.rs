@@ -161,8 +161,17 @@ fn wanted(flows: &[String], flow: &str) -> bool {
     flows.is_empty() || flows.iter().any(|f| f == flow)
 }
 
+/// Whether a source is read: when it feeds a wanted flow. It is then read whole, for
+/// every flow it feeds: a source acknowledges what it served (a file moves to
+/// `traites/`, a cursor advances), so a record skipped for an unwanted flow would
+/// never come back.
+fn feeds_wanted(fl: &[FlowRoute], flows: &[String]) -> bool {
+    fl.iter().any(|f| wanted(flows, &f.flow))
+}
+
 /// Plans the night from the configuration: every source, route, sink and receipt
-/// source of the configured peers, restricted to `flows` when not empty.
+/// source of the configured peers; with `flows`, only the sources that feed one of
+/// them (each for all the flows it feeds, see `feeds_wanted`).
 pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<PlannedNight> {
     let territoires = Arc::new(config.territoires.clone());
     let today = chrono::Local::now().date_naive();
@@ -180,20 +189,17 @@ pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<Pla
                     .build_export_source()
                     .with_context(|| format!("{cd}: SOLIS exports"))?;
                 let from = Org::new(OrgKind::Cd, &cd, System::Solis);
-                let mut fl = Vec::new();
-                if wanted(flows, "brsa-orientation") {
-                    fl.push(FlowRoute::new(
+                let fl = vec![
+                    FlowRoute::new(
                         "brsa-orientation",
                         routes::brsa_orientation(from.clone(), territoires.clone()),
-                    ));
-                }
-                if wanted(flows, "ase-majorite") {
-                    fl.push(FlowRoute::new(
+                    ),
+                    FlowRoute::new(
                         "ase-majorite",
                         routes::ase_majorite(from, territoires.clone(), today),
-                    ));
-                }
-                if !fl.is_empty() {
+                    ),
+                ];
+                if feeds_wanted(&fl, flows) {
                     night.sources.push(SourcePlan {
                         name: format!("solis:{cd}"),
                         source: Box::new(source),
@@ -241,20 +247,14 @@ pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<Pla
         }
         for b in &d.boxes {
             let from = Org::new(OrgKind::Cd, &cd, System::Box);
-            let mut fl = Vec::new();
-            if wanted(flows, "brsa-orientation") {
-                fl.push(FlowRoute::new(
+            let fl = vec![
+                FlowRoute::new(
                     "brsa-orientation",
                     routes::brsa_orientation(from.clone(), territoires.clone()),
-                ));
-            }
-            if wanted(flows, "of-suivi") {
-                fl.push(FlowRoute::new(
-                    "of-suivi",
-                    routes::of_suivi(from, b.partenaire.clone()),
-                ));
-            }
-            if !fl.is_empty() {
+                ),
+                FlowRoute::new("of-suivi", routes::of_suivi(from, b.partenaire.clone())),
+            ];
+            if feeds_wanted(&fl, flows) {
                 let source = BoxSource::new(
                     b.build()
                         .with_context(|| format!("{cd}: box of {}", b.partenaire))?,
@@ -308,20 +308,14 @@ pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<Pla
                 Some((from, to))
             })
         };
-        let mut fl = Vec::new();
-        if wanted(flows, "brsa-suivi") {
-            fl.push(
-                FlowRoute::new("brsa-suivi", to_cd(routes::brsa_suivi(System::Solis)))
-                    .replies_only(),
-            );
-        }
-        if wanted(flows, "of-signalement") {
-            fl.push(FlowRoute::new(
+        let fl = vec![
+            FlowRoute::new("brsa-suivi", to_cd(routes::brsa_suivi(System::Solis))).replies_only(),
+            FlowRoute::new(
                 "of-signalement",
                 to_cd(routes::of_signalement(System::Solis)),
-            ));
-        }
-        if !fl.is_empty() {
+            ),
+        ];
+        if feeds_wanted(&fl, flows) {
             let since = hub.engine.state().cursor(CURSOR_IMILO).await?;
             let source = ReconcileSource::new(client, imilo.structures.clone(), since);
             cursors.push((

@@ -1,0 +1,64 @@
+//! What `passerelle sync --flow` reads: the sources that feed the named flow, each whole
+//! (for every flow it feeds), since a source acknowledges what it served.
+
+use passerelle_cli::wiring::{self, Hub};
+use passerelle_cli::world::{World, WorldOptions};
+
+fn plan_of(planned: &wiring::PlannedNight) -> Vec<(String, Vec<String>)> {
+    planned
+        .night
+        .sources
+        .iter()
+        .map(|s| {
+            (
+                s.name.clone(),
+                s.flows.iter().map(|f| f.flow.clone()).collect(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_filter_picks_sources_and_reads_them_whole() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let mut world = World::start(dir.path(), &WorldOptions::new(50, 5))
+        .await
+        .unwrap();
+    let hub = Hub::open(&world.config, &dir.path().join("hub"))
+        .await
+        .unwrap();
+
+    let ase = wiring::plan(&world.config, &hub, &["ase-majorite".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        plan_of(&ase),
+        [(
+            "solis:CD059".to_owned(),
+            vec!["brsa-orientation".to_owned(), "ase-majorite".to_owned()]
+        )]
+    );
+
+    let suivi = wiring::plan(&world.config, &hub, &["brsa-suivi".into()])
+        .await
+        .unwrap();
+    let names: Vec<String> = plan_of(&suivi).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["imilo"]);
+
+    let all = wiring::plan(&world.config, &hub, &[]).await.unwrap();
+    let names: Vec<String> = plan_of(&all).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        ["solis:CD059", "cnaf:CD059", "box:CD059:59350S00", "imilo"]
+    );
+    // The CDs and MLs are delivered whatever the filter; the FAJ platform only with its
+    // flow (its queue waits).
+    let recipients = |p: &wiring::PlannedNight| -> Vec<String> {
+        p.night.sinks.iter().map(|s| s.recipient.clone()).collect()
+    };
+    let mut expected = recipients(&all);
+    expected.retain(|r| r != "FAJ059");
+    assert_eq!(recipients(&ase), expected);
+    world.stop().await;
+}
