@@ -191,37 +191,7 @@ impl HubState {
     /// content hash, in one transaction, so that the next run skips it unless the
     /// content changes. Recording the same transfer again keeps its later status.
     pub async fn record_published(&self, row: &TransferRow, hash: &[u8; 32]) -> Result<()> {
-        let now = Utc::now().to_rfc3339();
-        let mut tx = self.write().await?;
-        sqlx::query(
-            "INSERT INTO transfer (transfer_id, flow, sender, recipient, hub_id, status, reason, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, 'published', NULL, ?, ?)
-             ON CONFLICT (transfer_id) DO NOTHING",
-        )
-        .bind(row.transfer_id.to_string())
-        .bind(&row.flow)
-        .bind(&row.sender)
-        .bind(&row.recipient)
-        .bind(row.hub_id.to_string())
-        .bind(&now)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO sent_hash (flow, recipient, hub_id, hash, transfer_id, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-             ON CONFLICT (flow, recipient, hub_id) DO UPDATE SET hash = excluded.hash,
-             transfer_id = excluded.transfer_id, updated_at = excluded.updated_at",
-        )
-        .bind(&row.flow)
-        .bind(&row.recipient)
-        .bind(row.hub_id.to_string())
-        .bind(hash.as_slice())
-        .bind(row.transfer_id.to_string())
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        self.record_published_many(&[(row.clone(), *hash)]).await
     }
 
     /// The hashes last sent to a recipient under a flow for several persons at once
@@ -494,22 +464,10 @@ impl HubState {
         status: TransferStatus,
         reason: Option<&str>,
     ) -> Result<bool> {
-        let Some(current) = self.transfer(transfer_id).await? else {
-            return Ok(false);
-        };
-        if status.rank() < current.status.rank() || status == current.status {
-            return Ok(false);
-        }
-        sqlx::query(
-            "UPDATE transfer SET status = ?, reason = ?, updated_at = ? WHERE transfer_id = ?",
-        )
-        .bind(status.as_str())
-        .bind(reason)
-        .bind(Utc::now().to_rfc3339())
-        .bind(transfer_id.to_string())
-        .execute(&self.pool)
-        .await?;
-        Ok(true)
+        let moved = self
+            .set_statuses(&[(*transfer_id, status, reason.map(str::to_owned))])
+            .await?;
+        Ok(moved.first().copied().unwrap_or(false))
     }
 
     /// One transfer.
