@@ -700,12 +700,14 @@ impl Engine {
             }
         }
         let mut settled: Vec<(Header, TransferStatus, Option<String>)> = Vec::new();
+        // What to do with each message once the receipts are recorded.
+        let mut then = Vec::with_capacity(refused.len() + accepted.len());
         // Nothing a retry can fix: kept aside for a person.
         for (delivery, reason) in refused {
             let header = delivery.envelope.header.clone();
             warn!(transfer = %header.transfer_id, "refusing a message: {reason}");
-            delivery.dead_letter(&reason).await?;
-            settled.push((header, TransferStatus::DeadLettered, Some(reason)));
+            settled.push((header, TransferStatus::DeadLettered, Some(reason.clone())));
+            then.push((delivery, After::DeadLetter(reason)));
         }
         let requests = accepted
             .iter()
@@ -725,8 +727,6 @@ impl Engine {
         } else {
             sink.deliver_batch(requests).await
         };
-        // What to do with each message once the receipts are recorded.
-        let mut then = Vec::with_capacity(accepted.len());
         for ((delivery, _), outcome) in accepted.into_iter().zip(outcomes) {
             let header = delivery.envelope.header.clone();
             match outcome {
@@ -751,6 +751,12 @@ impl Engine {
                 }
             }
         }
+        // The receipts are journaled and recorded before their messages are settled on
+        // the transport: a crash in between delivers them again (the peer's idempotency
+        // absorbs it) rather than losing a receipt.
+        self.count_and_settle(settled, summary).await?;
+        // A retry may turn out to be the last one allowed: that receipt is known only now.
+        let mut exhausted = Vec::new();
         for (delivery, after) in then {
             match after {
                 After::Ack => delivery.ack().await?,
@@ -760,11 +766,19 @@ impl Engine {
                         summary.entry(header.flow.clone()).or_default().retried += 1
                     }
                     Settled::DeadLettered => {
-                        settled.push((header, TransferStatus::DeadLettered, Some(reason)))
+                        exhausted.push((header, TransferStatus::DeadLettered, Some(reason)))
                     }
                 },
             }
         }
+        self.count_and_settle(exhausted, summary).await
+    }
+
+    async fn count_and_settle(
+        &self,
+        settled: Vec<(Header, TransferStatus, Option<String>)>,
+        summary: &mut BTreeMap<String, DeliverSummary>,
+    ) -> Result<()> {
         for (header, status, _) in &settled {
             summary
                 .entry(header.flow.clone())

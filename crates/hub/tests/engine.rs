@@ -399,3 +399,139 @@ async fn two_sources_about_one_person_do_not_resend_each_other_every_night() {
         assert_eq!((a.sent, b.sent), expected, "night {night}");
     }
 }
+
+/// A transport whose acks never reach the store, as when the hub dies right after
+/// delivering: the deliveries come back later.
+#[derive(Debug)]
+struct AcksLost(Arc<dyn Transport>);
+
+#[derive(Debug)]
+struct LostSub(Box<dyn passerelle_transport::Subscription>);
+
+#[derive(Debug)]
+struct LostAck;
+
+#[async_trait]
+impl passerelle_transport::Settle for LostAck {
+    async fn ack(self: Box<Self>) -> passerelle_transport::Result<()> {
+        Err(passerelle_transport::TransportError::Unavailable(
+            "the hub died before its ack".into(),
+        ))
+    }
+    async fn retry(
+        self: Box<Self>,
+        _: Duration,
+    ) -> passerelle_transport::Result<passerelle_transport::Settled> {
+        Ok(passerelle_transport::Settled::Retried)
+    }
+    async fn dead_letter(self: Box<Self>, _: &str) -> passerelle_transport::Result<()> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl passerelle_transport::Subscription for LostSub {
+    async fn next(&mut self) -> passerelle_transport::Result<passerelle_transport::Delivery> {
+        let d = self.0.next().await?;
+        // The real delivery is dropped unsettled: it comes back after its lease.
+        Ok(passerelle_transport::Delivery::new(
+            d.envelope.clone(),
+            d.message_id.clone(),
+            d.delivery_count,
+            Box::new(LostAck),
+        ))
+    }
+    async fn close(self: Box<Self>, timeout: Duration) -> passerelle_transport::Result<usize> {
+        self.0.close(timeout).await
+    }
+}
+
+#[async_trait]
+impl Transport for AcksLost {
+    async fn declare_recipient(&self, r: &str) -> passerelle_transport::Result<()> {
+        self.0.declare_recipient(r).await
+    }
+    async fn publish(
+        &self,
+        e: passerelle_transport::Envelope,
+    ) -> passerelle_transport::Result<passerelle_transport::Confirmed> {
+        self.0.publish(e).await
+    }
+    async fn subscribe(
+        &self,
+        r: &str,
+    ) -> passerelle_transport::Result<Box<dyn passerelle_transport::Subscription>> {
+        Ok(Box::new(LostSub(self.0.subscribe(r).await?)))
+    }
+    async fn dead_letters(
+        &self,
+        r: &str,
+    ) -> passerelle_transport::Result<Vec<passerelle_transport::DeadLetter>> {
+        self.0.dead_letters(r).await
+    }
+    async fn dead_letter(
+        &self,
+        id: &passerelle_transport::DeadLetterId,
+    ) -> passerelle_transport::Result<passerelle_transport::DeadLetter> {
+        self.0.dead_letter(id).await
+    }
+    async fn replay(
+        &self,
+        id: &passerelle_transport::DeadLetterId,
+    ) -> passerelle_transport::Result<passerelle_transport::Confirmed> {
+        self.0.replay(id).await
+    }
+    async fn close(&self) -> passerelle_transport::Result<()> {
+        self.0.close().await
+    }
+}
+
+#[tokio::test]
+async fn receipts_are_recorded_before_the_messages_are_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let keyring = Keyring::open(dir.path()).unwrap();
+    keyring.generate("59350S00").unwrap();
+    let pseudonyms = keyring.pseudonym_key().unwrap();
+    let inner: Arc<dyn Transport> = Arc::new(
+        EmbeddedConfig::new(dir.path().join("queue.sqlite"))
+            .build()
+            .await
+            .unwrap(),
+    );
+    let engine = Engine::new(
+        Arc::new(Policy::load(workspace().join("schemas/policy/flows.toml")).unwrap()),
+        HubState::open(&dir.path().join("state.sqlite"))
+            .await
+            .unwrap(),
+        JournalConfig::sqlite_file(&dir.path().join("journal.sqlite"))
+            .build()
+            .await
+            .unwrap(),
+        Arc::new(AcksLost(inner)),
+        Arc::new(KeyringSealer::new(keyring)),
+        pseudonyms,
+    )
+    .await
+    .unwrap();
+    let sent = engine
+        .send("brsa-orientation", cd059(), ml("59350S00"), records())
+        .await
+        .unwrap();
+    assert_eq!(sent.sent, 2);
+    let peer = Peer::default();
+    // The ack fails, as if the process died there: the delivery stops with an error…
+    assert!(
+        engine
+            .deliver("59350S00", &peer, Duration::from_millis(300))
+            .await
+            .is_err()
+    );
+    // …but the peer's answers are already the sender's receipts.
+    let counts = engine
+        .state()
+        .status_counts("brsa-orientation")
+        .await
+        .unwrap();
+    assert_eq!(counts, vec![(TransferStatus::Applied, 2)]);
+    assert_eq!(peer.applied.lock().unwrap().len(), 2);
+}
