@@ -16,6 +16,6 @@ pub use error::{ConnectorError, ErrorKind};
 pub use feed::{FileReader, FolderFeed, FolderSource};
 pub use report::{FileReport, FileStatus, RecordIssue};
 pub use traits::{
-    AckToken, Delivery, LateReceipts, Receipt, ReceiptSource, ReceiptStatus, Sink, Source,
-    SourceItem,
+    AckToken, Delivery, ItemOutcome, LateReceipts, Receipt, ReceiptSource, ReceiptStatus, Settled,
+    Sink, Source, SourceItem,
 };

@@ -22,11 +22,35 @@ pub struct SourceItem {
     pub ack: AckToken,
 }
 
+/// What the hub did with one item a source served, told to the source with its
+/// acknowledgement, so that a peer answered line by line (a box ACK file) hears the
+/// truth about rows the hub refused after the reader accepted them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ItemOutcome {
+    /// Refused by the reader itself (the source already knows why).
+    Refused,
+    /// Sent under at least one flow.
+    Sent,
+    /// Nothing new to send: the same content was sent before.
+    Unchanged,
+    /// Read but not sent under any flow: a short code (`NO_ROUTE`, `DENIED`,
+    /// `IDENTITY_REVIEW`, `NOT_KNOWN`) and a reason without personal data.
+    NotSent { code: String, reason: String },
+}
+
+/// One acknowledged item and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settled {
+    pub ack: AckToken,
+    pub outcome: ItemOutcome,
+}
+
 /// A peer the engine reads canonical records from.
 ///
-/// The engine calls `ack` only after the item is safely handed on (published with a
-/// confirm and journaled); a source must serve unacknowledged items again after a
-/// restart.
+/// The engine calls `ack` (or `ack_settled`) only after the item is safely handed on
+/// (published with a confirm and journaled); a source must serve unacknowledged items
+/// again after a restart.
 #[async_trait]
 pub trait Source: Send {
     /// The next batch of items; an empty batch means nothing more for now.
@@ -34,6 +58,13 @@ pub trait Source: Send {
 
     /// Acknowledges items upstream.
     async fn ack(&mut self, tokens: &[AckToken]) -> Result<(), ConnectorError>;
+
+    /// Acknowledges items upstream with what the hub did with each. A source whose
+    /// peer hears per-item answers overrides it; the default only acknowledges.
+    async fn ack_settled(&mut self, items: &[Settled]) -> Result<(), ConnectorError> {
+        let tokens: Vec<AckToken> = items.iter().map(|s| s.ack.clone()).collect();
+        self.ack(&tokens).await
+    }
 }
 
 /// One record to deliver to a peer under a flow.
