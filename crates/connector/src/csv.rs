@@ -6,10 +6,21 @@
 //!
 //! Rows come out as strings, one per header column; typing (dates, booleans, codes)
 //! belongs to the mapping that knows what each column means.
+//!
+//! Bounded by `ReaderConfig`: columns, bytes per field, rows. The parser streams bytes
+//! (no line is buffered whole), so a file with no line break or a quote never closed
+//! costs at most one field's limit. A cell holding a control character (NUL and the
+//! like; tab and line breaks are text) rejects its row. Errors name lines and columns.
+//!
+//! `neutralise` is what every CSV the hub writes applies to its cells (OWASP's CSV
+//! injection rule), so that a peer's value never runs as a spreadsheet formula.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 
-use crate::encoding::{DecodingReader, Detected, decoding_reader};
+use crate::encoding::{DecodingReader, Detected, decoding_reader_with};
+use crate::limits::ReaderConfig;
 
 /// One data row: its physical line in the file (the header is line 1; a quoted field
 /// spanning lines counts every line) and one string per header column.
@@ -50,12 +61,32 @@ pub enum TableError {
     /// The file has no header row.
     #[error("the file has no header row")]
     NoHeader,
-    /// The header names the same column twice.
-    #[error("the header names column {0} twice")]
+    /// The header names the same column twice (the two column numbers).
+    #[error("the header gives columns {0} the same name")]
     DuplicateColumn(String),
-    /// The file cannot be read past this point (I/O error, broken archive).
+    /// The file cannot be read past this point (I/O error, broken archive, a limit).
     #[error("cannot read the file at line {line}: {reason}")]
     Unreadable { line: u64, reason: String },
+}
+
+/// The characters that make a spreadsheet read a cell as a formula (OWASP: `=`, `+`,
+/// `-`, `@`, tab, carriage return at the start).
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// A cell as the hub writes it into a CSV: prefixed with `'` when it starts with a
+/// character that would make a spreadsheet run it as a formula (`=HYPERLINK(…)`).
+pub fn neutralise(cell: &str) -> Cow<'_, str> {
+    if cell.starts_with(FORMULA_STARTS) {
+        Cow::Owned(format!("'{cell}"))
+    } else {
+        Cow::Borrowed(cell)
+    }
+}
+
+/// Whether a cell holds a control character other than tab and line breaks.
+fn has_control(cell: &str) -> bool {
+    cell.bytes()
+        .any(|b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0x7f)
 }
 
 impl TableError {
@@ -88,6 +119,10 @@ pub struct CsvReader<R: Read> {
     buf: Vec<u8>,
     /// Set at the end of input or after an unreadable error, so the iterator ends.
     done: bool,
+    max_columns: usize,
+    max_field: usize,
+    max_rows: u64,
+    rows: u64,
 }
 
 impl<R: Read> std::fmt::Debug for CsvReader<R> {
@@ -101,19 +136,29 @@ impl<R: Read> std::fmt::Debug for CsvReader<R> {
 }
 
 impl<R: Read> CsvReader<R> {
-    /// Detects the encoding and reads the header row.
+    /// Detects the encoding and reads the header row, with the default limits.
     pub fn new(reader: R) -> Result<Self, TableError> {
-        let (detected, decoded) = decoding_reader(reader).map_err(|e| TableError::Unreadable {
-            line: 1,
-            reason: e.to_string(),
-        })?;
+        Self::with_config(reader, &ReaderConfig::default())
+    }
+
+    /// Reads the header row with `config`'s encoding and limits.
+    pub fn with_config(reader: R, config: &ReaderConfig) -> Result<Self, TableError> {
+        let (detected, decoded) =
+            decoding_reader_with(reader, config.encoding).map_err(|e| TableError::Unreadable {
+                line: 1,
+                reason: e.to_string(),
+            })?;
         let mut this = Self {
             inner: BufReader::with_capacity(64 * 1024, decoded),
             header: Vec::new(),
             detected,
             line: 0,
-            buf: Vec::with_capacity(1024),
+            buf: Vec::new(),
             done: false,
+            max_columns: config.max_columns,
+            max_field: config.max_field_len,
+            max_rows: config.max_rows,
+            rows: 0,
         };
         let header = loop {
             match this.read_record()? {
@@ -127,6 +172,12 @@ impl<R: Read> CsvReader<R> {
                 }
             }
         };
+        if header.len() > this.max_columns {
+            return Err(TableError::Unreadable {
+                line: this.line,
+                reason: format!("the header has more than {} columns", this.max_columns),
+            });
+        }
         check_duplicates(&header)?;
         this.header = header;
         Ok(this)
@@ -142,71 +193,125 @@ impl<R: Read> CsvReader<R> {
         self.detected
     }
 
+    fn unreadable(&self, reason: String) -> TableError {
+        TableError::Unreadable {
+            line: self.line + 1,
+            reason,
+        }
+    }
+
     /// Reads one record (one or more physical lines when a quoted field holds line
     /// breaks); returns the line it starts on and its fields, `None` at the end.
+    /// Bytes are parsed as they come: a field or a row past its limit stops the file.
     fn read_record(&mut self) -> Result<Option<(u64, Vec<String>)>, TableError> {
         let start = self.line + 1;
         let mut fields = Vec::new();
-        let mut field: Vec<u8> = Vec::new();
+        let mut field = std::mem::take(&mut self.buf);
+        field.clear();
         let mut in_quotes = false;
+        // Inside quotes, a quote just seen: an escaped quote if another follows.
+        let mut quote_seen = false;
+        // Outside quotes, a carriage return just seen: dropped if a line feed follows.
+        let mut cr_seen = false;
         let mut started = false;
         loop {
-            self.buf.clear();
-            let n = self.inner.read_until(b'\n', &mut self.buf).map_err(|e| {
-                TableError::Unreadable {
-                    line: self.line + 1,
-                    reason: e.to_string(),
-                }
-            })?;
-            if n == 0 {
+            let chunk = match self.inner.fill_buf() {
+                Ok(c) => c,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.unreadable(e.to_string())),
+            };
+            if chunk.is_empty() {
                 if !started {
+                    self.buf = field;
                     return Ok(None);
                 }
-                // A quote still open at the end means a cut file, not one odd row.
-                return Err(TableError::Unreadable {
-                    line: start,
-                    reason: "a quoted field opened on this line is never closed".to_owned(),
-                });
+                if in_quotes && !quote_seen {
+                    // A quote still open at the end means a cut file, not one odd row.
+                    return Err(TableError::Unreadable {
+                        line: start,
+                        reason: "a quoted field opened on this line is never closed".to_owned(),
+                    });
+                }
+                if cr_seen {
+                    field.push(b'\r');
+                }
+                fields.push(take_text(&mut field));
+                self.line += 1;
+                self.buf = field;
+                return Ok(Some((start, fields)));
             }
             started = true;
-            self.line += 1;
-            let mut end = self.buf.len();
-            if self.buf[end - 1] == b'\n' {
-                end -= 1;
-                if end > 0 && self.buf[end - 1] == b'\r' {
-                    end -= 1;
-                }
-            }
-            let mut i = 0;
-            while i < end {
-                let b = self.buf[i];
+            let mut used = 0;
+            let mut ended = false;
+            for &b in chunk {
+                used += 1;
                 if in_quotes {
-                    if b == b'"' {
-                        if i + 1 < end && self.buf[i + 1] == b'"' {
+                    if quote_seen {
+                        quote_seen = false;
+                        if b == b'"' {
                             field.push(b'"');
-                            i += 1;
-                        } else {
-                            in_quotes = false;
+                            continue;
                         }
+                        in_quotes = false;
+                        // Not an escaped quote: the byte is read as outside quotes.
+                    } else if b == b'"' {
+                        quote_seen = true;
+                        continue;
                     } else {
+                        if b == b'\n' {
+                            self.line += 1;
+                        }
                         field.push(b);
+                        if field.len() > self.max_field {
+                            return Err(self.unreadable(format!(
+                                "column {} is longer than {} bytes",
+                                fields.len() + 1,
+                                self.max_field
+                            )));
+                        }
+                        continue;
                     }
-                } else if b == b';' {
-                    fields.push(take_text(&mut field));
-                } else if b == b'"' && field.is_empty() {
-                    in_quotes = true;
-                } else {
-                    field.push(b);
                 }
-                i += 1;
+                if cr_seen {
+                    cr_seen = false;
+                    if b != b'\n' {
+                        field.push(b'\r');
+                    }
+                }
+                match b {
+                    b'\n' => {
+                        ended = true;
+                        break;
+                    }
+                    b'\r' => cr_seen = true,
+                    b';' => {
+                        fields.push(take_text(&mut field));
+                        if fields.len() >= self.max_columns.saturating_add(64) {
+                            // Trailing separators are tolerated, a few dozen at most.
+                            return Err(self.unreadable(format!(
+                                "more than {} columns",
+                                self.max_columns
+                            )));
+                        }
+                    }
+                    b'"' if field.is_empty() => in_quotes = true,
+                    _ => field.push(b),
+                }
+                if field.len() > self.max_field {
+                    return Err(self.unreadable(format!(
+                        "column {} is longer than {} bytes",
+                        fields.len() + 1,
+                        self.max_field
+                    )));
+                }
             }
-            if in_quotes {
-                // The line break belongs to the quoted field.
-                field.extend_from_slice(&self.buf[end..]);
-                continue;
+            self.inner.consume(used);
+            if ended {
+                self.line += 1;
+                fields.push(take_text(&mut field));
+                self.buf = field;
+                return Ok(Some((start, fields)));
             }
-            fields.push(take_text(&mut field));
-            return Ok(Some((start, fields)));
         }
     }
 }
@@ -227,14 +332,33 @@ pub fn header_names<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
     out
 }
 
-/// Refuses a header naming a column twice (a mapping could not tell them apart).
+/// Refuses a header naming a column twice (a mapping could not tell them apart). The
+/// error names the two column numbers, not the name: in a file without a header, the
+/// first row is data.
 pub fn check_duplicates(header: &[String]) -> Result<(), TableError> {
+    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(header.len());
     for (i, name) in header.iter().enumerate() {
-        if header[..i].contains(name) {
-            return Err(TableError::DuplicateColumn(name.clone()));
+        if let Some(first) = seen.insert(name.as_str(), i) {
+            return Err(TableError::DuplicateColumn(format!(
+                "{} and {}",
+                first + 1,
+                i + 1
+            )));
         }
     }
     Ok(())
+}
+
+/// Rejects a row with a control character in a cell (the row alone).
+pub fn check_cells(row: Row, header: &[String]) -> Result<Row, TableError> {
+    match row.fields.iter().position(|f| has_control(f)) {
+        None => Ok(row),
+        Some(i) => Err(TableError::Cell {
+            line: row.line,
+            column: header.get(i).cloned().unwrap_or_else(|| (i + 1).to_string()),
+            reason: "the cell holds a control character".to_owned(),
+        }),
+    }
 }
 
 /// Fits a row to the header: trailing empty cells (trailing separators) are dropped,
@@ -269,7 +393,15 @@ impl<R: Read> Iterator for CsvReader<R> {
                 Ok(None) => self.done = true,
                 Ok(Some((line, fields))) => {
                     if let Some(row) = fit_row(line, self.header.len(), fields) {
-                        return Some(row);
+                        self.rows += 1;
+                        if self.rows > self.max_rows {
+                            self.done = true;
+                            return Some(Err(TableError::Unreadable {
+                                line,
+                                reason: format!("more than {} rows", self.max_rows),
+                            }));
+                        }
+                        return Some(row.and_then(|r| check_cells(r, &self.header)));
                     }
                 }
                 Err(e) => {
@@ -391,7 +523,7 @@ mod tests {
         );
         assert_eq!(
             CsvReader::new(&b"A;B;A\n"[..]).unwrap_err(),
-            TableError::DuplicateColumn("A".into())
+            TableError::DuplicateColumn("1 and 3".into())
         );
     }
 
@@ -417,7 +549,9 @@ mod tests {
     proptest::proptest! {
         /// Whatever the cells hold, quoting them the way writers do reads them back.
         #[test]
-        fn quoted_cells_round_trip(cells in proptest::collection::vec("[^\r]{0,12}", 1..6)) {
+        fn quoted_cells_round_trip(
+            cells in proptest::collection::vec("[^\r\u{0}-\u{8}\u{b}\u{c}\u{e}-\u{1f}\u{7f}]{0,12}", 1..6)
+        ) {
             let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
             let header: Vec<String> = (0..cells.len()).map(|i| format!("C{i}")).collect();
             let line: Vec<String> = cells.iter().map(|c| quote(c)).collect();

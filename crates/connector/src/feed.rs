@@ -7,11 +7,18 @@
 //! the file again from its start. A file the reader refuses whole (truncated, unknown
 //! format) is moved to `refuses/` and reported once as `ConnectorError::FileRefused`,
 //! and the next files go through.
+//!
+//! Only regular files of the folder are read. An entry the reader would take but that
+//! is a link, a FIFO or a device, or whose name cannot be represented (bytes that are
+//! not UTF-8, control characters, quotes, globs), is refused alone the same way: moved
+//! to `refuses/` (the entry itself, never what a link points to; under a made-up name
+//! when its own cannot be written) and reported once.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::safe_fs::{OddEntry, SafeDir};
 use crate::{AckToken, ConnectorError, Source, SourceItem};
 use async_trait::async_trait;
 
@@ -80,6 +87,9 @@ pub struct FolderFeed<R> {
     pending_error: Option<ConnectorError>,
     refused: u64,
     finished: u64,
+    /// Entries refused in this run that could not be moved aside (a read-only folder):
+    /// skipped from then on, so that a refusal is reported once, never in a loop.
+    set_aside: std::collections::HashSet<std::ffi::OsString>,
 }
 
 impl<R> std::fmt::Debug for FolderFeed<R> {
@@ -103,13 +113,22 @@ fn parse_token(token: &AckToken) -> Option<(&str, u64)> {
     Some((name, index.parse().ok()?))
 }
 
-/// Moves `name` from `dir` into its subfolder `sub`, creating it if needed.
+/// Moves `name` from `dir` into its subfolder `sub`, creating it (0700) if needed;
+/// a link in place of `sub` is an error, never followed.
 pub fn move_into(dir: &Path, name: &str, sub: &str) -> Result<(), ConnectorError> {
-    let target = dir.join(sub);
-    std::fs::create_dir_all(&target)
-        .map_err(|e| ConnectorError::io(target.display().to_string(), e))?;
-    std::fs::rename(dir.join(name), target.join(name))
+    let here = SafeDir::open(dir).map_err(|e| ConnectorError::io(dir.display().to_string(), e))?;
+    let target = here
+        .sub_create(sub)
+        .map_err(|e| ConnectorError::io(dir.join(sub).display().to_string(), e))?;
+    here.rename(name, &target, name)
         .map_err(|e| ConnectorError::io(format!("moving {name} to {sub}/"), e))
+}
+
+/// What the folder offers next.
+enum Next {
+    File(String),
+    Odd(OddEntry),
+    Nothing,
 }
 
 impl<R: FileReader> FolderFeed<R> {
@@ -123,6 +142,7 @@ impl<R: FileReader> FolderFeed<R> {
             pending_error: None,
             refused: 0,
             finished: 0,
+            set_aside: std::collections::HashSet::new(),
         }
     }
 
@@ -141,24 +161,49 @@ impl<R: FileReader> FolderFeed<R> {
         self.progress.len()
     }
 
-    /// The next file to read: the first by name that is not being served already.
-    fn next_file(&self) -> Result<Option<String>, ConnectorError> {
-        let what = || self.dir.display().to_string();
-        let mut names = Vec::new();
-        for entry in std::fs::read_dir(&self.dir).map_err(|e| ConnectorError::io(what(), e))? {
-            let entry = entry.map_err(|e| ConnectorError::io(what(), e))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.')
-                || self.progress.contains_key(&name)
-                || !self.reader.accepts(&name)
-                || !entry.file_type().is_ok_and(|t| t.is_file())
+    /// The next file to read: the first by name that is not being served already; an
+    /// odd entry the reader would take comes first, to be refused.
+    fn next_file(&self) -> Result<Next, ConnectorError> {
+        let what = |e| ConnectorError::io(self.dir.display().to_string(), e);
+        let listing = SafeDir::open(&self.dir).and_then(|d| d.list()).map_err(what)?;
+        for odd in listing.odd {
+            let lossy = odd.raw.to_string_lossy();
+            if !lossy.starts_with('.')
+                && self.reader.accepts(&lossy)
+                && !self.set_aside.contains(&odd.raw)
             {
-                continue;
+                return Ok(Next::Odd(odd));
             }
-            names.push(name);
         }
-        names.sort();
-        Ok(names.into_iter().next())
+        Ok(listing
+            .files
+            .into_iter()
+            .find(|name| {
+                !name.starts_with('.')
+                    && !self.progress.contains_key(name)
+                    && !self.set_aside.contains(std::ffi::OsStr::new(name))
+                    && self.reader.accepts(name)
+            })
+            .map_or(Next::Nothing, Next::File))
+    }
+
+    /// Sets an odd entry aside (see the module doc) and says so once.
+    fn refuse_odd(&mut self, odd: &OddEntry) -> ConnectorError {
+        self.refused += 1;
+        let error = ConnectorError::FileRefused {
+            file: odd.shown.clone(),
+            reason: format!("not read: {}", odd.reason),
+        };
+        tracing::warn!(file = %odd.shown, reason = %odd.reason, "entry refused, moved to {REFUSED_DIR}/");
+        let moved = SafeDir::open(&self.dir).and_then(|here| {
+            let aside = here.sub_create(REFUSED_DIR)?;
+            here.move_aside(&odd.raw, &aside)
+        });
+        if let Err(e) = moved {
+            tracing::error!(file = %odd.shown, error = %e, "cannot move a refused entry aside");
+            self.set_aside.insert(odd.raw.clone());
+        }
+        error
     }
 
     /// Sets a refused file aside so that it is reported once and blocks nothing.
@@ -168,13 +213,16 @@ impl<R: FileReader> FolderFeed<R> {
         tracing::warn!(file = name, error = %error, "file refused, moved to {REFUSED_DIR}/");
         if let Err(e) = move_into(&self.dir, name, REFUSED_DIR) {
             tracing::error!(file = name, error = %e, "cannot move a refused file aside");
+            self.set_aside.insert(name.into());
         }
     }
 
     /// Opens the next file; `Ok(false)` when the folder has nothing new.
     fn open_next(&mut self) -> Result<bool, ConnectorError> {
-        let Some(name) = self.next_file()? else {
-            return Ok(false);
+        let name = match self.next_file()? {
+            Next::Nothing => return Ok(false),
+            Next::Odd(odd) => return Err(self.refuse_odd(&odd)),
+            Next::File(name) => name,
         };
         let path = self.dir.join(&name);
         match self.reader.open(&path) {

@@ -7,13 +7,17 @@ pub mod csv;
 pub mod encoding;
 pub mod error;
 pub mod feed;
+pub mod limits;
+pub mod redact;
 pub mod report;
+pub mod safe_fs;
 pub mod traits;
 pub mod xlsx;
 pub mod xml;
 
 pub use error::{ConnectorError, ErrorKind};
 pub use feed::{FileReader, FolderFeed, FolderSource};
+pub use limits::ReaderConfig;
 pub use report::{FileReport, FileStatus, RecordIssue};
 pub use traits::{
     AckToken, Delivery, ItemOutcome, LateReceipts, Receipt, ReceiptSource, ReceiptStatus, Settled,

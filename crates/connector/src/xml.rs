@@ -7,19 +7,32 @@
 //! this module never lets quick-xml decode: it reads raw bytes as UTF-8 and resolves
 //! entities itself. That holds whether or not quick-xml's `encoding` feature is on
 //! (another crate in the build may enable it).
+//!
+//! Hostile files are bounded by `ReaderConfig`: nesting depth, attributes per element,
+//! distinct names, the length of every value and of every single event (a tag, a text
+//! run, a CDATA section: quick-xml buffers one event whole, so the input is cut off
+//! once one event passes its budget), elements per record. Both passes (the counting
+//! `next_child_with(|_| false)` and the mapping one) check the same limits, so a file
+//! the first pass accepts never fails halfway through the second. Nothing here
+//! recurses over input: trees are built, walked and recycled with explicit stacks.
 
 use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use quick_xml::events::{BytesStart, Event};
 
-use crate::encoding::{DecodingReader, Detected, decoding_reader};
+use crate::encoding::{DecodingReader, Detected, decoding_reader_with};
 use crate::error::ConnectorError;
+use crate::limits::ReaderConfig;
 
-/// How many elements one child of the root may hold: a record is small, and a limit
-/// keeps memory flat even when a file is malformed (a missing end tag near the top).
+/// How many elements one child of the root may hold by default (`ReaderConfig::
+/// max_nodes_per_record`): a record is small, and a limit keeps memory flat even when
+/// a file is malformed (a missing end tag near the top).
 pub const MAX_NODES_PER_CHILD: usize = 100_000;
 
 /// One element and its content: a light tree, built for one record at a time.
@@ -101,9 +114,13 @@ pub enum XmlError {
     /// The document is not well-formed XML.
     #[error("malformed xml at {path}: {reason}")]
     Malformed { path: String, reason: String },
-    /// One child of the root is larger than `MAX_NODES_PER_CHILD` elements.
+    /// One child of the root is larger than `max_nodes_per_record` elements.
     #[error("element {path} has more than {max} elements")]
     TooLarge { path: String, max: usize },
+    /// A limit of `ReaderConfig` was hit (depth, attributes, names, lengths) or the
+    /// decoded text is not what it must be (invalid UTF-8 at a byte offset).
+    #[error("xml refused at {path}: {reason}")]
+    Limit { path: String, reason: String },
 }
 
 impl XmlError {
@@ -115,6 +132,13 @@ impl XmlError {
     /// The error as a refusal of the whole file.
     pub fn into_refusal(self, file: &str) -> ConnectorError {
         match self {
+            // Bad bytes (invalid UTF-8 at an offset) are the file's fault, not the disk's.
+            Self::Io(source) if source.kind() == io::ErrorKind::InvalidData => {
+                ConnectorError::FileRefused {
+                    file: file.to_owned(),
+                    reason: source.to_string(),
+                }
+            }
             Self::Io(source) => ConnectorError::io(file, source),
             other => ConnectorError::FileRefused {
                 file: file.to_owned(),
@@ -135,16 +159,74 @@ pub struct Child {
     pub rank: u64,
 }
 
+/// The limits one stream applies (from `ReaderConfig`).
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    depth: usize,
+    attributes: usize,
+    names: usize,
+    field: usize,
+    nodes: usize,
+    /// Decoded bytes quick-xml may pull for one event (it buffers an event whole).
+    event: u64,
+}
+
+impl Limits {
+    fn of(c: &ReaderConfig) -> Self {
+        Self {
+            depth: c.max_depth,
+            attributes: c.max_attributes,
+            names: c.max_distinct_names,
+            field: c.max_field_len,
+            nodes: c.max_nodes_per_record,
+            // One event is at most a tag of max_attributes values or a text of
+            // max_field_len; the reader pulls up to 64 KiB ahead.
+            event: (c.max_field_len as u64).saturating_mul(4) + 128 * 1024,
+        }
+    }
+}
+
+/// Counts the bytes pulled since the last event and stops the input once one event
+/// passes its budget, before quick-xml buffers more of it.
+struct EventBudget<R> {
+    inner: R,
+    pulled: Arc<AtomicU64>,
+    budget: u64,
+}
+
+impl<R: Read> Read for EventBudget<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pulled.load(Ordering::Relaxed) > self.budget {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "one tag, text or cdata section is longer than {} bytes",
+                    self.budget
+                ),
+            ));
+        }
+        let n = self.inner.read(buf)?;
+        self.pulled.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
 /// Reads an XML document root child by root child.
 pub struct XmlStream<R: Read> {
-    reader: quick_xml::Reader<BufReader<R>>,
+    reader: quick_xml::Reader<BufReader<EventBudget<R>>>,
+    pulled: Arc<AtomicU64>,
+    limits: Limits,
     buf: Vec<u8>,
     root: Option<XmlElement>,
     root_closed: bool,
-    /// Counts per child name, for ranks (few distinct names at the root).
-    ranks: Vec<(String, u64)>,
+    /// Counts per child name, for ranks.
+    ranks: HashMap<String, u64>,
+    /// Element and attribute names met so far (bounded by `limits.names`).
+    names: HashSet<String>,
     pool: Pool,
     stack: Vec<XmlElement>,
+    /// Text bytes of each open element, in both modes (skipping builds no text).
+    lens: Vec<usize>,
     pending: String,
 }
 
@@ -157,11 +239,20 @@ impl<R: Read> std::fmt::Debug for XmlStream<R> {
     }
 }
 
-/// Opens a file for streaming: encoding detected and decoded to UTF-8.
+/// Opens a file for streaming: encoding detected and decoded to UTF-8, default limits.
 pub fn open_file(path: &Path) -> Result<(Detected, XmlStream<DecodingReader<File>>), XmlError> {
-    let file = File::open(path)?;
-    let (detected, reader) = decoding_reader(file)?;
-    Ok((detected, XmlStream::new(reader)))
+    open_file_with(path, &ReaderConfig::default())
+}
+
+/// Opens a regular file (not a link, FIFO or device) for streaming with `config`'s
+/// encoding and limits.
+pub fn open_file_with(
+    path: &Path,
+    config: &ReaderConfig,
+) -> Result<(Detected, XmlStream<DecodingReader<File>>), XmlError> {
+    let file = crate::safe_fs::open_regular(path)?;
+    let (detected, reader) = decoding_reader_with(file, config.encoding)?;
+    Ok((detected, XmlStream::with_config(reader, config)))
 }
 
 fn utf8(bytes: &[u8]) -> Result<&str, String> {
@@ -198,58 +289,144 @@ impl Pool {
         self.elements.pop().unwrap_or_default()
     }
 
-    fn recycle(&mut self, mut el: XmlElement) {
-        for (mut k, mut v) in el.attrs.drain(..) {
-            if self.strings.len() + 2 <= POOL_MAX {
-                k.clear();
-                v.clear();
-                self.strings.push(k);
-                self.strings.push(v);
+    /// Takes a tree apart with an explicit stack: a deep tree must not recurse (the
+    /// drop of what is not kept is shallow too, children having been taken out).
+    fn recycle(&mut self, el: XmlElement) {
+        let mut todo = vec![el];
+        while let Some(mut el) = todo.pop() {
+            for (mut k, mut v) in el.attrs.drain(..) {
+                if self.strings.len() + 2 <= POOL_MAX {
+                    k.clear();
+                    v.clear();
+                    self.strings.push(k);
+                    self.strings.push(v);
+                }
             }
-        }
-        let children = std::mem::take(&mut el.children);
-        for child in children {
-            self.recycle(child);
-        }
-        if self.elements.len() < POOL_MAX {
-            el.name.clear();
-            el.text.clear();
-            self.elements.push(el);
+            todo.append(&mut el.children);
+            if self.elements.len() < POOL_MAX {
+                el.name.clear();
+                el.text.clear();
+                self.elements.push(el);
+            }
         }
     }
 }
 
-fn element_from_start(start: &BytesStart<'_>, pool: &mut Pool) -> Result<XmlElement, String> {
+/// Why a character may not appear in XML 1.0 text (`Char` production): C0 controls
+/// other than tab, line feed and carriage return.
+fn check_chars(text: &str) -> Result<(), String> {
+    if text
+        .bytes()
+        .any(|b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
+    {
+        return Err("a control character (not allowed in xml)".to_owned());
+    }
+    Ok(())
+}
+
+/// The stream's name and size checks over one start tag.
+struct Checks<'a> {
+    limits: &'a Limits,
+    names: &'a mut HashSet<String>,
+}
+
+impl Checks<'_> {
+    fn name(&mut self, name: &str) -> Result<(), String> {
+        if !self.names.contains(name) {
+            if self.names.len() >= self.limits.names {
+                return Err(format!(
+                    "more than {} distinct element and attribute names",
+                    self.limits.names
+                ));
+            }
+            self.names.insert(name.to_owned());
+        }
+        Ok(())
+    }
+
+    fn value(&self, value: &str) -> Result<(), String> {
+        if value.len() > self.limits.field {
+            return Err(format!("a value longer than {} bytes", self.limits.field));
+        }
+        check_chars(value)
+    }
+}
+
+fn element_from_start(
+    start: &BytesStart<'_>,
+    pool: &mut Pool,
+    checks: &mut Checks<'_>,
+) -> Result<XmlElement, String> {
     let mut el = pool.element();
-    el.name.push_str(utf8(start.name().as_ref())?);
-    for attr in start.attributes() {
+    let qname = start.name();
+    let name = utf8(qname.as_ref())?;
+    checks.name(name)?;
+    el.name.push_str(name);
+    for (i, attr) in start.attributes().enumerate() {
+        if i >= checks.limits.attributes {
+            pool.recycle(el);
+            return Err(format!(
+                "more than {} attributes on one element",
+                checks.limits.attributes
+            ));
+        }
         let attr = attr.map_err(|e| format!("bad attribute: {e}"))?;
-        let key = pool.string(utf8(attr.key.as_ref())?);
-        let value = pool.string(&unescape(utf8(&attr.value)?)?);
+        let key = utf8(attr.key.as_ref())?;
+        checks.name(key)?;
+        let value = unescape(utf8(&attr.value)?)?;
+        checks.value(&value)?;
+        let key = pool.string(key);
+        let value = pool.string(&value);
         el.attrs.push((key, value));
     }
     Ok(el)
 }
 
 impl<R: Read> XmlStream<R> {
-    /// Wraps a reader that yields UTF-8.
+    /// Wraps a reader that yields UTF-8, with the default limits.
     pub fn new(inner: R) -> Self {
-        let mut reader = quick_xml::Reader::from_reader(BufReader::with_capacity(64 * 1024, inner));
+        Self::with_config(inner, &ReaderConfig::default())
+    }
+
+    /// Wraps a reader that yields UTF-8, with `config`'s limits (its encoding applies
+    /// where the bytes are decoded, see `open_file_with`).
+    pub fn with_config(inner: R, config: &ReaderConfig) -> Self {
+        let limits = Limits::of(config);
+        let pulled = Arc::new(AtomicU64::new(0));
+        let guarded = EventBudget {
+            inner,
+            pulled: Arc::clone(&pulled),
+            budget: limits.event,
+        };
+        let mut reader =
+            quick_xml::Reader::from_reader(BufReader::with_capacity(64 * 1024, guarded));
         let config = reader.config_mut();
         config.trim_text(false);
         config.expand_empty_elements = false;
         config.check_end_names = true;
         Self {
             reader,
+            pulled,
+            limits,
             buf: Vec::with_capacity(4096),
             root: None,
             root_closed: false,
-            ranks: Vec::new(),
+            ranks: HashMap::new(),
+            names: HashSet::new(),
             pool: Pool::default(),
             stack: Vec::new(),
+            lens: Vec::new(),
             pending: String::new(),
         }
     }
+
+    /// Reads the next event into `self.buf`, with a fresh budget for it.
+    fn next_event(&mut self) -> Result<Event<'_>, quick_xml::Error> {
+        self.buf.clear();
+        self.pulled.store(0, Ordering::Relaxed);
+        self.reader.read_event_into(&mut self.buf)
+    }
+
 
     /// Bytes of decoded input consumed so far (for progress displays).
     pub fn position(&self) -> u64 {
@@ -268,19 +445,24 @@ impl<R: Read> XmlStream<R> {
         if self.root.is_none() {
             loop {
                 self.buf.clear();
+                self.pulled.store(0, Ordering::Relaxed);
                 let event = match self.reader.read_event_into(&mut self.buf) {
                     Ok(ev) => ev,
-                    Err(e) => return Err(malformed("/".to_owned(), e)),
+                    Err(e) => return Err(error_at("/".to_owned(), e)),
+                };
+                let mut checks = Checks {
+                    limits: &self.limits,
+                    names: &mut self.names,
                 };
                 match event {
                     Event::Start(start) => {
-                        let el = element_from_start(&start, &mut self.pool)
+                        let el = element_from_start(&start, &mut self.pool, &mut checks)
                             .map_err(|r| malformed("/".to_owned(), r))?;
                         self.root = Some(el);
                         break;
                     }
                     Event::Empty(start) => {
-                        let el = element_from_start(&start, &mut self.pool)
+                        let el = element_from_start(&start, &mut self.pool, &mut checks)
                             .map_err(|r| malformed("/".to_owned(), r))?;
                         self.root = Some(el);
                         self.root_closed = true;
@@ -309,11 +491,12 @@ impl<R: Read> XmlStream<R> {
     }
 
     fn next_rank(&mut self, name: &str) -> u64 {
-        if let Some((_, n)) = self.ranks.iter_mut().find(|(k, _)| k == name) {
+        if let Some(n) = self.ranks.get_mut(name) {
             *n += 1;
             *n
         } else {
-            self.ranks.push((name.to_owned(), 1));
+            // Bounded: every name was counted by `Checks::name` already.
+            self.ranks.insert(name.to_owned(), 1);
             1
         }
     }
@@ -337,13 +520,18 @@ impl<R: Read> XmlStream<R> {
         let root_path = self.root_path();
         loop {
             self.buf.clear();
+            self.pulled.store(0, Ordering::Relaxed);
             let event = match self.reader.read_event_into(&mut self.buf) {
                 Ok(ev) => ev,
                 Err(e) => return Err(error_at(root_path, e)),
             };
+            let mut checks = Checks {
+                limits: &self.limits,
+                names: &mut self.names,
+            };
             match event {
                 Event::Start(start) => {
-                    let el = element_from_start(&start, &mut self.pool)
+                    let el = element_from_start(&start, &mut self.pool, &mut checks)
                         .map_err(|r| malformed(root_path.clone(), r))?;
                     let rank = self.next_rank(&el.name);
                     let path = format!("{root_path}/{}[{rank}]", el.name);
@@ -356,7 +544,7 @@ impl<R: Read> XmlStream<R> {
                     }));
                 }
                 Event::Empty(start) => {
-                    let el = element_from_start(&start, &mut self.pool)
+                    let el = element_from_start(&start, &mut self.pool, &mut checks)
                         .map_err(|r| malformed(root_path.clone(), r))?;
                     let rank = self.next_rank(&el.name);
                     let path = format!("{root_path}/{}[{rank}]", el.name);
@@ -371,7 +559,11 @@ impl<R: Read> XmlStream<R> {
                     return self.finish().map(|()| None);
                 }
                 Event::Eof => return Err(XmlError::Truncated { path: root_path }),
-                // Text directly under the root is layout; comments and PIs carry nothing.
+                Event::Text(t) => {
+                    check_chars(utf8(&t).map_err(|r| malformed(root_path.clone(), r))?)
+                        .map_err(|r| malformed(root_path.clone(), r))?;
+                }
+                // Comments and PIs carry nothing.
                 _ => {}
             }
         }
@@ -380,10 +572,9 @@ impl<R: Read> XmlStream<R> {
     /// After the root's end: only layout and comments may follow.
     fn finish(&mut self) -> Result<(), XmlError> {
         loop {
-            self.buf.clear();
-            let event = match self.reader.read_event_into(&mut self.buf) {
+            let event = match self.next_event() {
                 Ok(ev) => ev,
-                Err(e) => return Err(malformed("/".to_owned(), e)),
+                Err(e) => return Err(error_at("/".to_owned(), e)),
             };
             match event {
                 Event::Eof => return Ok(()),
@@ -407,48 +598,72 @@ impl<R: Read> XmlStream<R> {
         let mut stack: Vec<XmlElement> = std::mem::take(&mut self.stack);
         stack.clear();
         stack.push(top);
+        let mut lens = std::mem::take(&mut self.lens);
+        lens.clear();
+        lens.push(0);
         // Whitespace-only text is held back and kept only when more text follows in
         // the same element: indentation between child elements costs nothing, while
         // `a &amp; b` keeps its spaces.
         let mut pending = std::mem::take(&mut self.pending);
         pending.clear();
+        let limits = self.limits;
         let mut nodes = 1usize;
         let result = loop {
             self.buf.clear();
+            self.pulled.store(0, Ordering::Relaxed);
             let event = match self.reader.read_event_into(&mut self.buf) {
                 Ok(ev) => ev,
                 Err(e) => break Err(error_at(stack_path(top_path, &stack), e)),
             };
+            let mut checks = Checks {
+                limits: &limits,
+                names: &mut self.names,
+            };
             match event {
+                Event::Start(_) | Event::Empty(_) if stack.len() + 2 > limits.depth => {
+                    break Err(XmlError::Limit {
+                        path: stack_path(top_path, &stack),
+                        reason: format!("elements nested deeper than {}", limits.depth),
+                    });
+                }
                 Event::Start(start) => {
                     nodes += 1;
-                    if nodes > MAX_NODES_PER_CHILD {
+                    if nodes > limits.nodes {
                         break Err(XmlError::TooLarge {
                             path: top_path.to_owned(),
-                            max: MAX_NODES_PER_CHILD,
+                            max: limits.nodes,
                         });
                     }
                     pending.clear();
                     let el = if keep {
-                        element_from_start(&start, &mut self.pool)
+                        element_from_start(&start, &mut self.pool, &mut checks)
                     } else {
                         // Skipping: check the tag, keep a bare frame for depth and paths.
-                        check_start(&start).map(|name| {
+                        check_start(&start, &mut checks).map(|name| {
                             let mut el = self.pool.element();
                             el.name.push_str(name);
                             el
                         })
                     };
                     match el {
-                        Ok(el) => stack.push(el),
+                        Ok(el) => {
+                            stack.push(el);
+                            lens.push(0);
+                        }
                         Err(r) => break Err(malformed(stack_path(top_path, &stack), r)),
                     }
                 }
                 Event::Empty(start) => {
                     nodes += 1;
+                    if nodes > limits.nodes {
+                        break Err(XmlError::TooLarge {
+                            path: top_path.to_owned(),
+                            max: limits.nodes,
+                        });
+                    }
                     pending.clear();
                     if keep {
-                        match element_from_start(&start, &mut self.pool) {
+                        match element_from_start(&start, &mut self.pool, &mut checks) {
                             Ok(el) => {
                                 if let Some(parent) = stack.last_mut() {
                                     parent.children.push(el);
@@ -456,12 +671,13 @@ impl<R: Read> XmlStream<R> {
                             }
                             Err(r) => break Err(malformed(stack_path(top_path, &stack), r)),
                         }
-                    } else if let Err(r) = check_start(&start) {
+                    } else if let Err(r) = check_start(&start, &mut checks) {
                         break Err(malformed(stack_path(top_path, &stack), r));
                     }
                 }
                 Event::End(_) => {
                     pending.clear();
+                    lens.pop();
                     let done = stack.pop().expect("stack holds the open elements");
                     match stack.last_mut() {
                         Some(parent) if keep => parent.children.push(done),
@@ -469,7 +685,10 @@ impl<R: Read> XmlStream<R> {
                         None => break Ok(done),
                     }
                 }
-                Event::Text(t) => match utf8(&t) {
+                Event::Text(t) => match utf8(&t).and_then(|text| {
+                    add_len(&mut lens, text.len(), limits.field)?;
+                    check_chars(text).map(|()| text)
+                }) {
                     Ok(text) => {
                         if keep && let Some(cur) = stack.last_mut() {
                             if text.bytes().all(|b| b.is_ascii_whitespace()) {
@@ -483,7 +702,10 @@ impl<R: Read> XmlStream<R> {
                     }
                     Err(r) => break Err(malformed(stack_path(top_path, &stack), r)),
                 },
-                Event::CData(c) => match utf8(&c) {
+                Event::CData(c) => match utf8(&c).and_then(|text| {
+                    add_len(&mut lens, text.len(), limits.field)?;
+                    check_chars(text).map(|()| text)
+                }) {
                     Ok(text) => {
                         if keep && let Some(cur) = stack.last_mut() {
                             cur.text.push_str(&pending);
@@ -493,7 +715,9 @@ impl<R: Read> XmlStream<R> {
                     }
                     Err(r) => break Err(malformed(stack_path(top_path, &stack), r)),
                 },
-                Event::GeneralRef(r) => match resolve_ref(&r) {
+                Event::GeneralRef(r) => match resolve_ref(&r).and_then(|c| {
+                    add_len(&mut lens, c.len_utf8(), limits.field).map(|()| c)
+                }) {
                     Ok(resolved) => {
                         if keep && let Some(cur) = stack.last_mut() {
                             cur.text.push_str(&pending);
@@ -515,20 +739,40 @@ impl<R: Read> XmlStream<R> {
             self.pool.recycle(el);
         }
         self.stack = stack;
+        self.lens = lens;
         self.pending = pending;
         result
     }
 }
 
-/// Checks a start tag without building anything: its name and attributes must be
-/// well-formed UTF-8 with valid references. Returns the name.
-fn check_start<'a>(start: &'a BytesStart<'_>) -> Result<&'a str, String> {
-    for attr in start.attributes() {
-        let attr = attr.map_err(|e| format!("bad attribute: {e}"))?;
-        utf8(attr.key.as_ref())?;
-        unescape(utf8(&attr.value)?)?;
+/// Adds text to the innermost open element's length, refusing past the field limit.
+fn add_len(lens: &mut [usize], n: usize, max: usize) -> Result<(), String> {
+    if let Some(len) = lens.last_mut() {
+        *len += n;
+        if *len > max {
+            return Err(format!("a text longer than {max} bytes"));
+        }
     }
-    utf8(start.name().into_inner())
+    Ok(())
+}
+
+/// Checks a start tag without building anything: its name and attributes must be
+/// well-formed UTF-8 with valid references, within the limits. Returns the name.
+fn check_start<'a>(start: &'a BytesStart<'_>, checks: &mut Checks<'_>) -> Result<&'a str, String> {
+    let name = utf8(start.name().into_inner())?;
+    checks.name(name)?;
+    for (i, attr) in start.attributes().enumerate() {
+        if i >= checks.limits.attributes {
+            return Err(format!(
+                "more than {} attributes on one element",
+                checks.limits.attributes
+            ));
+        }
+        let attr = attr.map_err(|e| format!("bad attribute: {e}"))?;
+        checks.name(utf8(attr.key.as_ref())?)?;
+        checks.value(&unescape(utf8(&attr.value)?)?)?;
+    }
+    Ok(name)
 }
 
 fn malformed(path: String, e: impl std::fmt::Display) -> XmlError {
@@ -544,6 +788,13 @@ fn error_at(path: String, e: quick_xml::Error) -> XmlError {
         return XmlError::Truncated { path };
     }
     if let quick_xml::Error::Io(io) = &e {
+        // Bad bytes or a limit of the input: the file's fault, said where.
+        if io.kind() == io::ErrorKind::InvalidData {
+            return XmlError::Limit {
+                path,
+                reason: io.to_string(),
+            };
+        }
         return XmlError::Io(io::Error::new(io.kind(), io.to_string()));
     }
     malformed(path, e)
@@ -557,9 +808,11 @@ fn resolve_ref(r: &quick_xml::events::BytesRef<'_>) -> Result<char, String> {
         } else {
             num.parse::<u32>()
         };
+        // XML 1.0 `Char`: no C0 control other than tab, line feed, carriage return.
         return code
             .ok()
             .and_then(char::from_u32)
+            .filter(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r') || *c as u32 >= 0x7f)
             .ok_or_else(|| "bad character reference".to_owned());
     }
     match quick_xml::escape::resolve_predefined_entity(name) {

@@ -213,7 +213,16 @@ impl Night {
         for plan in &mut self.sources {
             let mut read = 0u64;
             loop {
-                let batch = plan.source.next_batch().await?;
+                let batch = match plan.source.next_batch().await {
+                    Ok(batch) => batch,
+                    // A file refused whole is set aside by its source and reported
+                    // once; the rest of the source, and the night, go on.
+                    Err(e @ ConnectorError::FileRefused { .. }) => {
+                        warn!(source = %plan.name, error = %e, "source file refused");
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 if batch.is_empty() {
                     break;
                 }
