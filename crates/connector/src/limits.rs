@@ -44,7 +44,7 @@ pub struct ReaderConfig {
     /// XLSX: bytes the whole archive may decompress to.
     pub max_decompressed_bytes: u64,
     /// XLSX: decompressed size over compressed size, for the archive as a whole;
-    /// spreadsheets compress 5 to 20 times, a zip bomb thousands of times.
+    /// spreadsheets compress 5 to 30 times, a zip bomb hundreds to millions of times.
     pub max_compression_ratio: u64,
     /// XLSX: entries in the archive (a workbook has a dozen).
     pub max_archive_entries: usize,
@@ -63,7 +63,7 @@ impl Default for ReaderConfig {
             max_rows: 1_000_000,
             max_shared_strings: 2_000_000,
             max_decompressed_bytes: 512 * 1024 * 1024,
-            max_compression_ratio: 100,
+            max_compression_ratio: 200,
             max_archive_entries: 1000,
         }
     }
