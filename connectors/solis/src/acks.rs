@@ -7,7 +7,11 @@
 //! folder or its `traites/`, names them); an element the ACK forgets is rejected as
 //! `ELEMENT_ABSENT`. A malformed ACK file blocks nothing: it is served as a group with
 //! no receipts and a warning naming the file, and its `ack` moves it to `refuses/`
-//! instead of `traites/` for a person to look at.
+//! instead of `traites/` for a person to look at. A second ACK for an import already
+//! answered settles nothing (no receipts) and is set aside in `refuses/` too.
+//!
+//! KO messages are SOLIS's free text: receipts keep the code and the message's digest
+//! and length (`passerelle_connector::redact`), never the message.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -57,6 +61,10 @@ impl SolisPeerConfig {
 enum Answer {
     Receipts(Vec<Receipt>),
     Malformed,
+    /// An ACK for an import answered already (its first ACK is in `traites/`): it
+    /// settles nothing again, so that the journal never holds two contradicting
+    /// answers for one transfer.
+    Repeat,
 }
 
 impl Folders {
@@ -88,7 +96,21 @@ impl Folders {
         .find(|p| p.is_file())
     }
 
+    /// Whether the import this ACK answers was answered already.
+    fn answered(&self, name: &str) -> bool {
+        let import = &name[ACK_PREFIX.len()..];
+        self.ack_dir.join(DONE_DIR).join(name).is_file()
+            && !self.import_dir.join(import).is_file()
+    }
+
     fn read(&self, name: &str) -> Answer {
+        if self.answered(name) {
+            tracing::warn!(
+                file = name,
+                "a second solis ack for an import already answered: ignored, set aside"
+            );
+            return Answer::Repeat;
+        }
         let ack = match read_ack(&self.ack_dir.join(name)) {
             Ok(ack) => ack,
             Err(e) => {
@@ -98,9 +120,10 @@ impl Folders {
         };
         let import = &name[ACK_PREFIX.len()..];
         if !ack.fichier.is_empty() && ack.fichier != import {
+            // The attribute is the peer's text: not logged as given.
             tracing::warn!(
                 file = name,
-                fichier = %ack.fichier,
+                fichier = %passerelle_connector::redact::free_text(&ack.fichier),
                 "solis ack names another import than its file name, trusting the file name"
             );
         }
@@ -184,6 +207,10 @@ impl Folders {
             // Already set aside (an ack repeated after a restart).
             return Ok(());
         }
+        if self.answered(name) {
+            // Kept for a person to look at, under a free name (never over another).
+            return set_aside(&self.ack_dir, name);
+        }
         // Read again rather than remembered, so that a restart changes nothing.
         if read_ack(&path).is_err() {
             return move_into(&self.ack_dir, name, REFUSED_DIR);
@@ -234,6 +261,17 @@ impl SolisAckSource {
     }
 }
 
+/// Moves an ACK into `refuses/` under a name free there.
+fn set_aside(dir: &Path, name: &str) -> Result<(), ConnectorError> {
+    use passerelle_connector::safe_fs::SafeDir;
+    let io = |e| ConnectorError::io(format!("setting {name} aside"), e);
+    let here = SafeDir::open(dir).map_err(io)?;
+    let aside = here.sub_create(REFUSED_DIR).map_err(io)?;
+    here.move_aside(std::ffi::OsStr::new(name), &aside)
+        .map(drop)
+        .map_err(io)
+}
+
 fn check_token(token: &AckToken) -> Result<&str, ConnectorError> {
     let name = token.0.as_str();
     if !name.starts_with(ACK_PREFIX) || name.contains(['/', '\\']) {
@@ -257,6 +295,7 @@ fn scan(folders: &Folders) -> Result<Scan, ConnectorError> {
                 bad.push(name.clone());
                 Vec::new()
             }
+            Answer::Repeat => Vec::new(),
         };
         out.push(LateReceipts {
             receipts,

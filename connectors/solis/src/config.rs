@@ -99,6 +99,9 @@ impl ElementNames {
 pub struct SolisConfig {
     /// Element names and their aliases.
     pub elements: ElementNames,
+    /// The encoding when the département's SOLIS is known to write another than it
+    /// declares, and the readers' limits (`passerelle_connector::ReaderConfig`).
+    pub reading: passerelle_connector::ReaderConfig,
 }
 
 impl SolisConfig {
@@ -112,6 +115,7 @@ impl SolisConfig {
 
     /// Checks every list is non-empty and holds XML names (no I/O).
     pub fn validate(&self) -> Result<(), ConnectorError> {
+        self.reading.validate()?;
         for (key, list) in self.elements.lists() {
             if list.is_empty() {
                 return Err(ConnectorError::Config(format!(

@@ -11,7 +11,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use passerelle_connector::encoding::DecodingReader;
-use passerelle_connector::xml::{RecordMapper, XmlElement, XmlStream, attr_of, open_file, text_of};
+use passerelle_connector::xml::{
+    RecordMapper, XmlElement, XmlStream, attr_of, open_file_with, text_of,
+};
 use passerelle_connector::{AckToken, ConnectorError, SourceItem};
 use passerelle_model::{
     Adresse, Ase, AseStatut, Caf, CafOrganisme, Civilite, CodeInsee, CodePostal, Date, Departement,
@@ -113,7 +115,8 @@ impl Export {
     #[tracing::instrument(skip(config), fields(file = %path.display()))]
     pub fn open(path: &Path, config: &SolisConfig) -> Result<Self, ConnectorError> {
         let file = path.display().to_string();
-        let (_, mut stream) = open_file(path).map_err(|e| e.into_refusal(&file))?;
+        let (_, mut stream) =
+            open_file_with(path, &config.reading).map_err(|e| e.into_refusal(&file))?;
         let root = stream.root().map_err(|e| e.into_refusal(&file))?.clone();
         let header = header_of(&root, &file)?;
         let names = &config.elements.individu;
@@ -146,7 +149,8 @@ impl Export {
     /// The second pass: one item per `Individu`, in file order.
     pub fn records(&self) -> Result<Records, ConnectorError> {
         let file = self.path.display().to_string();
-        let (_, mut stream) = open_file(&self.path).map_err(|e| e.into_refusal(&file))?;
+        let (_, mut stream) =
+            open_file_with(&self.path, &self.config.reading).map_err(|e| e.into_refusal(&file))?;
         stream.root().map_err(|e| e.into_refusal(&file))?;
         Ok(Records {
             stream,

@@ -53,31 +53,16 @@ pub fn ack_file_name(import_name: &str) -> String {
     format!("SOLIS_ACK_{import_name}")
 }
 
-/// Writes a file under a temporary name in the same folder, then renames it, so that
-/// a reader never sees a partial file.
+/// Writes a file under a fresh temporary name in the same folder (`O_EXCL`,
+/// `O_NOFOLLOW`, mode 0600), then renames it, so that a reader never sees a partial
+/// file and a link SOLIS's side planted at either name is never written through
+/// (`passerelle_connector::safe_fs`).
 pub fn write_atomically(
     path: &Path,
     fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
 ) -> Result<(), ConnectorError> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.part"));
-    let what = path.display().to_string();
-    let result = (|| {
-        let file = File::create(&tmp)?;
-        let mut w = BufWriter::with_capacity(256 * 1024, file);
-        fill(&mut w)?;
-        let file = w.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(ConnectorError::io(what, e));
-    }
-    Ok(())
+    passerelle_connector::safe_fs::write_file_with(path, fill)
+        .map_err(|e| ConnectorError::io(path.display().to_string(), e))
 }
 
 /// A delivery that cannot be written into an import, and why.
@@ -336,11 +321,10 @@ pub fn read_ack(path: &Path) -> Result<Ack, ConnectorError> {
         let status = match attr_of(Some(el), "statut") {
             Some("OK") => ReceiptStatus::Applied { peer_ref: None },
             Some("KO") => {
+                // SOLIS's message is free text (it may name the person): the receipt,
+                // hence the journal, keeps its code and the message's digest only.
                 let code = attr_of(Some(el), "code").unwrap_or("KO");
-                let reason = match attr_of(Some(el), "message") {
-                    Some(m) => format!("{code}: {m}"),
-                    None => code.to_owned(),
-                };
+                let reason = passerelle_connector::redact::reason(code, attr_of(Some(el), "message"));
                 ReceiptStatus::Rejected {
                     reasons: vec![reason],
                 }
