@@ -31,6 +31,10 @@ pub struct BoxConfig {
     /// Key and known hosts, for an `sftp://` URL.
     #[serde(default)]
     pub sftp: Option<SftpKeys>,
+    /// How the département's files are read: encoding when named, limits
+    /// (`passerelle_connector::ReaderConfig`, safe defaults).
+    #[serde(default)]
+    pub reading: passerelle_connector::ReaderConfig,
 }
 
 /// `[box.sftp]`.
@@ -59,6 +63,7 @@ impl BoxConfig {
         if self.state_dir.as_os_str().is_empty() {
             return Err(cfg("box state_dir is empty".to_owned()));
         }
+        self.reading.validate()?;
         if let Some(path) = self.url.strip_prefix("file://") {
             if !path.starts_with('/') {
                 return Err(cfg("box url file:// needs an absolute path".to_owned()));
@@ -109,10 +114,11 @@ impl BoxConfig {
     /// Loads the mapping and the state, and returns the hub's side of the box.
     pub fn build(&self) -> Result<BoxHub<JsonFileState>, ConnectorError> {
         let folder = self.folder()?;
-        let mapping = match &self.mapping {
+        let mut mapping = match &self.mapping {
             Some(path) => Mapping::load(path).map_err(|e| ConnectorError::Config(e.to_string()))?,
             None => Mapping::default_brsa(),
         };
+        mapping.reading = self.reading.clone();
         let state = JsonFileState::open(&self.state_dir, &self.partenaire)?;
         Ok(BoxHub::new(folder, self.partenaire.clone(), state, mapping))
     }
@@ -176,6 +182,7 @@ mod tests {
             state_dir: dir.path().join("state"),
             mapping: None,
             sftp: None,
+            reading: Default::default(),
         };
         let mut hub = c.build().unwrap();
         let folder = LocalFolder::new(dir.path());

@@ -1,11 +1,18 @@
 //! The box as a small trait (list, open, write, rename, exists, remove), so that the
 //! protocol runs the same over a local path and over SFTP; `LocalFolder` is the
 //! local-filesystem implementation (`sftp::SftpFolder` is the other).
+//!
+//! The partner writes into the same tree, so `LocalFolder` never follows a link below
+//! the box root (`passerelle_connector::safe_fs`): files are written under a fresh
+//! temporary name with `O_EXCL | O_NOFOLLOW` (mode 0600) and renamed, folders are
+//! opened component by component without following links, and only regular files
+//! are listed and opened (a FIFO named `X.sha256` cannot block a read).
 
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use passerelle_connector::ConnectorError;
+use passerelle_connector::safe_fs::SafeDir;
 
 /// A box folder tree. Paths are relative to the box root, `/`-separated
 /// (`59350S00/depot/BRSA_LISTE_….csv`).
@@ -56,56 +63,101 @@ impl LocalFolder {
         Self { root: root.into() }
     }
 
-    fn path(&self, rel: &str) -> Result<PathBuf, ConnectorError> {
+    /// The folder holding `rel` (opened without following links) and its last name.
+    fn parent(&self, rel: &str) -> Result<(SafeDir, String), ConnectorError> {
         check_rel_path(rel)?;
-        Ok(self.root.join(rel))
+        let io = |e| ConnectorError::io(rel, e);
+        let root = SafeDir::open(&self.root).map_err(io)?;
+        match rel.rsplit_once('/') {
+            Some((dir, name)) => Ok((root.sub(dir).map_err(io)?, name.to_owned())),
+            None => Ok((root, rel.to_owned())),
+        }
     }
+
+    fn dir(&self, rel: &str) -> Result<SafeDir, ConnectorError> {
+        check_rel_path(rel)?;
+        let io = |e| ConnectorError::io(rel, e);
+        SafeDir::open(&self.root).and_then(|r| r.sub(rel)).map_err(io)
+    }
+}
+
+/// The names of the regular files of a folder; entries the hub will not read (links,
+/// FIFOs, names that cannot be represented) are left out and logged once per listing.
+fn regular_names(dir: &SafeDir, what: &str) -> Result<Vec<String>, ConnectorError> {
+    let listing = dir.list().map_err(|e| ConnectorError::io(what, e))?;
+    for odd in &listing.odd {
+        tracing::warn!(folder = what, entry = %odd.shown, reason = %odd.reason, "box entry not read");
+    }
+    Ok(listing.files)
 }
 
 impl BoxFolder for LocalFolder {
     fn list(&self, dir: &str) -> Result<Vec<String>, ConnectorError> {
-        let path = self.path(dir)?;
-        let mut out = Vec::new();
-        let entries = std::fs::read_dir(&path).map_err(|e| ConnectorError::io(dir, e))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| ConnectorError::io(dir, e))?;
-            let is_file = entry
-                .file_type()
-                .map_err(|e| ConnectorError::io(dir, e))?
-                .is_file();
-            if is_file {
-                out.push(entry.file_name().to_string_lossy().into_owned());
-            }
-        }
-        Ok(out)
+        regular_names(&self.dir(dir)?, dir)
     }
 
     fn open(&self, path: &str) -> Result<Box<dyn Read + Send>, ConnectorError> {
-        let f = std::fs::File::open(self.path(path)?).map_err(|e| ConnectorError::io(path, e))?;
+        let (dir, name) = self.parent(path)?;
+        let f = dir
+            .open_file(&name)
+            .map_err(|e| ConnectorError::io(path, e))?;
         Ok(Box::new(f))
     }
 
     fn write(&self, path: &str, bytes: &[u8]) -> Result<(), ConnectorError> {
-        std::fs::write(self.path(path)?, bytes).map_err(|e| ConnectorError::io(path, e))
+        let (dir, name) = self.parent(path)?;
+        dir.write(&name, bytes)
+            .map_err(|e| ConnectorError::io(path, e))
     }
 
     fn rename(&self, from: &str, to: &str) -> Result<(), ConnectorError> {
-        std::fs::rename(self.path(from)?, self.path(to)?).map_err(|e| ConnectorError::io(from, e))
+        let (from_dir, from_name) = self.parent(from)?;
+        let (to_dir, to_name) = self.parent(to)?;
+        if !from_dir
+            .is_file(&from_name)
+            .map_err(|e| ConnectorError::io(from, e))?
+        {
+            return Err(ConnectorError::io(
+                from,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "not a regular file"),
+            ));
+        }
+        from_dir
+            .rename(&from_name, &to_dir, &to_name)
+            .map_err(|e| ConnectorError::io(from, e))
     }
 
     fn exists(&self, path: &str) -> Result<bool, ConnectorError> {
-        Ok(self.path(path)?.is_file())
-    }
-
-    fn remove(&self, path: &str) -> Result<(), ConnectorError> {
-        match std::fs::remove_file(self.path(path)?) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ConnectorError::io(path, e)),
-            _ => Ok(()),
+        match self.parent(path) {
+            Ok((dir, name)) => dir.is_file(&name).map_err(|e| ConnectorError::io(path, e)),
+            Err(ConnectorError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
         }
     }
 
+    fn remove(&self, path: &str) -> Result<(), ConnectorError> {
+        let (dir, name) = match self.parent(path) {
+            Ok(p) => p,
+            Err(ConnectorError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        dir.remove(&name).map_err(|e| ConnectorError::io(path, e))
+    }
+
     fn create_dir_all(&self, path: &str) -> Result<(), ConnectorError> {
-        std::fs::create_dir_all(self.path(path)?).map_err(|e| ConnectorError::io(path, e))
+        check_rel_path(path)?;
+        SafeDir::open(&self.root)
+            .and_then(|r| r.sub_create(path))
+            .map(drop)
+            .map_err(|e| ConnectorError::io(path, e))
     }
 }
 

@@ -121,6 +121,9 @@ pub struct Mapping {
     pub name: String,
     pub description: Option<String>,
     pub sheet: Option<String>,
+    /// How the département's files are read (encoding, limits): `[box.reading]` of the
+    /// configuration, set by `BoxConfig::build`; the defaults otherwise.
+    pub reading: passerelle_connector::ReaderConfig,
     /// Normalised header → target.
     columns: BTreeMap<String, Target>,
     ignore: Vec<String>,
@@ -225,6 +228,7 @@ impl Mapping {
             name: file.name,
             description: file.description,
             sheet: file.sheet,
+            reading: passerelle_connector::ReaderConfig::default(),
             columns,
             ignore,
             values,
@@ -237,16 +241,19 @@ impl Mapping {
     /// dropping a column would lose data the département meant to send.
     pub fn bind(&self, header: &[String]) -> Result<Binding, MappingError> {
         let mut targets = Vec::with_capacity(header.len());
-        for h in header {
+        for (i, h) in header.iter().enumerate() {
             let key = header_key(h);
             match self.columns.get(&key) {
                 Some(t) => targets.push(Some(*t)),
                 None if self.ignore.contains(&key) => targets.push(None),
                 None => {
+                    // By number, not by name: in a file without a header the first
+                    // row is data (a CAF number), and errors reach the ACK file.
                     return Err(MappingError::Invalid {
                         mapping: self.name.clone(),
                         reason: format!(
-                            "the file has column \"{h}\", which the mapping neither maps nor ignores"
+                            "column {} of the header (line 1) is neither mapped nor ignored by the mapping",
+                            i + 1
                         ),
                     });
                 }
@@ -333,12 +340,18 @@ mod tests {
     }
 
     #[test]
-    fn an_unknown_column_refuses_the_file_by_name() {
+    fn an_unknown_column_refuses_the_file_by_number() {
         let m = Mapping::default_brsa();
         let err = m
             .bind(&["N° CAF".to_owned(), "Couleur".to_owned()])
             .unwrap_err();
-        assert!(err.to_string().contains("\"Couleur\""), "{err}");
+        assert!(err.to_string().contains("column 2 of the header"), "{err}");
+        // A file without a header: its first row is data, never quoted (issue 16).
+        let err = m
+            .bind(&["0027004992".to_owned(), "DUPONT".to_owned()])
+            .unwrap_err();
+        assert!(!err.to_string().contains("0027004992"), "{err}");
+        assert!(!err.to_string().contains("DUPONT"), "{err}");
     }
 
     #[test]

@@ -32,11 +32,14 @@ pub const OF_SUIVI_HEADER: &[&str] = &["Référence", "Statut", "Suite donnée",
 pub const BOM: &str = "\u{feff}";
 
 /// Appends one CSV line (`;`, CRLF), quoting fields that hold `;`, quotes or breaks.
+/// A field that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR at
+/// its start) is written with a leading `'` (`passerelle_connector::csv::neutralise`).
 pub fn push_csv_line<S: AsRef<str>>(out: &mut String, fields: &[S]) {
     for (i, f) in fields.iter().enumerate() {
         if i > 0 {
             out.push(';');
         }
+        let f = passerelle_connector::csv::neutralise(f.as_ref());
         let f = f.as_ref();
         if f.contains([';', '"', '\n', '\r']) || f.starts_with(' ') || f.ends_with(' ') {
             out.push('"');

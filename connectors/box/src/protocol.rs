@@ -243,6 +243,17 @@ impl<S: BoxState> BoxHub<S> {
         name: &str,
         on_item: &mut dyn FnMut(&str, Received),
     ) -> Result<Processed, ConnectorError> {
+        // A name that cannot be written back (`ACK_…`), quoted for SFTP or shown as is
+        // (quotes, globs, control characters, bytes that are not UTF-8) is refused
+        // alone: reported, left where it is, and the rest of the folder goes on.
+        if let Err(why) = passerelle_connector::safe_fs::check_name(name) {
+            let shown = passerelle_connector::safe_fs::shown_name(std::ffi::OsStr::new(name));
+            warn!(file = %shown, reason = %why, "box file refused alone: its name");
+            return Ok(Processed::Done(FileOutcome::Refused {
+                name: name.to_owned(),
+                reason: format!("not read: {why}"),
+            }));
+        }
         let path = format!("{}/{name}", self.depot());
         // Copy to a local spool once, hashing on the way: both checks and both passes
         // of reading then work on a local file, whatever the backend.
@@ -288,6 +299,12 @@ impl<S: BoxState> BoxHub<S> {
                 parse_sha256_file(&text)
             }
             Err(e) if e.kind() == passerelle_connector::ErrorKind::NotFound => None,
+            // Not a regular file (a FIFO, a link): never read, the file is refused.
+            Err(ConnectorError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::InvalidInput =>
+            {
+                None
+            }
             Err(e) => return Err(e),
         };
         let Some(expected) = expected else {

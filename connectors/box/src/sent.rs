@@ -54,7 +54,7 @@ impl SentLedger {
     /// Opens (or starts) a ledger kept under `state_dir`.
     pub fn open(state_dir: &Path, name: &str) -> Result<Self, ConnectorError> {
         crate::folder::check_rel_path(name)?;
-        std::fs::create_dir_all(state_dir)
+        passerelle_connector::safe_fs::private_dir(state_dir)
             .map_err(|e| ConnectorError::io(state_dir.display().to_string(), e))?;
         let path = state_dir.join(format!("box-sent-{name}.json"));
         let list: Vec<SentEntry> = match std::fs::read(&path) {
@@ -135,10 +135,9 @@ impl SentLedger {
         let mut list: Vec<&SentEntry> = self.entries.values().collect();
         list.sort_by(|a, b| (a.at, &a.transfer_id).cmp(&(b.at, &b.transfer_id)));
         let bytes = serde_json::to_vec(&list).unwrap_or_default();
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, bytes)
-            .map_err(|e| ConnectorError::io(tmp.display().to_string(), e))?;
-        std::fs::rename(&tmp, path).map_err(|e| ConnectorError::io(path.display().to_string(), e))
+        // Written whole and private (0600), never through a link.
+        passerelle_connector::safe_fs::write_file(path, &bytes)
+            .map_err(|e| ConnectorError::io(path.display().to_string(), e))
     }
 }
 

@@ -84,7 +84,7 @@ pub const DEFAULT_KEEP_SECS: i64 = 90 * 24 * 3600;
 impl JsonFileState {
     /// Opens (or starts) the state of one partner's box.
     pub fn open(state_dir: &Path, partenaire: &str) -> Result<Self, ConnectorError> {
-        std::fs::create_dir_all(state_dir)
+        passerelle_connector::safe_fs::private_dir(state_dir)
             .map_err(|e| ConnectorError::io(state_dir.display().to_string(), e))?;
         let path = state_dir.join(format!("box-{partenaire}.json"));
         let entries = match std::fs::read(&path) {
@@ -103,11 +103,9 @@ impl JsonFileState {
     }
 
     fn save(&self) -> Result<(), ConnectorError> {
-        let tmp = self.path.with_extension("json.tmp");
+        // Written whole and private (0600), never through a link.
         let bytes = serde_json::to_vec_pretty(&self.entries).unwrap_or_default();
-        std::fs::write(&tmp, bytes)
-            .map_err(|e| ConnectorError::io(tmp.display().to_string(), e))?;
-        std::fs::rename(&tmp, &self.path)
+        passerelle_connector::safe_fs::write_file(&self.path, &bytes)
             .map_err(|e| ConnectorError::io(self.path.display().to_string(), e))
     }
 }

@@ -71,14 +71,16 @@ impl<R: Read + Seek> BrsaReader<R> {
         let mut buffered = BufReader::with_capacity(64 * 1024, reader);
         let format = sniff(&mut buffered, name)?;
         let rows = match format {
-            Format::Csv => Rows::Csv(CsvReader::new(buffered).map_err(|e| refused(name, e))?),
+            Format::Csv => Rows::Csv(
+                CsvReader::with_config(buffered, &mapping.reading).map_err(|e| refused(name, e))?,
+            ),
             Format::Xlsx => {
                 let mut inner = buffered.into_inner();
                 inner
                     .seek(SeekFrom::Start(0))
                     .map_err(|e| ConnectorError::io(name.to_owned(), e))?;
                 Rows::Xlsx(
-                    XlsxReader::new(inner, mapping.sheet.as_deref())
+                    XlsxReader::with_config(inner, mapping.sheet.as_deref(), &mapping.reading)
                         .map_err(|e| refused(name, e))?,
                 )
             }

@@ -238,6 +238,7 @@ impl World {
                     state_dir: dir.join("box-state"),
                     mapping: None,
                     sftp: None,
+                    reading: Default::default(),
                 }],
                 // Both CD sinks at work: follow-ups as SOLIS imports, reports in the box.
                 of_signalement: Some(crate::config::Via::Box),
