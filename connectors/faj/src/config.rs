@@ -14,13 +14,63 @@ use crate::secret::Secret;
 ///
 /// TOML: `client_secret = { env = "FAJ_CLIENT_SECRET" }` or
 /// `client_secret = { file = "/run/secrets/faj_client" }`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
+///
+/// A secret written in clear (`client_secret = "…"`) is refused with a message that
+/// never holds it: serde's own would quote the string it did not expect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SecretSource {
     /// An environment variable's name.
     Env(String),
     /// A file holding the secret (surrounding whitespace is trimmed).
     File(PathBuf),
+}
+
+impl<'de> Deserialize<'de> for SecretSource {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        const HOW: &str = "a secret must come from { env = \"NAME\" } or { file = \"/path\" }, never be written in the configuration";
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = SecretSource;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("{ env = \"NAME\" } or { file = \"/path\" }")
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Err(E::custom(HOW))
+            }
+            fn visit_string<E: serde::de::Error>(self, _: String) -> Result<Self::Value, E> {
+                Err(E::custom(HOW))
+            }
+            fn visit_bytes<E: serde::de::Error>(self, _: &[u8]) -> Result<Self::Value, E> {
+                Err(E::custom(HOW))
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Err(E::custom(HOW))
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Err(E::custom(HOW))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if out.is_some() {
+                        return Err(serde::de::Error::custom("a secret names one source: env or file"));
+                    }
+                    out = Some(match key.as_str() {
+                        "env" => SecretSource::Env(map.next_value()?),
+                        "file" => SecretSource::File(map.next_value()?),
+                        _ => {
+                            // The value is not read back into the message.
+                            let _ = map.next_value::<serde::de::IgnoredAny>()?;
+                            return Err(serde::de::Error::custom(HOW));
+                        }
+                    });
+                }
+                out.ok_or_else(|| serde::de::Error::custom(HOW))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 impl SecretSource {
@@ -117,6 +167,10 @@ pub struct FajConfig {
     /// Requests a batch keeps in flight at once (`FajSink::deliver_batch`), 1 to 64.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// What the decision webhook accepts (`[faj.webhook]`: body size, rate per
+    /// client, timestamp window, refusal journaling window).
+    #[serde(default)]
+    pub webhook: crate::webhook::WebhookLimits,
 }
 
 fn default_concurrency() -> usize {
@@ -162,11 +216,13 @@ impl FajConfig {
             token_refresh_margin_s: default_refresh_margin(),
             retry: RetryConfig::default(),
             concurrency: default_concurrency(),
+            webhook: crate::webhook::WebhookLimits::default(),
         }
     }
 
     /// Checks the configuration without any I/O (no environment, no file, no network).
     pub fn validate(&self) -> Result<(), ConnectorError> {
+        self.webhook.validate()?;
         let url = reqwest::Url::parse(&self.base_url).map_err(|_| {
             ConnectorError::Config("base_url: must be an absolute http(s) URL".into())
         })?;
@@ -273,7 +329,13 @@ mod tests {
         let clear = format!("{text}\nclient_secret_value = \"hunter2\"");
         assert!(toml::from_str::<FajConfig>(&clear).is_err());
         let inline = text.replace("{ env = \"FAJ_SECRET\" }", "\"hunter2\"");
-        assert!(toml::from_str::<FajConfig>(&inline).is_err());
+        let e = toml::from_str::<FajConfig>(&inline).unwrap_err();
+        // Hostile case 10: the secret was printed in the refusal.
+        assert!(!e.message().contains("hunter2"), "{}", e.message());
+        assert!(e.message().contains("never be written in the configuration"), "{}", e.message());
+        let other = text.replace("{ env = \"FAJ_SECRET\" }", "{ value = \"hunter2\" }");
+        let e = toml::from_str::<FajConfig>(&other).unwrap_err();
+        assert!(!e.message().contains("hunter2"), "{}", e.message());
     }
 
     #[test]

@@ -11,7 +11,10 @@
 //! - [`intake`]: hands decisions on exactly once (`DecisionHandler`, `SeenStore`); a
 //!   `Decision` names the ML it goes back to (`route()`) and the I-MILO dossier, read
 //!   from the platform's copy of the request (`fill_origin`, `with_origin_lookup`);
-//! - [`webhook`]: the axum receiver for signed decision webhooks (flow `faj-decision`);
+//! - [`webhook`]: the axum receiver for signed decision webhooks (flow `faj-decision`),
+//!   with its limits (body size, rate per client, timestamp window, refusals counted
+//!   per window);
+//! - [`seen`]: `FileSeenStore`, the durable seen-store that outlives a restart;
 //! - [`reconcile`]: the nightly `modifie_depuis` listing, feeding the same intake;
 //! - [`sim`]: the platform simulator (token endpoint, validation, commission, webhooks).
 
@@ -21,6 +24,7 @@ pub mod intake;
 pub mod mapping;
 pub mod reconcile;
 pub mod secret;
+pub mod seen;
 pub mod sim;
 pub mod sink;
 pub mod webhook;
@@ -34,8 +38,11 @@ pub use intake::{
 pub use mapping::{DemandePlateforme, ErreurChamp, InstructeurRef, JeuneRef, PlatformDecision};
 pub use reconcile::{ReconcileReport, reconcile};
 pub use secret::Secret;
+pub use seen::FileSeenStore;
 pub use sink::FajSink;
-pub use webhook::{WebhookAudit, WebhookRefusal, WebhookState, sign, verify_signature};
+pub use webhook::{
+    RefusalWindow, WebhookAudit, WebhookLimits, WebhookState, sign, verify_signature,
+};
 
 /// The peer name used in errors and logs.
 pub const PEER: &str = "faj";

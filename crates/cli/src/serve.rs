@@ -15,7 +15,7 @@ use chrono::Utc;
 use passerelle_audit::{Event, NewEntry, Outcome};
 use passerelle_cli::config::HubConfig;
 use passerelle_cli::wiring::{self, EngineDecisions, Hub};
-use passerelle_faj::{DecisionIntake, MemorySeenStore, WebhookAudit, WebhookRefusal, WebhookState};
+use passerelle_faj::{DecisionIntake, FileSeenStore, RefusalWindow, WebhookAudit, WebhookState};
 use passerelle_hub::{NightReport, SinkPlan};
 use passerelle_server::{
     AppState, CounterVec, FlowMetrics, FlowOutcome, FlowStatus, Metrics, Readiness, Scheduler,
@@ -69,15 +69,22 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
                 report: Default::default(),
                 recipients: Default::default(),
             });
-            let intake = DecisionIntake::new(handler, Arc::new(MemorySeenStore::new()))
+            // Durable: a webhook replayed after a restart is still known (issue 16).
+            let seen_file = format!("faj-seen-{}.log", f.platform);
+            passerelle_connector::safe_fs::check_name(&seen_file)
+                .map_err(|e| anyhow::anyhow!("FAJ platform name: {e}"))?;
+            let seen = FileSeenStore::open(&globals.data_dir.join(&seen_file))
+                .context("FAJ webhook seen-store")?;
+            let intake = DecisionIntake::new(handler, Arc::new(seen))
                 .with_origin_lookup(built.client.clone());
-            Some(WebhookState::new(
+            Some(WebhookState::with_limits(
                 built.webhook_secret,
                 intake,
                 Arc::new(JournalAudit {
                     hub: hub.clone(),
                     platform: f.platform.clone(),
                 }),
+                f.webhook.clone(),
             ))
         }
         None => None,
@@ -142,11 +149,12 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
     {
         eprintln!("passerelle serving on http://{addr} (Ctrl-C to stop)");
     }
-    passerelle_server::serve_with_grace(
+    passerelle_server::serve_with_limits(
         addr,
         app,
         shutdown.clone(),
         config.server.shutdown_grace(),
+        &config.server.http,
     )
     .await?;
 
@@ -271,7 +279,8 @@ fn record(
     s.end_night(ended);
 }
 
-/// Refused webhooks go to the audit journal (no body content, only the reason).
+/// Refused webhooks go to the audit journal, one entry per window with counts by
+/// reason (no body content, no address).
 struct JournalAudit {
     hub: Arc<Hub>,
     platform: String,
@@ -279,13 +288,15 @@ struct JournalAudit {
 
 #[async_trait]
 impl WebhookAudit for JournalAudit {
-    async fn refused(&self, refusal: WebhookRefusal) {
+    async fn refused(&self, window: RefusalWindow) {
         let mut e = NewEntry::new(Event::Denied, "system", Outcome::Refused);
         e.flow = Some("faj-decision".into());
         e.sender = Some(self.platform.clone());
         e.reason = Some(format!(
-            "webhook refused: {:?} ({} bytes)",
-            refusal.reason, refusal.body_len
+            "webhooks refused from {} to {}: {}",
+            window.from.to_rfc3339(),
+            window.to.to_rfc3339(),
+            window.summary()
         ));
         if let Err(err) = self.hub.engine.journal().append(e).await {
             warn!("cannot journal a refused webhook: {err}");

@@ -36,6 +36,9 @@ pub struct ServerConfig {
     /// Nights shown on the status page and `/api/status`, default 7.
     #[serde(default = "default_nights")]
     pub nights_kept: u64,
+    /// What one client may cost (`[server.http]`: timeouts, connections, sizes).
+    #[serde(default)]
+    pub http: crate::serve::HttpLimits,
 }
 
 fn default_listen() -> String {
@@ -63,6 +66,7 @@ impl Default for ServerConfig {
             readiness_timeout_ms: default_readiness_timeout(),
             shutdown_grace_s: default_grace(),
             nights_kept: default_nights(),
+            http: crate::serve::HttpLimits::default(),
         }
     }
 }
@@ -80,6 +84,12 @@ impl ServerConfig {
         )?;
         range("shutdown_grace_s", self.shutdown_grace_s, 0, 3_600)?;
         range("nights_kept", self.nights_kept, 1, 366)?;
+        let h = &self.http;
+        range("http.header_read_timeout_ms", h.header_read_timeout_ms, 100, 600_000)?;
+        range("http.idle_timeout_ms", h.idle_timeout_ms, 100, 3_600_000)?;
+        range("http.max_connections", h.max_connections as u64, 1, 100_000)?;
+        range("http.max_header_bytes", h.max_header_bytes as u64, 1024, 1024 * 1024)?;
+        range("http.max_body_bytes", h.max_body_bytes as u64, 1024, 64 * 1024 * 1024)?;
         Ok(())
     }
 

@@ -10,7 +10,8 @@
 //! - [`readiness`]: named async checks for `/ready`;
 //! - [`router`](mod@router): `AppState`, `router`, `with_hooks`, `app` (routes `/`, `/health`,
 //!   `/ready`, `/metrics`, `/api/status`, webhooks under `/hooks/…`);
-//! - [`serve`](mod@serve): `serve`, `serve_with_grace`, `serve_listener`, `cancel_on_signals`;
+//! - [`serve`](mod@serve): `serve`, `serve_with_grace`, `serve_with_limits`, `serve_listener`,
+//!   `cancel_on_signals`, and `HttpLimits` (timeouts, connection limit, sizes);
 //! - [`config`]: `ServerConfig`, the `[server]` section.
 //!
 //! No personal data in metrics labels, status, page or logs: labels and status hold flow
@@ -81,8 +82,8 @@ pub use scheduler::{
     Clock, ManualClock, Scheduler, SchedulerReport, SchedulerStats, SystemClock, run_on_schedule,
 };
 pub use serve::{
-    DEFAULT_GRACE, bind, cancel_on_signals, serve, serve_listener, serve_with_grace,
-    shutdown_signal,
+    DEFAULT_GRACE, HttpLimits, bind, cancel_on_signals, serve, serve_listener,
+    serve_listener_with, serve_with_grace, serve_with_limits, shutdown_signal,
 };
 pub use status::{FlowMetrics, FlowOutcome, FlowStatus, Night, SharedStatus, Status};
 pub use tz::Timezone;

@@ -116,7 +116,8 @@ async fn no_personal_value_in_errors_logs_or_debug() {
         "id_demande": "FAJ-059-2026-000001", "statut": "REFUSEE",
         "decision": {"date_commission": "2026-12-03", "montant_accorde": 0,
                      "motif": "Anatolie Zébulonnière déjà aidée"},
-        "evenement_id": "EVT-1"
+        "evenement_id": "EVT-1",
+        "horodatage": chrono::Utc::now().to_rfc3339()
     }))
     .unwrap();
     let status = reqwest::Client::new()

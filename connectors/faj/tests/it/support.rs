@@ -10,9 +10,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use passerelle_connector::Delivery;
 use passerelle_faj::sim::{SimConfig, SimHandle, spawn};
-use passerelle_faj::webhook::{WebhookAudit, WebhookRefusal};
+use passerelle_faj::webhook::{RefusalWindow, WebhookAudit, WebhookLimits};
 use passerelle_faj::{
-    Decision, DecisionHandler, DecisionIntake, FajClient, FajConfig, HandlerError, MemorySeenStore,
+    Decision, DecisionHandler, DecisionIntake, FajClient, FajConfig, HandlerError, MemorySeenStore, SeenStore,
     Secret, SecretSource, WebhookState,
 };
 use passerelle_model::Jeune;
@@ -129,16 +129,16 @@ impl DecisionHandler for Recorder {
     }
 }
 
-/// Collects refused webhooks.
+/// Collects the windows of refused webhooks.
 #[derive(Default)]
 pub struct Audit {
-    pub refused: Mutex<Vec<WebhookRefusal>>,
+    pub refused: Mutex<Vec<RefusalWindow>>,
 }
 
 #[async_trait]
 impl WebhookAudit for Audit {
-    async fn refused(&self, refusal: WebhookRefusal) {
-        self.refused.lock().unwrap().push(refusal);
+    async fn refused(&self, window: RefusalWindow) {
+        self.refused.lock().unwrap().push(window);
     }
 }
 
@@ -149,27 +149,42 @@ pub struct Receiver {
     pub seen: Arc<MemorySeenStore>,
     pub audit: Arc<Audit>,
     pub intake: DecisionIntake,
+    pub state: WebhookState,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Receiver {
     pub async fn start(secret: &str) -> Self {
+        Self::start_with(secret, WebhookLimits::default(), None).await
+    }
+
+    /// A receiver with given limits and, when given, another seen-store (durable).
+    pub async fn start_with(
+        secret: &str,
+        limits: WebhookLimits,
+        store: Option<Arc<dyn SeenStore>>,
+    ) -> Self {
         let recorder = Arc::new(Recorder::default());
         let seen = Arc::new(MemorySeenStore::new());
         let audit = Arc::new(Audit::default());
-        let intake = DecisionIntake::new(recorder.clone(), seen.clone());
-        let state = WebhookState::new(Secret::new(secret), intake.clone(), audit.clone());
-        let app = axum::Router::new().nest("/hooks/faj", state.router());
+        let store: Arc<dyn SeenStore> = store.unwrap_or_else(|| seen.clone());
+        let intake = DecisionIntake::new(recorder.clone(), store);
+        let state =
+            WebhookState::with_limits(Secret::new(secret), intake.clone(), audit.clone(), limits);
+        let app = axum::Router::new().nest("/hooks/faj", state.clone().router());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = CancellationToken::new();
         let s = stop.clone();
         let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(s.cancelled_owned())
-                .await
-                .unwrap();
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(s.cancelled_owned())
+            .await
+            .unwrap();
         });
         Self {
             addr,
@@ -177,6 +192,7 @@ impl Receiver {
             seen,
             audit,
             intake,
+            state,
             stop,
             task,
         }
