@@ -52,8 +52,7 @@ impl std::fmt::Debug for Hub {
 impl Hub {
     /// Opens the hub under `data_dir` as `config` says.
     pub async fn open(config: &HubConfig, data_dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(data_dir)
-            .with_context(|| format!("cannot create {}", data_dir.display()))?;
+        private_data_dir(config, data_dir)?;
         let keyring = Keyring::open(data_dir).context("cannot open the keyring")?;
         let pseudonyms = keyring
             .pseudonym_key()
@@ -115,6 +114,26 @@ impl Hub {
         self.transport.close().await?;
         Ok(())
     }
+}
+
+/// The data folder is 0700 and the databases the hub keeps there are 0600 before
+/// SQLite opens them (SQLite gives its `-wal` and `-shm` files the database's mode):
+/// they hold sealed payloads, pseudonyms and blind indexes.
+fn private_data_dir(config: &HubConfig, data_dir: &Path) -> Result<()> {
+    use passerelle_connector::safe_fs::{private_dir, private_file};
+    private_dir(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let mut files = vec!["state.sqlite"];
+    if config.transport.kind == TransportKind::Embedded {
+        files.push("queue.sqlite");
+    }
+    if config.journal.url.is_none() {
+        files.push("journal.sqlite");
+    }
+    for name in files {
+        let path = data_dir.join(name);
+        private_file(&path).with_context(|| format!("cannot make {} private", path.display()))?;
+    }
+    Ok(())
 }
 
 async fn open_journal(config: &HubConfig, data_dir: &Path) -> Result<Journal> {
