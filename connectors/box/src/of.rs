@@ -35,11 +35,25 @@ pub const BOM: &str = "\u{feff}";
 /// A field that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR at
 /// its start) is written with a leading `'` (`passerelle_connector::csv::neutralise`).
 pub fn push_csv_line<S: AsRef<str>>(out: &mut String, fields: &[S]) {
+    push_line(out, fields, true);
+}
+
+/// `push_csv_line` without the formula rule: what a département's own export looks
+/// like (the simulator plays one), never what the hub writes.
+pub fn push_raw_csv_line<S: AsRef<str>>(out: &mut String, fields: &[S]) {
+    push_line(out, fields, false);
+}
+
+fn push_line<S: AsRef<str>>(out: &mut String, fields: &[S], neutralise: bool) {
     for (i, f) in fields.iter().enumerate() {
         if i > 0 {
             out.push(';');
         }
-        let f = passerelle_connector::csv::neutralise(f.as_ref());
+        let f = if neutralise {
+            passerelle_connector::csv::neutralise(f.as_ref())
+        } else {
+            std::borrow::Cow::Borrowed(f.as_ref())
+        };
         let f = f.as_ref();
         if f.contains([';', '"', '\n', '\r']) || f.starts_with(' ') || f.ends_with(' ') {
             out.push('"');

@@ -12,7 +12,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::folder::BoxFolder;
-use crate::of::{OF_SUIVI_HEADER, push_csv_line};
+use crate::of::{OF_SUIVI_HEADER, push_raw_csv_line as push_csv_line};
 use crate::protocol::{ack_name, parse_sha256_file, sha256_hex};
 
 /// A fault the simulator can play.

@@ -1,5 +1,10 @@
 //! Writing entries out for a DPO: CSV (RFC 4180 quoting) or a JSON array, streamed.
+//!
+//! A CSV cell that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab or CR
+//! at its start, as OWASP lists them) is written with a leading `'`: a reason that
+//! came from a peer must never become `=HYPERLINK(…)` in the DPO's spreadsheet.
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use crate::entry::Entry;
@@ -29,6 +34,15 @@ pub const CSV_HEADER: [&str; 14] = [
     "reason",
     "hash",
 ];
+
+/// A cell as written into a CSV: formulas neutralised (see the module doc).
+pub fn neutralise(cell: &str) -> Cow<'_, str> {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        Cow::Owned(format!("'{cell}"))
+    } else {
+        Cow::Borrowed(cell)
+    }
+}
 
 /// Writes entries one at a time, so an export of a year of traffic stays small in memory.
 pub struct Exporter<W: Write> {
@@ -73,7 +87,7 @@ impl<W: Write> Exporter<W> {
                 let fields = e.fields.join(";");
                 let hash = hex::encode(&e.hash);
                 let o = |s: &Option<String>| s.clone().unwrap_or_default();
-                w.write_record([
+                let row = [
                     seq,
                     e.at.clone(),
                     e.event.clone(),
@@ -88,7 +102,8 @@ impl<W: Write> Exporter<W> {
                     e.outcome.clone(),
                     o(&e.reason),
                     hash,
-                ])?;
+                ];
+                w.write_record(row.iter().map(|c| neutralise(c).into_owned()))?;
             }
             Inner::Json { out, first } => {
                 out.write_all(if *first { b"\n" } else { b",\n" })?;
@@ -149,6 +164,21 @@ mod tests {
         assert_eq!(&rec[12], "no flow, \"ml\"\nsecond line");
         assert_eq!(&rec[8], "a.b;c");
         assert_eq!(&rec[13], "ab".repeat(32));
+    }
+
+    /// Hostile case 6 of issue 16: `audit export --format csv` wrote a cell starting
+    /// `=HYPERLINK(`.
+    #[test]
+    fn csv_cells_never_start_a_formula() {
+        for bad in ["=HYPERLINK(\"http://x\",\"clic\")", "+1", "-2+3", "@SUM(A1)", "\tx", "\rx"] {
+            let mut x = Exporter::new(ExportFormat::Csv, Vec::new()).expect("start");
+            x.write(&entry(bad)).expect("write");
+            let out = String::from_utf8(x.finish().expect("finish")).expect("utf-8");
+            let mut r = csv::Reader::from_reader(out.as_bytes());
+            let rec = r.records().next().expect("one row").expect("valid csv");
+            assert_eq!(rec[12], format!("'{bad}"), "{bad:?}");
+        }
+        assert_eq!(neutralise("plain"), "plain");
     }
 
     #[test]
