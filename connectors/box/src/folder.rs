@@ -81,14 +81,22 @@ impl LocalFolder {
     }
 }
 
-/// The names of the regular files of a folder; entries the hub will not read (links,
-/// FIFOs, names that cannot be represented) are left out and logged once per listing.
+/// The names of the regular files of a folder. Links, FIFOs and devices are left out
+/// (logged); regular files with names the hub cannot handle are listed (lossily) so
+/// that the protocol refuses them alone and says so.
 fn regular_names(dir: &SafeDir, what: &str) -> Result<Vec<String>, ConnectorError> {
+    use passerelle_connector::safe_fs::OddReason;
     let listing = dir.list().map_err(|e| ConnectorError::io(what, e))?;
-    for odd in &listing.odd {
-        tracing::warn!(folder = what, entry = %odd.shown, reason = %odd.reason, "box entry not read");
+    let mut names = listing.files;
+    for odd in listing.odd {
+        match odd.reason {
+            OddReason::Name(_) => names.push(odd.raw.to_string_lossy().into_owned()),
+            _ => {
+                tracing::warn!(folder = what, entry = %odd.shown, reason = %odd.reason, "box entry not read");
+            }
+        }
     }
-    Ok(listing.files)
+    Ok(names)
 }
 
 impl BoxFolder for LocalFolder {
@@ -154,6 +162,11 @@ impl BoxFolder for LocalFolder {
 
     fn create_dir_all(&self, path: &str) -> Result<(), ConnectorError> {
         check_rel_path(path)?;
+        // The root is the operator's: created when missing, its mode left alone.
+        if !self.root.exists() {
+            std::fs::create_dir_all(&self.root)
+                .map_err(|e| ConnectorError::io(self.root.display().to_string(), e))?;
+        }
         SafeDir::open(&self.root)
             .and_then(|r| r.sub_create(path))
             .map(drop)
