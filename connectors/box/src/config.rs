@@ -90,6 +90,7 @@ impl BoxConfig {
                     .unwrap_or_else(|| PathBuf::from("sftp")),
                 connect_timeout_secs: 15,
                 multiplex: true,
+                operation_timeout_secs: 300,
             };
             sftp.validate()?;
             return Ok(Location::Sftp(sftp));

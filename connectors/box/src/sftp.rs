@@ -37,6 +37,14 @@ pub struct SftpConfig {
     /// `ControlMaster`), instead of a handshake per operation.
     #[serde(default = "default_multiplex")]
     pub multiplex: bool,
+    /// Seconds one operation may take before the `sftp` process is killed: a server
+    /// that never answers (a FIFO served as a file) must not hang the night.
+    #[serde(default = "default_operation_timeout")]
+    pub operation_timeout_secs: u32,
+}
+
+fn default_operation_timeout() -> u32 {
+    300
 }
 
 fn default_multiplex() -> bool {
@@ -241,9 +249,18 @@ impl SftpFolder {
                 .write_all(batch.as_bytes())
                 .map_err(|e| ConnectorError::io("sftp batch", e))?;
         }
-        let out = child
-            .wait_with_output()
-            .map_err(|e| ConnectorError::io("sftp batch", e))?;
+        let out = wait_bounded(
+            child,
+            std::time::Duration::from_secs(u64::from(c.operation_timeout_secs)),
+        )
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::TimedOut => ConnectorError::Unavailable {
+                peer: format!("box sftp {}", self.target.host),
+                reason: format!("{what}: no answer within {} s", c.operation_timeout_secs),
+                retry_after: None,
+            },
+            _ => ConnectorError::io("sftp batch", e),
+        })?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         if out.status.success() {
             return Ok(stdout
@@ -259,6 +276,45 @@ impl SftpFolder {
     fn quote(s: &str) -> String {
         format!("\"{s}\"")
     }
+}
+
+/// Waits for the child with a deadline, reading its output on the side; kills it
+/// (our own child, by its handle) when the deadline passes.
+fn wait_bounded(
+    mut child: std::process::Child,
+    limit: std::time::Duration,
+) -> std::io::Result<std::process::Output> {
+    fn drain(r: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    }
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "sftp took too long",
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    Ok(std::process::Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    })
 }
 
 /// Turns the client's complaint into an error of the right kind.
@@ -332,6 +388,25 @@ impl BoxFolder for SftpFolder {
 
     fn write(&self, path: &str, bytes: &[u8]) -> Result<(), ConnectorError> {
         let remote = self.remote(path)?;
+        // Uploaded under a fresh hidden name beside the target, then renamed over it
+        // (posix-rename replaces a link planted at the target, never writes through
+        // it): the sftp client cannot ask for O_EXCL, an unguessable name stands in.
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        let tag: String = {
+            use sha2::Digest;
+            let seed = format!(
+                "{name}{:?}{}",
+                std::time::SystemTime::now(),
+                std::process::id()
+            );
+            hex::encode(&sha2::Sha256::digest(seed.as_bytes())[..8])
+        };
+        let tmp_rel = if dir.is_empty() {
+            format!(".{name}.{tag}.part")
+        } else {
+            format!("{dir}/.{name}.{tag}.part")
+        };
+        let remote_tmp = self.remote(&tmp_rel)?;
         let mut tmp =
             tempfile::NamedTempFile::new().map_err(|e| ConnectorError::io("upload", e))?;
         tmp.write_all(bytes)
@@ -339,7 +414,13 @@ impl BoxFolder for SftpFolder {
             .map_err(|e| ConnectorError::io("upload", e))?;
         let local = tmp.path().display().to_string();
         self.run(
-            &format!("put {} {}\n", Self::quote(&local), Self::quote(&remote)),
+            &format!(
+                "put {} {}\nrename {} {}\n",
+                Self::quote(&local),
+                Self::quote(&remote_tmp),
+                Self::quote(&remote_tmp),
+                Self::quote(&remote)
+            ),
             path,
         )
         .map(drop)

@@ -523,6 +523,7 @@ fn sftp_folder(sshd: &Sshd, root: &Path) -> SftpConfig {
         program: PathBuf::from("sftp"),
         connect_timeout_secs: 10,
         multiplex: true,
+        operation_timeout_secs: 60,
     }
 }
 
