@@ -198,12 +198,17 @@ pub struct ErreurChamp {
 }
 
 impl ErreurChamp {
-    /// `champ: code: message`, the line a conseiller reads in the rejected receipt.
+    /// `champ: code: message digest`, the line a conseiller reads in the rejected receipt.
+    /// `champ: code`, then the message as its digest and length: the platform's
+    /// message is free text (it may name the young person), and the reason reaches
+    /// the receipt and the journal (`passerelle_connector::redact`).
     pub fn to_reason(&self) -> String {
-        if self.message.is_empty() {
-            format!("{}: {}", self.champ, self.code)
+        use passerelle_connector::redact;
+        let head = format!("{}: {}", redact::code(&self.champ), redact::code(&self.code));
+        if self.message.trim().is_empty() {
+            head
         } else {
-            format!("{}: {}: {}", self.champ, self.code, self.message)
+            format!("{head}: {}", redact::free_text(&self.message))
         }
     }
 }
@@ -395,6 +400,20 @@ pub fn reasons(erreurs: &[ErreurChamp]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 16: a platform's error message is free text; the reason keeps the field
+    /// and the code, and the message as its digest and length.
+    #[test]
+    fn refusal_messages_are_digested() {
+        let e = ErreurChamp {
+            champ: "jeune.date_naissance".into(),
+            code: "AGE_HORS_BORNES".into(),
+            message: "Martin Yanis a 31 ans".into(),
+        };
+        let r = e.to_reason();
+        assert!(r.starts_with("jeune.date_naissance: AGE_HORS_BORNES: text sha256:"), "{r}");
+        assert!(!r.contains("Martin") && r.ends_with("(21 chars)"), "{r}");
+    }
 
     fn aide(kind: &str, m: u64) -> AideBody {
         AideBody {

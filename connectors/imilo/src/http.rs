@@ -187,9 +187,11 @@ pub fn status_error(
     retry_after: Option<Duration>,
 ) -> ConnectorError {
     let peer_err: Option<ErrorBody> = serde_json::from_slice(body).ok();
+    // The peer's code is kept when it looks like one; its message is free text, kept
+    // as digest and length only (`passerelle_connector::redact`): it reaches receipts.
     let code = peer_err
         .as_ref()
-        .map(|e| e.code.clone())
+        .map(|e| passerelle_connector::redact::code(&e.code))
         .unwrap_or_else(|| "-".into());
     match status {
         429 | 500..=599 => ConnectorError::Unavailable {
@@ -211,7 +213,7 @@ pub fn status_error(
         },
         _ => {
             let message: String = peer_err
-                .map(|e| e.message.chars().take(300).collect())
+                .map(|e| passerelle_connector::redact::free_text(&e.message))
                 .unwrap_or_default();
             ConnectorError::Rejected {
                 peer: PEER.into(),
