@@ -198,7 +198,6 @@ pub struct ErreurChamp {
 }
 
 impl ErreurChamp {
-    /// `champ: code: message digest`, the line a conseiller reads in the rejected receipt.
     /// `champ: code`, then the message as its digest and length: the platform's
     /// message is free text (it may name the young person), and the reason reaches
     /// the receipt and the journal (`passerelle_connector::redact`).
