@@ -77,7 +77,9 @@ impl LocalFolder {
     fn dir(&self, rel: &str) -> Result<SafeDir, ConnectorError> {
         check_rel_path(rel)?;
         let io = |e| ConnectorError::io(rel, e);
-        SafeDir::open(&self.root).and_then(|r| r.sub(rel)).map_err(io)
+        SafeDir::open(&self.root)
+            .and_then(|r| r.sub(rel))
+            .map_err(io)
     }
 }
 

@@ -41,15 +41,34 @@ fn acks_are_never_written_through_a_planted_link() {
     let folder = LocalFolder::new(&root);
     let name = "BRSA_LISTE_059_CD059_20261121230000.csv";
     sim::drop_file(&folder, P, name, &list_bytes(), DropOptions::default()).unwrap();
-    let ack = root.join(P).join("retour/ACK_BRSA_LISTE_059_CD059_20261121230000.csv");
+    let ack = root
+        .join(P)
+        .join("retour/ACK_BRSA_LISTE_059_CD059_20261121230000.csv");
     symlink(&outside, &ack).unwrap();
-    symlink(&outside, root.join(P).join("retour/.ACK_BRSA_LISTE_059_CD059_20261121230000.csv.tmp")).unwrap();
+    symlink(
+        &outside,
+        root.join(P)
+            .join("retour/.ACK_BRSA_LISTE_059_CD059_20261121230000.csv.tmp"),
+    )
+    .unwrap();
     let mut h = hub(&root);
     let o = poll(&mut h);
-    assert!(matches!(&o[..], [FileOutcome::Read { rows: 2, .. }]), "{o:?}");
+    assert!(
+        matches!(&o[..], [FileOutcome::Read { rows: 2, .. }]),
+        "{o:?}"
+    );
     assert_eq!(std::fs::read_to_string(&outside).unwrap(), "precious");
-    assert!(!std::fs::symlink_metadata(&ack).unwrap().file_type().is_symlink());
-    assert!(std::fs::read_to_string(&ack).unwrap().contains("ligne;statut"));
+    assert!(
+        !std::fs::symlink_metadata(&ack)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(
+        std::fs::read_to_string(&ack)
+            .unwrap()
+            .contains("ligne;statut")
+    );
 
     // `retour/` itself replaced by a link to elsewhere: the write fails, nothing lands
     // outside.
@@ -72,9 +91,16 @@ fn a_fifo_checksum_refuses_its_file_without_blocking() {
     let folder = LocalFolder::new(dir.path());
     let name = "BRSA_LISTE_059_CD059_20261121230000.csv";
     sim::drop_file(&folder, P, name, &list_bytes(), DropOptions::default()).unwrap();
-    let sum = dir.path().join(P).join("depot").join(format!("{name}.sha256"));
+    let sum = dir
+        .path()
+        .join(P)
+        .join("depot")
+        .join(format!("{name}.sha256"));
     std::fs::remove_file(&sum).unwrap();
-    let made = std::process::Command::new("mkfifo").arg(&sum).status().unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&sum)
+        .status()
+        .unwrap();
     assert!(made.success());
     let t0 = Instant::now();
     let o = poll(&mut hub(dir.path()));
@@ -114,7 +140,9 @@ fn odd_names_are_refused_alone_and_the_rest_is_read() {
     assert_eq!(read.len(), 1, "{o:?}");
     let refused = o
         .iter()
-        .filter(|x| matches!(x, FileOutcome::Refused { reason, .. } if reason.starts_with("not read")))
+        .filter(
+            |x| matches!(x, FileOutcome::Refused { reason, .. } if reason.starts_with("not read")),
+        )
         .count();
     assert_eq!(refused, 5, "{o:?}");
     // The odd files are still there (nothing written in their name), the good one is gone.
@@ -134,7 +162,9 @@ fn the_hubs_csv_files_carry_no_formula_and_no_peer_header() {
     let o = poll(&mut hub(dir.path()));
     assert!(matches!(&o[..], [FileOutcome::Refused { .. }]), "{o:?}");
     let ack = std::fs::read_to_string(
-        dir.path().join(P).join("retour/ACK_BRSA_LISTE_059_CD059_20261121230000.csv"),
+        dir.path()
+            .join(P)
+            .join("retour/ACK_BRSA_LISTE_059_CD059_20261121230000.csv"),
     )
     .unwrap();
     assert!(!ack.contains("=cmd") && !ack.contains("calc"), "{ack}");
@@ -166,6 +196,9 @@ fn the_hubs_csv_files_carry_no_formula_and_no_peer_header() {
         .unwrap();
     let text = std::fs::read_to_string(dir.path().join(P).join("retour").join(file)).unwrap();
     let line = text.lines().nth(1).unwrap();
-    assert!(line.contains(";\"'=HYPERLINK(\"\"http://evil\"\",\"\"Dupont\"\")\";"), "{line}");
+    assert!(
+        line.contains(";\"'=HYPERLINK(\"\"http://evil\"\",\"\"Dupont\"\")\";"),
+        "{line}"
+    );
     assert!(line.contains(";'@SUM(1+1);"), "{line}");
 }

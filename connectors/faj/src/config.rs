@@ -50,11 +50,16 @@ impl<'de> Deserialize<'de> for SecretSource {
             fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
                 Err(E::custom(HOW))
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
                 let mut out = None;
                 while let Some(key) = map.next_key::<String>()? {
                     if out.is_some() {
-                        return Err(serde::de::Error::custom("a secret names one source: env or file"));
+                        return Err(serde::de::Error::custom(
+                            "a secret names one source: env or file",
+                        ));
                     }
                     out = Some(match key.as_str() {
                         "env" => SecretSource::Env(map.next_value()?),
@@ -332,7 +337,12 @@ mod tests {
         let e = toml::from_str::<FajConfig>(&inline).unwrap_err();
         // Hostile case 10: the secret was printed in the refusal.
         assert!(!e.message().contains("hunter2"), "{}", e.message());
-        assert!(e.message().contains("never be written in the configuration"), "{}", e.message());
+        assert!(
+            e.message()
+                .contains("never be written in the configuration"),
+            "{}",
+            e.message()
+        );
         let other = text.replace("{ env = \"FAJ_SECRET\" }", "{ value = \"hunter2\" }");
         let e = toml::from_str::<FajConfig>(&other).unwrap_err();
         assert!(!e.message().contains("hunter2"), "{}", e.message());

@@ -203,7 +203,11 @@ impl ErreurChamp {
     /// the receipt and the journal (`passerelle_connector::redact`).
     pub fn to_reason(&self) -> String {
         use passerelle_connector::redact;
-        let head = format!("{}: {}", redact::code(&self.champ), redact::code(&self.code));
+        let head = format!(
+            "{}: {}",
+            redact::code(&self.champ),
+            redact::code(&self.code)
+        );
         if self.message.trim().is_empty() {
             head
         } else {
@@ -410,7 +414,10 @@ mod tests {
             message: "Martin Yanis a 31 ans".into(),
         };
         let r = e.to_reason();
-        assert!(r.starts_with("jeune.date_naissance: AGE_HORS_BORNES: text sha256:"), "{r}");
+        assert!(
+            r.starts_with("jeune.date_naissance: AGE_HORS_BORNES: text sha256:"),
+            "{r}"
+        );
         assert!(!r.contains("Martin") && r.ends_with("(21 chars)"), "{r}");
     }
 

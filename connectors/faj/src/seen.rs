@@ -178,9 +178,15 @@ mod tests {
         {
             let s = FileSeenStore::open(&path).unwrap();
             assert_eq!(s.reserve("evenement:E1").await.unwrap(), Reservation::Fresh);
-            assert_eq!(s.reserve("evenement:E1").await.unwrap(), Reservation::InFlight);
+            assert_eq!(
+                s.reserve("evenement:E1").await.unwrap(),
+                Reservation::InFlight
+            );
             s.complete("evenement:E1").await.unwrap();
-            assert_eq!(s.reserve("evenement:E2\nforged").await.unwrap(), Reservation::Fresh);
+            assert_eq!(
+                s.reserve("evenement:E2\nforged").await.unwrap(),
+                Reservation::Fresh
+            );
             // Held when the process dies: not remembered.
         }
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
@@ -189,10 +195,16 @@ mod tests {
         assert!(!text.contains("E1") && text.lines().count() == 1, "{text}");
         let s = FileSeenStore::open(&path).unwrap();
         assert_eq!(s.reserve("evenement:E1").await.unwrap(), Reservation::Done);
-        assert_eq!(s.reserve("evenement:E2\nforged").await.unwrap(), Reservation::Fresh);
+        assert_eq!(
+            s.reserve("evenement:E2\nforged").await.unwrap(),
+            Reservation::Fresh
+        );
         drop(s);
         // A torn line and an old entry are dropped on opening.
-        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         writeln!(f, "12 {}", hex::encode(key_of("old"))).unwrap();
         write!(f, "99 zz").unwrap();
         drop(f);

@@ -99,8 +99,7 @@ impl Folders {
     /// Whether the import this ACK answers was answered already.
     fn answered(&self, name: &str) -> bool {
         let import = &name[ACK_PREFIX.len()..];
-        self.ack_dir.join(DONE_DIR).join(name).is_file()
-            && !self.import_dir.join(import).is_file()
+        self.ack_dir.join(DONE_DIR).join(name).is_file() && !self.import_dir.join(import).is_file()
     }
 
     fn read(&self, name: &str) -> Answer {

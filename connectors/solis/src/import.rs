@@ -324,7 +324,8 @@ pub fn read_ack(path: &Path) -> Result<Ack, ConnectorError> {
                 // SOLIS's message is free text (it may name the person): the receipt,
                 // hence the journal, keeps its code and the message's digest only.
                 let code = attr_of(Some(el), "code").unwrap_or("KO");
-                let reason = passerelle_connector::redact::reason(code, attr_of(Some(el), "message"));
+                let reason =
+                    passerelle_connector::redact::reason(code, attr_of(Some(el), "message"));
                 ReceiptStatus::Rejected {
                     reasons: vec![reason],
                 }

@@ -58,7 +58,12 @@ async fn an_import_is_never_written_through_a_planted_link() {
     let written: Vec<_> = std::fs::read_dir(&imports)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| !std::fs::symlink_metadata(p).unwrap().file_type().is_symlink())
+        .filter(|p| {
+            !std::fs::symlink_metadata(p)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        })
         .collect();
     assert_eq!(written.len(), 1, "{written:?}");
     let mode = std::fs::metadata(&written[0]).unwrap().permissions().mode() & 0o777;
@@ -169,8 +174,15 @@ async fn hostile_exports_are_refused_alone_and_the_folder_goes_on() {
     assert!(reasons.contains("nested deeper than 64"), "{reasons}");
     assert!(reasons.contains("fifo"), "{reasons}");
     assert!(reasons.contains("symbolic link"), "{reasons}");
-    assert!(reasons.contains("2026\\xe9.xml: not read: the name is not valid utf-8"), "{reasons}");
-    assert!(d.join("traites").join(good.path.file_name().unwrap()).is_file());
+    assert!(
+        reasons.contains("2026\\xe9.xml: not read: the name is not valid utf-8"),
+        "{reasons}"
+    );
+    assert!(
+        d.join("traites")
+            .join(good.path.file_name().unwrap())
+            .is_file()
+    );
     assert_eq!(std::fs::read_dir(d.join("refuses")).unwrap().count(), 4);
     // /etc/passwd is where it was: the link itself was moved.
     assert!(Path::new("/etc/passwd").is_file());

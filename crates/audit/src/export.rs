@@ -170,7 +170,14 @@ mod tests {
     /// `=HYPERLINK(`.
     #[test]
     fn csv_cells_never_start_a_formula() {
-        for bad in ["=HYPERLINK(\"http://x\",\"clic\")", "+1", "-2+3", "@SUM(A1)", "\tx", "\rx"] {
+        for bad in [
+            "=HYPERLINK(\"http://x\",\"clic\")",
+            "+1",
+            "-2+3",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+        ] {
             let mut x = Exporter::new(ExportFormat::Csv, Vec::new()).expect("start");
             x.write(&entry(bad)).expect("write");
             let out = String::from_utf8(x.finish().expect("finish")).expect("utf-8");

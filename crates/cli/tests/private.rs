@@ -20,8 +20,11 @@ async fn the_data_folder_and_its_databases_are_private() {
     std::fs::create_dir(&data).unwrap();
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::write(data.join("state.sqlite"), b"").unwrap();
-    std::fs::set_permissions(data.join("state.sqlite"), std::fs::Permissions::from_mode(0o644))
-        .unwrap();
+    std::fs::set_permissions(
+        data.join("state.sqlite"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
     let hub = Hub::open(&HubConfig::default(), &data).await.unwrap();
     hub.engine.state().set_cursor("x", "1").await.unwrap();
     assert_eq!(mode(&data), 0o700);

@@ -288,10 +288,9 @@ impl<R: Read> CsvReader<R> {
                         fields.push(take_text(&mut field));
                         if fields.len() >= self.max_columns.saturating_add(64) {
                             // Trailing separators are tolerated, a few dozen at most.
-                            return Err(self.unreadable(format!(
-                                "more than {} columns",
-                                self.max_columns
-                            )));
+                            return Err(
+                                self.unreadable(format!("more than {} columns", self.max_columns))
+                            );
                         }
                     }
                     b'"' if field.is_empty() => in_quotes = true,
@@ -355,7 +354,10 @@ pub fn check_cells(row: Row, header: &[String]) -> Result<Row, TableError> {
         None => Ok(row),
         Some(i) => Err(TableError::Cell {
             line: row.line,
-            column: header.get(i).cloned().unwrap_or_else(|| (i + 1).to_string()),
+            column: header
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| (i + 1).to_string()),
             reason: "the cell holds a control character".to_owned(),
         }),
     }

@@ -186,11 +186,19 @@ pub fn decoding_reader_with<R: Read>(
         }
         Some(Declared::Windows1252) => (Detected::Windows1252, Mode::Latin),
         Some(Declared::Utf8) => (
-            if bom { Detected::Utf8Bom } else { Detected::Utf8 },
+            if bom {
+                Detected::Utf8Bom
+            } else {
+                Detected::Utf8
+            },
             Mode::Strict,
         ),
         Some(Declared::Mixed) => (
-            if bom { Detected::Utf8Bom } else { Detected::Utf8 },
+            if bom {
+                Detected::Utf8Bom
+            } else {
+                Detected::Utf8
+            },
             Mode::Lenient,
         ),
     };
@@ -300,7 +308,12 @@ impl<R: Read> Read for DecodingReader<R> {
 /// Decodes UTF-8 strictly: an invalid byte is an error naming its file offset. Returns
 /// how many bytes were consumed (an incomplete sequence at the end waits for more
 /// unless `at_eof`).
-fn decode_utf8_strict(bytes: &[u8], at_eof: bool, out: &mut String, base: u64) -> io::Result<usize> {
+fn decode_utf8_strict(
+    bytes: &[u8],
+    at_eof: bool,
+    out: &mut String,
+    base: u64,
+) -> io::Result<usize> {
     match std::str::from_utf8(bytes) {
         Ok(s) => {
             out.push_str(s);
@@ -382,8 +395,14 @@ mod tests {
         );
         let mut bom = b"\xEF\xBB\xBF".to_vec();
         bom.extend_from_slice(text.as_bytes());
-        assert_eq!(read_all(&bom).unwrap(), (Detected::Utf8Bom, text.to_owned()));
-        assert_eq!(decode_all(&bom).unwrap(), (Detected::Utf8Bom, text.to_owned()));
+        assert_eq!(
+            read_all(&bom).unwrap(),
+            (Detected::Utf8Bom, text.to_owned())
+        );
+        assert_eq!(
+            decode_all(&bom).unwrap(),
+            (Detected::Utf8Bom, text.to_owned())
+        );
     }
 
     #[test]
@@ -461,7 +480,14 @@ mod tests {
         let mut cut = "é".repeat(40_000).into_bytes();
         cut.push(0xC3);
         assert!(read_all(&cut).is_err());
-        assert_eq!(read_with(&cut, Some(Declared::Mixed)).unwrap().1.chars().last(), Some('Ã'));
+        assert_eq!(
+            read_with(&cut, Some(Declared::Mixed))
+                .unwrap()
+                .1
+                .chars()
+                .last(),
+            Some('Ã')
+        );
     }
 
     #[test]

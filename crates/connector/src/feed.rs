@@ -165,7 +165,9 @@ impl<R: FileReader> FolderFeed<R> {
     /// odd entry the reader would take comes first, to be refused.
     fn next_file(&self) -> Result<Next, ConnectorError> {
         let what = |e| ConnectorError::io(self.dir.display().to_string(), e);
-        let listing = SafeDir::open(&self.dir).and_then(|d| d.list()).map_err(what)?;
+        let listing = SafeDir::open(&self.dir)
+            .and_then(|d| d.list())
+            .map_err(what)?;
         for odd in listing.odd {
             let lossy = odd.raw.to_string_lossy();
             if !lossy.starts_with('.')

@@ -75,15 +75,39 @@ impl ReaderConfig {
         let checks: [(&str, u64, u64); 11] = [
             ("max_depth", self.max_depth as u64, 1000),
             ("max_attributes", self.max_attributes as u64, 10_000),
-            ("max_distinct_names", self.max_distinct_names as u64, 1_000_000),
-            ("max_field_len", self.max_field_len as u64, 256 * 1024 * 1024),
-            ("max_nodes_per_record", self.max_nodes_per_record as u64, 100_000_000),
+            (
+                "max_distinct_names",
+                self.max_distinct_names as u64,
+                1_000_000,
+            ),
+            (
+                "max_field_len",
+                self.max_field_len as u64,
+                256 * 1024 * 1024,
+            ),
+            (
+                "max_nodes_per_record",
+                self.max_nodes_per_record as u64,
+                100_000_000,
+            ),
             ("max_columns", self.max_columns as u64, 16_384),
             ("max_rows", self.max_rows, 1_048_576 * 64),
-            ("max_shared_strings", self.max_shared_strings as u64, 100_000_000),
-            ("max_decompressed_bytes", self.max_decompressed_bytes, 16 * 1024 * 1024 * 1024),
+            (
+                "max_shared_strings",
+                self.max_shared_strings as u64,
+                100_000_000,
+            ),
+            (
+                "max_decompressed_bytes",
+                self.max_decompressed_bytes,
+                16 * 1024 * 1024 * 1024,
+            ),
             ("max_compression_ratio", self.max_compression_ratio, 100_000),
-            ("max_archive_entries", self.max_archive_entries as u64, 1_000_000),
+            (
+                "max_archive_entries",
+                self.max_archive_entries as u64,
+                1_000_000,
+            ),
         ];
         for (key, value, max) in checks {
             if value == 0 || value > max {

@@ -74,6 +74,9 @@ mod tests {
         assert!(code(&"A".repeat(41)).starts_with("text sha256:"));
         assert_eq!(reason("REJET", None), "REJET");
         let r = reason("REJET", Some("M. DUPONT inconnu"));
-        assert!(r.starts_with("REJET: text sha256:") && !r.contains("DUPONT"), "{r}");
+        assert!(
+            r.starts_with("REJET: text sha256:") && !r.contains("DUPONT"),
+            "{r}"
+        );
     }
 }

@@ -514,8 +514,16 @@ mod tests {
         let dir = SafeDir::open(&peer).unwrap();
         dir.write("ACK_X.csv", b"ligne;statut\r\n").unwrap();
         assert_eq!(std::fs::read_to_string(&outside).unwrap(), "precious");
-        assert!(!std::fs::symlink_metadata(peer.join("ACK_X.csv")).unwrap().file_type().is_symlink());
-        assert_eq!(std::fs::read(peer.join("ACK_X.csv")).unwrap(), b"ligne;statut\r\n");
+        assert!(
+            !std::fs::symlink_metadata(peer.join("ACK_X.csv"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(
+            std::fs::read(peer.join("ACK_X.csv")).unwrap(),
+            b"ligne;statut\r\n"
+        );
         assert_eq!(mode_of(&peer.join("ACK_X.csv")), 0o600);
         // No temporary name is left behind.
         let left: Vec<_> = std::fs::read_dir(&peer).unwrap().collect();
@@ -554,7 +562,10 @@ mod tests {
         std::fs::hard_link(d.join("target"), d.join("hard.csv")).unwrap();
         let dir = SafeDir::open(d).unwrap();
         let mut s = String::new();
-        dir.open_file("ok.csv").unwrap().read_to_string(&mut s).unwrap();
+        dir.open_file("ok.csv")
+            .unwrap()
+            .read_to_string(&mut s)
+            .unwrap();
         assert_eq!(s, "a");
         for bad in ["link.csv", "X.sha256", "hard.csv"] {
             let e = dir.open_file(bad).unwrap_err();
@@ -590,7 +601,10 @@ mod tests {
         );
         // Set aside under a name that can be represented.
         let aside = SafeDir::open(d).unwrap().sub_create("refuses").unwrap();
-        let moved = SafeDir::open(d).unwrap().move_aside(&l.odd[2].raw, &aside).unwrap();
+        let moved = SafeDir::open(d)
+            .unwrap()
+            .move_aside(&l.odd[2].raw, &aside)
+            .unwrap();
         assert!(moved.starts_with("refuse-"), "{moved}");
         assert!(aside.is_file(&moved).unwrap());
     }

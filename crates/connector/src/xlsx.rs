@@ -233,7 +233,10 @@ impl XlsxReader {
                     stream_sheet(book, &thread_name, &tx, limits)
                 }));
                 if run.is_err() {
-                    let _ = tx.send(Msg::Fatal(unreadable(0, "broken sheet (the reader failed)")));
+                    let _ = tx.send(Msg::Fatal(unreadable(
+                        0,
+                        "broken sheet (the reader failed)",
+                    )));
                 }
             })
             .map_err(|e| refuse(format!("cannot start the xlsx reader: {e}")))?;

@@ -427,7 +427,6 @@ impl<R: Read> XmlStream<R> {
         self.reader.read_event_into(&mut self.buf)
     }
 
-
     /// Bytes of decoded input consumed so far (for progress displays).
     pub fn position(&self) -> u64 {
         self.reader.buffer_position()
@@ -715,9 +714,9 @@ impl<R: Read> XmlStream<R> {
                     }
                     Err(r) => break Err(malformed(stack_path(top_path, &stack), r)),
                 },
-                Event::GeneralRef(r) => match resolve_ref(&r).and_then(|c| {
-                    add_len(&mut lens, c.len_utf8(), limits.field).map(|()| c)
-                }) {
+                Event::GeneralRef(r) => match resolve_ref(&r)
+                    .and_then(|c| add_len(&mut lens, c.len_utf8(), limits.field).map(|()| c))
+                {
                     Ok(resolved) => {
                         if keep && let Some(cur) = stack.last_mut() {
                             cur.text.push_str(&pending);

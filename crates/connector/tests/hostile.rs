@@ -54,7 +54,10 @@ fn deep_nesting_is_refused_not_a_stack_overflow() {
     let (a, b) = both_passes(doc.as_bytes());
     for e in [a, b] {
         assert!(e.to_string().contains("nested deeper than 64"), "{e}");
-        assert!(e.to_string().contains("/ExportSolis/Individu[1]/a/a"), "{e}");
+        assert!(
+            e.to_string().contains("/ExportSolis/Individu[1]/a/a"),
+            "{e}"
+        );
         let refusal = e.into_refusal("SOLIS_EXPORT_BRSA_059_20261121.xml");
         assert!(matches!(refusal, ConnectorError::FileRefused { .. }));
     }
@@ -87,7 +90,9 @@ fn many_attributes_are_refused_fast() {
         doc.push_str("/></R>");
         doc
     };
-    let (a, b) = quick(Duration::from_secs(5), || both_passes(tag(200_000).as_bytes()));
+    let (a, b) = quick(Duration::from_secs(5), || {
+        both_passes(tag(200_000).as_bytes())
+    });
     for e in [a, b] {
         assert!(e.to_string().contains("longer than 393216 bytes"), "{e}");
     }
@@ -106,7 +111,9 @@ fn many_distinct_names_are_refused_fast() {
         doc.push_str(&format!("<n{i}/>"));
     }
     doc.push_str("</R>");
-    let e = quick(Duration::from_secs(5), || xml_children(doc.as_bytes()).unwrap_err());
+    let e = quick(Duration::from_secs(5), || {
+        xml_children(doc.as_bytes()).unwrap_err()
+    });
     assert!(e.to_string().contains("more than 1024 distinct"), "{e}");
     let mut doc = String::from("<R><I>");
     for i in 0..200_000 {
@@ -125,7 +132,10 @@ fn long_texts_are_refused_before_being_buffered() {
     let big = "x".repeat(8 * 1024 * 1024);
     for doc in [
         format!("<R><I><Nom>{big}</Nom></I></R>"),
-        format!("<R><I><Nom><![CDATA[{}]]></Nom></I></R>", "<".repeat(8 * 1024 * 1024)),
+        format!(
+            "<R><I><Nom><![CDATA[{}]]></Nom></I></R>",
+            "<".repeat(8 * 1024 * 1024)
+        ),
         format!("<R><I a=\"{}\"/></R>", "y".repeat(1024 * 1024)),
     ] {
         let (a, b) = quick(Duration::from_secs(10), || both_passes(doc.as_bytes()));
@@ -135,7 +145,10 @@ fn long_texts_are_refused_before_being_buffered() {
                 text.contains("longer than") || text.contains("value longer"),
                 "{text}"
             );
-            assert!(!text.contains("xxxx") && !text.contains("yyyy"), "no value quoted");
+            assert!(
+                !text.contains("xxxx") && !text.contains("yyyy"),
+                "no value quoted"
+            );
         }
     }
     // Text split by references into many events still adds up.
@@ -216,7 +229,14 @@ fn long_csv_fields_are_refused_at_their_limit() {
     );
     let open = format!("A;B\n\"{}", "x\n".repeat(1024 * 1024));
     let rows: Vec<_> = CsvReader::new(open.as_bytes()).unwrap().collect();
-    assert!(rows.last().unwrap().clone().unwrap_err().to_string().contains("longer than"));
+    assert!(
+        rows.last()
+            .unwrap()
+            .clone()
+            .unwrap_err()
+            .to_string()
+            .contains("longer than")
+    );
 }
 
 /// Hostile case 10: control characters in cells reject their row alone.
@@ -228,7 +248,10 @@ fn csv_control_characters_reject_the_row_alone() {
     assert_eq!(rows.len(), 2);
     let e = rows[0].clone().unwrap_err();
     assert!(e.is_row_error());
-    assert_eq!(e.to_string(), "line 2, column Nom: the cell holds a control character");
+    assert_eq!(
+        e.to_string(),
+        "line 2, column Nom: the cell holds a control character"
+    );
     assert!(rows[1].is_ok());
 }
 
@@ -244,7 +267,13 @@ fn rows_are_bounded() {
         .unwrap()
         .collect();
     assert_eq!(rows.len(), 4);
-    assert!(rows[3].clone().unwrap_err().to_string().contains("more than 3 rows"));
+    assert!(
+        rows[3]
+            .clone()
+            .unwrap_err()
+            .to_string()
+            .contains("more than 3 rows")
+    );
 }
 
 /// A minimal workbook: one sheet, an optional shared-strings table.
@@ -324,13 +353,20 @@ fn a_cell_far_to_the_right_is_refused() {
 /// (`max_columns`), also when cells repeat a position.
 #[test]
 fn a_row_of_millions_of_cells_is_refused() {
-    let mut sheet = String::from(r#"<row r="1"><c r="A1" t="inlineStr"><is><t>Nom</t></is></c></row><row r="2">"#);
+    let mut sheet = String::from(
+        r#"<row r="1"><c r="A1" t="inlineStr"><is><t>Nom</t></is></c></row><row r="2">"#,
+    );
     for _ in 0..100_000 {
         sheet.push_str(r#"<c r="A2"><v>1</v></c>"#);
     }
     sheet.push_str("</row>");
-    let e = quick(Duration::from_secs(5), || xlsx_error(workbook(&sheet, None)));
-    assert!(e.to_string().contains("more than 512 cells in one row"), "{e}");
+    let e = quick(Duration::from_secs(5), || {
+        xlsx_error(workbook(&sheet, None))
+    });
+    assert!(
+        e.to_string().contains("more than 512 cells in one row"),
+        "{e}"
+    );
 }
 
 /// Hostile case 3: a 1 GB string (1 MB file) was accepted as a first name. Limits:
@@ -357,7 +393,11 @@ fn an_archive_that_expands_too_much_is_refused_before_it_is_opened() {
         ..ReaderConfig::default()
     };
     let e = XlsxReader::with_config(Cursor::new(bytes), None, &config).unwrap_err();
-    assert!(e.to_string().contains("shared string 1 is longer than 65536"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("shared string 1 is longer than 65536"),
+        "{e}"
+    );
 }
 
 /// Too many shared strings (a limit set low here), and an inline string too long for a
@@ -369,18 +409,26 @@ fn shared_strings_and_inline_cells_are_bounded() {
         ..ReaderConfig::default()
     };
     let sst: String = (0..11).map(|i| format!("<si><t>s{i}</t></si>")).collect();
-    let bytes = workbook(r#"<row r="1"><c r="A1" t="s"><v>0</v></c></row>"#, Some(&sst));
+    let bytes = workbook(
+        r#"<row r="1"><c r="A1" t="s"><v>0</v></c></row>"#,
+        Some(&sst),
+    );
     let e = XlsxReader::with_config(Cursor::new(bytes), None, &config).unwrap_err();
     assert!(e.to_string().contains("more than 10 shared strings"), "{e}");
     let long = "C".repeat(70 * 1024);
     let bytes = workbook(
-        &format!(r#"<row r="1"><c r="A1" t="inlineStr"><is><t>Nom</t></is></c></row><row r="2"><c r="A2" t="inlineStr"><is><t>{long}</t></is></c></row><row r="3"><c r="A3" t="inlineStr"><is><t>Léa</t></is></c></row>"#),
+        &format!(
+            r#"<row r="1"><c r="A1" t="inlineStr"><is><t>Nom</t></is></c></row><row r="2"><c r="A2" t="inlineStr"><is><t>{long}</t></is></c></row><row r="3"><c r="A3" t="inlineStr"><is><t>Léa</t></is></c></row>"#
+        ),
         None,
     );
     let rows: Vec<_> = XlsxReader::new(Cursor::new(bytes), None).unwrap().collect();
     assert_eq!(rows.len(), 2);
     let e = rows[0].clone().unwrap_err();
-    assert!(e.is_row_error() && e.to_string().contains("longer than 65536"), "{e}");
+    assert!(
+        e.is_row_error() && e.to_string().contains("longer than 65536"),
+        "{e}"
+    );
     assert!(!e.to_string().contains("CCCC"));
     assert_eq!(rows[1].clone().unwrap().fields, ["Léa"]);
 }

@@ -85,11 +85,26 @@ impl ServerConfig {
         range("shutdown_grace_s", self.shutdown_grace_s, 0, 3_600)?;
         range("nights_kept", self.nights_kept, 1, 366)?;
         let h = &self.http;
-        range("http.header_read_timeout_ms", h.header_read_timeout_ms, 100, 600_000)?;
+        range(
+            "http.header_read_timeout_ms",
+            h.header_read_timeout_ms,
+            100,
+            600_000,
+        )?;
         range("http.idle_timeout_ms", h.idle_timeout_ms, 100, 3_600_000)?;
         range("http.max_connections", h.max_connections as u64, 1, 100_000)?;
-        range("http.max_header_bytes", h.max_header_bytes as u64, 1024, 1024 * 1024)?;
-        range("http.max_body_bytes", h.max_body_bytes as u64, 1024, 64 * 1024 * 1024)?;
+        range(
+            "http.max_header_bytes",
+            h.max_header_bytes as u64,
+            1024,
+            1024 * 1024,
+        )?;
+        range(
+            "http.max_body_bytes",
+            h.max_body_bytes as u64,
+            1024,
+            64 * 1024 * 1024,
+        )?;
         Ok(())
     }
 

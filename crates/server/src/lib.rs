@@ -82,8 +82,8 @@ pub use scheduler::{
     Clock, ManualClock, Scheduler, SchedulerReport, SchedulerStats, SystemClock, run_on_schedule,
 };
 pub use serve::{
-    DEFAULT_GRACE, HttpLimits, bind, cancel_on_signals, serve, serve_listener,
-    serve_listener_with, serve_with_grace, serve_with_limits, shutdown_signal,
+    DEFAULT_GRACE, HttpLimits, bind, cancel_on_signals, serve, serve_listener, serve_listener_with,
+    serve_with_grace, serve_with_limits, shutdown_signal,
 };
 pub use status::{FlowMetrics, FlowOutcome, FlowStatus, Night, SharedStatus, Status};
 pub use tz::Timezone;

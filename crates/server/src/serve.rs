@@ -148,7 +148,10 @@ impl Registry {
     }
 
     fn live(&self) -> usize {
-        self.open.values().filter(|t| !t.close.is_cancelled()).count()
+        self.open
+            .values()
+            .filter(|t| !t.close.is_cancelled())
+            .count()
     }
 }
 
@@ -422,8 +425,14 @@ mod tests {
             ..HttpLimits::default()
         };
         let server = tokio::spawn(async move {
-            serve_listener_with(listener, router, shutdown.clone(), Duration::from_secs(1), &limits)
-                .await
+            serve_listener_with(
+                listener,
+                router,
+                shutdown.clone(),
+                Duration::from_secs(1),
+                &limits,
+            )
+            .await
         });
         let mut idle = Vec::with_capacity(2000);
         for _ in 0..2000 {
@@ -441,7 +450,8 @@ mod tests {
         let mut closed = 0;
         for s in &mut idle {
             let mut b = [0u8; 1];
-            if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_millis(2), s.read(&mut b)).await {
+            if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_millis(2), s.read(&mut b)).await
+            {
                 closed += 1;
             }
         }
@@ -459,7 +469,9 @@ mod tests {
             .route("/health", get(|| async { "ok" }))
             .route(
                 "/echo",
-                axum::routing::post(|body: axum::body::Bytes| async move { body.len().to_string() }),
+                axum::routing::post(
+                    |body: axum::body::Bytes| async move { body.len().to_string() },
+                ),
             );
         let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -486,11 +498,15 @@ mod tests {
         };
         // Slowloris: a request line and never the end of the headers.
         let mut slow = TcpStream::connect(addr).await.unwrap();
-        slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
         closed_within(slow, Duration::from_secs(3)).await;
         // Kept alive after one answer, then silent.
         let mut kept = TcpStream::connect(addr).await.unwrap();
-        kept.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        kept.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
         closed_within(kept, Duration::from_secs(3)).await;
         // A body over the default limit (64 KiB).
         let mut big = TcpStream::connect(addr).await.unwrap();
@@ -513,8 +529,7 @@ mod tests {
     fn limits_have_safe_defaults_and_parse() {
         let l = HttpLimits::default();
         assert_eq!(l.max_connections, 512);
-        let c: crate::ServerConfig =
-            toml::from_str("[http]\nmax_connections = 64\n").unwrap();
+        let c: crate::ServerConfig = toml::from_str("[http]\nmax_connections = 64\n").unwrap();
         assert_eq!(c.http.max_connections, 64);
         assert_eq!(c.http.idle_timeout_ms, l.idle_timeout_ms);
         c.validate().unwrap();

@@ -12,8 +12,8 @@ use passerelle_connector::Delivery;
 use passerelle_faj::sim::{SimConfig, SimHandle, spawn};
 use passerelle_faj::webhook::{RefusalWindow, WebhookAudit, WebhookLimits};
 use passerelle_faj::{
-    Decision, DecisionHandler, DecisionIntake, FajClient, FajConfig, HandlerError, MemorySeenStore, SeenStore,
-    Secret, SecretSource, WebhookState,
+    Decision, DecisionHandler, DecisionIntake, FajClient, FajConfig, HandlerError, MemorySeenStore,
+    Secret, SecretSource, SeenStore, WebhookState,
 };
 use passerelle_model::Jeune;
 use tokio_util::sync::CancellationToken;

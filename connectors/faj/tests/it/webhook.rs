@@ -212,15 +212,28 @@ async fn a_flood_of_bad_signatures_makes_one_entry_per_window_and_is_rate_limite
             other => panic!("{other}"),
         }
     }
-    assert!(limited > 0 && unauthorized >= 100, "{unauthorized} {limited}");
     assert!(
-        wait_until(Duration::from_secs(5), || !rx.audit.refused.lock().unwrap().is_empty()).await
+        limited > 0 && unauthorized >= 100,
+        "{unauthorized} {limited}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || !rx
+            .audit
+            .refused
+            .lock()
+            .unwrap()
+            .is_empty())
+        .await
     );
     let windows = rx.audit.refused.lock().unwrap().clone();
     assert!(windows.len() <= 2, "{windows:?}");
     let total: u64 = windows.iter().map(|w| w.total()).sum();
     rx.state.flush_refusals().await;
-    let total = total + rx.audit.refused.lock().unwrap()[windows.len()..].iter().map(|w| w.total()).sum::<u64>();
+    let total = total
+        + rx.audit.refused.lock().unwrap()[windows.len()..]
+            .iter()
+            .map(|w| w.total())
+            .sum::<u64>();
     assert_eq!(total, 400);
     rx.stop().await;
 }
@@ -232,7 +245,10 @@ async fn a_signed_hook_outside_the_time_window_is_refused() {
     let rx = Receiver::start("sim-webhook").await;
     let key = Secret::new("sim-webhook");
     let now = chrono::Utc::now();
-    for at in [now - chrono::Duration::days(30), now + chrono::Duration::hours(2)] {
+    for at in [
+        now - chrono::Duration::days(30),
+        now + chrono::Duration::hours(2),
+    ] {
         let body = hook_at("FAJ-059-2026-000001", "EVT-1", at);
         assert_eq!(post(&rx.url(), &body, Some(&sign(&key, &body))).await, 400);
     }
