@@ -143,6 +143,8 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
     let state = AppState::new(status, metrics)
         .with_readiness(readiness)
         .draining_on(shutdown.clone());
+    // Kept to hand the audit the refusals still being counted when serving stops.
+    let hooks = faj.clone();
     let app = passerelle_server::app(state, faj);
     let addr: SocketAddr = config.server.listen_addr().context("[server] listen")?;
     #[allow(clippy::print_stderr)]
@@ -158,8 +160,11 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
     )
     .await?;
 
-    // Drain: the night in progress, then the consumers.
+    // Drain: the webhook refusals counted, the night in progress, then the consumers.
     shutdown.cancel();
+    if let Some(h) = &hooks {
+        h.flush_refusals().await;
+    }
     if let Some(s) = scheduler {
         let _ = s.await;
     }

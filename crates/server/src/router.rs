@@ -358,14 +358,19 @@ mod tests {
         let webhook = WebhookState::new(secret.clone(), intake, Arc::new(LogAudit));
         let st = state();
         let app = app(st, Some(webhook));
-        let body = br#"{"id_demande":"D-42","statut":"ACCORDEE","evenement_id":"E-1"}"#;
+        // The webhook refuses a `horodatage` outside its window: now.
+        let body = format!(
+            r#"{{"id_demande":"D-42","statut":"ACCORDEE","evenement_id":"E-1","horodatage":"{}"}}"#,
+            chrono::Utc::now().to_rfc3339()
+        );
+        let body = body.into_bytes();
 
         let unsigned = app
             .clone()
             .oneshot(
                 Request::post(FAJ_HOOK_PATH)
                     .header(header::CONTENT_TYPE, "application/json")
-                    .body(Body::from(&body[..]))
+                    .body(Body::from(body.clone()))
                     .unwrap(),
             )
             .await
@@ -377,8 +382,8 @@ mod tests {
             .oneshot(
                 Request::post(FAJ_HOOK_PATH)
                     .header(header::CONTENT_TYPE, "application/json")
-                    .header(SIGNATURE_HEADER, sign(&secret, body))
-                    .body(Body::from(&body[..]))
+                    .header(SIGNATURE_HEADER, sign(&secret, &body))
+                    .body(Body::from(body.clone()))
                     .unwrap(),
             )
             .await
