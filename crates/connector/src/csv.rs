@@ -85,8 +85,10 @@ pub fn neutralise(cell: &str) -> Cow<'_, str> {
 
 /// Whether a cell holds a control character other than tab and line breaks.
 fn has_control(cell: &str) -> bool {
-    cell.bytes()
-        .any(|b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0x7f)
+    // No early exit: the loop vectorises, and cells are short anyway.
+    cell.bytes().fold(false, |bad, b| {
+        bad | ((b < 0x20 && b != b'\t' && b != b'\n' && b != b'\r') || b == 0x7f)
+    })
 }
 
 impl TableError {

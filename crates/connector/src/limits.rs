@@ -25,8 +25,8 @@ pub struct ReaderConfig {
     /// XML: attributes on one element. The widest element of a peer file carries
     /// about 10; quick-xml checks duplicates pairwise, so thousands cost seconds.
     pub max_attributes: usize,
-    /// XML: distinct element and attribute names in one file. A schema has a few
-    /// dozen; each new name costs a lookup structure entry.
+    /// XML: distinct names of the root's children (record types) in one file: a file
+    /// has one or two; each name is counted for element paths.
     pub max_distinct_names: usize,
     /// Length in bytes of one value after decoding: an XML text or attribute, a CSV
     /// or XLSX cell. No field of the canonical record is near 64 KiB.

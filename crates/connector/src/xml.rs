@@ -17,7 +17,7 @@
 //! recurses over input: trees are built, walked and recycled with explicit stacks.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
@@ -219,10 +219,8 @@ pub struct XmlStream<R: Read> {
     buf: Vec<u8>,
     root: Option<XmlElement>,
     root_closed: bool,
-    /// Counts per child name, for ranks.
+    /// Counts per child name, for ranks (at most `limits.names` names).
     ranks: HashMap<String, u64>,
-    /// Element and attribute names met so far (bounded by `limits.names`).
-    names: HashSet<String>,
     pool: Pool,
     stack: Vec<XmlElement>,
     /// Text bytes of each open element, in both modes (skipping builds no text).
@@ -315,35 +313,22 @@ impl Pool {
 /// Why a character may not appear in XML 1.0 text (`Char` production): C0 controls
 /// other than tab, line feed and carriage return.
 fn check_chars(text: &str) -> Result<(), String> {
-    if text
-        .bytes()
-        .any(|b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
-    {
+    // No early exit: the loop vectorises, and texts are short anyway.
+    let bad = text.bytes().fold(false, |bad, b| {
+        bad | (b < 0x20 && b != b'\t' && b != b'\n' && b != b'\r')
+    });
+    if bad {
         return Err("a control character (not allowed in xml)".to_owned());
     }
     Ok(())
 }
 
-/// The stream's name and size checks over one start tag.
+/// The stream's size checks over one start tag.
 struct Checks<'a> {
     limits: &'a Limits,
-    names: &'a mut HashSet<String>,
 }
 
 impl Checks<'_> {
-    fn name(&mut self, name: &str) -> Result<(), String> {
-        if !self.names.contains(name) {
-            if self.names.len() >= self.limits.names {
-                return Err(format!(
-                    "more than {} distinct element and attribute names",
-                    self.limits.names
-                ));
-            }
-            self.names.insert(name.to_owned());
-        }
-        Ok(())
-    }
-
     fn value(&self, value: &str) -> Result<(), String> {
         if value.len() > self.limits.field {
             return Err(format!("a value longer than {} bytes", self.limits.field));
@@ -359,9 +344,7 @@ fn element_from_start(
 ) -> Result<XmlElement, String> {
     let mut el = pool.element();
     let qname = start.name();
-    let name = utf8(qname.as_ref())?;
-    checks.name(name)?;
-    el.name.push_str(name);
+    el.name.push_str(utf8(qname.as_ref())?);
     for (i, attr) in start.attributes().enumerate() {
         if i >= checks.limits.attributes {
             pool.recycle(el);
@@ -372,7 +355,6 @@ fn element_from_start(
         }
         let attr = attr.map_err(|e| format!("bad attribute: {e}"))?;
         let key = utf8(attr.key.as_ref())?;
-        checks.name(key)?;
         let value = unescape(utf8(&attr.value)?)?;
         checks.value(&value)?;
         let key = pool.string(key);
@@ -412,7 +394,6 @@ impl<R: Read> XmlStream<R> {
             root: None,
             root_closed: false,
             ranks: HashMap::new(),
-            names: HashSet::new(),
             pool: Pool::default(),
             stack: Vec::new(),
             lens: Vec::new(),
@@ -451,7 +432,6 @@ impl<R: Read> XmlStream<R> {
                 };
                 let mut checks = Checks {
                     limits: &self.limits,
-                    names: &mut self.names,
                 };
                 match event {
                     Event::Start(start) => {
@@ -489,15 +469,22 @@ impl<R: Read> XmlStream<R> {
         self.pool.recycle(element);
     }
 
-    fn next_rank(&mut self, name: &str) -> u64 {
+    /// The rank of a new child of the root among its same-name siblings. The names of
+    /// the root's children are what the stream keeps per name: at most `limits.names`
+    /// of them (a record type or two in a real file); deeper names cost nothing kept.
+    fn next_rank(&mut self, name: &str) -> Result<u64, XmlError> {
         if let Some(n) = self.ranks.get_mut(name) {
             *n += 1;
-            *n
-        } else {
-            // Bounded: every name was counted by `Checks::name` already.
-            self.ranks.insert(name.to_owned(), 1);
-            1
+            return Ok(*n);
         }
+        if self.ranks.len() >= self.limits.names {
+            return Err(XmlError::Limit {
+                path: self.root_path(),
+                reason: format!("more than {} distinct element names", self.limits.names),
+            });
+        }
+        self.ranks.insert(name.to_owned(), 1);
+        Ok(1)
     }
 
     /// The next child of the root, read whole; `None` once the root is closed and the
@@ -526,13 +513,12 @@ impl<R: Read> XmlStream<R> {
             };
             let mut checks = Checks {
                 limits: &self.limits,
-                names: &mut self.names,
             };
             match event {
                 Event::Start(start) => {
                     let el = element_from_start(&start, &mut self.pool, &mut checks)
                         .map_err(|r| malformed(root_path.clone(), r))?;
-                    let rank = self.next_rank(&el.name);
+                    let rank = self.next_rank(&el.name)?;
                     let path = format!("{root_path}/{}[{rank}]", el.name);
                     let keep = collect(&el.name);
                     let element = self.read_body(el, &path, keep)?;
@@ -545,7 +531,7 @@ impl<R: Read> XmlStream<R> {
                 Event::Empty(start) => {
                     let el = element_from_start(&start, &mut self.pool, &mut checks)
                         .map_err(|r| malformed(root_path.clone(), r))?;
-                    let rank = self.next_rank(&el.name);
+                    let rank = self.next_rank(&el.name)?;
                     let path = format!("{root_path}/{}[{rank}]", el.name);
                     return Ok(Some(Child {
                         element: el,
@@ -614,10 +600,7 @@ impl<R: Read> XmlStream<R> {
                 Ok(ev) => ev,
                 Err(e) => break Err(error_at(stack_path(top_path, &stack), e)),
             };
-            let mut checks = Checks {
-                limits: &limits,
-                names: &mut self.names,
-            };
+            let mut checks = Checks { limits: &limits };
             match event {
                 Event::Start(_) | Event::Empty(_) if stack.len() + 2 > limits.depth => {
                     break Err(XmlError::Limit {
@@ -759,7 +742,6 @@ fn add_len(lens: &mut [usize], n: usize, max: usize) -> Result<(), String> {
 /// well-formed UTF-8 with valid references, within the limits. Returns the name.
 fn check_start<'a>(start: &'a BytesStart<'_>, checks: &mut Checks<'_>) -> Result<&'a str, String> {
     let name = utf8(start.name().into_inner())?;
-    checks.name(name)?;
     for (i, attr) in start.attributes().enumerate() {
         if i >= checks.limits.attributes {
             return Err(format!(
@@ -768,7 +750,7 @@ fn check_start<'a>(start: &'a BytesStart<'_>, checks: &mut Checks<'_>) -> Result
             ));
         }
         let attr = attr.map_err(|e| format!("bad attribute: {e}"))?;
-        checks.name(utf8(attr.key.as_ref())?)?;
+        utf8(attr.key.as_ref())?;
         checks.value(&unescape(utf8(&attr.value)?)?)?;
     }
     Ok(name)
