@@ -42,18 +42,19 @@ async fn every_flow_moves_on_rabbitmq_with_the_journal_on_postgres() {
 
     let requests = world.conseiller_requests(&hub, 6).await.unwrap();
     assert!(requests.sent > 0, "{requests:?}");
-    let planned = wiring::plan(&config, &hub, &[]).await.unwrap();
+    let mut night = wiring::plan(&config, &hub, &[]).await.unwrap();
     let box_files = common::BoxFiles::default();
-    let between = || -> anyhow::Result<()> {
+    let between = || -> Result<(), wiring::BoxError> {
         box_files.peers_answer(&world)?;
         std::thread::sleep(Duration::from_millis(600));
         Ok(())
     };
-    let mut report = wiring::run(&hub, planned, &|_| {}, Some(&between))
+    let mut report = night
+        .run_with(&hub.engine, &|_| {}, Some(&between))
         .await
         .unwrap();
     let demande = report.flows.entry("faj-demande".into()).or_default();
-    passerelle_hub::night::add_sent(&mut demande.sent, &requests);
+    demande.sent += &requests;
 
     for flow in [
         "brsa-orientation",
@@ -124,11 +125,10 @@ async fn a_peer_down_all_night_ends_in_dead_letters_that_replay() {
     let engine = hub.engine.as_ref();
     let flow = "brsa-orientation";
 
-    let mut planned = wiring::plan(&config, &hub, &[flow.to_owned()])
+    let mut night = wiring::plan(&config, &hub, &[flow.to_owned()])
         .await
         .unwrap();
-    only(&mut planned, flow);
-    let night = &mut planned.night;
+    only(&mut night, flow);
     night.idle = Some(Duration::from_millis(600));
     let mut report = NightReport::default();
     night.collect(engine, &mut report, &|_| {}).await.unwrap();
@@ -336,10 +336,10 @@ async fn art9_fields_are_projected_away_and_the_attempt_journaled() {
     let hub = Hub::open(&config, &dir.path().join("hub")).await.unwrap();
     let engine = hub.engine.as_ref();
     let flow = "brsa-orientation";
-    let mut planned = wiring::plan(&config, &hub, &[flow.to_owned()])
+    let mut night = wiring::plan(&config, &hub, &[flow.to_owned()])
         .await
         .unwrap();
-    only(&mut planned, flow);
+    only(&mut night, flow);
     let seen = Arc::new(Mutex::new(Vec::new()));
     let mls: BTreeSet<String> = config
         .imilo
@@ -349,7 +349,7 @@ async fn art9_fields_are_projected_away_and_the_attempt_journaled() {
         .iter()
         .cloned()
         .collect();
-    for plan in &mut planned.night.sinks {
+    for plan in &mut night.sinks {
         if mls.contains(&plan.recipient) {
             plan.sink = Arc::new(Recorder {
                 inner: plan.sink.clone(),
@@ -357,7 +357,6 @@ async fn art9_fields_are_projected_away_and_the_attempt_journaled() {
             });
         }
     }
-    let night = &mut planned.night;
     let mut report = NightReport::default();
     night.collect(engine, &mut report, &|_| {}).await.unwrap();
     night.send(engine, &mut report, &|_| {}).await.unwrap();
@@ -768,7 +767,7 @@ async fn a_broker_restart_during_a_night_loses_nothing_and_duplicates_nothing() 
     let box_files = common::BoxFiles::default();
 
     let hub = Hub::open(&config, &data).await.unwrap();
-    let planned = wiring::plan(&config, &hub, &[]).await.unwrap();
+    let mut night = wiring::plan(&config, &hub, &[]).await.unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let tx = Mutex::new(Some(tx));
     let progress = |p: passerelle_hub::Progress<'_>| {
@@ -789,7 +788,7 @@ async fn a_broker_restart_during_a_night_loses_nothing_and_duplicates_nothing() 
         Some(stopped)
     };
     let night = async {
-        let r = wiring::run(&hub, planned, &progress, None).await;
+        let r = night.run(&hub.engine, &progress).await;
         (r, std::time::Instant::now())
     };
     let ((first, ended), stopped) = tokio::join!(night, restart);
@@ -812,14 +811,14 @@ async fn a_broker_restart_during_a_night_loses_nothing_and_duplicates_nothing() 
             eprintln!("the night stopped with the broker ({e:#}); running it again");
             drop(hub);
             let hub = Hub::open(&config, &data).await.unwrap();
-            let planned = wiring::plan(&config, &hub, &[]).await.unwrap();
-            wiring::run(&hub, planned, &|_| {}, None).await.unwrap();
+            let mut night = wiring::plan(&config, &hub, &[]).await.unwrap();
+            night.run(&hub.engine, &|_| {}).await.unwrap();
             hub
         }
     };
     box_files.peers_answer(&world).unwrap();
-    let planned = wiring::plan(&config, &hub, &[]).await.unwrap();
-    wiring::run(&hub, planned, &|_| {}, None).await.unwrap();
+    let mut night = wiring::plan(&config, &hub, &[]).await.unwrap();
+    night.run(&hub.engine, &|_| {}).await.unwrap();
 
     common::assert_once_everywhere(hub.engine.state(), &world, &box_files).await;
     let reference = common::reference_night(&dir.path().join("reference"), &opts).await;
@@ -836,8 +835,8 @@ async fn a_broker_restart_during_a_night_loses_nothing_and_duplicates_nothing() 
 /// Keeps only `flow` on the planned sources. `plan` reads a source whole for every flow
 /// it feeds (a source acknowledges what it served); these tests look at one flow only,
 /// and what the other flows would have sent does not matter to them.
-fn only(planned: &mut wiring::PlannedNight, flow: &str) {
-    for source in &mut planned.night.sources {
+fn only(night: &mut passerelle_hub::Night, flow: &str) {
+    for source in &mut night.sources {
         source.flows.retain(|f| f.flow == flow);
     }
 }

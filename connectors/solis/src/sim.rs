@@ -147,6 +147,9 @@ pub struct SimOptions {
     pub date: NaiveDate,
     /// Write a file that ends early (for truncation tests).
     pub truncate: bool,
+    /// The Missions Locales orientations to an ML go to, spread evenly as a
+    /// département's are; empty: all to `59350S00`.
+    pub mls: Vec<String>,
 }
 
 impl SimOptions {
@@ -160,6 +163,7 @@ impl SimOptions {
             departement: Departement::parse("059").expect("a valid département"),
             date: NaiveDate::from_ymd_opt(2026, 11, 21).expect("a valid date"),
             truncate: false,
+            mls: Vec::new(),
         }
     }
 }
@@ -430,9 +434,15 @@ fn individu(rng: &mut StdRng, i: u64, opts: &SimOptions, out: &mut String) -> (b
                 let (t, org) = *[("SOCIAL", "CD"), ("SOCIO_PRO", "ML"), ("PRO", "FT")]
                     .choose(rng)
                     .unwrap_or(&("SOCIO_PRO", "ML"));
+                // By record number, not by the generator: the same people as before.
+                let code = if opts.mls.is_empty() {
+                    "59350S00"
+                } else {
+                    opts.mls[(i as usize) % opts.mls.len()].as_str()
+                };
                 let _ = writeln!(
                     out,
-                    "    <Orientation type=\"{t}\" date=\"{}\">\n      <Organisme type=\"{org}\" code=\"59350S00\">Mission Locale de Lille</Organisme>\n      <Referent nom=\"Claire Durand\" courriel=\"c.durand@ml-lille.example.org\"/>\n    </Orientation>",
+                    "    <Orientation type=\"{t}\" date=\"{}\">\n      <Organisme type=\"{org}\" code=\"{code}\">Mission Locale de Lille</Organisme>\n      <Referent nom=\"Claire Durand\" courriel=\"c.durand@ml-lille.example.org\"/>\n    </Orientation>",
                     Date::from(date_between(rng, ouverture, opts.date)).to_french()
                 );
             }

@@ -57,19 +57,21 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
     ));
 
     // The night.
-    let planned = wiring::plan(&world.config, &hub, &[]).await?;
+    let mut night = wiring::plan(&world.config, &hub, &[]).await?;
     let bar = crate::sync::progress_bar();
-    let between = || -> Result<()> {
+    let between = || -> std::result::Result<(), passerelle_cli::wiring::BoxError> {
         // SOLIS processes the night's imports, the CD reads its box; the FAJ
         // commission meets.
         world.peers_answer()?;
         std::thread::sleep(Duration::from_millis(600));
         Ok(())
     };
-    let mut report = wiring::run(&hub, planned, &|p| bar.show(&p), Some(&between)).await?;
+    let mut report = night
+        .run_with(&hub.engine, &|p| bar.show(&p), Some(&between))
+        .await?;
     bar.done();
     let demande = report.flows.entry("faj-demande".into()).or_default();
-    passerelle_hub::night::add_sent(&mut demande.sent, &requests);
+    demande.sent += &requests;
     demande.read += requests.read;
 
     let verification = hub.engine.journal().verify().await?;

@@ -2,5 +2,6 @@
 //! from it to a running hub, shared by `sync`, `serve`, `demo` and the end-to-end tests.
 
 pub mod config;
+pub mod decisions;
 pub mod wiring;
 pub mod world;

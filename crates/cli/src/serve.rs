@@ -50,7 +50,7 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
         )
         .context("metrics")?;
     let mut consumers = Vec::new();
-    for plan in planned.night.sinks {
+    for plan in planned.sinks {
         consumers.push(tokio::spawn(consume(
             hub.clone(),
             plan,
@@ -221,9 +221,12 @@ async fn night(
     if let Ok(mut s) = status.write() {
         s.begin_night(started);
     }
-    let mut planned = wiring::plan(config, hub, &[]).await?;
-    planned.night.sinks.clear();
-    let result = wiring::run(hub, planned, &|_| {}, None).await;
+    let mut night = wiring::plan(config, hub, &[]).await?;
+    night.sinks.clear();
+    let result = night
+        .run(&hub.engine, &|_| {})
+        .await
+        .map_err(anyhow::Error::from);
     let ended = Utc::now();
     let report = match result {
         Ok(r) => r,

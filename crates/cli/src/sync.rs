@@ -25,11 +25,12 @@ pub struct Args {
 pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
     let config = HubConfig::load(&globals.config)?;
     let hub = Hub::open(&config, &globals.data_dir).await?;
-    let planned = wiring::plan(&config, &hub, &args.flows)
+    let mut night = wiring::plan(&config, &hub, &args.flows)
         .await
         .context("cannot prepare the night")?;
     let bar = progress_bar();
-    let report = wiring::run(&hub, planned, &|p| bar.show(&p), None)
+    let report = night
+        .run(&hub.engine, &|p| bar.show(&p))
         .await
         .context("the night stopped")?;
     bar.done();

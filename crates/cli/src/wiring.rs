@@ -1,7 +1,8 @@
 //! From `passerelle.toml` to a running hub: opens the transport, journal, state and
 //! keyring under `--data-dir`, builds each configured connector, and plans the night
-//! (which source feeds which flow, which sink reaches which recipient). `sync`, `serve`,
-//! `demo` and the end-to-end tests all go through here, so they run the same night.
+//! (which source feeds which flow, which sink reaches which recipient, which cursor each
+//! source resumes from). `sync`, `serve`, `demo`, the end-to-end tests and the night
+//! benchmark all plan here, then run the same `hub::Night`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -14,13 +15,11 @@ use passerelle_audit::{Journal, JournalConfig};
 use passerelle_box::{BoxOfSink, BoxSource};
 use passerelle_connector::Sink;
 use passerelle_crypto::Keyring;
-use passerelle_faj::{
-    Decision, DecisionHandler, DecisionIntake, FajClient, FajSink, HandlerError, MemorySeenStore,
-};
+use passerelle_faj::{Decision, DecisionHandler, FajSink, HandlerError};
 use passerelle_hub::routes::{self, Territoires};
 use passerelle_hub::{
-    Engine, FlowRoute, HubState, KeyringSealer, Night, NightReport, Org, Progress, Routed,
-    SinkByFlow, SinkPlan, SourcePlan,
+    Cursor, Engine, FlowRoute, HubState, KeyringSealer, Night, Org, Routed, SinkByFlow, SinkPlan,
+    SourcePlan,
 };
 use passerelle_imilo::{ImiloSink, ReconcileSource};
 use passerelle_policy::{OrgKind, Policy, System};
@@ -29,6 +28,10 @@ use passerelle_transport::embedded::EmbeddedConfig;
 use tokio::sync::Mutex;
 
 use crate::config::{HubConfig, TransportKind, Via};
+use crate::decisions::FajDecisions;
+
+/// What a night's interlude may fail with (see `hub::Night::run_with`).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The flows file shipped with the hub, used when the configuration names none.
 pub const SHIPPED_FLOWS: &str = include_str!("../../../schemas/policy/flows.toml");
@@ -144,31 +147,6 @@ async fn open_journal(config: &HubConfig, data_dir: &Path) -> Result<Journal> {
     c.build().await.context("cannot open the audit journal")
 }
 
-/// A night ready to run, and what to remember once it succeeded.
-pub struct PlannedNight {
-    pub night: Night,
-    /// FAJ platforms whose decisions are listed during the night.
-    pub faj: Vec<FajPlatform>,
-    /// Cursors to store once the night succeeded (source, value).
-    pub cursors: Vec<(String, String)>,
-}
-
-impl std::fmt::Debug for PlannedNight {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PlannedNight")
-            .field("night", &self.night)
-            .field("faj", &self.faj.len())
-            .finish()
-    }
-}
-
-/// A FAJ platform: its client and id.
-#[derive(Debug, Clone)]
-pub struct FajPlatform {
-    pub platform: String,
-    pub client: FajClient,
-}
-
 const CURSOR_IMILO: &str = "imilo:dossiers";
 
 fn cursor_faj(platform: &str) -> String {
@@ -189,13 +167,14 @@ fn feeds_wanted(fl: &[FlowRoute], flows: &[String]) -> bool {
 }
 
 /// Plans the night from the configuration: every source, route, sink and receipt
-/// source of the configured peers; with `flows`, only the sources that feed one of
-/// them (each for all the flows it feeds, see `feeds_wanted`).
-pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<PlannedNight> {
+/// source of the configured peers, and each source's cursor; with `flows`, only the
+/// sources that feed one of them (each for all the flows it feeds, see
+/// `feeds_wanted`). The FAJ platforms' decisions are replies: read once the night's
+/// first deliveries (their requests) are done.
+pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<Night> {
     let territoires = Arc::new(config.territoires.clone());
     let today = chrono::Local::now().date_naive();
     let mut night = Night::default();
-    let mut cursors = Vec::new();
     // How each CD takes what MLs send it: SOLIS imports, or its box.
     let mut cd_sinks: BTreeMap<String, SinkByFlow> = BTreeMap::new();
     let mut cd_systems: BTreeMap<String, System> = BTreeMap::new();
@@ -219,11 +198,11 @@ pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<Pla
                     ),
                 ];
                 if feeds_wanted(&fl, flows) {
-                    night.sources.push(SourcePlan {
-                        name: format!("solis:{cd}"),
-                        source: Box::new(source),
-                        flows: fl,
-                    });
+                    night.sources.push(SourcePlan::new(
+                        format!("solis:{cd}"),
+                        Box::new(source),
+                        fl,
+                    ));
                 }
             }
             if solis.import_dir.is_some() {
@@ -252,17 +231,17 @@ pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<Pla
             && wanted(flows, "brsa-orientation")
         {
             let source = cnaf.build().with_context(|| format!("{cd}: CNAF files"))?;
-            night.sources.push(SourcePlan {
-                name: format!("cnaf:{cd}"),
-                source: Box::new(source),
-                flows: vec![FlowRoute::new(
+            night.sources.push(SourcePlan::new(
+                format!("cnaf:{cd}"),
+                Box::new(source),
+                vec![FlowRoute::new(
                     "brsa-orientation",
                     routes::brsa_orientation(
                         Org::new(OrgKind::Cd, &cd, System::Cnaf),
                         territoires.clone(),
                     ),
                 )],
-            });
+            ));
         }
         for b in &d.boxes {
             let from = Org::new(OrgKind::Cd, &cd, System::Box);
@@ -278,11 +257,11 @@ pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<Pla
                     b.build()
                         .with_context(|| format!("{cd}: box of {}", b.partenaire))?,
                 );
-                night.sources.push(SourcePlan {
-                    name: format!("box:{cd}:{}", b.partenaire),
-                    source: Box::new(source),
-                    flows: fl,
-                });
+                night.sources.push(SourcePlan::new(
+                    format!("box:{cd}:{}", b.partenaire),
+                    Box::new(source),
+                    fl,
+                ));
             }
             // Reports go through the box unless SOLIS takes them.
             let s = cd_sinks.remove(&cd).unwrap_or_default();
@@ -337,15 +316,16 @@ pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<Pla
         if feeds_wanted(&fl, flows) {
             let since = hub.engine.state().cursor(CURSOR_IMILO).await?;
             let source = ReconcileSource::new(client, imilo.structures.clone(), since);
-            cursors.push((
-                CURSOR_IMILO.to_owned(),
+            let cursor = Cursor::at(
+                CURSOR_IMILO,
                 source.started_at().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            ));
-            night.sources.push(SourcePlan {
-                name: "imilo".into(),
-                source: Box::new(source),
-                flows: fl,
-            });
+            );
+            // What the night writes to I-MILO is read by the next night, not this one.
+            night.sources.push(
+                SourcePlan::new("imilo", Box::new(source), fl)
+                    .with_cursor(cursor)
+                    .reading(imilo.structures.iter().cloned()),
+            );
         }
     }
 
@@ -362,7 +342,6 @@ pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<Pla
         }
     }
 
-    let mut faj = Vec::new();
     for f in &config.faj {
         let built = f.build().context("FAJ client")?;
         hub.ensure_keys(&f.platform)?;
@@ -373,17 +352,31 @@ pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<Pla
             });
         }
         if wanted(flows, "faj-decision") {
-            faj.push(FajPlatform {
-                platform: f.platform.clone(),
-                client: built.client,
-            });
+            let key = cursor_faj(&f.platform);
+            let since = match hub.engine.state().cursor(&key).await? {
+                Some(s) => DateTime::parse_from_rfc3339(&s)
+                    .map(|d| d.with_timezone(&Utc))
+                    .unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
+                None => DateTime::<Utc>::UNIX_EPOCH,
+            };
+            let cursor = Cursor::new(key);
+            let source = FajDecisions::new(built.client, &f.platform, since, cursor.clone());
+            let route = source.route();
+            // Only to MLs this hub reaches.
+            let served = served.clone();
+            let route: passerelle_hub::Route =
+                Arc::new(move |record| route(record).filter(|(_, to)| served.contains(&to.org)));
+            night.replies.push(
+                SourcePlan::new(
+                    format!("faj:{}", f.platform),
+                    Box::new(source),
+                    vec![FlowRoute::new("faj-decision", route)],
+                )
+                .with_cursor(cursor),
+            );
         }
     }
-    Ok(PlannedNight {
-        night,
-        faj,
-        cursors,
-    })
+    Ok(night)
 }
 
 /// Hands FAJ decisions to the engine (`faj-decision`, platform → the filing ML).
@@ -423,72 +416,9 @@ impl DecisionHandler for EngineDecisions {
         };
         self.recipients.lock().await.insert(routed.to.org.clone());
         let s = self.engine.send_routed("faj-decision", [routed]).await?;
-        passerelle_hub::night::add_sent(&mut report, &s);
+        *report += &s;
         Ok(())
     }
-}
-
-/// Runs a planned night: late answers, sources, deliveries, then (after `between`,
-/// where a test or the demo lets file peers answer) FAJ decisions, their delivery and
-/// late answers again; stores the cursors once everything went through.
-pub async fn run(
-    hub: &Hub,
-    mut planned: PlannedNight,
-    progress: &(dyn Fn(Progress<'_>) + Sync),
-    between: Option<&(dyn Fn() -> Result<()> + Sync)>,
-) -> Result<NightReport> {
-    let started = std::time::Instant::now();
-    let engine = hub.engine.as_ref();
-    let mut report = NightReport::default();
-    let night = &mut planned.night;
-    night.collect(engine, &mut report, progress).await?;
-    night.send(engine, &mut report, progress).await?;
-    night.deliver(engine, &mut report, progress).await?;
-    if let Some(f) = between {
-        f()?;
-    }
-    let mut decided_for = BTreeSet::new();
-    for p in &planned.faj {
-        let handler = Arc::new(EngineDecisions {
-            engine: hub.engine.clone(),
-            platform: p.platform.clone(),
-            report: Mutex::new(Default::default()),
-            recipients: Mutex::new(BTreeSet::new()),
-        });
-        let intake = DecisionIntake::new(handler.clone(), Arc::new(MemorySeenStore::new()));
-        let key = cursor_faj(&p.platform);
-        let since = match engine.state().cursor(&key).await? {
-            Some(s) => DateTime::parse_from_rfc3339(&s)
-                .map(|d| d.with_timezone(&Utc))
-                .unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
-            None => DateTime::<Utc>::UNIX_EPOCH,
-        };
-        let r = passerelle_faj::reconcile(&p.client, &intake, since)
-            .await
-            .with_context(|| format!("FAJ platform {}: listing decisions", p.platform))?;
-        let sent = handler.report.lock().await.clone();
-        let flow = report.flows.entry("faj-decision".into()).or_default();
-        passerelle_hub::night::add_sent(&mut flow.sent, &sent);
-        flow.read += sent.read;
-        decided_for.extend(handler.recipients.lock().await.iter().cloned());
-        if let Some(next) = r.next_since {
-            planned.cursors.push((key, next.to_rfc3339()));
-        }
-    }
-    // The decisions' MLs only: the other queues were emptied above.
-    let sinks = std::mem::take(&mut night.sinks);
-    let (now, rest): (Vec<_>, Vec<_>) = sinks
-        .into_iter()
-        .partition(|s| decided_for.contains(&s.recipient));
-    night.sinks = now;
-    night.deliver(engine, &mut report, progress).await?;
-    night.sinks.extend(rest);
-    night.collect(engine, &mut report, progress).await?;
-    for (source, value) in &planned.cursors {
-        engine.state().set_cursor(source, value).await?;
-    }
-    report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
 }
 
 /// The organisations a configuration names, for `keys` and checks.

@@ -34,6 +34,10 @@ pub struct WorldOptions {
     pub box_rows: u64,
     /// I-MILO faults (5xx, 429, latency), as its simulator takes them.
     pub imilo_faults: passerelle_imilo::sim::Faults,
+    /// Orientations spread over the département's Missions Locales as a real
+    /// département's are (SOLIS names each, CNAF places find theirs by postal code),
+    /// rather than all to the first one.
+    pub spread: bool,
 }
 
 impl WorldOptions {
@@ -47,6 +51,7 @@ impl WorldOptions {
             cnaf_foyers: (jeunes / 2).max(1),
             box_rows: (jeunes / 4).max(1),
             imilo_faults: Default::default(),
+            spread: false,
         }
     }
 }
@@ -132,6 +137,13 @@ impl World {
         imilo_client.rate_limit_per_s = 0.0;
         imilo_client.concurrency = 8;
 
+        // The département's MLs, in the order the I-MILO population has them.
+        let dept_mls: Vec<String> = structures
+            .iter()
+            .filter(|s| passerelle_policy::departement_of(s).as_deref() == Some(&DEPT[1..]))
+            .cloned()
+            .collect();
+
         // SOLIS: a BRSA export and an ASE export; imports and ACKs in one folder.
         let exports = peers.join("solis/exports");
         let imports = peers.join("solis/imports");
@@ -145,6 +157,9 @@ impl World {
             o.flux = flux;
             o.departement = dept.clone();
             o.date = today;
+            if opts.spread {
+                o.mls = dept_mls.clone();
+            }
             let s = passerelle_solis::sim::write_export(&exports, &o)
                 .context("cannot write a SOLIS export")?;
             written.push(format!("SOLIS {}: {} individus", flux.as_str(), s.written));
@@ -204,9 +219,10 @@ impl World {
         faj_config.platform = FAJ_PLATFORM.into();
         written.push(format!("FAJ platform on http://{faj_addr}"));
 
-        // Which ML serves the rest of each département: the first structure there.
+        // Which ML serves the rest of each département: the first structure there;
+        // spread, each ML of the Nord also serves the postal codes of its town.
         let mut seen = BTreeSet::new();
-        let territoires = Territoires {
+        let mut territoires = Territoires {
             ml: structures
                 .iter()
                 .filter(|s| seen.insert(passerelle_policy::departement_of(s)))
@@ -217,6 +233,26 @@ impl World {
                 })
                 .collect(),
         };
+        if opts.spread {
+            for ml in &dept_mls {
+                let codes: &[&str] = match ml.as_str() {
+                    "59350S00" => &["59000"],
+                    "59512S00" => &["59100", "59200"],
+                    "59183S00" => &["59140"],
+                    "59606S00" => &["59300"],
+                    _ => &[],
+                };
+                let codes: Vec<String> = codes.iter().map(|c| (*c).to_owned()).collect();
+                match territoires.ml.iter_mut().find(|t| t.code == *ml) {
+                    Some(t) => t.codes_postaux = codes,
+                    None => territoires.ml.push(TerritoireMl {
+                        code: ml.clone(),
+                        codes_postaux: codes,
+                        defaut: false,
+                    }),
+                }
+            }
+        }
 
         let config = HubConfig {
             territoires,
@@ -266,9 +302,16 @@ impl World {
         let peers = d.join("peers");
         let mut t = String::new();
         for ml in &self.config.territoires.ml {
+            let codes: Vec<String> = ml
+                .codes_postaux
+                .iter()
+                .map(|c| format!("\"{c}\""))
+                .collect();
             t.push_str(&format!(
-                "[[territoires.ml]]\ncode = \"{}\"\ndefaut = {}\n\n",
-                ml.code, ml.defaut
+                "[[territoires.ml]]\ncode = \"{}\"\ncodes_postaux = [{}]\ndefaut = {}\n\n",
+                ml.code,
+                codes.join(", "),
+                ml.defaut
             ));
         }
         let structures: Vec<String> = self

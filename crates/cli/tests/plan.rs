@@ -4,9 +4,8 @@
 use passerelle_cli::wiring::{self, Hub};
 use passerelle_cli::world::{World, WorldOptions};
 
-fn plan_of(planned: &wiring::PlannedNight) -> Vec<(String, Vec<String>)> {
-    planned
-        .night
+fn plan_of(night: &passerelle_hub::Night) -> Vec<(String, Vec<String>)> {
+    night
         .sources
         .iter()
         .map(|s| {
@@ -52,10 +51,16 @@ async fn a_flow_filter_picks_sources_and_reads_them_whole() {
         names,
         ["solis:CD059", "cnaf:CD059", "box:CD059:59350S00", "imilo"]
     );
+    // FAJ decisions answer the requests delivered during the night: read after them,
+    // with their own cursor.
+    let replies: Vec<&str> = all.replies.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(replies, ["faj:FAJ059"]);
+    assert!(all.replies[0].cursor.is_some() && all.sources[3].cursor.is_some());
+    assert!(ase.replies.is_empty());
     // The CDs and MLs are delivered whatever the filter; the FAJ platform only with its
     // flow (its queue waits).
-    let recipients = |p: &wiring::PlannedNight| -> Vec<String> {
-        p.night.sinks.iter().map(|s| s.recipient.clone()).collect()
+    let recipients = |p: &passerelle_hub::Night| -> Vec<String> {
+        p.sinks.iter().map(|s| s.recipient.clone()).collect()
     };
     let mut expected = recipients(&all);
     expected.retain(|r| r != "FAJ059");

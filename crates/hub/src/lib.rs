@@ -1,19 +1,22 @@
-//! The engine's building blocks: change detection (a content hash per record, flow
-//! and recipient), deterministic transfer ids, and the durable state that makes a
-//! rerun after a crash lose nothing and duplicate nothing (hashes, transfers and their
-//! receipts, the identity index, source cursors).
+//! The engine and the night: sends records from sources to recipients under declared
+//! flows (identity, policy, change detection, seal, confirmed publish), delivers each
+//! recipient's queue through its sink, settles receipts, journals every step once, and
+//! keeps the durable state that makes a rerun after a crash lose nothing and duplicate
+//! nothing (hashes, transfers and their receipts, the identity index, cursors).
 
 pub mod change;
 pub mod engine;
 pub mod night;
+pub mod org;
+pub mod report;
 pub mod routes;
 pub mod seal;
 pub mod state;
 
 pub use change::{content_hash, transfer_id};
-pub use engine::{DeliverSummary, Engine, EngineError, LateSummary, Org, Routed, SendSummary};
-pub use night::{
-    FlowReport, FlowRoute, Night, NightReport, Progress, Route, SinkByFlow, SinkPlan, SourcePlan,
-};
+pub use engine::{Engine, EngineError, ItemFate, Prepared};
+pub use night::{Cursor, FlowRoute, Interlude, Night, Progress, SinkByFlow, SinkPlan, SourcePlan};
+pub use org::{Org, Route, Routed};
+pub use report::{DeliverSummary, FlowReport, LateSummary, NightReport, Phases, SendSummary};
 pub use seal::{KeyringSealer, SealError, Sealer};
-pub use state::{BilanRow, HubState, StateError, TransferRow, TransferStatus};
+pub use state::{BilanRow, HubState, StateError, StatusChange, TransferRow, TransferStatus};

@@ -100,6 +100,41 @@ pub struct TransferRow {
     pub reason: Option<String>,
 }
 
+/// A transfer to record as published, with its change-detection key (`stream`, the
+/// recipient and the kind of source, see `engine::send`) and its content hash.
+#[derive(Debug, Clone)]
+pub struct PublishedRow {
+    pub row: TransferRow,
+    pub stream: String,
+    pub hash: [u8; 32],
+    /// The journal entries this transfer brings (serialised by the engine), kept as
+    /// pending with the transfer in one transaction when it is new.
+    pub entries: Vec<Vec<u8>>,
+}
+
+/// A receipt moving a transfer forward.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChange {
+    pub transfer_id: Uuid,
+    pub status: TransferStatus,
+    /// Why (codes and field paths, never values).
+    pub reason: Option<String>,
+}
+
+/// What a write kept as pending journal entries: their ids, to drop once journaled.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pending(pub Vec<i64>);
+
+/// One pending journal entry, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingEntry {
+    pub id: i64,
+    pub transfer_id: Uuid,
+    pub entry: Vec<u8>,
+    /// When it was kept (RFC 3339): the journal entry, if written, is not older.
+    pub since: String,
+}
+
 const MIGRATION: &str = r#"
 -- sent_hash.recipient holds the change-detection key: the recipient and the kind of
 -- source (`59350S00#solis`), see engine::stream.
@@ -119,6 +154,17 @@ CREATE TABLE IF NOT EXISTS cursor (source TEXT PRIMARY KEY, value TEXT NOT NULL)
 CREATE TABLE IF NOT EXISTS peer_ref (
     hub_id TEXT NOT NULL, org TEXT NOT NULL, sealed BLOB NOT NULL,
     PRIMARY KEY (hub_id, org));
+-- Journal entries whose transfer moved in this store but that may not be in the audit
+-- journal yet (a crash between the two): the engine appends the missing ones when it
+-- starts, so that a transfer's step is journaled once, neither lost nor repeated.
+CREATE TABLE IF NOT EXISTS journal_pending (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, transfer_id TEXT NOT NULL, entry BLOB NOT NULL,
+    since TEXT NOT NULL);
+-- What was denied last time about a person under a flow to a recipient (a hash of the
+-- record and the reason): a source read again does not journal the same denial again.
+CREATE TABLE IF NOT EXISTS denied_hash (
+    flow TEXT NOT NULL, recipient TEXT NOT NULL, hub_id TEXT NOT NULL, hash BLOB NOT NULL,
+    PRIMARY KEY (flow, recipient, hub_id));
 CREATE TABLE IF NOT EXISTS identity_review (
     id INTEGER PRIMARY KEY AUTOINCREMENT, flow TEXT NOT NULL, reason TEXT NOT NULL,
     candidates TEXT NOT NULL, created_at TEXT NOT NULL);
@@ -234,33 +280,47 @@ impl HubState {
     /// statements per chunk: each statement is a round trip to SQLite's worker thread,
     /// which costs more than the insert itself.
     pub async fn record_published_many(&self, rows: &[(TransferRow, [u8; 32])]) -> Result<()> {
-        let rows: Vec<(TransferRow, String, [u8; 32])> = rows
+        let rows: Vec<PublishedRow> = rows
             .iter()
-            .map(|(r, h)| (r.clone(), r.recipient.clone(), *h))
+            .map(|(r, h)| PublishedRow {
+                row: r.clone(),
+                stream: r.recipient.clone(),
+                hash: *h,
+                entries: Vec::new(),
+            })
             .collect();
-        self.record_published_streams(&rows).await
+        self.record_published_rows(&rows, &Pending::default())
+            .await
+            .map(|_| ())
     }
 
     /// `record_published_many` where each hash is kept under its own change-detection
-    /// key (`stream`, the recipient and the kind of source) rather than the recipient.
-    pub async fn record_published_streams(
+    /// key and each new transfer brings its journal entries, kept pending in the same
+    /// transaction. Returns, for each row, whether its transfer is new (a transfer
+    /// recorded before, by a night that crashed after recording it, is not journaled
+    /// again), and the ids of the pending entries kept.
+    pub async fn record_published_rows(
         &self,
-        rows: &[(TransferRow, String, [u8; 32])],
-    ) -> Result<()> {
-        if rows.is_empty() {
-            return Ok(());
+        rows: &[PublishedRow],
+        done: &Pending,
+    ) -> Result<(Vec<bool>, Pending)> {
+        if rows.is_empty() && done.0.is_empty() {
+            return Ok((Vec::new(), Pending::default()));
         }
         let now = Utc::now().to_rfc3339();
         let mut tx = self.write().await?;
+        drop_pending(&mut tx, done).await?;
+        let mut new = std::collections::HashSet::new();
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO transfer (transfer_id, flow, sender, recipient, hub_id, status, reason, created_at, updated_at)
-                 VALUES {} ON CONFLICT (transfer_id) DO NOTHING",
+                 VALUES {} ON CONFLICT (transfer_id) DO NOTHING RETURNING transfer_id",
                 marks(chunk.len(), "(?, ?, ?, ?, ?, 'published', NULL, ?, ?)")
             );
             // Only `?` marks are formatted in: the values are bound.
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (row, _, _) in chunk {
+            for p in chunk {
+                let row = &p.row;
                 q = q
                     .bind(row.transfer_id.to_string())
                     .bind(row.flow.clone())
@@ -270,7 +330,10 @@ impl HubState {
                     .bind(now.clone())
                     .bind(now.clone());
             }
-            q.execute(&mut *tx).await?;
+            for r in q.fetch_all(&mut *tx).await? {
+                let id: String = r.try_get(0)?;
+                new.insert(id);
+            }
             let sql = format!(
                 "INSERT INTO sent_hash (flow, recipient, hub_id, hash, transfer_id, updated_at) VALUES {}
                  ON CONFLICT (flow, recipient, hub_id) DO UPDATE SET hash = excluded.hash,
@@ -278,30 +341,57 @@ impl HubState {
                 marks(chunk.len(), "(?, ?, ?, ?, ?, ?)")
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (row, stream, hash) in chunk {
+            for p in chunk {
                 q = q
-                    .bind(row.flow.clone())
-                    .bind(stream.clone())
-                    .bind(row.hub_id.to_string())
-                    .bind(hash.to_vec())
-                    .bind(row.transfer_id.to_string())
+                    .bind(p.row.flow.clone())
+                    .bind(p.stream.clone())
+                    .bind(p.row.hub_id.to_string())
+                    .bind(p.hash.to_vec())
+                    .bind(p.row.transfer_id.to_string())
                     .bind(now.clone());
             }
             q.execute(&mut *tx).await?;
         }
+        // A row twice in one call (the same person listed twice) is new once.
+        let mut flags = Vec::with_capacity(rows.len());
+        let mut pending = Vec::new();
+        for p in rows {
+            let is_new = new.remove(&p.row.transfer_id.to_string());
+            flags.push(is_new);
+            if is_new {
+                for e in &p.entries {
+                    pending.push((p.row.transfer_id, e.as_slice()));
+                }
+            }
+        }
+        let ids = keep_pending(&mut tx, &pending, &now).await?;
         tx.commit().await?;
-        Ok(())
+        Ok((flags, ids))
     }
 
     /// `set_status` for many receipts in one transaction; returns, for each, whether
     /// it moved the transfer forward. Current statuses are read with one statement per
     /// chunk and the moves written with one more.
-    pub async fn set_statuses(
+    pub async fn set_statuses(&self, receipts: &[StatusChange]) -> Result<Vec<bool>> {
+        let (moved, _) = self.settle(receipts, &[], &Pending::default()).await?;
+        Ok(moved)
+    }
+
+    /// Moves transfers forward on receipts, in one transaction, keeping as pending the
+    /// journal entry (`entries`, one per receipt, or none) of each receipt that moved
+    /// its transfer; drops the pending entries `done` names (journaled since). Returns
+    /// which receipts moved their transfer and the ids of the entries kept. A receipt
+    /// read twice (two nights reading one answer, a redelivery) moves nothing the
+    /// second time: only the first is journaled.
+    pub async fn settle(
         &self,
-        receipts: &[(Uuid, TransferStatus, Option<String>)],
-    ) -> Result<Vec<bool>> {
+        receipts: &[StatusChange],
+        entries: &[Vec<u8>],
+        done: &Pending,
+    ) -> Result<(Vec<bool>, Pending)> {
         let now = Utc::now().to_rfc3339();
         let mut tx = self.write().await?;
+        drop_pending(&mut tx, done).await?;
         let mut out = Vec::with_capacity(receipts.len());
         for chunk in receipts.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
@@ -310,8 +400,8 @@ impl HubState {
             );
             // Only `?` marks are formatted in: the values are bound.
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (id, ..) in chunk {
-                q = q.bind(id.to_string());
+            for c in chunk {
+                q = q.bind(c.transfer_id.to_string());
             }
             let mut current: HashMap<Uuid, TransferStatus> = HashMap::new();
             for r in q.fetch_all(&mut *tx).await? {
@@ -326,19 +416,19 @@ impl HubState {
             }
             // The same transfer twice in a chunk: the later receipt sees the earlier.
             let mut moves: Vec<(Uuid, TransferStatus, Option<&str>)> = Vec::new();
-            for (id, status, reason) in chunk {
-                let Some(now_status) = current.get_mut(id) else {
+            for c in chunk {
+                let Some(now_status) = current.get_mut(&c.transfer_id) else {
                     out.push(false);
                     continue;
                 };
-                if status.rank() < now_status.rank() || *status == *now_status {
+                if c.status.rank() < now_status.rank() || c.status == *now_status {
                     out.push(false);
                     continue;
                 }
-                *now_status = *status;
-                match moves.iter_mut().find(|(m, ..)| m == id) {
-                    Some(m) => *m = (*id, *status, reason.as_deref()),
-                    None => moves.push((*id, *status, reason.as_deref())),
+                *now_status = c.status;
+                match moves.iter_mut().find(|(m, ..)| *m == c.transfer_id) {
+                    Some(m) => *m = (c.transfer_id, c.status, c.reason.as_deref()),
+                    None => moves.push((c.transfer_id, c.status, c.reason.as_deref())),
                 }
                 out.push(true);
             }
@@ -359,8 +449,136 @@ impl HubState {
             }
             q.execute(&mut *tx).await?;
         }
+        let pending: Vec<(Uuid, &[u8])> = receipts
+            .iter()
+            .zip(&out)
+            .zip(entries)
+            .filter(|((_, moved), _)| **moved)
+            .map(|((c, _), e)| (c.transfer_id, e.as_slice()))
+            .collect();
+        let ids = keep_pending(&mut tx, &pending, &now).await?;
         tx.commit().await?;
+        Ok((out, ids))
+    }
+
+    /// The statuses of several transfers (unknown ids are left out).
+    pub async fn statuses(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, TransferStatus>> {
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "SELECT transfer_id, status FROM transfer WHERE transfer_id IN ({})",
+                marks(chunk.len(), "?")
+            );
+            // Only `?` marks are formatted in: the values are bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(id.to_string());
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                let id: String = r.try_get(0)?;
+                let status: String = r.try_get(1)?;
+                out.insert(
+                    Uuid::from_str(&id).map_err(|_| StateError::Corrupt {
+                        what: "transfer id",
+                    })?,
+                    TransferStatus::parse(&status).ok_or(StateError::Corrupt { what: "status" })?,
+                );
+            }
+        }
         Ok(out)
+    }
+
+    /// Every pending journal entry, oldest first (left by a crash, or not dropped yet).
+    pub async fn pending_entries(&self) -> Result<Vec<PendingEntry>> {
+        let rows =
+            sqlx::query("SELECT id, transfer_id, entry, since FROM journal_pending ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get(1)?;
+                Ok(PendingEntry {
+                    id: r.try_get(0)?,
+                    transfer_id: Uuid::from_str(&id).map_err(|_| StateError::Corrupt {
+                        what: "transfer id",
+                    })?,
+                    entry: r.try_get(2)?,
+                    since: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Drops pending journal entries once journaled.
+    pub async fn drop_pending(&self, done: &Pending) -> Result<()> {
+        if done.0.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write().await?;
+        drop_pending(&mut tx, done).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The denials last journaled about these persons under a flow to a recipient.
+    pub async fn denied_hashes(
+        &self,
+        flow: &str,
+        recipient: &str,
+        hub_ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, [u8; 32]>> {
+        let mut out = HashMap::new();
+        for ids in hub_ids.chunks(500) {
+            let sql = format!(
+                "SELECT hub_id, hash FROM denied_hash WHERE flow = ? AND recipient = ? AND hub_id IN ({})",
+                marks(ids.len(), "?")
+            );
+            // Only `?` marks are formatted in: the values are bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(flow)
+                .bind(recipient);
+            for id in ids {
+                q = q.bind(id.to_string());
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                let hub: String = r.try_get(0)?;
+                let bytes: Vec<u8> = r.try_get(1)?;
+                out.insert(
+                    Uuid::from_str(&hub).map_err(|_| StateError::Corrupt { what: "hub id" })?,
+                    bytes
+                        .try_into()
+                        .map_err(|_| StateError::Corrupt { what: "hash" })?,
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Remembers denials once journaled: (flow, recipient, hub id, hash).
+    pub async fn save_denied(&self, denied: &[(String, String, Uuid, [u8; 32])]) -> Result<()> {
+        if denied.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write().await?;
+        for chunk in denied.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO denied_hash (flow, recipient, hub_id, hash) VALUES {}
+                 ON CONFLICT (flow, recipient, hub_id) DO UPDATE SET hash = excluded.hash",
+                marks(chunk.len(), "(?, ?, ?, ?)")
+            );
+            // Only `?` marks are formatted in: the values are bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (flow, recipient, hub, hash) in chunk {
+                q = q
+                    .bind(flow.clone())
+                    .bind(recipient.clone())
+                    .bind(hub.to_string())
+                    .bind(hash.to_vec());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Several transfers by id (unknown ids are left out).
@@ -465,7 +683,11 @@ impl HubState {
         reason: Option<&str>,
     ) -> Result<bool> {
         let moved = self
-            .set_statuses(&[(*transfer_id, status, reason.map(str::to_owned))])
+            .set_statuses(&[StatusChange {
+                transfer_id: *transfer_id,
+                status,
+                reason: reason.map(str::to_owned),
+            }])
             .await?;
         Ok(moved.first().copied().unwrap_or(false))
     }
@@ -548,24 +770,29 @@ impl HubState {
 
     /// Every identity index entry.
     pub async fn identity_entries(&self) -> Result<Vec<IndexEntry>> {
-        let rows =
-            sqlx::query("SELECT hub_id, kind, key FROM identity_key ORDER BY hub_id, kind, key")
-                .fetch_all(&self.pool)
-                .await?;
-        rows.iter()
-            .map(|r| {
-                let hub: String = r.try_get(0)?;
-                let kind: String = r.try_get(1)?;
-                let key: String = r.try_get(2)?;
-                Ok(IndexEntry {
-                    hub_id: Uuid::from_str(&hub)
-                        .map_err(|_| StateError::Corrupt { what: "hub id" })?,
-                    kind: serde_json::from_value(serde_json::Value::String(kind))
-                        .map_err(|_| StateError::Corrupt { what: "key kind" })?,
-                    key,
-                })
-            })
-            .collect()
+        let mut out = Vec::new();
+        self.for_each_identity_entry(|e| out.push(e)).await?;
+        Ok(out)
+    }
+
+    /// Streams every identity index entry to `f`, one row at a time: the index is
+    /// rebuilt from the rows as they come, without a second copy of them in memory.
+    pub async fn for_each_identity_entry(&self, mut f: impl FnMut(IndexEntry)) -> Result<u64> {
+        use futures::TryStreamExt;
+        let mut rows = sqlx::query("SELECT hub_id, kind, key FROM identity_key").fetch(&self.pool);
+        let mut n = 0;
+        while let Some(r) = rows.try_next().await? {
+            let hub: &str = r.try_get(0)?;
+            let kind: &str = r.try_get(1)?;
+            let key: String = r.try_get(2)?;
+            f(IndexEntry {
+                hub_id: Uuid::from_str(hub).map_err(|_| StateError::Corrupt { what: "hub id" })?,
+                kind: KeyKind::parse(kind).ok_or(StateError::Corrupt { what: "key kind" })?,
+                key,
+            });
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Stores identity index entries (already stored ones are kept once).
@@ -583,7 +810,7 @@ impl HubState {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for e in chunk {
                 q = q
-                    .bind(kind_name(e.kind))
+                    .bind(e.kind.name())
                     .bind(e.key.clone())
                     .bind(e.hub_id.to_string());
             }
@@ -619,16 +846,55 @@ impl HubState {
 /// limit on bound values (32,766).
 const ROWS_PER_STATEMENT: usize = 100;
 
+/// Keeps journal entries as pending (one row each), returning their ids.
+async fn keep_pending(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    entries: &[(Uuid, &[u8])],
+    now: &str,
+) -> Result<Pending> {
+    let mut ids = Vec::with_capacity(entries.len());
+    for chunk in entries.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO journal_pending (transfer_id, entry, since) VALUES {} RETURNING id",
+            marks(chunk.len(), "(?, ?, ?)")
+        );
+        // Only `?` marks are formatted in: the values are bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (id, entry) in chunk {
+            q = q
+                .bind(id.to_string())
+                .bind(entry.to_vec())
+                .bind(now.to_owned());
+        }
+        for r in q.fetch_all(&mut **tx).await? {
+            ids.push(r.try_get(0)?);
+        }
+    }
+    Ok(Pending(ids))
+}
+
+async fn drop_pending(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    done: &Pending,
+) -> Result<()> {
+    for chunk in done.0.chunks(500) {
+        let sql = format!(
+            "DELETE FROM journal_pending WHERE id IN ({})",
+            marks(chunk.len(), "?")
+        );
+        // Only `?` marks are formatted in: the values are bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 /// `n` copies of `row`, comma-separated (only placeholders, never values).
 fn marks(n: usize, row: &str) -> String {
     vec![row; n].join(", ")
-}
-
-fn kind_name(kind: KeyKind) -> String {
-    match serde_json::to_value(kind) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => kind.as_str().to_owned(),
-    }
 }
 
 fn to_transfer(r: &sqlx::sqlite::SqliteRow) -> Result<TransferRow> {

@@ -228,6 +228,8 @@ async fn a_night_routes_acknowledges_delivers_and_settles_late_answers() {
                 "brsa-orientation",
                 routes::brsa_orientation(cd, Arc::new(Territoires::default())),
             )],
+            cursor: None,
+            reads: Default::default(),
         }],
         sinks: vec![SinkPlan {
             recipient: "59350S00".into(),
@@ -235,6 +237,7 @@ async fn a_night_routes_acknowledges_delivers_and_settles_late_answers() {
         }],
         receipts: Vec::new(),
         idle: Some(Duration::from_millis(300)),
+        ..Default::default()
     };
     let report = night.run(&engine, &|_| {}).await.unwrap();
     let r = &report.flows["brsa-orientation"];
@@ -258,6 +261,8 @@ async fn a_night_routes_acknowledges_delivers_and_settles_late_answers() {
             flows: vec![
                 FlowRoute::new("brsa-suivi", routes::brsa_suivi(System::Solis)).replies_only(),
             ],
+            cursor: None,
+            reads: Default::default(),
         }],
         sinks: vec![SinkPlan {
             recipient: "CD059".into(),
@@ -268,6 +273,7 @@ async fn a_night_routes_acknowledges_delivers_and_settles_late_answers() {
             acked: Vec::new(),
         })],
         idle: Some(Duration::from_millis(300)),
+        ..Default::default()
     };
     let report = night.run(&engine, &|_| {}).await.unwrap();
     let r = &report.flows["brsa-suivi"];
@@ -312,6 +318,8 @@ async fn a_night_routes_acknowledges_delivers_and_settles_late_answers() {
             flows: vec![
                 FlowRoute::new("brsa-suivi", routes::brsa_suivi(System::Solis)).replies_only(),
             ],
+            cursor: None,
+            reads: Default::default(),
         }],
         ..Default::default()
     };

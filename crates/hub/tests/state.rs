@@ -158,19 +158,15 @@ async fn batched_writes_cross_statement_chunks_and_keep_the_rules() {
     assert_eq!(hashes[&Uuid::from_u128(1000 + 249)], [249u8; 32]);
 
     state
-        .set_statuses(&[(Uuid::from_u128(5), TransferStatus::Applied, None)])
+        .set_statuses(&[change(5, TransferStatus::Applied, None)])
         .await
         .unwrap();
-    let mut receipts: Vec<(Uuid, TransferStatus, Option<String>)> = (0..220u128)
-        .map(|i| (Uuid::from_u128(i), TransferStatus::Delivered, None))
+    let mut receipts: Vec<StatusChange> = (0..220u128)
+        .map(|i| change(i, TransferStatus::Delivered, None))
         .collect();
     // Named twice in one chunk: delivered, then rejected.
-    receipts.push((
-        Uuid::from_u128(7),
-        TransferStatus::Rejected,
-        Some("format".into()),
-    ));
-    receipts.push((Uuid::from_u128(99_999), TransferStatus::Applied, None));
+    receipts.push(change(7, TransferStatus::Rejected, Some("format")));
+    receipts.push(change(99_999, TransferStatus::Applied, None));
     let moved = state.set_statuses(&receipts).await.unwrap();
     assert_eq!(moved.len(), receipts.len());
     assert!(moved[0]);
@@ -213,4 +209,12 @@ async fn batched_writes_cross_statement_chunks_and_keep_the_rules() {
 
 fn ids_of(n: u128) -> Vec<Uuid> {
     (0..n).map(Uuid::from_u128).collect()
+}
+
+fn change(id: u128, status: TransferStatus, reason: Option<&str>) -> StatusChange {
+    StatusChange {
+        transfer_id: Uuid::from_u128(id),
+        status,
+        reason: reason.map(str::to_owned),
+    }
 }

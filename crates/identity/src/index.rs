@@ -101,12 +101,16 @@ fn key_bytes(key: &str) -> (Key, bool) {
 
 /// Inserts into a sorted boxed slice sized to its content (a person holds a handful of
 /// keys, so copying on insert costs less than a vector's spare capacity).
-fn insert_sorted<T: Ord + Copy>(slice: &mut Box<[T]>, item: T) {
-    if let Err(pos) = slice.binary_search(&item) {
-        let mut v = Vec::with_capacity(slice.len() + 1);
-        v.extend_from_slice(slice);
-        v.insert(pos, item);
-        *slice = v.into_boxed_slice();
+fn insert_sorted<T: Ord + Copy>(slice: &mut Box<[T]>, item: T) -> bool {
+    match slice.binary_search(&item) {
+        Ok(_) => false,
+        Err(pos) => {
+            let mut v = Vec::with_capacity(slice.len() + 1);
+            v.extend_from_slice(slice);
+            v.insert(pos, item);
+            *slice = v.into_boxed_slice();
+            true
+        }
     }
 }
 
@@ -144,9 +148,27 @@ impl IdentityIndex {
     pub fn from_entries(entries: impl IntoIterator<Item = IndexEntry>) -> Self {
         let mut index = Self::new();
         for e in entries {
-            index.attach_one(e.hub_id, e.kind, &e.key);
+            index.insert(&e);
         }
         index
+    }
+
+    /// Adds one stored association (to rebuild the index row by row, without holding
+    /// the stored rows in memory beside it).
+    pub fn insert(&mut self, e: &IndexEntry) {
+        self.attach_one(e.hub_id, e.kind, &e.key);
+    }
+
+    /// `resolve`, also giving the associations this call added: the keys the index did
+    /// not yet hold for that hub id, which the caller must store.
+    pub fn resolve_new(
+        &mut self,
+        keys: &IdentityKeys,
+        new_id: impl FnOnce() -> Uuid,
+    ) -> (Resolution, Vec<IndexEntry>) {
+        let mut added = Vec::new();
+        let r = self.resolve_into(keys, new_id, Some(&mut added));
+        (r, added)
     }
 
     /// Every association, for storage.
@@ -184,6 +206,15 @@ impl IdentityIndex {
     /// the hub id, so the next record carrying any of them resolves the same way.
     /// `new_id` is called only when a new hub id is needed.
     pub fn resolve(&mut self, keys: &IdentityKeys, new_id: impl FnOnce() -> Uuid) -> Resolution {
+        self.resolve_into(keys, new_id, None)
+    }
+
+    fn resolve_into(
+        &mut self,
+        keys: &IdentityKeys,
+        new_id: impl FnOnce() -> Uuid,
+        added: Option<&mut Vec<IndexEntry>>,
+    ) -> Resolution {
         let by_identifier = self.candidates(keys.identifiers.iter().map(|(_, k)| k));
         let (candidates, by) = if by_identifier.is_empty() {
             (self.candidates(keys.identites.iter()), MatchedBy::Identite)
@@ -220,7 +251,7 @@ impl IdentityIndex {
         };
         match &resolution {
             Resolution::Matched { hub_id, .. } | Resolution::New { hub_id } => {
-                self.attach(*hub_id, keys)
+                self.attach(*hub_id, keys, added)
             }
             Resolution::Review { reason, candidates } => self.reviews.push(Review {
                 reason: *reason,
@@ -238,7 +269,7 @@ impl IdentityIndex {
             return None;
         }
         let r = self.reviews.remove(review);
-        self.attach(hub_id, &r.keys);
+        self.attach(hub_id, &r.keys, None);
         Some(r)
     }
 
@@ -269,23 +300,39 @@ impl IdentityIndex {
         })
     }
 
-    fn attach(&mut self, hub_id: Uuid, keys: &IdentityKeys) {
-        for (kind, key) in &keys.identifiers {
-            self.attach_one(hub_id, *kind, key);
-        }
-        for key in &keys.identites {
-            self.attach_one(hub_id, KeyKind::Identite, key);
+    fn attach(
+        &mut self,
+        hub_id: Uuid,
+        keys: &IdentityKeys,
+        mut added: Option<&mut Vec<IndexEntry>>,
+    ) {
+        let all = keys
+            .identifiers
+            .iter()
+            .map(|(kind, key)| (*kind, key))
+            .chain(keys.identites.iter().map(|k| (KeyKind::Identite, k)));
+        for (kind, key) in all {
+            if self.attach_one(hub_id, kind, key)
+                && let Some(out) = added.as_deref_mut()
+            {
+                out.push(IndexEntry {
+                    hub_id,
+                    kind,
+                    key: key.clone(),
+                });
+            }
         }
         self.identifiers_of.entry(hub_id).or_default();
     }
 
-    fn attach_one(&mut self, hub_id: Uuid, kind: KeyKind, key: &str) {
+    /// Attaches one key; returns whether the person did not hold it yet.
+    fn attach_one(&mut self, hub_id: Uuid, kind: KeyKind, key: &str) -> bool {
         let (bytes, canonical) = key_bytes(key);
         if !canonical {
             self.other_keys.entry(bytes).or_insert_with(|| key.into());
         }
         if let Some(ids) = self.shared.get_mut(&bytes) {
-            insert_sorted(ids, hub_id);
+            let _ = insert_sorted(ids, hub_id);
         } else {
             match self.single.entry(bytes) {
                 Entry::Vacant(e) => {
@@ -303,7 +350,7 @@ impl IdentityIndex {
         insert_sorted(
             self.identifiers_of.entry(hub_id).or_default(),
             (kind, bytes),
-        );
+        )
     }
 
     /// The hub ids that carry a key, sorted.

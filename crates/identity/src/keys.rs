@@ -28,6 +28,39 @@ pub enum KeyKind {
 }
 
 impl KeyKind {
+    /// Every kind.
+    pub const ALL: [KeyKind; 9] = [
+        Self::Nir,
+        Self::CafRole,
+        Self::ImiloDossier,
+        Self::Solis,
+        Self::FranceTravailIde,
+        Self::FranceTravailId,
+        Self::Ine,
+        Self::SourceRecord,
+        Self::Identite,
+    ];
+
+    /// The kind's name where it is stored (its serde name: `caf_role`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Nir => "nir",
+            Self::CafRole => "caf_role",
+            Self::ImiloDossier => "imilo_dossier",
+            Self::Solis => "solis",
+            Self::FranceTravailIde => "france_travail_ide",
+            Self::FranceTravailId => "france_travail_id",
+            Self::Ine => "ine",
+            Self::SourceRecord => "source_record",
+            Self::Identite => "identite",
+        }
+    }
+
+    /// The kind a stored name stands for.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
     /// The kind's name in blind indexes (part of the HMAC input).
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -40,6 +73,20 @@ impl KeyKind {
             Self::Ine => "ine",
             Self::SourceRecord => "source-record",
             Self::Identite => "nom-prenom-naissance",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KeyKind;
+
+    #[test]
+    fn stored_names_are_the_serde_names() {
+        for k in KeyKind::ALL {
+            let serde = serde_json::to_value(k).unwrap();
+            assert_eq!(serde.as_str(), Some(k.name()));
+            assert_eq!(KeyKind::parse(k.name()), Some(k));
         }
     }
 }

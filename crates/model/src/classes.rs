@@ -214,6 +214,19 @@ pub struct Projection {
 impl Jeune {
     /// The canonical paths this record holds a value for, in `FIELDS` order.
     pub fn paths(&self) -> Vec<&'static str> {
+        if crate::project::complete() {
+            return crate::project::TYPED
+                .iter()
+                .filter(|(_, present, _)| present(self))
+                .map(|(p, ..)| *p)
+                .collect();
+        }
+        self.paths_by_json()
+    }
+
+    /// `paths` through the record's JSON form (the reference the typed form follows).
+    #[doc(hidden)]
+    pub fn paths_by_json(&self) -> Vec<&'static str> {
         let value = serde_json::to_value(self).unwrap_or(Value::Null);
         FIELDS
             .iter()
@@ -230,6 +243,27 @@ impl Jeune {
     /// Keeps only the paths for which `allowed` says yes (and `schema`, always);
     /// returns the reduced record and what was dropped.
     pub fn project_with(&self, allowed: impl Fn(&'static str, FieldClass) -> bool) -> Projection {
+        if !crate::project::complete() {
+            return self.project_by_json(allowed);
+        }
+        let mut record = self.clone();
+        let mut dropped = Vec::new();
+        for ((path, present, clear), (_, class)) in crate::project::TYPED.iter().zip(FIELDS) {
+            if *path != "schema" && present(&record) && !allowed(path, *class) {
+                clear(&mut record);
+                dropped.push(*path);
+            }
+        }
+        Projection { record, dropped }
+    }
+
+    /// `project_with` through the record's JSON form (the reference the typed form
+    /// follows).
+    #[doc(hidden)]
+    pub fn project_by_json(
+        &self,
+        allowed: impl Fn(&'static str, FieldClass) -> bool,
+    ) -> Projection {
         let mut value = serde_json::to_value(self).unwrap_or(Value::Null);
         let mut dropped = Vec::new();
         for (path, class) in FIELDS {

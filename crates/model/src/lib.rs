@@ -8,6 +8,7 @@ pub mod classes;
 pub mod codes;
 pub mod error;
 pub mod normalise;
+mod project;
 pub mod record;
 pub mod value;
 

@@ -452,6 +452,17 @@ proptest! {
         prop_assert_eq!(back, record);
     }
 
+    /// The typed paths and projection say what the JSON form says, record for record.
+    #[test]
+    fn typed_projection_is_the_json_one(record in jeune(), keep in vec(select(FieldClass::ALL), 0..5)) {
+        prop_assert_eq!(record.paths(), record.paths_by_json());
+        let allowed = |_: &str, c: FieldClass| keep.contains(&c);
+        let typed = record.project_with(allowed);
+        let json = record.project_by_json(allowed);
+        prop_assert_eq!(&typed.dropped, &json.dropped);
+        prop_assert_eq!(typed.record.to_json_line(), json.record.to_json_line());
+    }
+
     #[test]
     fn projections_stay_valid(record in jeune(), keep in vec(select(FieldClass::ALL), 0..5)) {
         let p = record.project(&[], &keep);

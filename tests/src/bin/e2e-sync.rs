@@ -50,10 +50,11 @@ fn show(p: &Progress<'_>) {
 async fn sync(config: PathBuf, data_dir: PathBuf) -> Result<bool> {
     let config = HubConfig::load(&config)?;
     let hub = Hub::open(&config, &data_dir).await?;
-    let planned = wiring::plan(&config, &hub, &[])
+    let mut night = wiring::plan(&config, &hub, &[])
         .await
         .context("cannot prepare the night")?;
-    let report = wiring::run(&hub, planned, &|p| show(&p), None)
+    let report = night
+        .run(&hub.engine, &|p| show(&p))
         .await
         .context("the night stopped")?;
     hub.close().await?;

@@ -300,19 +300,21 @@ pub async fn reference_night(
     let hub = Hub::open(&world.config, &dir.join("hub"))
         .await
         .expect("reference hub");
-    let planned = wiring::plan(&world.config, &hub, &[])
+    let mut night = wiring::plan(&world.config, &hub, &[])
         .await
         .expect("reference plan");
-    wiring::run(&hub, planned, &|_| {}, None)
+    night
+        .run(&hub.engine, &|_| {})
         .await
         .expect("reference night");
     // SOLIS answers; the second night collects the answers and sends what the first
     // night's writes changed (I-MILO dossiers the orientations opened).
     world.peers_answer().expect("reference answers");
-    let planned = wiring::plan(&world.config, &hub, &[])
+    let mut night = wiring::plan(&world.config, &hub, &[])
         .await
         .expect("reference plan");
-    wiring::run(&hub, planned, &|_| {}, None)
+    night
+        .run(&hub.engine, &|_| {})
         .await
         .expect("reference second night");
     let out = transfers_per_flow(hub.engine.state()).await;

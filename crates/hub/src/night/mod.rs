@@ -1,0 +1,237 @@
+//! One night, whatever the wiring, in named phases: late answers; the sources, read
+//! side by side and sent while every recipient's queue is delivered; then the sources
+//! that answer what was just delivered (FAJ decisions) and their delivery; late answers
+//! again; the cursors stored. Each source is acknowledged only after its batch is sent
+//! (published, recorded, journaled), and hears what became of each item.
+//!
+//! What to read and where things go is the caller's (the configuration, the demo's
+//! simulators): a [`Night`] holds boxed sources, routes, sinks and receipt sources, and
+//! knows nothing of any peer.
+
+mod pipeline;
+mod plan;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use passerelle_connector::ReceiptSource;
+use tracing::warn;
+
+use crate::engine::{Engine, EngineError};
+use crate::report::{DeliverSummary, FlowReport, LateSummary, NightReport};
+
+pub use crate::org::Route;
+pub use crate::report::{add_delivered, add_late, add_sent};
+pub use plan::{Cursor, FlowRoute, SinkByFlow, SinkPlan, SourcePlan};
+
+/// What a night runs between its first deliveries and the sources that answer them
+/// (a test or the demo lets file peers and the FAJ commission answer there).
+pub type Interlude<'a> =
+    dyn Fn() -> Result<(), Box<dyn std::error::Error + Send + Sync>> + Sync + 'a;
+
+/// Sources read at once by default: one. Sources about the same persons (a SOLIS
+/// export and a CNAF file) resolve identities in the order they read them, and a night
+/// must give the same hub ids, reviews and replies however fast each source goes; each
+/// source is still pipelined (its next batch prepared while the last is published) and
+/// delivered while it reads.
+const SOURCES_AT_ONCE: usize = 1;
+
+/// What a night does.
+#[derive(Default)]
+pub struct Night {
+    pub sources: Vec<SourcePlan>,
+    /// Sources read once the first deliveries are done: they answer what was just
+    /// delivered (a FAJ platform's decisions on the requests it was sent).
+    pub replies: Vec<SourcePlan>,
+    pub sinks: Vec<SinkPlan>,
+    pub receipts: Vec<Box<dyn ReceiptSource>>,
+    /// How long a queue must stay quiet, once the sources are read, before its
+    /// delivery ends.
+    pub idle: Option<Duration>,
+    /// How many sources are read at once (default 1: see `SOURCES_AT_ONCE`).
+    pub sources_at_once: Option<usize>,
+}
+
+impl std::fmt::Debug for Night {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Night")
+            .field("sources", &self.sources)
+            .field("replies", &self.replies)
+            .field("sinks", &self.sinks)
+            .field("receipts", &self.receipts.len())
+            .finish()
+    }
+}
+
+/// Delivers the queues of `sinks` (`only` those named, when given) until quiet.
+async fn deliver_to(
+    sinks: &[SinkPlan],
+    idle: Duration,
+    engine: &Engine,
+    report: &mut NightReport,
+    progress: &(dyn Fn(Progress<'_>) + Sync),
+    only: Option<&BTreeSet<String>>,
+) -> Result<(), EngineError> {
+    let sinks: Vec<&SinkPlan> = sinks
+        .iter()
+        .filter(|s| only.is_none_or(|o| o.contains(&s.recipient)))
+        .collect();
+    pipeline::deliveries(engine, &sinks, idle, &|| true, report, progress).await
+}
+
+/// A line of progress, for a bar or a log.
+#[derive(Debug, Clone)]
+pub enum Progress<'a> {
+    Read {
+        source: &'a str,
+        flow: &'a str,
+        read: u64,
+    },
+    SourceDone {
+        source: &'a str,
+        flow: &'a str,
+        report: &'a FlowReport,
+    },
+    Delivered {
+        recipient: &'a str,
+        summary: &'a DeliverSummary,
+    },
+    Receipts {
+        summary: &'a LateSummary,
+    },
+}
+
+impl Night {
+    /// The whole night (see the module documentation).
+    pub async fn run(
+        &mut self,
+        engine: &Engine,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<NightReport, EngineError> {
+        self.run_with(engine, progress, None).await
+    }
+
+    /// `run`, with `interlude` run between the first deliveries and the replies.
+    pub async fn run_with(
+        &mut self,
+        engine: &Engine,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+        interlude: Option<&Interlude<'_>>,
+    ) -> Result<NightReport, EngineError> {
+        let started = Instant::now();
+        let mut report = NightReport::default();
+        let t = Instant::now();
+        self.collect(engine, &mut report, progress).await?;
+        report.phases.answers_before = t.elapsed().as_secs_f64();
+
+        let t = Instant::now();
+        let idle = self.idle();
+        let at_once = self.sources_at_once.unwrap_or(SOURCES_AT_ONCE);
+        pipeline::sources_and_deliveries(
+            engine,
+            &mut self.sources,
+            &self.sinks,
+            idle,
+            at_once,
+            &mut report,
+            progress,
+        )
+        .await?;
+        report.phases.sources = t.elapsed().as_secs_f64();
+
+        if let Some(f) = interlude {
+            f().map_err(|e| EngineError::Interlude(e.to_string()))?;
+        }
+
+        let t = Instant::now();
+        if !self.replies.is_empty() {
+            let to =
+                pipeline::send_sources(engine, &mut self.replies, at_once, &mut report, progress)
+                    .await?;
+            // Only the queues the replies went to: the others were emptied above.
+            deliver_to(
+                &self.sinks,
+                self.idle(),
+                engine,
+                &mut report,
+                progress,
+                Some(&to),
+            )
+            .await?;
+        }
+        report.phases.replies = t.elapsed().as_secs_f64();
+
+        let t = Instant::now();
+        self.collect(engine, &mut report, progress).await?;
+        report.phases.answers_after = t.elapsed().as_secs_f64();
+        let cursors: Vec<(String, String)> = self
+            .sources
+            .iter()
+            .chain(&self.replies)
+            .filter_map(|p| p.cursor.as_ref())
+            .filter_map(|c| Some((c.key.clone(), c.value()?)))
+            .collect();
+        for (key, value) in cursors {
+            engine.state().set_cursor(&key, &value).await?;
+        }
+        engine.flush().await?;
+        report.seconds = started.elapsed().as_secs_f64();
+        Ok(report)
+    }
+
+    fn idle(&self) -> Duration {
+        self.idle.unwrap_or(Duration::from_millis(300))
+    }
+
+    /// Reads every source dry (side by side), sending each batch before acknowledging
+    /// it; delivers nothing.
+    pub async fn send(
+        &mut self,
+        engine: &Engine,
+        report: &mut NightReport,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<(), EngineError> {
+        let at_once = self.sources_at_once.unwrap_or(SOURCES_AT_ONCE);
+        pipeline::send_sources(engine, &mut self.sources, at_once, report, progress).await?;
+        Ok(())
+    }
+
+    /// Delivers every planned recipient's queue until it stays quiet. Recipients are
+    /// delivered side by side: each waits `idle` for its queue to stay quiet and for
+    /// its peer to answer, and those waits overlap instead of adding up.
+    pub async fn deliver(
+        &mut self,
+        engine: &Engine,
+        report: &mut NightReport,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<(), EngineError> {
+        deliver_to(&self.sinks, self.idle(), engine, report, progress, None).await
+    }
+
+    /// Settles the answers waiting in every receipt source.
+    pub async fn collect(
+        &mut self,
+        engine: &Engine,
+        report: &mut NightReport,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<(), EngineError> {
+        for source in &mut self.receipts {
+            let by_flow = match engine.collect_receipts_by_flow(source.as_mut()).await {
+                Ok(s) => s,
+                // One unreadable answer folder must not stop the night's sending.
+                Err(EngineError::Connector(e)) => {
+                    warn!("receipts not collected: {e}");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let mut total = LateSummary::default();
+            for (flow, s) in by_flow {
+                report.flow(&flow).late += &s;
+                total += &s;
+            }
+            progress(Progress::Receipts { summary: &total });
+        }
+        Ok(())
+    }
+}
