@@ -686,6 +686,44 @@ async fn a_sync_killed_mid_way_then_rerun_loses_nothing_and_duplicates_nothing()
         .await
         .unwrap();
     assert!(j.verify().await.unwrap().is_intact());
+
+    // Each transfer's steps once in the journal, as a person's Art. 15 report lists
+    // them: published once, and applied or rejected once, redeliveries included.
+    let key = passerelle_crypto::Keyring::open(&data)
+        .unwrap()
+        .pseudonym_key()
+        .unwrap();
+    type Step = (String, String, String, String);
+    let mut journaled: BTreeMap<Step, u64> = BTreeMap::new();
+    for e in j.entries(&Default::default()).await.unwrap() {
+        if let (Some(s), Some(f), Some(r)) = (e.subject, e.flow, e.recipient) {
+            *journaled.entry((s, f, r, e.event)).or_default() += 1;
+        }
+    }
+    let mut senders: Vec<String> = world.config.imilo.as_ref().unwrap().structures.clone();
+    senders.extend(["CD059".to_owned(), "FAJ059".to_owned()]);
+    let mut expected: BTreeMap<Step, u64> = BTreeMap::new();
+    for sender in &senders {
+        for t in state.transfers_of(sender, None).await.unwrap() {
+            let subject = key.pseudonym(&t.hub_id.to_string());
+            let step = |event: &str| {
+                (
+                    subject.clone(),
+                    t.flow.clone(),
+                    t.recipient.clone(),
+                    event.to_owned(),
+                )
+            };
+            *expected.entry(step("published")).or_default() += 1;
+            if matches!(t.status, TransferStatus::Applied | TransferStatus::Rejected) {
+                *expected.entry(step(t.status.as_str())).or_default() += 1;
+            }
+        }
+    }
+    assert!(!expected.is_empty());
+    for (step, n) in &expected {
+        assert_eq!(journaled.get(step), Some(n), "{step:?} journaled");
+    }
     world.stop().await;
 }
 
