@@ -109,6 +109,7 @@ pub const FIELDS: &[(&str, FieldClass)] = &[
     ("rsa.role", FieldClass::Social),
     ("rsa.etat_droit", FieldClass::Social),
     ("rsa.soumis_droits_devoirs", FieldClass::Social),
+    ("rsa.entrant_droits_devoirs", FieldClass::Social),
     ("rsa.date_ouverture", FieldClass::Social),
     ("rsa.motif_suspension", FieldClass::Social),
     ("rsa.motif_cloture", FieldClass::Social),

@@ -131,6 +131,11 @@ pub(crate) const TYPED: &[(&str, Present, Clear)] = &[
         |j| j.rsa.soumis_droits_devoirs = None,
     ),
     (
+        "rsa.entrant_droits_devoirs",
+        |j| j.rsa.entrant_droits_devoirs.is_some(),
+        |j| j.rsa.entrant_droits_devoirs = None,
+    ),
+    (
         "rsa.date_ouverture",
         |j| j.rsa.date_ouverture.is_some(),
         |j| j.rsa.date_ouverture = None,

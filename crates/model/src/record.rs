@@ -139,11 +139,33 @@ impl Identifiants {
 }
 
 /// `identifiants.caf`.
+///
+/// Deserialised through `CafWire`: how long the number may be depends on the
+/// organisme (7 digits for the CAF, an MSA matricule of at most 15).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, try_from = "CafWire")]
 pub struct Caf {
     pub organisme: CafOrganisme,
     pub numero_allocataire: NumeroAllocataire,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CafWire {
+    organisme: CafOrganisme,
+    numero_allocataire: String,
+}
+
+impl TryFrom<CafWire> for Caf {
+    type Error = String;
+    fn try_from(w: CafWire) -> Result<Self, String> {
+        let numero_allocataire = NumeroAllocataire::parse_for(w.organisme, &w.numero_allocataire)
+            .map_err(|e| format!("invalid NumeroAllocataire: {e}"))?;
+        Ok(Self {
+            organisme: w.organisme,
+            numero_allocataire,
+        })
+    }
 }
 
 /// `etat_civil`.
@@ -243,6 +265,9 @@ pub struct Rsa {
     pub etat_droit: Option<EtatDroit>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub soumis_droits_devoirs: Option<bool>,
+    /// CNAF `TOPPERSENTDRODEVORSA`: the person newly entered rights and duties.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrant_droits_devoirs: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub date_ouverture: Option<Date>,
     /// CNAF code kept as is.

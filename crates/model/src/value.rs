@@ -9,6 +9,7 @@ use std::fmt;
 
 use chrono::{Datelike, NaiveDate};
 
+use crate::codes::CafOrganisme;
 use crate::error::InvalidValue;
 
 /// Defines a string newtype validated by `parse`, serialised as its normal form.
@@ -164,13 +165,14 @@ impl Nir {
 }
 
 string_value!(
-    /// A CAF or MSA allocataire number: 7 digits.
+    /// A CAF or MSA allocataire number: 7 digits for the CAF, the matricule's digits
+    /// (at most 15) for the MSA.
     NumeroAllocataire,
     redacted = true
 );
 
 impl NumeroAllocataire {
-    /// Parses a 7-digit number (separators allowed).
+    /// Parses a 7-digit CAF number (separators allowed).
     pub fn parse(input: &str) -> Result<Self, InvalidValue> {
         let s = strip_separators(input.trim());
         if s.len() != 7 || !all_digits(&s) {
@@ -179,7 +181,52 @@ impl NumeroAllocataire {
         Ok(Self(s))
     }
 
-    /// Cuts a CNAF 15-digit `MATRICULE` (the number followed by zeros) to its 7 digits.
+    /// Parses the number as the given organisme writes it: the CAF's 7 digits, the
+    /// MSA's matricule of at most 15 digits.
+    pub fn parse_for(organisme: CafOrganisme, input: &str) -> Result<Self, InvalidValue> {
+        match organisme {
+            CafOrganisme::Caf => Self::parse(input),
+            CafOrganisme::Msa => {
+                let s = strip_separators(input.trim());
+                if s.len() > 15 || !all_digits(&s) {
+                    return Err(InvalidValue::new(
+                        "numero_allocataire",
+                        "an MSA matricule must be 1 to 15 digits",
+                    ));
+                }
+                Ok(Self(s))
+            }
+        }
+    }
+
+    /// The number in a CNAF flux `MATRICULE` (an integer of at most 15 digits).
+    ///
+    /// CAF files pad the 7-digit allocataire number with zeros: it is cut to 7 digits
+    /// only when what follows the 7th digit is all zeros, since cutting anything else
+    /// corrupts it. MSA matricules are not padded and are never cut (cnaf.md).
+    pub fn from_matricule(organisme: CafOrganisme, input: &str) -> Result<Self, InvalidValue> {
+        let s = input.trim();
+        if s.is_empty() || s.len() > 15 || !all_digits(s) {
+            return Err(InvalidValue::new(
+                "numero_allocataire",
+                "matricule must be at most 15 digits",
+            ));
+        }
+        match organisme {
+            CafOrganisme::Msa => Ok(Self(s.to_owned())),
+            CafOrganisme::Caf if s.len() == 7 => Ok(Self(s.to_owned())),
+            CafOrganisme::Caf if s.len() == 15 && s[7..].bytes().all(|b| b == b'0') => {
+                Ok(Self(s[..7].to_owned()))
+            }
+            CafOrganisme::Caf => Err(InvalidValue::new(
+                "numero_allocataire",
+                "a CAF matricule must be 7 digits, or 15 whose last 8 are zeros",
+            )),
+        }
+    }
+
+    /// Cuts a CNAF 15-digit CAF `MATRICULE` (the number followed by zeros) to its 7
+    /// digits; refuses one whose tail is not zeros.
     pub fn from_cnaf_matricule(input: &str) -> Result<Self, InvalidValue> {
         let s = input.trim();
         if s.len() != 15 || !all_digits(s) {
@@ -188,24 +235,25 @@ impl NumeroAllocataire {
                 "matricule must be 15 digits",
             ));
         }
-        Self::parse(&s[..7])
+        Self::from_matricule(CafOrganisme::Caf, s)
     }
 }
 
 string_value!(
-    /// An RSA request number: 11 letters or digits.
+    /// An RSA request number: at most 11 letters or digits (10 are seen in MSA files).
     NumeroDemandeRsa,
     redacted = true
 );
 
 impl NumeroDemandeRsa {
-    /// Parses an 11-character alphanumeric request number.
+    /// Parses an alphanumeric request number of 1 to 11 characters (the VRSB0801
+    /// schema's bound).
     pub fn parse(input: &str) -> Result<Self, InvalidValue> {
         let s = input.trim().to_ascii_uppercase();
-        if s.len() != 11 || !s.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        if s.is_empty() || s.len() > 11 || !s.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(InvalidValue::new(
                 "numero_demande_rsa",
-                "must be 11 letters or digits",
+                "must be 1 to 11 letters or digits",
             ));
         }
         Ok(Self(s))
@@ -780,6 +828,19 @@ mod tests {
         assert_eq!(cut.as_str(), "1234567");
         assert!(NumeroAllocataire::from_cnaf_matricule("1234567").is_err());
         assert!(NumeroAllocataire::from_cnaf_matricule("12345670000000X").is_err());
+        // A tail that is not zeros is not padding: cutting it would corrupt the number.
+        assert!(NumeroAllocataire::from_cnaf_matricule("922016057501584").is_err());
+        let msa = NumeroAllocataire::from_matricule(CafOrganisme::Msa, "922016057501584").unwrap();
+        assert_eq!(msa.as_str(), "922016057501584");
+        let msa = NumeroAllocataire::from_matricule(CafOrganisme::Msa, "922016000000000").unwrap();
+        assert_eq!(msa.as_str(), "922016000000000");
+        let caf = NumeroAllocataire::from_matricule(CafOrganisme::Caf, "034614500000000").unwrap();
+        assert_eq!(caf.as_str(), "0346145");
+        assert!(NumeroAllocataire::from_matricule(CafOrganisme::Caf, "0346145").is_ok());
+        assert!(NumeroAllocataire::from_matricule(CafOrganisme::Caf, "034614500000001").is_err());
+        assert!(NumeroAllocataire::from_matricule(CafOrganisme::Msa, "1234567890123456").is_err());
+        assert!(NumeroAllocataire::parse_for(CafOrganisme::Msa, "922016057501584").is_ok());
+        assert!(NumeroAllocataire::parse_for(CafOrganisme::Caf, "922016057501584").is_err());
     }
 
     #[test]
@@ -805,7 +866,9 @@ mod tests {
         assert!(Ine::parse("123456789").is_err());
         assert!(Ine::parse("1234567890-").is_err());
         assert!(NumeroDemandeRsa::parse("59012345678").is_ok());
-        assert!(NumeroDemandeRsa::parse("5901234567").is_err());
+        assert!(NumeroDemandeRsa::parse("1235068092").is_ok());
+        assert!(NumeroDemandeRsa::parse("590123456789").is_err());
+        assert!(NumeroDemandeRsa::parse(" ").is_err());
         assert!(ImiloDossier::parse("6282").is_ok());
         assert!(ImiloDossier::parse("62a2").is_err());
         assert!(ImiloDossier::parse("").is_err());

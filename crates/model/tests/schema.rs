@@ -108,13 +108,20 @@ fn identifiants() -> impl Strategy<Value = Identifiants> {
     (
         of(nir()),
         of(digits(6).prop_map(|d| ImiloDossier::parse(&d).unwrap())),
-        of(
+        of(prop_oneof![
             (select(CafOrganisme::ALL), digits(7)).prop_map(|(organisme, n)| Caf {
                 organisme,
                 numero_allocataire: NumeroAllocataire::parse(&n).unwrap(),
             }),
-        ),
-        of(digits(11).prop_map(|d| NumeroDemandeRsa::parse(&d).unwrap())),
+            // MSA matricules are kept whole (cnaf.md).
+            digits(15).prop_map(|n| Caf {
+                organisme: CafOrganisme::Msa,
+                numero_allocataire: NumeroAllocataire::parse_for(CafOrganisme::Msa, &n).unwrap(),
+            }),
+        ]),
+        of((10usize..=11)
+            .prop_flat_map(digits)
+            .prop_map(|d| NumeroDemandeRsa::parse(&d).unwrap())),
         of((digits(7), "[A-Z]")
             .prop_map(|(d, l)| FranceTravailIde::parse(&format!("{d}{l}")).unwrap())),
         of(digits(11).prop_map(|d| FranceTravailId::parse(&d).unwrap())),
@@ -206,16 +213,18 @@ fn rsa() -> impl Strategy<Value = Rsa> {
         of(select(RsaRole::ALL)),
         of(select(EtatDroit::ALL)),
         of(any::<bool>()),
+        of(any::<bool>()),
         of(date()),
         of("[A-Z0-9]{2,3}"),
         of("[A-Z0-9]{2,3}"),
         of(date()),
     )
         .prop_map(
-            |(role, etat_droit, sdd, ouverture, susp, clot, date_cloture)| Rsa {
+            |(role, etat_droit, sdd, entrant, ouverture, susp, clot, date_cloture)| Rsa {
                 role,
                 etat_droit,
                 soumis_droits_devoirs: sdd,
+                entrant_droits_devoirs: entrant,
                 date_ouverture: ouverture,
                 motif_suspension: susp,
                 motif_cloture: clot,
@@ -516,10 +525,32 @@ fn the_schema_refuses_what_the_contract_refuses() {
         json!({"schema": "passerelle.jeune/1", "contact": {"telephones": ["06 12 34 56 78"]}}),
         json!({"schema": "passerelle.jeune/1", "contact": {"email": "Lea@Example.org"}}),
         json!({"schema": "passerelle.jeune/1", "rsa": {"etat_droit": 2}}),
+        json!({"schema": "passerelle.jeune/1", "identifiants": {"caf": {"organisme": "CAF", "numero_allocataire": "922016057501584"}}}),
+        json!({"schema": "passerelle.jeune/1", "identifiants": {"numero_demande_rsa": "012345678901"}}),
         json!({"schema": "passerelle.jeune/1", "orientation": {"type": "SOCIO_PRO"}}),
         json!({"schema": "passerelle.jeune/1", "faj": [{"aides": [{"type": "permis", "montant_demande": 12.5}]}]}),
         json!({"schema": "passerelle.jeune/1", "situations": []}),
     ] {
         assert!(!errors(&v, &bad).is_empty(), "the schema accepts {bad}");
     }
+}
+
+#[test]
+fn caf_number_length_depends_on_the_organisme() {
+    let msa: Caf = serde_json::from_value(
+        json!({"organisme": "MSA", "numero_allocataire": "922016057501584"}),
+    )
+    .unwrap();
+    assert_eq!(msa.numero_allocataire.as_str(), "922016057501584");
+    let err = serde_json::from_value::<Caf>(
+        json!({"organisme": "CAF", "numero_allocataire": "922016057501584"}),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("must be 7 digits"), "{err}");
+    assert!(
+        serde_json::from_value::<Caf>(
+            json!({"organisme": "CAF", "numero_allocataire": "1234567", "x": 1})
+        )
+        .is_err()
+    );
 }
