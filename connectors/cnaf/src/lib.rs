@@ -10,6 +10,6 @@ pub mod flux;
 pub mod sim;
 pub mod source;
 
-pub use flux::{Flux, FluxHeader, Records};
+pub use flux::{Flux, FluxContext, FluxHeader, Layout, Records};
 pub use passerelle_connector::{FileReader, FolderFeed, FolderSource};
 pub use source::{CnafConfig, CnafFluxSource, FluxReader};
