@@ -566,6 +566,18 @@ fn household_fields(m: &mut RecordMapper, foyer: &XmlElement, j: &mut Jeune) {
             ),
             parse_bool,
         );
+    } else {
+        // The schema requires it; without it the rights cannot be told open or closed,
+        // which the reader says rather than passing an état-less record in silence.
+        m.warnings.push(passerelle_connector::report::RecordIssue {
+            reference: m.reference.clone(),
+            line: None,
+            field: "rsa.etat_droit".to_owned(),
+            reason: format!(
+                "unknown: the household has no PrestationRSA (at {})",
+                m.base.rsplit_once('/').map_or("", |(head, _)| head)
+            ),
+        });
     }
 }
 
