@@ -68,7 +68,14 @@ fn with_count(name: &str, n: u32) -> (tempfile::TempDir, PathBuf) {
 }
 
 /// The fields the issue names, for one record: état, CAF number, request number, id.
-fn key_fields(r: &Value) -> (Option<&str>, Option<(&str, &str)>, Option<&str>, &str) {
+type KeyFields<'a> = (
+    Option<&'a str>,
+    Option<(&'a str, &'a str)>,
+    Option<&'a str>,
+    &'a str,
+);
+
+fn key_fields(r: &Value) -> KeyFields<'_> {
     let caf = &r["identifiants"]["caf"];
     (
         r["rsa"]["etat_droit"].as_str(),
