@@ -292,3 +292,153 @@ fn every_real_file_is_covered_and_no_person_vanishes() {
         );
     }
 }
+
+fn layouts(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/layouts")
+        .join(name)
+}
+
+/// A copy of a fixture with one text replaced.
+fn edited(path: &Path, from: &str, to: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{from}");
+    let out = dir.path().join(path.file_name().unwrap());
+    std::fs::write(&out, text.replace(from, to)).unwrap();
+    (dir, out)
+}
+
+#[test]
+fn vrsd0301_is_detected_and_maps_to_the_same_record() {
+    let path = layouts("vrsd0301.xml");
+    let flux = Flux::open(&path).unwrap();
+    assert_eq!(flux.header.layout, passerelle_cnaf::Layout::Vrsd0301);
+    // Two households of three went to the anomaly flux: not a cut file.
+    assert_eq!((flux.header.nb_foyers, flux.header.nb_anomalies), (3, 2));
+    let r = read(&path).unwrap();
+    assert!(
+        r.rejects.is_empty() && r.warnings.is_empty(),
+        "{:?}",
+        r.rejects
+    );
+    // The second BEN left the household on 2022-01-31, before DTREF: not emitted.
+    assert_eq!(r.records.len(), 1);
+    let j = &r.records[0];
+    let vrsb = read(&real("RSABEM-ouvert.xml")).unwrap();
+    // Same person, same id and numbers whatever the layout.
+    assert_eq!(
+        key_fields(j),
+        (
+            Some("3"),
+            Some(("CAF", "2089564")),
+            Some("01024041052"),
+            key_fields(&vrsb.records[0]).3
+        )
+    );
+    assert_eq!(
+        j["identifiants"]["nir"],
+        vrsb.records[0]["identifiants"]["nir"]
+    );
+    // BEN does not tell DEM from CJT: no role rather than a guess.
+    assert!(j["rsa"].get("role").is_none());
+    assert_eq!(j["rsa"]["soumis_droits_devoirs"], true);
+    assert_eq!(j["rsa"]["entrant_droits_devoirs"], true);
+    assert_eq!(j["rsa"]["date_ouverture"], "2018-08-01");
+    assert_eq!(j["rsa"]["motif_suspension"], "DA");
+    assert_eq!(
+        j["etat_civil"]["prenoms"],
+        serde_json::json!(["ETA", "MARIE", "LOUISE"])
+    );
+    // RGADR 01 wins over the address listed first.
+    assert_eq!(j["contact"]["adresse"]["code_postal"], "92300");
+}
+
+#[test]
+fn the_vrsd0301_shape_without_versionflux_is_detected_too() {
+    let (_d, path) = edited(
+        &layouts("vrsd0301.xml"),
+        "<VERSIONFLUX>VRSD0301</VERSIONFLUX>",
+        "",
+    );
+    assert_eq!(
+        Flux::open(&path).unwrap().header.layout,
+        passerelle_cnaf::Layout::Vrsd0301
+    );
+    assert_eq!(read(&path).unwrap().records.len(), 1);
+}
+
+#[test]
+fn unknown_layouts_are_refused_with_their_name_and_version() {
+    let reason = |path: &Path| match Flux::open(path) {
+        Err(ConnectorError::FileRefused { reason, .. }) => reason,
+        other => panic!("{other:?}"),
+    };
+    let (_d, p) = edited(
+        &layouts("vrsd0301.xml"),
+        "<VERSIONFLUX>VRSD0301</VERSIONFLUX>",
+        "<VERSIONFLUX>VRSD0402</VERSIONFLUX>",
+    );
+    assert_eq!(
+        reason(&p),
+        "unknown layout: VERSIONFLUX VRSD0402 (APPLIEME CRI, NUMVERSIONAPPLIEME 6300); this reader maps VRSB0801 and VRSD0301"
+    );
+    let (_d, p) = edited(
+        &layouts("vrsd0301.xml"),
+        "<VERSIONFLUX>VRSD0301</VERSIONFLUX>",
+        "<VERSIONFLUX>VRSB0801</VERSIONFLUX>",
+    );
+    assert_eq!(
+        reason(&p),
+        "layout does not match: IdentificationFlux names VRSB0801 (APPLIEME CRI, NUMVERSIONAPPLIEME 6300), /Racine/InfosFoyerRSA[1] is laid out as VRSD0301"
+    );
+    // Persons in neither layout would yield nothing without a word.
+    let (_d, p) = edited(&real("RSABEI.xml"), "Prestations>", "Autre>");
+    assert_eq!(
+        reason(&p),
+        "unknown layout (APPLIEME CRI, NUMVERSIONAPPLIEME 6200): /Racine/InfosFoyerRSA[1]/Personne has neither Prestations (VRSB0801) nor FonctionPersonneRSA (VRSD0301)"
+    );
+    let (_d, p) = edited(
+        &real("RSABEI.xml"),
+        "<NATFLUX>D</NATFLUX>",
+        "<NATFLUX>I</NATFLUX>",
+    );
+    assert_eq!(
+        reason(&p),
+        "NATFLUX I (instruction) is not a bénéficiaire flux (D) (APPLIEME CRI, NUMVERSIONAPPLIEME 6200)"
+    );
+}
+
+#[test]
+fn the_count_rule_counts_anomalies_sent_apart() {
+    let base = layouts("vrsd0301.xml");
+    let reason = |from: &str, to: &str| {
+        let (_d, p) = edited(&base, from, to);
+        match Flux::open(&p) {
+            Err(ConnectorError::FileRefused { reason, .. }) => Some(reason),
+            Ok(_) => None,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let ano = "<NBTOTDOSRSATRANSMANO>00000002</NBTOTDOSRSATRANSMANO>";
+    assert_eq!(
+        reason(ano, "<NBTOTDOSRSATRANSMANO>00000001</NBTOTDOSRSATRANSMANO>").as_deref(),
+        Some(
+            "truncated: NBTOTDOSRSATRANSM says 3 households (1 of them sent apart as anomalies), the file holds 1 InfosFoyerRSA"
+        )
+    );
+    assert_eq!(
+        reason(ano, "<NBTOTDOSRSATRANSMANO>00000004</NBTOTDOSRSATRANSMANO>").as_deref(),
+        Some("count does not match: NBTOTDOSRSATRANSMANO 4 exceeds NBTOTDOSRSATRANSM 3")
+    );
+    assert_eq!(
+        reason(ano, "").as_deref(),
+        Some(
+            "truncated: NBTOTDOSRSATRANSM says 3 households (0 of them sent apart as anomalies), the file holds 1 InfosFoyerRSA"
+        )
+    );
+    assert_eq!(
+        reason(ano, "<NBTOTDOSRSATRANSMANO>00000002</NBTOTDOSRSATRANSMANO>"),
+        None
+    );
+}
