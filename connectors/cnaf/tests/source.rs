@@ -127,3 +127,31 @@ async fn a_file_arriving_later_is_served_on_a_later_call() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
 }
+
+/// Real names of every kind are read; what matches no pattern is listed as not read.
+#[tokio::test]
+async fn real_names_are_read_and_the_others_listed_as_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/real");
+    for (from, to) in [
+        ("RSABEM-ouvert.xml", "RSABEM_052_20220305.xml"),
+        ("RSABEI.xml", "RSABEI_052_20211224.xml"),
+        ("MSABEI.xml", "MSABEI_092_20211231.xml"),
+        ("RSABEM-ouvert.xml", "NRSACGIM_RSABEM_20220305_A0407584.RCV"),
+    ] {
+        std::fs::copy(real.join(from), dir.path().join(to)).unwrap();
+    }
+    std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
+    std::fs::write(dir.path().join("RSABEM-ouvert.xml"), "x").unwrap();
+    std::fs::write(dir.path().join(".RSABEM_052_20220306.xml.part"), "x").unwrap();
+    let config = CnafConfig::new(dir.path());
+    assert_eq!(
+        config.not_read().unwrap(),
+        ["RSABEM-ouvert.xml", "notes.txt"]
+    );
+    let mut source = config.build().unwrap();
+    let (items, errors) = drain(&mut source).await;
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(items.len(), 4);
+    assert!(items.iter().all(|i| i.outcome.is_ok()));
+}

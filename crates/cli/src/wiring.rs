@@ -231,6 +231,21 @@ pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<Nig
             && wanted(flows, "brsa-orientation")
         {
             let source = cnaf.build().with_context(|| format!("{cd}: CNAF files"))?;
+            // Files no pattern takes are never read: said at every night, not ignored.
+            match cnaf.not_read() {
+                Ok(names) => {
+                    for name in names {
+                        tracing::warn!(
+                            departement = %cd,
+                            file = %name,
+                            "not read: the name matches none of the CNAF patterns"
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(departement = %cd, error = %e, "cannot list the CNAF folder")
+                }
+            }
             night.sources.push(SourcePlan::new(
                 format!("cnaf:{cd}"),
                 Box::new(source),
