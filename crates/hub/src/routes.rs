@@ -117,6 +117,9 @@ pub fn brsa_orientation(cd: Org, territoires: Arc<Territoires>) -> Route {
         if record.rsa.is_empty() && record.identifiants.caf.is_none() {
             return None;
         }
+        if cd.system == System::Cnaf && cnaf_not_for_orientation(record).is_some() {
+            return None;
+        }
         let to = match &record.orientation {
             Some(o) => {
                 let organisme = o.organisme.as_ref()?;
@@ -132,6 +135,25 @@ pub fn brsa_orientation(cd: Org, territoires: Arc<Territoires>) -> Route {
         };
         Some((cd.clone(), ml(&to)))
     })
+}
+
+/// Why a person of a CNAF list is not for `brsa-orientation`, if it is not: only
+/// open rights (états 2, 3, 4) of a person subject to rights and duties can be acted
+/// on by an ML; anyone else would be sent for nothing (minimisation). The reason has
+/// no personal data, for the night's summary.
+pub fn cnaf_not_for_orientation(record: &Jeune) -> Option<&'static str> {
+    use passerelle_model::EtatDroit;
+    match record.rsa.etat_droit {
+        Some(EtatDroit::OuvertVerse | EtatDroit::OuvertSuspendu | EtatDroit::VersementSuspendu) => {
+        }
+        Some(_) => return Some("RSA rights not open (état other than 2, 3 or 4)"),
+        None => return Some("RSA rights état unknown"),
+    }
+    match record.rsa.soumis_droits_devoirs {
+        Some(true) => None,
+        Some(false) => Some("not subject to rights and duties"),
+        None => Some("subject to rights and duties not known"),
+    }
 }
 
 /// `ase-majorite`: from the CD to the ML of the young person's place, for those
@@ -273,6 +295,56 @@ mod tests {
             "an ASE record is not a BRSA orientation"
         );
         assert_eq!(route(&listed).unwrap().1.org, "59512S00");
+    }
+
+    #[test]
+    fn cnaf_lists_orient_only_open_rights_subject_to_rights_and_duties() {
+        let cd = Org::new(OrgKind::Cd, "CD059", System::Cnaf);
+        let route = brsa_orientation(cd, Arc::new(table()));
+        let with = |rsa: &str| {
+            jeune(&format!(
+                r#"{{"schema":"passerelle.jeune/1","rsa":{rsa},"contact":{{"adresse":{{"code_postal":"59100"}}}}}}"#
+            ))
+        };
+        for etat in ["2", "3", "4"] {
+            let j = with(&format!(
+                r#"{{"etat_droit":"{etat}","soumis_droits_devoirs":true}}"#
+            ));
+            assert_eq!(route(&j).unwrap().1.org, "59512S00", "{etat}");
+            assert_eq!(cnaf_not_for_orientation(&j), None);
+        }
+        for (rsa, why) in [
+            (
+                r#"{"etat_droit":"5","soumis_droits_devoirs":true}"#,
+                "RSA rights not open (état other than 2, 3 or 4)",
+            ),
+            (
+                r#"{"etat_droit":"1","soumis_droits_devoirs":true}"#,
+                "RSA rights not open (état other than 2, 3 or 4)",
+            ),
+            (
+                r#"{"soumis_droits_devoirs":true}"#,
+                "RSA rights état unknown",
+            ),
+            (
+                r#"{"etat_droit":"2","soumis_droits_devoirs":false}"#,
+                "not subject to rights and duties",
+            ),
+            (
+                r#"{"etat_droit":"2"}"#,
+                "subject to rights and duties not known",
+            ),
+        ] {
+            let j = with(rsa);
+            assert!(route(&j).is_none(), "{rsa}");
+            assert_eq!(cnaf_not_for_orientation(&j), Some(why), "{rsa}");
+        }
+        // A CD's own orientation (SOLIS, box) is not filtered this way.
+        let solis = brsa_orientation(
+            Org::new(OrgKind::Cd, "CD059", System::Solis),
+            Arc::new(table()),
+        );
+        assert!(solis(&with(r#"{"etat_droit":"5"}"#)).is_some());
     }
 
     #[test]
