@@ -6,6 +6,51 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// A JSON number or a string of digits, as a `u64`: the real API sends ids as
+/// numbers where the examples write strings (imilo.md, "What the real API shows").
+mod num_or_str {
+    use serde::{Deserialize, Deserializer, de::Error};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Num(u64),
+        Str(String),
+    }
+
+    fn parse<E: Error>(raw: Raw) -> Result<u64, E> {
+        match raw {
+            Raw::Num(n) => Ok(n),
+            Raw::Str(s) => s
+                .trim()
+                .parse()
+                .map_err(|_| E::custom("expected a number or a string of digits")),
+        }
+    }
+
+    pub fn id<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        parse(Raw::deserialize(d)?)
+    }
+
+    pub fn opt_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        Option::<Raw>::deserialize(d)?.map(parse).transpose()
+    }
+
+    /// A number or a string, kept as its text.
+    pub fn opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Any {
+            Num(serde_json::Number),
+            Str(String),
+        }
+        Ok(Option::<Any>::deserialize(d)?.map(|a| match a {
+            Any::Num(n) => n.to_string(),
+            Any::Str(s) => s,
+        }))
+    }
+}
+
 /// `{"code": "...", "message": "..."}` of every error answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
@@ -17,6 +62,7 @@ pub struct ErrorBody {
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Dossier {
+    #[serde(deserialize_with = "num_or_str::id")]
     pub id_dossier: u64,
     #[serde(default)]
     pub id_jeune: Option<String>,
@@ -156,12 +202,12 @@ pub struct DossierPage {
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     pub identifiant: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "num_or_str::opt_id")]
     pub id_dossier: Option<u64>,
     #[serde(rename = "type")]
     pub kind: String,
     pub action: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "num_or_str::opt_text")]
     pub id_type: Option<String>,
     #[serde(default)]
     pub date: Option<String>,

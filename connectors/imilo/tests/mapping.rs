@@ -140,3 +140,55 @@ fn mapping_issues_carry_no_personal_values() {
     let d: Dossier = serde_json::from_str(&text).unwrap();
     assert_eq!(format!("{d:?}"), "Dossier { id_dossier: 77, .. }");
 }
+
+/// The files of `../shared/real/imilo/` (copied into `fixtures/real/`), as the CEJ
+/// back end receives them from the real API.
+#[test]
+fn real_dossier_and_event_decode() {
+    use passerelle_imilo::wire::Event;
+    let real = fixtures().join("real");
+    let dossier: Dossier =
+        serde_json::from_str(&std::fs::read_to_string(real.join("dossierDto.json")).unwrap())
+            .unwrap();
+    let m = dossier_to_jeune(&dossier);
+    assert!(m.rejects.is_empty(), "{:?}", m.rejects);
+    let j = serde_json::to_value(m.record.unwrap()).unwrap();
+    assert_eq!(j["identifiants"]["imilo_dossier"], "6282");
+    assert_eq!(j["identifiants"]["france_travail_ide"], "4053956Z");
+    assert_eq!(j["sources"][0]["system"], "imilo");
+    assert_eq!(j["sources"][0]["organisation"], "65440S00");
+    assert_eq!(j["sources"][0]["record_id"], "6282");
+    assert!(j["identifiants"].get("caf").is_none());
+    assert!(j.get("rsa").is_none());
+    assert_eq!(j["etat_civil"]["date_naissance"], "1997-05-08");
+    assert_eq!(j["contact"]["adresse"]["commune"], "Beyrède-Jumet-Camous");
+    // `"numero": ""` is absent, never an empty string.
+    assert!(j["contact"]["adresse"].get("numero").is_none());
+    assert_eq!(j["situations"][0]["categorie"], "demandeur_emploi");
+
+    // idDossier and idType are numbers in the real API.
+    let e: Event = serde_json::from_str(
+        &std::fs::read_to_string(real.join("unEvenementMiloDto.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(e.id_dossier, Some(1_234_567));
+    assert_eq!(e.id_type.as_deref(), Some("34"));
+    assert_eq!((e.kind.as_str(), e.action.as_str()), ("RDV", "CREATE"));
+    // The strings of the examples are read the same.
+    let s: Event = serde_json::from_str(
+        r#"{"identifiant":"x","idDossier":"1234567","type":"DOSSIER","action":"UPDATE","idType":"34"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        (s.id_dossier, s.id_type.as_deref()),
+        (Some(1_234_567), Some("34"))
+    );
+    let d: Dossier = serde_json::from_str(r#"{"idDossier":"6282"}"#).unwrap();
+    assert_eq!(d.id_dossier, 6282);
+    assert!(
+        serde_json::from_str::<Event>(
+            r#"{"identifiant":"x","idDossier":"12a","type":"DOSSIER","action":"UPDATE"}"#
+        )
+        .is_err()
+    );
+}
