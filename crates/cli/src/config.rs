@@ -81,6 +81,15 @@ pub struct ImiloSection {
     /// ML structure codes whose dossiers are read each night.
     pub structures: Vec<String>,
     pub client: ImiloConfig,
+    /// Days between two reconciliations through the structure listings; the nights
+    /// in between read the change-event queue (imilo.md). The first night always
+    /// reads the listings (the full load); `0` reads them every night.
+    #[serde(default = "default_reconcile_every_days")]
+    pub reconcile_every_days: u32,
+}
+
+fn default_reconcile_every_days() -> u32 {
+    7
 }
 
 /// One département: its CD's systems.

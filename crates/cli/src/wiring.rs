@@ -21,7 +21,7 @@ use passerelle_hub::{
     Cursor, Engine, FlowRoute, HubState, KeyringSealer, Night, Org, Routed, SinkByFlow, SinkPlan,
     SourcePlan,
 };
-use passerelle_imilo::{ImiloSink, ReconcileSource};
+use passerelle_imilo::{EventSource, ImiloSink, ReconcileSource};
 use passerelle_policy::{OrgKind, Policy, System};
 use passerelle_transport::Transport;
 use passerelle_transport::embedded::EmbeddedConfig;
@@ -148,6 +148,24 @@ async fn open_journal(config: &HubConfig, data_dir: &Path) -> Result<Journal> {
 }
 
 const CURSOR_IMILO: &str = "imilo:dossiers";
+
+/// Whether tonight reads I-MILO through the structure listings: the first night (no
+/// reconciliation yet: the full load), when `every_days` have passed since the last
+/// one (or it is 0), or when the cursor cannot be read. Other nights read the events.
+pub fn reconciliation_due(
+    last: Option<&str>,
+    every_days: u32,
+    now: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    let Some(last) = last else { return true };
+    if every_days == 0 {
+        return true;
+    }
+    match chrono::DateTime::parse_from_rfc3339(last) {
+        Ok(t) => now.signed_duration_since(t) >= chrono::Duration::days(i64::from(every_days)),
+        Err(_) => true,
+    }
+}
 
 fn cursor_faj(platform: &str) -> String {
     format!("faj:{platform}:decisions")
@@ -330,17 +348,31 @@ pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<Nig
         ];
         if feeds_wanted(&fl, flows) {
             let since = hub.engine.state().cursor(CURSOR_IMILO).await?;
-            let source = ReconcileSource::new(client, imilo.structures.clone(), since);
-            let cursor = Cursor::at(
-                CURSOR_IMILO,
-                source.started_at().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            );
-            // What the night writes to I-MILO is read by the next night, not this one.
-            night.sources.push(
-                SourcePlan::new("imilo", Box::new(source), fl)
-                    .with_cursor(cursor)
-                    .reading(imilo.structures.iter().cloned()),
-            );
+            if reconciliation_due(
+                since.as_deref(),
+                imilo.reconcile_every_days,
+                chrono::Utc::now(),
+            ) {
+                let source = ReconcileSource::new(client, imilo.structures.clone(), since);
+                let cursor = Cursor::at(
+                    CURSOR_IMILO,
+                    source.started_at().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                );
+                // What the night writes to I-MILO is read by the next night, not this one.
+                night.sources.push(
+                    SourcePlan::new("imilo", Box::new(source), fl)
+                        .with_cursor(cursor)
+                        .reading(imilo.structures.iter().cloned()),
+                );
+            } else {
+                // The changes since the last night, from the event queue: each changed
+                // dossier fetched, each event acked once the engine has published what
+                // it signals (the source's `ack`). The cursor stays the reconciliation's.
+                night.sources.push(
+                    SourcePlan::new("imilo:events", Box::new(EventSource::new(client)), fl)
+                        .reading(imilo.structures.iter().cloned()),
+                );
+            }
         }
     }
 

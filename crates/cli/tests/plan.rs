@@ -65,5 +65,45 @@ async fn a_flow_filter_picks_sources_and_reads_them_whole() {
     let mut expected = recipients(&all);
     expected.retain(|r| r != "FAJ059");
     assert_eq!(recipients(&ase), expected);
+
+    // After the first night's full load, the nights read I-MILO's event queue until
+    // the next reconciliation is due.
+    let now = chrono::Utc::now();
+    hub.engine
+        .state()
+        .set_cursor(
+            "imilo:dossiers",
+            &now.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        )
+        .await
+        .unwrap();
+    let mut weekly = world.config.clone();
+    weekly.imilo.as_mut().unwrap().reconcile_every_days = 7;
+    let next = wiring::plan(&weekly, &hub, &["brsa-suivi".into()])
+        .await
+        .unwrap();
+    let names: Vec<String> = plan_of(&next).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["imilo:events"]);
+    assert!(
+        next.sources[0].cursor.is_none(),
+        "the reconciliation's cursor stays"
+    );
+    assert!(wiring::reconciliation_due(None, 7, now));
+    assert!(!wiring::reconciliation_due(
+        Some("2026-12-01T00:00:00Z"),
+        7,
+        "2026-12-07T23:00:00Z".parse().unwrap()
+    ));
+    assert!(wiring::reconciliation_due(
+        Some("2026-12-01T00:00:00Z"),
+        7,
+        "2026-12-08T00:00:00Z".parse().unwrap()
+    ));
+    assert!(wiring::reconciliation_due(
+        Some("2026-12-01T00:00:00Z"),
+        0,
+        "2026-12-01T01:00:00Z".parse().unwrap()
+    ));
+    assert!(wiring::reconciliation_due(Some("not a date"), 7, now));
     world.stop().await;
 }
