@@ -57,3 +57,92 @@ fn truncated_simulation_is_refused() {
     let err = Flux::open(&summary.path).unwrap_err();
     assert!(err.to_string().contains("refused"), "{err}");
 }
+
+/// The simulator's VRSB0801 files pass the schema partners validate against, checked
+/// by a real XML schema validator (`xmllint` of libxml2-utils, which `scripts/test`
+/// installs).
+#[test]
+fn vrsb0801_output_is_valid_against_the_schema() {
+    let xsd =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/real/vrsb0801.xsd");
+    let dir = tempfile::tempdir().unwrap();
+    for (msa, daily, seed) in [
+        (false, false, 1),
+        (false, true, 2),
+        (true, false, 3),
+        (true, true, 4),
+    ] {
+        let mut o = SimOptions::new(400, seed);
+        o.msa = msa;
+        o.daily = daily;
+        o.anomalies = 3;
+        let s = write_flux(dir.path(), &o).unwrap();
+        let out = std::process::Command::new("xmllint")
+            .arg("--noout")
+            .arg("--schema")
+            .arg(&xsd)
+            .arg(&s.path)
+            .output()
+            .expect(
+                "xmllint (libxml2-utils) must be installed: run the tests through scripts/test",
+            );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{}: {stderr}", s.path.display());
+        assert!(stderr.contains("validates"), "{stderr}");
+        // And the reader takes it: the anomalies sent apart are not a cut.
+        let flux = Flux::open(&s.path).unwrap();
+        assert_eq!(flux.header.nb_anomalies, 3);
+        assert_eq!(flux.header.layout, passerelle_cnaf::Layout::Vrsb0801);
+        let items: Vec<_> = flux.records().unwrap().map(Result::unwrap).collect();
+        assert_eq!(items.len() as u64, s.records);
+        assert!(items.iter().all(|i| i.outcome.is_ok()));
+        let name = s.path.file_name().unwrap().to_str().unwrap().to_owned();
+        let prefix = match (msa, daily) {
+            (false, false) => "RSABEM_",
+            (false, true) => "RSABEI_",
+            (true, false) => "MSABEM_",
+            (true, true) => "MSABEI_",
+        };
+        assert!(name.starts_with(prefix), "{name}");
+        assert!(
+            passerelle_cnaf::CnafConfig::new(dir.path())
+                .not_read()
+                .unwrap()
+                .is_empty()
+        );
+        let first = items[0].outcome.as_ref().unwrap();
+        let caf = first.identifiants.caf.as_ref().unwrap();
+        assert_eq!(
+            caf.numero_allocataire.as_str().len(),
+            if msa { 15 } else { 7 }
+        );
+    }
+}
+
+/// VRSD0301 output is read as such and gives the same records count.
+#[test]
+fn vrsd0301_output_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = SimOptions::new(500, 9);
+    o.layout = passerelle_cnaf::Layout::Vrsd0301;
+    o.invalid_share = 0.05;
+    let s = write_flux(dir.path(), &o).unwrap();
+    let flux = Flux::open(&s.path).unwrap();
+    assert_eq!(flux.header.layout, passerelle_cnaf::Layout::Vrsd0301);
+    let items: Vec<_> = flux.records().unwrap().map(Result::unwrap).collect();
+    assert_eq!(items.len() as u64, s.records);
+    let rejected = items.iter().filter(|i| i.outcome.is_err()).count() as u64;
+    assert_eq!(rejected, s.invalid);
+    let ok: Vec<_> = items
+        .iter()
+        .filter_map(|i| i.outcome.as_ref().ok())
+        .collect();
+    assert!(ok.iter().any(|j| j.rsa.date_ouverture.is_some()));
+    assert!(
+        ok.iter()
+            .any(|j| j.rsa.entrant_droits_devoirs == Some(true))
+    );
+    // Every état appears, nested as the schema says.
+    let etats: std::collections::BTreeSet<_> = ok.iter().filter_map(|j| j.rsa.etat_droit).collect();
+    assert_eq!(etats.len(), 7, "{etats:?}");
+}
