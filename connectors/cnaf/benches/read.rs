@@ -46,8 +46,12 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
     let dir = tempfile::tempdir().unwrap();
-    // About 1.9 KB per simulated household.
-    let mut opts = SimOptions::new(mb * 1_000_000 / 1_900, 1);
+    // Sized from a probe file: the bytes of a household depend on the layout written
+    // (the real one, with both Prestations lines and the nested état).
+    let probe = tempfile::tempdir().unwrap();
+    let p = write_flux(probe.path(), &SimOptions::new(2_000, 1)).unwrap();
+    let per_foyer = std::fs::metadata(&p.path).unwrap().len() / 2_000;
+    let mut opts = SimOptions::new(mb * 1_000_000 / per_foyer.max(1), 1);
     opts.invalid_share = 0.01;
     let summary = write_flux(dir.path(), &opts).unwrap();
     let size = std::fs::metadata(&summary.path).unwrap().len();
