@@ -83,13 +83,12 @@ pub struct ImiloSection {
     pub client: ImiloConfig,
     /// Days between two reconciliations through the structure listings; the nights
     /// in between read the change-event queue (imilo.md). The first night always
-    /// reads the listings (the full load); `0` reads them every night.
-    #[serde(default = "default_reconcile_every_days")]
+    /// reads the listings (the full load); `0` (the default) reads them every night.
+    /// The default stays 0 for now: the API serves the 150 oldest unacknowledged
+    /// events, and the night acknowledges only between two reads of a source, so an
+    /// event night stops after one page (see `EventSource`).
+    #[serde(default)]
     pub reconcile_every_days: u32,
-}
-
-fn default_reconcile_every_days() -> u32 {
-    7
 }
 
 /// One département: its CD's systems.

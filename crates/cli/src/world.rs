@@ -259,9 +259,7 @@ impl World {
             imilo: Some(ImiloSection {
                 structures,
                 client: imilo_client,
-                // The demo's nights read the listings each time: with the event queue
-                // its second night leaves its brsa-suivi awaiting the CD's answer
-                // (seen, not yet understood; see the report of issue 14).
+                // The listings every night (see `ImiloSection::reconcile_every_days`).
                 reconcile_every_days: 0,
             }),
             departements: vec![DepartementSection {
