@@ -1,4 +1,5 @@
-//! `passerelle simulate cnaf`: writes a VRSB0801 bénéficiaire file into a folder.
+//! `passerelle simulate cnaf`: writes a CAF or MSA bénéficiaire file (VRSB0801 or
+//! VRSD0301) into a folder, under its real name.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +33,18 @@ pub struct Args {
     /// Write a file cut short (to test refusals).
     #[arg(long)]
     truncate: bool,
+    /// An MSA file (APPLIEME AGO, `MSABE…`, 15-digit matricules) instead of a CAF one.
+    #[arg(long)]
+    msa: bool,
+    /// A daily file (TYPEFLUX I, `…BEI_`) instead of a monthly one.
+    #[arg(long)]
+    daily: bool,
+    /// The layout: `vrsb0801` or the CNAF's newer `vrsd0301`.
+    #[arg(long, default_value = "vrsb0801")]
+    layout: String,
+    /// Households announced as sent apart in the anomaly flux (NBTOTDOSRSATRANSMANO).
+    #[arg(long, default_value_t = 0)]
+    anomalies: u64,
 }
 
 #[allow(clippy::print_stdout)]
@@ -50,6 +63,14 @@ pub async fn run(_globals: &crate::Globals, args: Args) -> anyhow::Result<ExitCo
         .date
         .unwrap_or_else(|| chrono::Local::now().date_naive());
     opts.truncate = args.truncate;
+    opts.msa = args.msa;
+    opts.daily = args.daily;
+    opts.anomalies = args.anomalies;
+    opts.layout = match args.layout.to_ascii_lowercase().as_str() {
+        "vrsb0801" => passerelle_cnaf::Layout::Vrsb0801,
+        "vrsd0301" => passerelle_cnaf::Layout::Vrsd0301,
+        other => anyhow::bail!("--layout {other}: expected vrsb0801 or vrsd0301"),
+    };
     let dir = args.dir.clone();
     let summary = tokio::task::spawn_blocking(move || write_flux(&dir, &opts)).await??;
     println!(
