@@ -193,7 +193,13 @@ pub(crate) fn write_elements(
     elements: &[&str],
     at: NaiveDateTime,
 ) -> Result<(), ConnectorError> {
-    write_atomically(path, |w| {
+    // Never over an import another writer (another hub process on this folder) just
+    // wrote under the same name: the caller takes the next stamp.
+    let write = |fill: &mut dyn FnMut(&mut BufWriter<File>) -> std::io::Result<()>| {
+        passerelle_connector::safe_fs::write_new_file_with(path, fill)
+            .map_err(|e| ConnectorError::io(path.display().to_string(), e))
+    };
+    write(&mut |w| {
         let head = format!(
             "<?xml version=\"1.0\" encoding=\"windows-1252\"?>\n<ImportSolis departement=\"{departement}\" flux=\"{}\" emetteur=\"{}\" dateCreation=\"{}\" nbElements=\"{}\">\n",
             flux.as_str(),

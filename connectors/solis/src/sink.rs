@@ -304,9 +304,22 @@ impl Inner {
                 // Nothing SOLIS can carry: no empty file.
                 Ok(())
             } else {
-                let at = self.stamp(flux, &dept);
-                let path = self.import_dir.join(import_file_name(flux, &dept, at));
-                let r = write_elements(&path, flux, &dept, &sender, &ready, at);
+                // Another process may write into this folder too (a `serve` beside a
+                // manual `sync` on another data folder): a name it took between our
+                // look and our write is never overwritten, the next stamp is taken.
+                let mut tries = 0;
+                let (at, path, r) = loop {
+                    let at = self.stamp(flux, &dept);
+                    let path = self.import_dir.join(import_file_name(flux, &dept, at));
+                    let r = write_elements(&path, flux, &dept, &sender, &ready, at);
+                    tries += 1;
+                    match &r {
+                        Err(ConnectorError::Io { source, .. })
+                            if source.kind() == std::io::ErrorKind::AlreadyExists && tries < 64 => {
+                        }
+                        _ => break (at, path, r),
+                    }
+                };
                 if r.is_ok() {
                     let refs = members
                         .iter()

@@ -27,6 +27,9 @@ pub struct Args {
     /// Exit after the sync: status 0 when every flow completed.
     #[arg(long)]
     once: bool,
+    /// When another night holds the data folder, wait up to SECS for it (else exit 4).
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    wait: u64,
 }
 
 pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
@@ -41,6 +44,14 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
     say(&format!("data folder: {}", data_dir.display()));
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let globals = crate::Globals {
+        data_dir: data_dir.clone(),
+        ..globals.clone()
+    };
+    let _lock = match crate::sync::lock(&globals, "demo", args.wait).await? {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
+    };
 
     // The peers, then the hub on its embedded defaults pointed at them.
     let mut world = World::start(&data_dir, &WorldOptions::new(args.jeunes, args.seed)).await?;

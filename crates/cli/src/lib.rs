@@ -3,5 +3,6 @@
 
 pub mod config;
 pub mod decisions;
+pub mod lock;
 pub mod wiring;
 pub mod world;

@@ -5,6 +5,18 @@ use std::process::ExitCode;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// How a command prints its rows on stdout: the one `--format` option of every
+/// command that prints rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns, for a person.
+    Table,
+    /// JSON (one document, or JSON Lines for row listings).
+    Json,
+    /// CSV with a header line.
+    Csv,
+}
+
 /// Logs go to stderr as plain lines, filtered by `RUST_LOG` (default `warn`), so that
 /// stdout stays clean for data (JSON Lines, tables).
 pub fn init_logging() {

@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use passerelle_audit::{Event, NewEntry, Outcome};
 use passerelle_cli::config::HubConfig;
+use passerelle_cli::lock::NightLock;
 use passerelle_cli::wiring::{self, EngineDecisions, Hub};
 use passerelle_faj::{DecisionIntake, FileSeenStore, RefusalWindow, WebhookAudit, WebhookState};
 use passerelle_hub::{NightReport, SinkPlan};
@@ -30,6 +31,10 @@ pub struct Args {
     /// Run one night at start-up, then follow the schedule.
     #[arg(long)]
     night_now: bool,
+    /// When a `sync` holds the data folder at a scheduled night, wait up to SECS for
+    /// it; past that the night is skipped (logged, in the status).
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    wait: u64,
 }
 
 pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
@@ -96,6 +101,7 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
     let night_job = {
         let (hub, config, status) = (hub.clone(), config.clone(), status.clone());
         let flow_metrics = Arc::new(flow_metrics);
+        let wait = Duration::from_secs(args.wait);
         move || {
             let (hub, config, status, fm) = (
                 hub.clone(),
@@ -104,6 +110,15 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
                 flow_metrics.clone(),
             );
             async move {
+                // One night at a time on this data folder: held for the night only,
+                // so that a manual `sync` can run between two scheduled nights.
+                let _lock = match NightLock::acquire(&hub.data_dir, "serve", wait).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        warn!("night skipped: {e}");
+                        return;
+                    }
+                };
                 if let Err(e) = night(&hub, &config, &status, &fm).await {
                     warn!("the night stopped: {e:#}");
                 }

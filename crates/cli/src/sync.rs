@@ -3,11 +3,15 @@
 //! acknowledged only once sent); prints and logs a per-flow summary.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use passerelle_cli::config::HubConfig;
+use passerelle_cli::lock::{EXIT_NIGHT_RUNNING, LockError, NightLock};
 use passerelle_cli::wiring::{self, Hub};
 use passerelle_hub::{NightReport, Progress};
+
+use crate::output::Format;
 
 /// Arguments of `passerelle sync`.
 #[derive(Debug, clap::Args)]
@@ -17,13 +21,43 @@ pub struct Args {
     /// read whole, so the other flows it feeds move too (nothing is skipped for good).
     #[arg(long = "flow")]
     flows: Vec<String>,
-    /// Print the summary as JSON instead of a table.
-    #[arg(long)]
+    /// How the summary is printed on stdout.
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    /// Same as `--format json` (kept for older scripts).
+    #[arg(long, hide = true)]
     json: bool,
+    /// When another night holds the data folder, wait up to SECS for it to end
+    /// before giving up (exit 4).
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    wait: u64,
+}
+
+/// Takes the data folder's night lock for `what`, or says a night is running.
+pub async fn lock(
+    globals: &crate::Globals,
+    what: &str,
+    wait: u64,
+) -> Result<std::result::Result<NightLock, ExitCode>> {
+    match NightLock::acquire(&globals.data_dir, what, Duration::from_secs(wait)).await {
+        Ok(l) => Ok(Ok(l)),
+        Err(e @ LockError::Busy { .. }) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("passerelle: {e}");
+            }
+            Ok(Err(ExitCode::from(EXIT_NIGHT_RUNNING)))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
     let config = HubConfig::load(&globals.config)?;
+    let _lock = match lock(globals, "sync", args.wait).await? {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
+    };
     let hub = Hub::open(&config, &globals.data_dir).await?;
     let mut night = wiring::plan(&config, &hub, &args.flows)
         .await
@@ -36,13 +70,16 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
     bar.done();
     hub.close().await?;
     let verification = hub.engine.journal().verify().await?;
-    if args.json {
-        #[allow(clippy::print_stdout)]
-        {
-            println!("{}", serde_json::to_string_pretty(&report)?);
+    let format = if args.json { Format::Json } else { args.format };
+    match format {
+        Format::Json => {
+            #[allow(clippy::print_stdout)]
+            {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
         }
-    } else {
-        print_summary(&report, verification.entries, verification.is_intact());
+        Format::Csv => print_csv(&report)?,
+        Format::Table => print_summary(&report, verification.entries, verification.is_intact()),
     }
     tracing::info!(
         seconds = report.seconds,
@@ -160,4 +197,35 @@ pub fn print_summary(report: &NightReport, entries: u64, intact: bool) {
         report.seconds,
         if intact { "intact" } else { "BROKEN" }
     );
+}
+
+/// The per-flow figures as CSV, one line per flow.
+pub fn print_csv(report: &NightReport) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "flow,read,refused,unrouted,sent,unchanged,applied,awaiting,rejected,dead_lettered,denied,review"
+    )?;
+    for (flow, r) in &report.flows {
+        if flow.is_empty() {
+            continue;
+        }
+        writeln!(
+            out,
+            "{flow},{},{},{},{},{},{},{},{},{},{},{}",
+            r.read,
+            r.refused_at_source,
+            r.unrouted + r.sent.not_known,
+            r.sent.sent,
+            r.sent.unchanged,
+            r.applied(),
+            r.awaiting(),
+            r.rejected(),
+            r.delivered.dead_lettered,
+            r.sent.denied,
+            r.sent.review
+        )?;
+    }
+    Ok(())
 }

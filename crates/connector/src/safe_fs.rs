@@ -252,6 +252,36 @@ impl SafeDir {
         result
     }
 
+    /// `write_with`, but never over an existing file: when `name` exists (another
+    /// writer took it since the caller looked) the file is not written and the error
+    /// is `AlreadyExists`, so that the caller picks another name.
+    pub fn write_new_with(
+        &self,
+        name: &str,
+        fill: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        check_name(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let (tmp, file) = self.create_temp(name)?;
+        let result = (|| {
+            let mut w = BufWriter::with_capacity(64 * 1024, file);
+            fill(&mut w)?;
+            let file = w.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            rustix::fs::renameat_with(
+                &self.fd,
+                tmp.as_str(),
+                &self.fd,
+                name,
+                rustix::fs::RenameFlags::NOREPLACE,
+            )?;
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = rustix::fs::unlinkat(&self.fd, tmp.as_str(), AtFlags::empty());
+        }
+        result
+    }
+
     /// `write_with` for bytes at hand.
     pub fn write(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
         self.write_with(name, |w| w.write_all(bytes))
@@ -435,6 +465,15 @@ pub fn write_file_with(
     SafeDir::open(dir)?.write_with(name, fill)
 }
 
+/// `write_file_with`, never over an existing file (see `SafeDir::write_new_with`).
+pub fn write_new_file_with(
+    path: &Path,
+    fill: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
+) -> io::Result<()> {
+    let (dir, name) = split(path)?;
+    SafeDir::open(dir)?.write_new_with(name, fill)
+}
+
 /// `write_file_with` for bytes at hand.
 pub fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_file_with(path, |w| w.write_all(bytes))
@@ -501,6 +540,18 @@ mod tests {
 
     fn mode_of(p: &Path) -> u32 {
         std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn a_name_another_writer_took_is_never_overwritten() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("IMPORT_1.xml");
+        write_new_file_with(&path, |w| w.write_all(b"first")).unwrap();
+        let e = write_new_file_with(&path, |w| w.write_all(b"second")).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&path).unwrap(), b"first");
+        // No temporary file left behind.
+        assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 1);
     }
 
     #[test]

@@ -1,0 +1,142 @@
+//! `passerelle sync` as cron and an operator run it: two nights started together on
+//! one data folder run one after the other (or the second gives up, exit 4), with the
+//! clean night's result: no SOLIS element written twice, nothing dead-lettered.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use passerelle_cli::world::{World, WorldOptions};
+
+fn sync(config: &Path, data: &Path, extra: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_passerelle"))
+        .arg("--config")
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("sync")
+        .args(["--format", "json"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn summary(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not a JSON summary ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn total(v: &serde_json::Value, path: &[&str]) -> u64 {
+    v["flows"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|f| {
+            let mut x = f;
+            for p in path {
+                x = &x[*p];
+            }
+            x.as_u64().unwrap_or(0)
+        })
+        .sum()
+}
+
+/// Every `referenceExterne` of the SOLIS imports under `dir` (waiting or processed).
+fn references(dir: &Path) -> BTreeMap<String, u32> {
+    let mut out = BTreeMap::new();
+    let mut stack: Vec<PathBuf> = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("SOLIS_IMPORT_")
+            {
+                let text = String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned();
+                for part in text.split("referenceExterne=\"").skip(1) {
+                    let id = part.split('"').next().unwrap().to_owned();
+                    *out.entry(id).or_default() += 1;
+                }
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nights_at_once_run_one_after_the_other() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let mut world = World::start(dir.path(), &WorldOptions::new(300, 11))
+        .await
+        .unwrap();
+    let config = dir.path().join("passerelle.toml");
+    std::fs::write(&config, world.config_toml()).unwrap();
+    let data = dir.path().join("hub");
+
+    // Cron and an operator at once: whichever comes second waits for the other.
+    let first = sync(&config, &data, &["--wait", "300"]);
+    let second = sync(&config, &data, &["--wait", "300"]);
+    // A third that does not wait is told a night is running.
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let third = sync(&config, &data, &[]).wait_with_output().unwrap();
+    let first = first.wait_with_output().unwrap();
+    let second = second.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&third.stderr);
+    assert_eq!(third.status.code(), Some(4), "{err}");
+    assert!(err.contains("a night is already running"), "{err}");
+    assert!(err.contains("passerelle sync since"), "{err}");
+
+    // Whichever got the lock first ran the night; the other found nothing new.
+    let (a, b) = (summary(&first), summary(&second));
+    let (night, after) = if total(&a, &["sent", "sent"]) >= total(&b, &["sent", "sent"]) {
+        ((a, &first), (b, &second))
+    } else {
+        ((b, &second), (a, &first))
+    };
+    assert_eq!(
+        night.1.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&night.1.stderr)
+    );
+    assert_eq!(
+        after.1.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&after.1.stderr)
+    );
+    assert!(total(&night.0, &["sent", "sent"]) > 100, "{}", night.0);
+    // The night after sends nothing again; only the follow-ups of the dossiers the
+    // first night opened in I-MILO are new (what a night writes, the next one reads).
+    for (flow, f) in after.0["flows"].as_object().unwrap() {
+        if flow != "brsa-suivi" {
+            assert_eq!(f["sent"]["sent"], 0, "{flow}: {}", after.0);
+        }
+    }
+    assert_eq!(
+        night.0["flows"]["brsa-suivi"]["sent"]["sent"], 0,
+        "{}",
+        night.0
+    );
+    for v in [&night.0, &after.0] {
+        assert_eq!(total(v, &["delivered", "dead_lettered"]), 0, "{v}");
+    }
+    // No SOLIS element written twice.
+    let refs = references(&dir.path().join("peers/solis/imports"));
+    assert!(!refs.is_empty());
+    let twice: Vec<_> = refs.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "written twice: {twice:?}");
+    world.stop().await;
+}
