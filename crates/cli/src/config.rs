@@ -41,6 +41,58 @@ pub struct HubConfig {
     /// FAJ platforms.
     #[serde(default)]
     pub faj: Vec<FajConfig>,
+    /// How long a night and each peer may take.
+    #[serde(default)]
+    pub night: NightSection,
+}
+
+/// A night's bounds: past them, what is left waits for the next night and the
+/// summary names the peer (`sync` exits 3).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NightSection {
+    /// Seconds each source's read and each recipient's delivery may take.
+    #[serde(default = "default_peer_deadline")]
+    pub peer_deadline_s: u64,
+    /// Seconds the whole night may take.
+    #[serde(default = "default_night_deadline")]
+    pub deadline_s: u64,
+    /// Batches in a row a recipient may fail (unreachable, after its client's own
+    /// retries) before it is left for the next night.
+    #[serde(default = "default_failures")]
+    pub failures: u32,
+}
+
+fn default_peer_deadline() -> u64 {
+    1800
+}
+fn default_night_deadline() -> u64 {
+    4 * 3600
+}
+fn default_failures() -> u32 {
+    3
+}
+
+impl Default for NightSection {
+    fn default() -> Self {
+        Self {
+            peer_deadline_s: default_peer_deadline(),
+            deadline_s: default_night_deadline(),
+            failures: default_failures(),
+        }
+    }
+}
+
+impl NightSection {
+    /// The hub's deadlines.
+    pub fn deadlines(&self) -> passerelle_hub::Deadlines {
+        use std::time::Duration;
+        passerelle_hub::Deadlines {
+            peer: Some(Duration::from_secs(self.peer_deadline_s)),
+            night: Some(Duration::from_secs(self.deadline_s)),
+            failures: self.failures,
+        }
+    }
 }
 
 /// Which transport carries the transfers.
@@ -125,6 +177,10 @@ impl DepartementSection {
     }
 }
 
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok()?.trim().parse().ok()
+}
+
 impl HubConfig {
     /// Reads and validates the file, then applies the environment overrides.
     pub fn load(path: &Path) -> Result<Self> {
@@ -168,10 +224,19 @@ impl HubConfig {
         if let Ok(s) = std::env::var("PASSERELLE_LISTEN") {
             self.server.listen = s;
         }
+        if let Some(n) = env_u64("PASSERELLE_PEER_DEADLINE_S") {
+            self.night.peer_deadline_s = n;
+        }
+        if let Some(n) = env_u64("PASSERELLE_NIGHT_DEADLINE_S") {
+            self.night.deadline_s = n;
+        }
     }
 
     /// Checks everything that can be checked without I/O.
     pub fn validate(&self) -> Result<()> {
+        if self.night.peer_deadline_s == 0 || self.night.deadline_s == 0 {
+            bail!("night.peer_deadline_s and night.deadline_s must be at least 1 second");
+        }
         if self.transport.kind == TransportKind::Rabbitmq {
             let Some(c) = &self.transport.rabbitmq else {
                 bail!(

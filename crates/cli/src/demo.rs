@@ -97,7 +97,7 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
     Ok(if completed {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(1)
+        crate::sync::exit_code(&report, verification.is_intact())
     })
 }
 

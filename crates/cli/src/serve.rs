@@ -260,6 +260,9 @@ async fn night(
             return Err(e);
         }
     };
+    for (peer, reason) in &report.failed {
+        warn!("partial night: {peer}: {reason}");
+    }
     record(status, metrics, &report, started, ended);
     Ok(())
 }

@@ -86,11 +86,40 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
         flows = report.flows.len(),
         "night done"
     );
-    Ok(if report.completed() && verification.is_intact() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(exit_code(&report, verification.is_intact()))
+}
+
+/// The exit status of a night that ran: 0 complete; 3 partial (a peer failed or its
+/// deadline passed, transfers dead-lettered, the journal's chain broken), the failing
+/// peers named on stderr. (2: the night could not run; 4: another night was running.)
+pub const EXIT_PARTIAL: u8 = 3;
+
+pub fn exit_code(report: &NightReport, intact: bool) -> ExitCode {
+    if report.completed() && intact {
+        return ExitCode::SUCCESS;
+    }
+    #[allow(clippy::print_stderr)]
+    {
+        for (peer, reason) in &report.failed {
+            eprintln!("passerelle: partial night: {peer}: {reason}");
+        }
+        let dead: u64 = report
+            .flows
+            .values()
+            .map(|r| r.delivered.dead_lettered)
+            .sum();
+        if dead > 0 {
+            eprintln!(
+                "passerelle: partial night: {dead} transfers dead-lettered (`passerelle receipts --status dead_lettered`)"
+            );
+        }
+        if !intact {
+            eprintln!(
+                "passerelle: partial night: the audit journal's chain is broken (`passerelle audit verify`)"
+            );
+        }
+    }
+    ExitCode::from(EXIT_PARTIAL)
 }
 
 /// Progress on stderr: a spinner with the current source on a terminal, plain lines
@@ -192,9 +221,17 @@ pub fn print_summary(report: &NightReport, entries: u64, intact: bool) {
             r.sent.review
         );
     }
+    for (peer, reason) in &report.failed {
+        println!("failed: {peer}: {reason}");
+    }
     println!(
-        "night: {:.1} s; audit journal: {entries} entries, chain {}",
+        "night: {:.1} s{}; audit journal: {entries} entries, chain {}",
         report.seconds,
+        if report.failed.is_empty() {
+            String::new()
+        } else {
+            format!(", partial ({} peers failed)", report.failed.len())
+        },
         if intact { "intact" } else { "BROKEN" }
     );
 }

@@ -192,7 +192,10 @@ fn feeds_wanted(fl: &[FlowRoute], flows: &[String]) -> bool {
 pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<Night> {
     let territoires = Arc::new(config.territoires.clone());
     let today = chrono::Local::now().date_naive();
-    let mut night = Night::default();
+    let mut night = Night {
+        deadlines: config.night.deadlines(),
+        ..Night::default()
+    };
     // How each CD takes what MLs send it: SOLIS imports, or its box.
     let mut cd_sinks: BTreeMap<String, SinkByFlow> = BTreeMap::new();
     let mut cd_systems: BTreeMap<String, System> = BTreeMap::new();

@@ -140,3 +140,103 @@ async fn two_nights_at_once_run_one_after_the_other() {
     assert!(twice.is_empty(), "written twice: {twice:?}");
     world.stop().await;
 }
+
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One night with `peer` unreachable: the other flows move, the summary is printed,
+/// the exit status says partial and names the peer, within the peer's deadline.
+async fn night_with_peer_down(peer: &str) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let mut world = World::start(dir.path(), &WorldOptions::new(200, 13))
+        .await
+        .unwrap();
+    let (imilo, faj) = (world.imilo_addr.to_string(), world.faj_addr.to_string());
+    let down = format!("127.0.0.1:{}", closed_port());
+    let toml = match peer {
+        "imilo" => world.config_toml().replace(&imilo, &down),
+        "faj" => world.config_toml().replace(&faj, &down),
+        other => panic!("{other}"),
+    };
+    let config = dir.path().join("passerelle.toml");
+    std::fs::write(&config, toml).unwrap();
+    let data = dir.path().join("hub");
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_passerelle"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("sync")
+        .env("PASSERELLE_PEER_DEADLINE_S", "60")
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    assert!(took.as_secs() < 120, "took {took:?}");
+    // The summary is printed, with the failing peer named.
+    assert!(stdout.contains("brsa-orientation"), "{stdout}");
+    assert!(stdout.contains("failed: "), "{stdout}");
+    assert!(stderr.contains("partial night"), "{stderr}");
+    let named = match peer {
+        "imilo" => "imilo",
+        _ => "FAJ059",
+    };
+    assert!(stdout.contains(named), "{stdout}");
+    // The other peers got their flows: the box's reports, SOLIS's imports (I-MILO
+    // down) or the MLs' orientations (FAJ down).
+    let line = |flow: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(flow))
+            .unwrap_or_else(|| panic!("no {flow} line: {stdout}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let orientation = line("brsa-orientation");
+    // flow read refused unrouted sent: the CD sources were read and sent.
+    assert!(orientation[4].parse::<u64>().unwrap() > 0, "{stdout}");
+    if peer == "faj" {
+        // Delivered to I-MILO (applied) although the FAJ platform was down.
+        assert!(orientation[6].parse::<u64>().unwrap() > 0, "{stdout}");
+    }
+    // The next night, with the peer back, completes what waited.
+    std::fs::write(&config, world.config_toml()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_passerelle"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("sync")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imilo_down_fails_its_own_flows_only() {
+    night_with_peer_down("imilo").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faj_down_fails_its_own_flows_only() {
+    night_with_peer_down("faj").await;
+}

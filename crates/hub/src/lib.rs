@@ -14,8 +14,10 @@ pub mod seal;
 pub mod state;
 
 pub use change::{content_hash, transfer_id};
-pub use engine::{Engine, EngineError, ItemFate, Prepared};
-pub use night::{Cursor, FlowRoute, Interlude, Night, Progress, SinkByFlow, SinkPlan, SourcePlan};
+pub use engine::{DeliverLimits, Engine, EngineError, ItemFate, Prepared};
+pub use night::{
+    Cursor, Deadlines, FlowRoute, Interlude, Night, Progress, SinkByFlow, SinkPlan, SourcePlan,
+};
 pub use org::{Org, Route, Routed};
 pub use report::{DeliverSummary, FlowReport, LateSummary, NightReport, Phases, SendSummary};
 pub use seal::{KeyringSealer, SealError, Sealer};

@@ -157,6 +157,10 @@ pub struct NightReport {
     pub flows: BTreeMap<String, FlowReport>,
     pub seconds: f64,
     pub phases: Phases,
+    /// The peers that failed this night (a source, a recipient), with why: the rest
+    /// of the night went on, and what they did not take waits in its queue.
+    #[serde(default)]
+    pub failed: BTreeMap<String, String>,
 }
 
 impl NightReport {
@@ -165,12 +169,22 @@ impl NightReport {
         self.flows.entry(flow.to_owned()).or_default()
     }
 
-    /// Whether every transfer the night sent has an answer and none was dead-lettered.
+    /// Whether every peer was reached, every transfer the night sent has an answer and
+    /// none was dead-lettered.
     pub fn completed(&self) -> bool {
-        self.flows.values().all(|r| {
-            r.delivered.dead_lettered == 0
-                && r.sent.sent <= r.delivered.applied + r.delivered.rejected + r.delivered.delivered
-        })
+        self.failed.is_empty()
+            && self.flows.values().all(|r| {
+                r.delivered.dead_lettered == 0
+                    && r.sent.sent
+                        <= r.delivered.applied + r.delivered.rejected + r.delivered.delivered
+            })
+    }
+
+    /// Records that `peer` failed this night, and why (the first reason is kept).
+    pub fn fail(&mut self, peer: &str, reason: impl Into<String>) {
+        self.failed
+            .entry(peer.to_owned())
+            .or_insert_with(|| reason.into());
     }
 
     /// Every transfer sent, all flows together.

@@ -4,7 +4,7 @@
 //! journaled, recorded and acknowledged.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use passerelle_connector::{Delivery as SinkDelivery, ReceiptStatus, Sink};
 use passerelle_model::Jeune;
@@ -41,6 +41,19 @@ struct Answered {
     receipts: Vec<Receipted>,
     then: Vec<(TransportDelivery, After)>,
     redelivered: BTreeMap<String, u64>,
+    /// Why the peer could not be reached, when every delivery of the batch failed
+    /// with a retryable error.
+    unreachable: Option<String>,
+}
+
+/// How far one delivery run may go (see `Engine::deliver_within`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeliverLimits {
+    /// When the delivery stops, whatever is left.
+    pub deadline: Option<Instant>,
+    /// Batches in a row the peer may fail (unreachable) before the delivery stops;
+    /// 0: no limit.
+    pub failures: u32,
 }
 
 /// Per-flow counts of one delivery run.
@@ -77,7 +90,6 @@ impl Engine {
     /// `deliver_by_flow`, going on while `done` says false: a queue quiet for `idle`
     /// ends the delivery only once `done` (the night's sources have all been read, the
     /// shutdown of a long-running consumer).
-    #[instrument(skip(self, sink, done))]
     pub async fn deliver_until(
         &self,
         recipient: &str,
@@ -85,6 +97,26 @@ impl Engine {
         idle: Duration,
         done: &(dyn Fn() -> bool + Sync),
     ) -> Result<ByFlow> {
+        let limits = DeliverLimits::default();
+        Ok(self
+            .deliver_within(recipient, sink, idle, done, &limits)
+            .await?
+            .0)
+    }
+
+    /// `deliver_until`, within `limits`: past the deadline, or once the peer failed
+    /// `limits.failures` batches in a row (every delivery of each a retryable error:
+    /// unreachable, timing out), the delivery stops and says why; what is left waits
+    /// in the queue for the next night (the failed batches are retried as usual).
+    #[instrument(skip(self, sink, done, limits))]
+    pub async fn deliver_within(
+        &self,
+        recipient: &str,
+        sink: &dyn Sink,
+        idle: Duration,
+        done: &(dyn Fn() -> bool + Sync),
+        limits: &DeliverLimits,
+    ) -> Result<(ByFlow, Option<String>)> {
         self.declare(recipient).await?;
         let sub = self.transport.subscribe(recipient).await?;
         // A subscription's `next` is not cancel-safe (the embedded store leases rows
@@ -115,10 +147,22 @@ impl Engine {
             // is being set up beside dozens of others): wait at least a second for it.
             let mut wait = idle.max(FIRST_WAIT);
             let mut quiet = Duration::ZERO;
+            let mut failed_in_a_row = 0u32;
+            let mut stopped: Option<String> = None;
             loop {
-                let first = match tokio::time::timeout(wait, drx.recv()).await {
+                if let Some(d) = limits.deadline
+                    && Instant::now() >= d
+                {
+                    stopped = Some("its deadline passed; the rest waits in its queue".into());
+                    break;
+                }
+                let this_wait = match limits.deadline {
+                    Some(d) => wait.min(d.saturating_duration_since(Instant::now())),
+                    None => wait,
+                };
+                let first = match tokio::time::timeout(this_wait, drx.recv()).await {
                     Err(_) if done() => {
-                        quiet += wait;
+                        quiet += this_wait;
                         if self.caught_up(recipient) || quiet >= CATCH_UP {
                             break;
                         }
@@ -139,14 +183,47 @@ impl Engine {
                     }
                 }
                 self.count_traffic(recipient, 0, batch.len() as u64);
-                let answered = self.hand_to_sink(batch, sink).await?;
+                // A peer that hangs past the deadline: the batch is left unsettled and
+                // comes back to the queue (lease or channel closed) for the next night.
+                let answered = match limits.deadline {
+                    Some(d) => {
+                        match tokio::time::timeout_at(d.into(), self.hand_to_sink(batch, sink))
+                            .await
+                        {
+                            Ok(a) => a?,
+                            Err(_) => {
+                                stopped = Some(
+                                    "its deadline passed while it was answering; \
+                                     the rest waits in its queue"
+                                        .into(),
+                                );
+                                break;
+                            }
+                        }
+                    }
+                    None => self.hand_to_sink(batch, sink).await?,
+                };
+                let unreachable = answered.unreachable.clone();
                 if tx.send(answered).await.is_err() {
                     // The settling side stopped on an error: it is returned below.
                     break;
                 }
+                match unreachable {
+                    Some(reason) => {
+                        failed_in_a_row += 1;
+                        if limits.failures > 0 && failed_in_a_row >= limits.failures {
+                            stopped = Some(format!(
+                                "{failed_in_a_row} batches in a row failed ({reason}); \
+                                 its transfers wait in their queue"
+                            ));
+                            break;
+                        }
+                    }
+                    None => failed_in_a_row = 0,
+                }
             }
             drop(tx);
-            Ok::<_, EngineError>(())
+            Ok::<_, EngineError>(stopped)
         };
         // Journals, records and settles each answered batch, in order.
         let settle = async {
@@ -167,9 +244,9 @@ impl Engine {
             Err(_) => Ok(()),
         };
         let summary = settled?;
-        gathered?;
+        let stopped = gathered?;
         closed?;
-        Ok(summary)
+        Ok((summary, stopped))
     }
 
     /// Opens and re-checks a batch, hands what may go to the sink, and says what to do
@@ -249,8 +326,17 @@ impl Engine {
         } else {
             sink.deliver_batch(requests).await
         };
+        let sent_to_sink = outcomes.len();
+        let mut retryable = 0usize;
+        let mut last_error = None;
         for (delivery, outcome) in deliveries.into_iter().zip(outcomes) {
             let header = delivery.envelope.header.clone();
+            if let Err(e) = &outcome
+                && e.is_retryable()
+            {
+                retryable += 1;
+                last_error = Some(e.to_string());
+            }
             match outcome {
                 Ok(receipt) => {
                     let (status, reason) = match receipt.status {
@@ -277,10 +363,13 @@ impl Engine {
                 }
             }
         }
+        let unreachable =
+            (sent_to_sink > 0 && retryable == sent_to_sink).then(|| last_error.unwrap_or_default());
         Ok(Answered {
             receipts,
             then,
             redelivered,
+            unreachable,
         })
     }
 

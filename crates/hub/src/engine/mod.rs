@@ -29,7 +29,7 @@ use uuid::Uuid;
 
 pub use crate::org::{Org, Routed};
 pub use crate::report::{DeliverSummary, LateSummary, SendSummary};
-pub use deliver::DELIVER_BATCH;
+pub use deliver::{DELIVER_BATCH, DeliverLimits};
 pub use send::{ItemFate, Prepared};
 
 use crate::seal::Sealer;

@@ -36,6 +36,64 @@ pub type Interlude<'a> =
 /// delivered while it reads.
 const SOURCES_AT_ONCE: usize = 1;
 
+/// How long a night may take, in all and per peer, and how many failed batches in a
+/// row a recipient may give before its delivery stops: past them, what is left waits
+/// in its queue (or at its source) for the next night, and the report names the peer.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadlines {
+    /// Each source's read and each recipient's delivery, from its start.
+    pub peer: Option<Duration>,
+    /// The whole night, from its start.
+    pub night: Option<Duration>,
+    /// Batches in a row a recipient may fail (unreachable) before it is left for the
+    /// next night; 0: no limit.
+    pub failures: u32,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Self {
+            peer: None,
+            night: None,
+            failures: 3,
+        }
+    }
+}
+
+/// `Deadlines` for one run: the night's end fixed at its start.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Limits {
+    peer: Option<Duration>,
+    end: Option<Instant>,
+    failures: u32,
+}
+
+impl Limits {
+    fn new(d: &Deadlines, started: Instant) -> Self {
+        Self {
+            peer: d.peer,
+            end: d.night.map(|n| started + n),
+            failures: d.failures,
+        }
+    }
+
+    /// The deadline of a peer's part starting at `now`.
+    pub(crate) fn deadline_from(&self, now: Instant) -> Option<Instant> {
+        match (self.peer.map(|p| now + p), self.end) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The limits of a delivery starting at `now`.
+    pub(crate) fn deliver(&self, now: Instant) -> crate::engine::DeliverLimits {
+        crate::engine::DeliverLimits {
+            deadline: self.deadline_from(now),
+            failures: self.failures,
+        }
+    }
+}
+
 /// What a night does.
 #[derive(Default)]
 pub struct Night {
@@ -50,6 +108,8 @@ pub struct Night {
     pub idle: Option<Duration>,
     /// How many sources are read at once (default 1: see `SOURCES_AT_ONCE`).
     pub sources_at_once: Option<usize>,
+    /// How long the night and each peer may take (none by default).
+    pub deadlines: Deadlines,
 }
 
 impl std::fmt::Debug for Night {
@@ -68,15 +128,22 @@ async fn deliver_to(
     sinks: &[SinkPlan],
     idle: Duration,
     engine: &Engine,
+    limits: &Limits,
     report: &mut NightReport,
     progress: &(dyn Fn(Progress<'_>) + Sync),
     only: Option<&BTreeSet<String>>,
 ) -> Result<(), EngineError> {
+    // A recipient that already failed tonight is not tried again.
     let sinks: Vec<&SinkPlan> = sinks
         .iter()
         .filter(|s| only.is_none_or(|o| o.contains(&s.recipient)))
+        .filter(|s| {
+            !report
+                .failed
+                .contains_key(&format!("delivery to {}", s.recipient))
+        })
         .collect();
-    pipeline::deliveries(engine, &sinks, idle, &|| true, report, progress).await
+    pipeline::deliveries(engine, &sinks, idle, &|| true, limits, report, progress).await
 }
 
 /// A line of progress, for a bar or a log.
@@ -119,6 +186,7 @@ impl Night {
         interlude: Option<&Interlude<'_>>,
     ) -> Result<NightReport, EngineError> {
         let started = Instant::now();
+        let limits = Limits::new(&self.deadlines, started);
         let mut report = NightReport::default();
         let t = Instant::now();
         self.collect(engine, &mut report, progress).await?;
@@ -133,6 +201,7 @@ impl Night {
             &self.sinks,
             idle,
             at_once,
+            &limits,
             &mut report,
             progress,
         )
@@ -145,14 +214,21 @@ impl Night {
 
         let t = Instant::now();
         if !self.replies.is_empty() {
-            let to =
-                pipeline::send_sources(engine, &mut self.replies, at_once, &mut report, progress)
-                    .await?;
+            let to = pipeline::send_sources(
+                engine,
+                &mut self.replies,
+                at_once,
+                &limits,
+                &mut report,
+                progress,
+            )
+            .await?;
             // Only the queues the replies went to: the others were emptied above.
             deliver_to(
                 &self.sinks,
                 self.idle(),
                 engine,
+                &limits,
                 &mut report,
                 progress,
                 Some(&to),
@@ -164,10 +240,13 @@ impl Night {
         let t = Instant::now();
         self.collect(engine, &mut report, progress).await?;
         report.phases.answers_after = t.elapsed().as_secs_f64();
+        // A source that failed tonight keeps its cursor: the next night reads on
+        // from where this one started.
         let cursors: Vec<(String, String)> = self
             .sources
             .iter()
             .chain(&self.replies)
+            .filter(|p| !report.failed.contains_key(&format!("source {}", p.name)))
             .filter_map(|p| p.cursor.as_ref())
             .filter_map(|c| Some((c.key.clone(), c.value()?)))
             .collect();
@@ -192,7 +271,16 @@ impl Night {
         progress: &(dyn Fn(Progress<'_>) + Sync),
     ) -> Result<(), EngineError> {
         let at_once = self.sources_at_once.unwrap_or(SOURCES_AT_ONCE);
-        pipeline::send_sources(engine, &mut self.sources, at_once, report, progress).await?;
+        let limits = Limits::new(&self.deadlines, Instant::now());
+        pipeline::send_sources(
+            engine,
+            &mut self.sources,
+            at_once,
+            &limits,
+            report,
+            progress,
+        )
+        .await?;
         Ok(())
     }
 
@@ -205,7 +293,17 @@ impl Night {
         report: &mut NightReport,
         progress: &(dyn Fn(Progress<'_>) + Sync),
     ) -> Result<(), EngineError> {
-        deliver_to(&self.sinks, self.idle(), engine, report, progress, None).await
+        let limits = Limits::new(&self.deadlines, Instant::now());
+        deliver_to(
+            &self.sinks,
+            self.idle(),
+            engine,
+            &limits,
+            report,
+            progress,
+            None,
+        )
+        .await
     }
 
     /// Settles the answers waiting in every receipt source.

@@ -8,17 +8,20 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use passerelle_connector::{AckToken, ItemOutcome, Settled};
 use tracing::{info, warn};
 
-use super::{Progress, SinkPlan, SourcePlan};
+use super::{Limits, Progress, SinkPlan, SourcePlan};
 use crate::engine::{Engine, EngineError, ItemFate, Prepared, Routed};
 use crate::report::{DeliverSummary, FlowReport, NightReport};
 
 type Result<T> = std::result::Result<T, EngineError>;
+
+/// One recipient's delivery counted per flow, and why it stopped early, if it did.
+type Delivered = Result<(BTreeMap<String, DeliverSummary>, Option<String>)>;
 
 /// One flow's share of a batch read from a source, prepared.
 struct FlowBatch {
@@ -130,12 +133,15 @@ fn add_report(report: &mut NightReport, other: &BTreeMap<String, FlowReport>) {
 
 /// The sources, read side by side and sent, while `sinks` deliver until the sources
 /// are all read and their queues stay quiet for `idle`.
+// The night's parts, each borrowed as it is: a struct of them would only move them.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn sources_and_deliveries(
     engine: &Engine,
     sources: &mut [SourcePlan],
     sinks: &[SinkPlan],
     idle: Duration,
     at_once: usize,
+    limits: &Limits,
     report: &mut NightReport,
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Result<()> {
@@ -153,17 +159,25 @@ pub(super) async fn sources_and_deliveries(
         })
         .collect();
     let finished: Vec<AtomicBool> = sources.iter().map(|_| AtomicBool::new(false)).collect();
-    let read = tokio::sync::Notify::new();
-    let on_read = |i: usize| {
-        finished[i].store(true, Ordering::SeqCst);
-        read.notify_waiters();
-    };
     // Sources that failed leave the deliveries behind them closed: a night run again
     // must read those peers as this one would have.
+    let source_failed: Vec<AtomicBool> = sources.iter().map(|_| AtomicBool::new(false)).collect();
+    let read = tokio::sync::Notify::new();
+    let on_read = |i: usize, ok: bool| {
+        if ok {
+            finished[i].store(true, Ordering::SeqCst);
+        } else {
+            source_failed[i].store(true, Ordering::SeqCst);
+        }
+        read.notify_waiters();
+    };
     let failed = AtomicBool::new(false);
     let mut sent = NightReport::default();
     let send = async {
-        let r = send_sources_then(engine, sources, at_once, &mut sent, progress, &on_read).await;
+        let r = send_sources_then(
+            engine, sources, at_once, limits, &mut sent, progress, &on_read,
+        )
+        .await;
         failed.store(r.is_err(), Ordering::SeqCst);
         read_all.store(true, Ordering::SeqCst);
         read.notify_waiters();
@@ -174,24 +188,35 @@ pub(super) async fn sources_and_deliveries(
     let deliver = async {
         let results = futures::future::join_all(sinks.iter().zip(&waits).map(|(plan, wait)| {
             let (finished, read, done, failed) = (&finished, &read, &done, &failed);
+            let source_failed = &source_failed;
             async move {
                 loop {
                     let notified = read.notified();
                     tokio::pin!(notified);
                     notified.as_mut().enable();
+                    if wait
+                        .iter()
+                        .any(|i| source_failed[*i].load(Ordering::SeqCst))
+                    {
+                        return Ok((
+                            BTreeMap::new(),
+                            Some("not delivered: a source that reads it failed".to_owned()),
+                        ));
+                    }
                     if wait.iter().all(|i| finished[*i].load(Ordering::SeqCst)) {
                         break;
                     }
                     if done() {
                         if failed.load(Ordering::SeqCst) {
-                            return Ok(BTreeMap::new());
+                            return Ok((BTreeMap::new(), None));
                         }
                         break;
                     }
                     notified.await;
                 }
+                let within = limits.deliver(Instant::now());
                 engine
-                    .deliver_until(&plan.recipient, plan.sink.as_ref(), idle, done)
+                    .deliver_within(&plan.recipient, plan.sink.as_ref(), idle, done, &within)
                     .await
             }
         }))
@@ -202,6 +227,8 @@ pub(super) async fn sources_and_deliveries(
     let (s, d) = tokio::join!(send, deliver);
     add_report(report, &sent.flows);
     add_report(report, &delivered.flows);
+    report.failed.extend(sent.failed);
+    report.failed.extend(delivered.failed);
     s?;
     d
 }
@@ -212,10 +239,20 @@ pub(super) async fn send_sources(
     engine: &Engine,
     sources: &mut [SourcePlan],
     at_once: usize,
+    limits: &Limits,
     report: &mut NightReport,
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Result<BTreeSet<String>> {
-    send_sources_then(engine, sources, at_once, report, progress, &|_| {}).await
+    send_sources_then(
+        engine,
+        sources,
+        at_once,
+        limits,
+        report,
+        progress,
+        &|_, _| {},
+    )
+    .await
 }
 
 /// `send_sources`, calling `on_read` with each source's place once it is read.
@@ -223,9 +260,10 @@ async fn send_sources_then(
     engine: &Engine,
     sources: &mut [SourcePlan],
     at_once: usize,
+    limits: &Limits,
     report: &mut NightReport,
     progress: &(dyn Fn(Progress<'_>) + Sync),
-    on_read: &(dyn Fn(usize) + Sync),
+    on_read: &(dyn Fn(usize, bool) + Sync),
 ) -> Result<BTreeSet<String>> {
     // Sources that reply (a follow-up goes only about persons the recipient sent)
     // come after the others: what the others send tonight is what they answer, however
@@ -242,31 +280,32 @@ async fn send_sources_then(
         let reads: Vec<_> = wave
             .into_iter()
             .map(|(i, plan)| async move {
-                let r = read_source(engine, plan, progress).await;
-                if r.is_ok() {
-                    on_read(i);
-                }
-                r
+                // Each source within its own deadline, and the night's.
+                let deadline = limits.deadline_from(Instant::now());
+                let (run, end) = read_source(engine, plan, progress, deadline).await;
+                on_read(i, matches!(end, Ok(None)));
+                (plan.name.clone(), run, end)
             })
             .collect();
-        let done: Vec<Result<SourceRun>> = futures::stream::iter(reads)
+        let done: Vec<(String, SourceRun, SourceEnd)> = futures::stream::iter(reads)
             .buffer_unordered(at_once.max(1))
             .collect()
             .await;
-        let failed = done.iter().any(|r| r.is_err());
+        // A peer that failed fails its own source only; the hub failing stops all.
+        let fatal = done.iter().any(|(_, _, r)| r.is_err());
         runs.extend(done);
-        if failed {
+        if fatal {
             break;
         }
     }
     let mut recipients = BTreeSet::new();
     let mut first_error = None;
-    for run in runs {
-        match run {
-            Ok(run) => {
-                add_report(report, &run.flows);
-                recipients.extend(run.recipients);
-            }
+    for (name, run, end) in runs {
+        add_report(report, &run.flows);
+        recipients.extend(run.recipients);
+        match end {
+            Ok(None) => {}
+            Ok(Some(reason)) => report.fail(&format!("source {name}"), reason),
             Err(e) => {
                 first_error.get_or_insert(e);
             }
@@ -280,11 +319,16 @@ async fn send_sources_then(
 
 /// Reads one source dry: the next batch is read and prepared while the previous one is
 /// published, recorded, journaled and acknowledged.
+/// What stopped a source before its end: its peer (unreachable, past its deadline),
+/// or the hub itself (state, journal, transport: the night cannot go on).
+type SourceEnd = Result<Option<String>>;
+
 async fn read_source(
     engine: &Engine,
     plan: &mut SourcePlan,
     progress: &(dyn Fn(Progress<'_>) + Sync),
-) -> Result<SourceRun> {
+    deadline: Option<Instant>,
+) -> (SourceRun, SourceEnd) {
     let SourcePlan {
         name,
         source,
@@ -297,7 +341,19 @@ async fn read_source(
     let produce = async {
         loop {
             // The lock is held for the read only: the other side acknowledges meanwhile.
-            let batch = match source.lock().await.next_batch().await {
+            let next = async { source.lock().await.next_batch().await };
+            let next = match deadline {
+                Some(d) => match tokio::time::timeout_at(d.into(), next).await {
+                    Ok(n) => n,
+                    Err(_) => {
+                        return Ok(Some(
+                            "its deadline passed; the rest is read by the next night".to_owned(),
+                        ));
+                    }
+                },
+                None => next.await,
+            };
+            let batch = match next {
                 Ok(batch) => batch,
                 // A file refused whole is set aside by its source and reported once;
                 // the rest of the source, and the night, go on.
@@ -305,7 +361,9 @@ async fn read_source(
                     warn!(source = %name, error = %e, "source file refused");
                     continue;
                 }
-                Err(e) => return Err(e.into()),
+                // The peer failed (unreachable past its retries, refused our
+                // credentials): this source ends here, the night goes on.
+                Err(e) => return Ok(Some(e.to_string())),
             };
             if batch.is_empty() {
                 break;
@@ -357,7 +415,7 @@ async fn read_source(
             }
         }
         drop(tx);
-        Ok::<_, EngineError>(())
+        Ok::<_, EngineError>(None)
     };
     let consume = async {
         let mut run = SourceRun::default();
@@ -366,12 +424,17 @@ async fn read_source(
             match send_batch(engine, batch, &mut run).await {
                 Ok((n, settled)) => {
                     read += n;
-                    // Only now: the batch is published, recorded and journaled.
-                    source.lock().await.ack_settled(&settled).await?;
+                    // Only now: the batch is published, recorded and journaled. A
+                    // source that cannot take its acknowledgement serves the batch
+                    // again next night (unchanged by then).
+                    if let Err(e) = source.lock().await.ack_settled(&settled).await {
+                        rx.close();
+                        return (run, read, Ok(Some(e.to_string())));
+                    }
                 }
                 Err(e) => {
                     rx.close();
-                    return Err(e);
+                    return (run, read, Err(e));
                 }
             }
             for fr in flows {
@@ -382,12 +445,19 @@ async fn read_source(
                 });
             }
         }
-        Ok((run, read))
+        (run, read, Ok(None))
     };
-    let (produced, consumed) = tokio::join!(produce, consume);
-    let (run, read) = consumed?;
-    produced?;
-    info!(source = %name, read, "source read");
+    let (produced, (run, read, consumed)) = tokio::join!(produce, consume);
+    let end = match (consumed, produced) {
+        (Err(e), _) | (_, Err(e)) => Err(e),
+        (Ok(Some(r)), _) | (_, Ok(Some(r))) => Ok(Some(r)),
+        _ => Ok(None),
+    };
+    match &end {
+        Ok(None) => info!(source = %name, read, "source read"),
+        Ok(Some(reason)) => warn!(source = %name, read, "source stopped: {reason}"),
+        Err(e) => warn!(source = %name, read, "source stopped the night: {e}"),
+    }
     for fr in flows {
         if let Some(report) = run.flows.get(&fr.flow) {
             progress(Progress::SourceDone {
@@ -397,7 +467,7 @@ async fn read_source(
             });
         }
     }
-    Ok(run)
+    (run, end)
 }
 
 /// Publishes a read batch for each of its flows; returns how many items it held and
@@ -459,12 +529,14 @@ pub(super) async fn deliveries(
     sinks: &[&SinkPlan],
     idle: Duration,
     done: &(dyn Fn() -> bool + Sync),
+    limits: &Limits,
     report: &mut NightReport,
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Result<()> {
     let results = futures::future::join_all(sinks.iter().map(|plan| async move {
+        let within = limits.deliver(Instant::now());
         engine
-            .deliver_until(&plan.recipient, plan.sink.as_ref(), idle, done)
+            .deliver_within(&plan.recipient, plan.sink.as_ref(), idle, done, &within)
             .await
     }))
     .await;
@@ -473,14 +545,19 @@ pub(super) async fn deliveries(
 
 fn count_deliveries(
     sinks: &[&SinkPlan],
-    results: Vec<Result<BTreeMap<String, DeliverSummary>>>,
+    results: Vec<Delivered>,
     report: &mut NightReport,
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Result<()> {
     let mut first_error = None;
     for (plan, result) in sinks.iter().zip(results) {
         let by_flow = match result {
-            Ok(b) => b,
+            Ok((b, stopped)) => {
+                if let Some(reason) = stopped {
+                    report.fail(&format!("delivery to {}", plan.recipient), reason);
+                }
+                b
+            }
             Err(e) => {
                 first_error.get_or_insert(e);
                 continue;
