@@ -6,6 +6,8 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use passerelle_cli::config::HubConfig;
+use passerelle_cli::{choices, wiring};
 use passerelle_hub::HubState;
 
 /// Arguments of `passerelle receipts`.
@@ -41,15 +43,25 @@ pub async fn run(globals: &crate::Globals, args: Args) -> anyhow::Result<ExitCod
     let state = HubState::open(&path)
         .await
         .context("cannot open the hub state")?;
+    // Filters checked against what exists: a typo is refused with the valid values.
+    let config = HubConfig::load_or_default(&globals.config)?;
+    let mut orgs: Vec<String> = wiring::organisations(&config).into_iter().collect();
+    for o in state.senders().await? {
+        if !orgs.contains(&o) {
+            orgs.push(o);
+        }
+    }
+    let sender = choices::pick("organisation", &args.sender, &orgs)?;
+    let flow = match &args.flow {
+        Some(f) => Some(choices::pick("flow", f, &choices::flow_ids(&config)?)?),
+        None => None,
+    };
+    let status = args.status.as_deref().map(choices::status).transpose()?;
     let rows: Vec<_> = state
-        .transfers_of(&args.sender, args.flow.as_deref())
+        .transfers_of(&sender, flow.as_deref())
         .await?
         .into_iter()
-        .filter(|r| {
-            args.status
-                .as_deref()
-                .is_none_or(|s| r.status.as_str() == s)
-        })
+        .filter(|r| status.as_deref().is_none_or(|s| r.status.as_str() == s))
         .collect();
     let mut out = std::io::stdout().lock();
     match args.format {

@@ -54,12 +54,14 @@ pub async fn lock(
 
 pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
     let config = HubConfig::load(&globals.config)?;
+    // A typo in a cron line fails here, not as a night that reads nothing.
+    let flows = passerelle_cli::choices::flows(&config, &args.flows)?;
     let _lock = match lock(globals, "sync", args.wait).await? {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
     let hub = Hub::open(&config, &globals.data_dir).await?;
-    let mut night = wiring::plan(&config, &hub, &args.flows)
+    let mut night = wiring::plan(&config, &hub, &flows)
         .await
         .context("cannot prepare the night")?;
     let bar = progress_bar();

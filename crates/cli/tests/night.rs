@@ -240,3 +240,38 @@ async fn imilo_down_fails_its_own_flows_only() {
 async fn faj_down_fails_its_own_flows_only() {
     night_with_peer_down("faj").await;
 }
+
+#[test]
+fn typos_are_refused_with_the_valid_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("passerelle.toml");
+    std::fs::write(&config, "").unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_passerelle"))
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path().join("hub"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["sync", "--flow", "nope"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("unknown flow `nope`; valid: "), "{err}");
+    assert!(err.contains("brsa-orientation"), "{err}");
+    assert!(out.stdout.is_empty());
+    // An empty night on the data folder, then receipts with typos.
+    let out = run(&["sync", "--flow", "BRSA-ORIENTATION"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["receipts", "--sender", "CD059", "--status", "bogus"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("organisation `CD059`"), "{err}");
+}

@@ -703,6 +703,15 @@ impl HubState {
         row.map(|r| to_transfer(&r)).transpose()
     }
 
+    /// The organisations that sent transfers through this hub.
+    pub async fn senders(&self) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT DISTINCT sender FROM transfer ORDER BY sender")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|(s,)| s).collect())
+    }
+
     /// The transfers a sender made, optionally under one flow, oldest first.
     pub async fn transfers_of(&self, sender: &str, flow: Option<&str>) -> Result<Vec<TransferRow>> {
         let rows = sqlx::query(
