@@ -1,6 +1,7 @@
 //! The library behind the `passerelle` command: the configuration file and the wiring
 //! from it to a running hub, shared by `sync`, `serve`, `demo` and the end-to-end tests.
 
+pub mod check;
 pub mod choices;
 pub mod config;
 pub mod decisions;

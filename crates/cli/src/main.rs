@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod audit;
 mod bilan;
+mod config_cmd;
 mod demo;
 mod import;
 mod keys;
@@ -60,6 +61,8 @@ enum Command {
     Keys(keys::Args),
     /// Check the flows file and print the flows.
     Policy(policy::Args),
+    /// Check the configuration and reach every peer before a night needs them.
+    Config(config_cmd::Args),
     /// Verify, query, export and purge the audit journal (for DPOs).
     Audit(audit::Args),
 }
@@ -107,6 +110,7 @@ fn main() -> ExitCode {
             Command::Keys(args) => keys::run(&globals, args).await,
             Command::Policy(args) => policy::run(&globals, args).await,
             Command::Audit(args) => audit::run(&globals, args).await,
+            Command::Config(args) => config_cmd::run(&globals, args).await,
         }
     });
     match result {

@@ -39,6 +39,7 @@ pub struct Args {
 
 pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
     let config = Arc::new(HubConfig::load(&globals.config)?);
+    crate::config_cmd::at_start(&config)?;
     let hub = Arc::new(Hub::open(&config, &globals.data_dir).await?);
     let metrics = Metrics::new();
     let status: SharedStatus =

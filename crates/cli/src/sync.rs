@@ -54,6 +54,7 @@ pub async fn lock(
 
 pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
     let config = HubConfig::load(&globals.config)?;
+    crate::config_cmd::at_start(&config)?;
     // A typo in a cron line fails here, not as a night that reads nothing.
     let flows = passerelle_cli::choices::flows(&config, &args.flows)?;
     let _lock = match lock(globals, "sync", args.wait).await? {

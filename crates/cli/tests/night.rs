@@ -275,3 +275,77 @@ fn typos_are_refused_with_the_valid_values() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("organisation `CD059`"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_check_reaches_every_peer_and_names_what_to_fix() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let mut world = World::start(dir.path(), &WorldOptions::new(20, 17))
+        .await
+        .unwrap();
+    let config = dir.path().join("passerelle.toml");
+    let check = |toml: &str| {
+        std::fs::write(&config, toml).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_passerelle"))
+            .arg("--config")
+            .arg(&config)
+            .args(["config", "check"])
+            .output()
+            .unwrap()
+    };
+    let out = check(&world.config_toml());
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for peer in [
+        "I-MILO",
+        "FAJ FAJ059",
+        "departement 059 solis",
+        "departement 059 cnaf",
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(peer) && l.ends_with(": OK")),
+            "{peer}: {text}"
+        );
+    }
+    // The FAJ platform down, the CNAF folder gone: each named, the rest OK.
+    let down = format!("127.0.0.1:{}", closed_port());
+    let cnaf = dir.path().join("peers/cnaf");
+    let gone = dir.path().join("peers/cnaf-gone");
+    let toml = world
+        .config_toml()
+        .replace(&world.faj_addr.to_string(), &down)
+        .replace(&cnaf.display().to_string(), &gone.display().to_string());
+    let out = check(&toml);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!("faj.base_url: cannot reach host {down}")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "departement.cnaf.flux_dir: folder {} does not exist",
+            gone.display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("I-MILO") && l.ends_with(": OK")),
+        "{text}"
+    );
+    // `sync` runs the offline part at start: it refuses before the night, naming it.
+    let out = Command::new(env!("CARGO_BIN_EXE_passerelle"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("hub"))
+        .arg("sync")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&gone.display().to_string()), "{err}");
+    world.stop().await;
+}
