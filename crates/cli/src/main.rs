@@ -19,13 +19,32 @@ mod serve;
 mod simulate;
 mod sync;
 
-/// Passerelle: the data-exchange hub between Missions Locales and Conseils départementaux.
+/// Passerelle: the data-exchange hub between Missions Locales and Conseils
+/// départementaux: reads each peer's exports, sends what each flow allows, delivers and
+/// keeps every step in the audit journal.
 #[derive(Debug, Parser)]
-#[command(name = "passerelle", version, about, long_about = None)]
+#[command(
+    name = "passerelle",
+    version,
+    long_about = None,
+    after_help = "Examples:\n  \
+        passerelle demo --once                       one night on simulated peers, no service needed\n  \
+        passerelle --config /etc/passerelle/passerelle.toml config check\n  \
+        passerelle --config /etc/passerelle/passerelle.toml sync --wait 600\n  \
+        passerelle receipts --sender CD059 --status rejected --format csv\n\n\
+        Exit status of sync and demo --once: 0 complete, 3 partial (the failing peers named), \
+        2 could not run, 4 another night holds the data folder.\n\
+        Global options (--data-dir, --config, --log-format) go before or after the command."
+)]
 struct Cli {
     /// Where the embedded defaults live (SQLite journal and state, embedded queue,
     /// keyring) [default: ./passerelle-data; `demo` uses a fresh folder]
-    #[arg(long, global = true, env = "PASSERELLE_DATA_DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "PASSERELLE_DATA_DIR",
+        help_heading = "Global options"
+    )]
     data_dir: Option<PathBuf>,
 
     /// The configuration file (TOML); `PASSERELLE_…` environment variables override it.
@@ -33,9 +52,21 @@ struct Cli {
         long,
         global = true,
         env = "PASSERELLE_CONFIG",
-        default_value = "passerelle.toml"
+        default_value = "passerelle.toml",
+        help_heading = "Global options"
     )]
     config: PathBuf,
+
+    /// How logs are written on stderr (plain lines, no colour off a terminal; or JSON).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "plain",
+        env = "PASSERELLE_LOG_FORMAT",
+        help_heading = "Global options"
+    )]
+    log_format: output::LogFormat,
 
     #[command(subcommand)]
     command: Command,
@@ -47,11 +78,12 @@ enum Command {
     Demo(demo::Args),
     /// Run one night of every configured flow (or the named ones) and print a summary.
     Sync(sync::Args),
-    /// Serve: consumers, the nightly schedule, webhooks, health and metrics.
+    /// Run the hub for good: deliveries as queues fill, the nightly schedule, FAJ
+    /// webhooks, health, metrics and the status page.
     Serve(serve::Args),
-    /// What became of the transfers an organisation sent (its receipts).
+    /// Show what became of the transfers an organisation sent (its receipts).
     Receipts(receipts::Args),
-    /// Aggregated indicators per flow and month, for both sides (no personal data).
+    /// Count transfers per flow and month, for both sides (no personal data).
     Bilan(bilan::Args),
     /// Parse one peer file into canonical JSON Lines, touching nothing.
     Import(import::Args),
@@ -79,7 +111,7 @@ pub struct Globals {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    output::init_logging();
+    output::init_logging(cli.log_format);
     // One TLS provider for every client (lapin, reqwest, sqlx): ring, see notes/machine.md.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let globals = Globals {

@@ -17,16 +17,91 @@ pub enum Format {
     Csv,
 }
 
-/// Logs go to stderr as plain lines, filtered by `RUST_LOG` (default `warn`), so that
-/// stdout stays clean for data (JSON Lines, tables).
-pub fn init_logging() {
+/// How logs are written on stderr.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Plain lines (colours only on a terminal).
+    #[default]
+    Plain,
+    /// One JSON object a line (`ts`, `level`, `message` and the event's fields), for a
+    /// log collector.
+    Json,
+}
+
+/// Logs go to stderr, filtered by `RUST_LOG` (default `warn`), so that stdout stays
+/// clean for data (JSON Lines, tables); no colour codes off a terminal (log files).
+pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
-        .try_init();
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = match format {
+        LogFormat::Plain => builder.try_init(),
+        LogFormat::Json => builder.event_format(JsonLines).try_init(),
+    };
+}
+
+/// One JSON object per event (tracing-subscriber's own JSON needs a crate the
+/// workspace does not carry).
+struct JsonLines;
+
+#[derive(Default)]
+struct Fields(serde_json::Map<String, serde_json::Value>);
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0
+            .insert(field.name().to_owned(), format!("{value:?}").into());
+    }
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+        self.0.insert(field.name().to_owned(), value.into());
+    }
+}
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for JsonLines
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let mut obj = serde_json::Map::new();
+        obj.insert(
+            "ts".into(),
+            chrono::Utc::now()
+                .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                .to_string()
+                .into(),
+        );
+        obj.insert(
+            "level".into(),
+            event.metadata().level().as_str().to_lowercase().into(),
+        );
+        obj.extend(fields.0);
+        let line = serde_json::Value::Object(obj).to_string();
+        writeln!(writer, "{line}")
+    }
 }
 
 /// Prints the one-line cause chain of a failure and returns the failure status. A

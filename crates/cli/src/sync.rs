@@ -15,6 +15,12 @@ use crate::output::Format;
 
 /// Arguments of `passerelle sync`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    passerelle sync                                  every configured flow\n  \
+    passerelle sync --flow brsa-orientation --format json\n  \
+    passerelle sync --wait 600                       from cron, beside `serve`\n\n\
+    Exit status: 0 complete, 3 partial (the failing peers named on stderr and in the summary), \
+    2 could not run, 4 another night holds the data folder (after --wait).")]
 pub struct Args {
     /// Run only the sources of this flow (repeatable): brsa-orientation, brsa-suivi,
     /// faj-demande, faj-decision, ase-majorite, of-signalement, of-suivi. A source is
