@@ -131,29 +131,70 @@ pub fn exit_code(report: &NightReport, intact: bool) -> ExitCode {
     ExitCode::from(EXIT_PARTIAL)
 }
 
-/// Progress on stderr: a spinner with the current source on a terminal, plain lines
-/// otherwise.
+/// Progress on stderr: a spinner with the current source on a terminal; otherwise a
+/// plain line every `PASSERELLE_PROGRESS_S` seconds (default 10) with the latest
+/// counts and the night's elapsed time, so that a long delivery is never silent in a
+/// log file. Counts and peer names only, never a person's data.
 pub struct Bar {
     bar: Option<indicatif::ProgressBar>,
+    latest: std::sync::Arc<std::sync::Mutex<String>>,
+    stop: Option<std::sync::mpsc::Sender<()>>,
 }
 
 pub fn progress_bar() -> Bar {
     use std::io::IsTerminal;
-    let bar = std::io::stderr().is_terminal().then(|| {
+    let latest = std::sync::Arc::new(std::sync::Mutex::new(String::from("starting")));
+    if std::io::stderr().is_terminal() {
         let b = indicatif::ProgressBar::new_spinner();
         b.enable_steady_tick(std::time::Duration::from_millis(120));
-        b
+        return Bar {
+            bar: Some(b),
+            latest,
+            stop: None,
+        };
+    }
+    let every = std::env::var("PASSERELLE_PROGRESS_S")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .unwrap_or(10);
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let shown = latest.clone();
+    let started = std::time::Instant::now();
+    std::thread::spawn(move || {
+        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+            rx.recv_timeout(Duration::from_secs(every))
+        {
+            let line = shown.lock().map(|l| l.clone()).unwrap_or_default();
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!(
+                    "night running for {} s; {line}",
+                    started.elapsed().as_secs()
+                );
+            }
+        }
     });
-    Bar { bar }
+    Bar {
+        bar: None,
+        latest,
+        stop: Some(tx),
+    }
 }
 
 impl Bar {
     pub fn show(&self, p: &Progress<'_>) {
         let line = match p {
             Progress::Read { source, flow, read } => {
-                // Per batch: only the bar shows these.
-                if let Some(b) = &self.bar {
-                    b.set_message(format!("{source} → {flow}: {read} read"));
+                // Per batch: the bar shows these, the periodic line takes the latest.
+                let line = format!("{source} → {flow}: {read} read");
+                match &self.bar {
+                    Some(b) => b.set_message(line),
+                    None => {
+                        if let Ok(mut l) = self.latest.lock() {
+                            *l = line;
+                        }
+                    }
                 }
                 return;
             }
@@ -174,6 +215,9 @@ impl Bar {
                 summary.applied, summary.rejected
             ),
         };
+        if let Ok(mut l) = self.latest.lock() {
+            l.clone_from(&line);
+        }
         match &self.bar {
             Some(b) => b.println(line),
             None => {
@@ -188,6 +232,9 @@ impl Bar {
     pub fn done(&self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
+        }
+        if let Some(stop) = &self.stop {
+            let _ = stop.send(());
         }
     }
 }

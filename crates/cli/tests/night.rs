@@ -175,9 +175,12 @@ async fn night_with_peer_down(peer: &str) {
         .arg(&data)
         .arg("sync")
         .env("PASSERELLE_PEER_DEADLINE_S", "60")
+        .env("PASSERELLE_PROGRESS_S", "1")
+        .env("RUST_LOG", "info")
         .output()
         .unwrap();
     let took = started.elapsed();
+    eprintln!("{peer} down: the night took {took:?}");
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
@@ -188,6 +191,11 @@ async fn night_with_peer_down(peer: &str) {
     assert!(stdout.contains("brsa-orientation"), "{stdout}");
     assert!(stdout.contains("failed: "), "{stdout}");
     assert!(stderr.contains("partial night"), "{stderr}");
+    // Off a terminal: plain log lines, no colour codes; progress lines while it ran.
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+    if took.as_secs() >= 2 {
+        assert!(stderr.contains("night running for "), "{stderr}");
+    }
     let named = match peer {
         "imilo" => "imilo",
         _ => "FAJ059",
