@@ -180,7 +180,6 @@ async fn night_with_peer_down(peer: &str) {
         .output()
         .unwrap();
     let took = started.elapsed();
-    eprintln!("{peer} down: the night took {took:?}");
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
