@@ -327,3 +327,106 @@ async fn a_night_routes_acknowledges_delivers_and_settles_late_answers() {
     assert_eq!(report.flows["brsa-suivi"].sent.sent, 0);
     assert_eq!(report.flows["brsa-suivi"].sent.unchanged, 1);
 }
+
+/// A peer that cannot be reached.
+struct Down;
+
+#[async_trait]
+impl Sink for Down {
+    async fn deliver(&self, _d: Delivery) -> Result<Receipt, ConnectorError> {
+        Err(ConnectorError::Unavailable {
+            peer: "imilo.example.fr".into(),
+            reason: "connection refused".into(),
+            retry_after: None,
+        })
+    }
+}
+
+/// A source whose peer cannot be reached.
+struct DownSource;
+
+#[async_trait]
+impl Source for DownSource {
+    async fn next_batch(&mut self) -> Result<Vec<SourceItem>, ConnectorError> {
+        Err(ConnectorError::Unavailable {
+            peer: "faj.example.fr".into(),
+            reason: "connection refused".into(),
+            retry_after: None,
+        })
+    }
+    async fn ack(&mut self, _tokens: &[AckToken]) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_peer_down_fails_its_own_part_and_what_waits_goes_the_next_night() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let cd = Org::new(OrgKind::Cd, "CD059", System::Solis);
+    let solis = |acked: &Arc<Mutex<Vec<AckToken>>>| SourcePlan {
+        name: "solis".into(),
+        source: Box::new(ListSource {
+            items: solis_items(),
+            acked: acked.clone(),
+        }),
+        flows: vec![FlowRoute::new(
+            "brsa-orientation",
+            routes::brsa_orientation(cd.clone(), Arc::new(Territoires::default())),
+        )],
+        cursor: None,
+        reads: Default::default(),
+    };
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    // The ML's system is down, and so is another source's peer.
+    let mut night = Night {
+        sources: vec![
+            SourcePlan::new("faj:FAJ059", Box::new(DownSource), Vec::new()),
+            solis(&acked),
+        ],
+        sinks: vec![SinkPlan {
+            recipient: "59350S00".into(),
+            sink: Arc::new(Down),
+        }],
+        idle: Some(Duration::from_millis(300)),
+        deadlines: passerelle_hub::Deadlines {
+            peer: Some(Duration::from_secs(20)),
+            night: Some(Duration::from_secs(60)),
+            failures: 1,
+        },
+        ..Default::default()
+    };
+    let t = std::time::Instant::now();
+    let report = night.run(&engine, &|_| {}).await.unwrap();
+    assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+    assert!(!report.completed());
+    let failed: Vec<&String> = report.failed.keys().collect();
+    assert_eq!(failed, ["delivery to 59350S00", "source faj:FAJ059"]);
+    assert!(report.failed["source faj:FAJ059"].contains("faj.example.fr"));
+    assert!(
+        report.failed["delivery to 59350S00"].contains("its transfers wait in their queue"),
+        "{:?}",
+        report.failed
+    );
+    // The source that worked was read, sent and acknowledged; nothing dead-lettered.
+    let r = &report.flows["brsa-orientation"];
+    assert_eq!(r.sent.sent, 2);
+    assert_eq!(r.delivered.dead_lettered, 0);
+    assert_eq!(acked.lock().unwrap().len(), 4);
+
+    // The next night, the ML is back: what waited is delivered.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let peer = Arc::new(Peer::default());
+    let mut night = Night {
+        sinks: vec![SinkPlan {
+            recipient: "59350S00".into(),
+            sink: peer.clone(),
+        }],
+        idle: Some(Duration::from_millis(300)),
+        ..Default::default()
+    };
+    let report = night.run(&engine, &|_| {}).await.unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(report.flows["brsa-orientation"].delivered.applied, 2);
+    assert_eq!(peer.got.lock().unwrap().len(), 2);
+}
