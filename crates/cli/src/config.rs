@@ -61,6 +61,14 @@ pub struct NightSection {
     /// retries) before it is left for the next night.
     #[serde(default = "default_failures")]
     pub failures: u32,
+    /// Hours a file peer (SOLIS, the box) may keep a transfer without its answer
+    /// before the night settles it as dead-lettered and lets it be sent again.
+    #[serde(default = "default_answer_within")]
+    pub answer_within_h: u64,
+}
+
+fn default_answer_within() -> u64 {
+    72
 }
 
 fn default_peer_deadline() -> u64 {
@@ -79,6 +87,7 @@ impl Default for NightSection {
             peer_deadline_s: default_peer_deadline(),
             deadline_s: default_night_deadline(),
             failures: default_failures(),
+            answer_within_h: default_answer_within(),
         }
     }
 }

@@ -194,6 +194,9 @@ pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<Nig
     let today = chrono::Local::now().date_naive();
     let mut night = Night {
         deadlines: config.night.deadlines(),
+        answer_within: Some(std::time::Duration::from_secs(
+            config.night.answer_within_h.max(1) * 3600,
+        )),
         ..Night::default()
     };
     // How each CD takes what MLs send it: SOLIS imports, or its box.

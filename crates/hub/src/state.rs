@@ -703,6 +703,39 @@ impl HubState {
         row.map(|r| to_transfer(&r)).transpose()
     }
 
+    /// Transfers left `delivered` (handed to a file peer) since before `before`
+    /// without their answer.
+    pub async fn unanswered(&self, before: chrono::DateTime<Utc>) -> Result<Vec<TransferRow>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT transfer_id FROM transfer WHERE status = 'delivered' AND updated_at < ?1",
+        )
+        .bind(before.to_rfc3339())
+        .fetch_all(&self.pool)
+        .await?;
+        let ids: Vec<Uuid> = rows
+            .iter()
+            .filter_map(|(id,)| Uuid::parse_str(id).ok())
+            .collect();
+        self.transfers(&ids).await
+    }
+
+    /// Forgets what was last sent for these transfers: the next time their source gives
+    /// the same record, it is sent again instead of being found unchanged.
+    pub async fn forget_sent(&self, transfer_ids: &[Uuid]) -> Result<()> {
+        for chunk in transfer_ids.chunks(500) {
+            let sql = format!(
+                "DELETE FROM sent_hash WHERE transfer_id IN ({})",
+                marks(chunk.len(), "?")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(id.to_string());
+            }
+            q.execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
     /// The organisations that sent transfers through this hub.
     pub async fn senders(&self) -> Result<Vec<String>> {
         let rows: Vec<(String,)> =

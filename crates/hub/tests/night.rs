@@ -430,3 +430,71 @@ async fn a_peer_down_fails_its_own_part_and_what_waits_goes_the_next_night() {
     assert_eq!(report.flows["brsa-orientation"].delivered.applied, 2);
     assert_eq!(peer.got.lock().unwrap().len(), 2);
 }
+
+/// A file peer that takes everything and never answers.
+struct Silent;
+
+#[async_trait]
+impl Sink for Silent {
+    async fn deliver(&self, d: Delivery) -> Result<Receipt, ConnectorError> {
+        Ok(Receipt {
+            transfer_id: d.transfer_id,
+            status: ReceiptStatus::Delivered,
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_transfer_never_answered_is_settled_then_sent_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path()).await;
+    let cd = Org::new(OrgKind::Cd, "CD059", System::Solis);
+    let night = |answer_within: Option<Duration>| Night {
+        sources: vec![SourcePlan::new(
+            "solis",
+            Box::new(ListSource {
+                items: solis_items(),
+                acked: Arc::new(Mutex::new(Vec::new())),
+            }),
+            vec![FlowRoute::new(
+                "brsa-orientation",
+                routes::brsa_orientation(cd.clone(), Arc::new(Territoires::default())),
+            )],
+        )],
+        sinks: vec![SinkPlan {
+            recipient: "59350S00".into(),
+            sink: Arc::new(Silent),
+        }],
+        idle: Some(Duration::from_millis(300)),
+        answer_within,
+        ..Default::default()
+    };
+    let report = night(None).run(&engine, &|_| {}).await.unwrap();
+    assert_eq!(report.flows["brsa-orientation"].delivered.delivered, 2);
+    // Read again with no answer in between: unchanged, still waiting.
+    let report = night(Some(Duration::from_secs(3600)))
+        .run(&engine, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(report.flows["brsa-orientation"].sent.unchanged, 2);
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    // Past the bound: settled, named, and sent again by the same night's source.
+    let report = night(Some(Duration::ZERO))
+        .run(&engine, &|_| {})
+        .await
+        .unwrap();
+    let why = &report.failed["answers from 59350S00"];
+    assert!(why.starts_with("2 transfers had no answer"), "{why}");
+    assert_eq!(report.flows["brsa-orientation"].sent.sent, 2);
+    let rows = engine.state().transfers_of("CD059", None).await.unwrap();
+    let dead: Vec<_> = rows
+        .iter()
+        .filter(|r| r.status == TransferStatus::DeadLettered)
+        .collect();
+    assert_eq!(dead.len(), 2);
+    assert!(dead[0].reason.as_deref().unwrap().starts_with("NO_ANSWER"));
+    // The same content keeps its transfer id: the peer got it again (delivered), and
+    // its answer, when it comes, still settles it (applied comes after dead-lettered).
+    assert_eq!(rows.len(), 2);
+    assert_eq!(report.flows["brsa-orientation"].delivered.delivered, 2);
+}

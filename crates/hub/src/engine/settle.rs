@@ -169,6 +169,55 @@ impl Engine {
         Ok(by_flow)
     }
 
+    /// Settles the transfers left `delivered` for longer than `within` without their
+    /// answer (an import file lost on the peer's side, an ACK never written): each is
+    /// dead-lettered with the reason, journaled once, and what was last sent for it is
+    /// forgotten, so that its source giving the record again sends it again. A late
+    /// answer still settles it (applied comes after dead-lettered). Returns how many,
+    /// per recipient.
+    pub async fn settle_unanswered(
+        &self,
+        within: std::time::Duration,
+    ) -> Result<BTreeMap<String, u64>> {
+        let before = chrono::Utc::now()
+            - chrono::TimeDelta::from_std(within).unwrap_or(chrono::TimeDelta::MAX);
+        let rows = self.state.unanswered(before).await?;
+        if rows.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let hours = within.as_secs() / 3600;
+        let receipts: Vec<Receipted> = rows
+            .iter()
+            .map(|row| {
+                let pseudonym = Subject::new(&self.pseudonyms, &row.hub_id.to_string()).pseudonym;
+                let header = Header {
+                    transfer_id: row.transfer_id,
+                    flow: row.flow.clone(),
+                    sender: row.sender.clone(),
+                    recipient: row.recipient.clone(),
+                    ordering_key: None,
+                    headers: [(SUBJECT_HEADER.to_owned(), pseudonym)].into(),
+                };
+                Receipted::new(
+                    header,
+                    TransferStatus::DeadLettered,
+                    Some(format!(
+                        "NO_ANSWER: {} did not answer within {hours} h; sent again when its source gives it again",
+                        row.recipient
+                    )),
+                )
+            })
+            .collect();
+        let moved = self.settle(receipts).await?;
+        let ids: Vec<Uuid> = moved.iter().map(|r| r.header.transfer_id).collect();
+        self.state.forget_sent(&ids).await?;
+        let mut out = BTreeMap::new();
+        for r in &moved {
+            *out.entry(r.header.recipient.clone()).or_default() += 1;
+        }
+        Ok(out)
+    }
+
     /// Reads a late-receipt source dry: settles each answer, then acknowledges it.
     pub async fn collect_receipts(&self, source: &mut dyn ReceiptSource) -> Result<LateSummary> {
         let mut total = LateSummary::default();

@@ -110,6 +110,9 @@ pub struct Night {
     pub sources_at_once: Option<usize>,
     /// How long the night and each peer may take (none by default).
     pub deadlines: Deadlines,
+    /// How long a file peer may keep a transfer `delivered` without its answer; past
+    /// it, the night settles it (see `Engine::settle_unanswered`). None: never.
+    pub answer_within: Option<Duration>,
 }
 
 impl std::fmt::Debug for Night {
@@ -190,6 +193,18 @@ impl Night {
         let mut report = NightReport::default();
         let t = Instant::now();
         self.collect(engine, &mut report, progress).await?;
+        if let Some(within) = self.answer_within {
+            // Never left stuck: what a peer never answered is settled and named.
+            for (recipient, n) in engine.settle_unanswered(within).await? {
+                report.fail(
+                    &format!("answers from {recipient}"),
+                    format!(
+                        "{n} transfers had no answer within {} h: dead-lettered, sent again when their source gives them again",
+                        within.as_secs() / 3600
+                    ),
+                );
+            }
+        }
         report.phases.answers_before = t.elapsed().as_secs_f64();
 
         let t = Instant::now();
