@@ -10,6 +10,8 @@ use passerelle_cli::config::HubConfig;
 use passerelle_cli::{choices, wiring};
 use passerelle_hub::HubState;
 
+use crate::output::Format;
+
 /// Arguments of `passerelle receipts`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -23,14 +25,9 @@ pub struct Args {
     /// dead_lettered).
     #[arg(long)]
     status: Option<String>,
+    /// How the receipts are printed (JSON: one object a line).
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum Format {
-    Table,
-    Json,
 }
 
 pub async fn run(globals: &crate::Globals, args: Args) -> anyhow::Result<ExitCode> {
@@ -68,6 +65,20 @@ pub async fn run(globals: &crate::Globals, args: Args) -> anyhow::Result<ExitCod
         Format::Json => {
             for r in &rows {
                 writeln!(out, "{}", serde_json::to_string(r)?)?;
+            }
+        }
+        Format::Csv => {
+            writeln!(out, "transfer,flow,recipient,status,reason")?;
+            for r in &rows {
+                let reason = r.reason.as_deref().unwrap_or("").replace('"', "\"\"");
+                writeln!(
+                    out,
+                    "{},{},{},{},\"{reason}\"",
+                    r.transfer_id,
+                    r.flow,
+                    r.recipient,
+                    r.status.as_str()
+                )?;
             }
         }
         Format::Table => {

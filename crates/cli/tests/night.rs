@@ -138,6 +138,27 @@ async fn two_nights_at_once_run_one_after_the_other() {
     assert!(!refs.is_empty());
     let twice: Vec<_> = refs.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "written twice: {twice:?}");
+    // The CD's receipts, as CSV, the sender code in any case.
+    let out = Command::new(env!("CARGO_BIN_EXE_passerelle"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["receipts", "--sender", "cd059", "--format", "csv"])
+        .output()
+        .unwrap();
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        csv.starts_with("transfer,flow,recipient,status,reason\n"),
+        "{csv}"
+    );
+    assert!(csv.lines().count() > 100, "{csv}");
     world.stop().await;
 }
 
