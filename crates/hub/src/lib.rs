@@ -12,6 +12,7 @@ pub mod report;
 pub mod routes;
 pub mod seal;
 pub mod state;
+pub mod web;
 
 pub use change::{content_hash, transfer_id};
 pub use engine::{DeliverLimits, Engine, EngineError, ItemFate, Prepared};
@@ -22,3 +23,4 @@ pub use org::{Org, Route, Routed};
 pub use report::{DeliverSummary, FlowReport, LateSummary, NightReport, Phases, SendSummary};
 pub use seal::{KeyringSealer, SealError, Sealer};
 pub use state::{BilanRow, HubState, StateError, StatusChange, TransferRow, TransferStatus};
+pub use web::{Account, DatedTransfer, Role, SentFilter, SessionRow, WebError, WebStore};

@@ -51,6 +51,11 @@ impl TransferStatus {
         }
     }
 
+    /// The status a stored or typed name stands for (`dead_lettered`).
+    pub fn parse_name(s: &str) -> Option<Self> {
+        Self::parse(s)
+    }
+
     fn parse(s: &str) -> Option<Self> {
         [
             Self::Published,
@@ -191,6 +196,11 @@ impl HubState {
             .await?;
         sqlx::raw_sql(MIGRATION).execute(&pool).await?;
         Ok(Self { pool })
+    }
+
+    /// The pool, for the other stores kept in the same file (`web`).
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     /// A write transaction that takes SQLite's write lock at once: a deferred one that

@@ -39,6 +39,9 @@ pub struct ServerConfig {
     /// What one client may cost (`[server.http]`: timeouts, connections, sizes).
     #[serde(default)]
     pub http: crate::serve::HttpLimits,
+    /// The web application (`[server.web]`: sessions, throttle, organisations' names).
+    #[serde(default)]
+    pub web: crate::web::WebConfig,
 }
 
 fn default_listen() -> String {
@@ -67,6 +70,7 @@ impl Default for ServerConfig {
             shutdown_grace_s: default_grace(),
             nights_kept: default_nights(),
             http: crate::serve::HttpLimits::default(),
+            web: crate::web::WebConfig::default(),
         }
     }
 }
@@ -99,6 +103,20 @@ impl ServerConfig {
             1024,
             1024 * 1024,
         )?;
+        range("web.idle_minutes", self.web.idle_minutes, 1, 24 * 60)?;
+        range("web.absolute_hours", self.web.absolute_hours, 1, 24 * 7)?;
+        range(
+            "web.login_attempts",
+            self.web.login_attempts as u64,
+            1,
+            1000,
+        )?;
+        range(
+            "web.login_window_minutes",
+            self.web.login_window_minutes,
+            1,
+            24 * 60,
+        )?;
         range(
             "http.max_body_bytes",
             h.max_body_bytes as u64,
@@ -106,6 +124,11 @@ impl ServerConfig {
             64 * 1024 * 1024,
         )?;
         Ok(())
+    }
+
+    /// The zone dates are shown in (Europe/Paris unless configured).
+    pub fn timezone(&self) -> Timezone {
+        Timezone::parse(&self.timezone).unwrap_or(Timezone::EuropeParis)
     }
 
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {

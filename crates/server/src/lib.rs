@@ -12,7 +12,10 @@
 //!   `/ready`, `/metrics`, `/api/status`, webhooks under `/hooks/…`);
 //! - [`serve`](mod@serve): `serve`, `serve_with_grace`, `serve_with_limits`, `serve_listener`,
 //!   `cancel_on_signals`, and `HttpLimits` (timeouts, connection limit, sizes);
-//! - [`config`]: `ServerConfig`, the `[server]` section.
+//! - [`config`]: `ServerConfig`, the `[server]` section;
+//! - [`web`]: the web application (accounts, sessions, search, "parcours des échanges",
+//!   envois, the operators' dashboard), `WebApp` from the `WebDeps` the cli gives it,
+//!   mounted by `app_with_web`.
 //!
 //! No personal data in metrics labels, status, page or logs: labels and status hold flow
 //! ids, organisation codes, statuses and counts only; request metrics use the route
@@ -71,12 +74,13 @@ pub mod scheduler;
 pub mod serve;
 pub mod status;
 pub mod tz;
+pub mod web;
 
 pub use config::ServerConfig;
 pub use error::{ConfigError, ErrorKind, ScheduleError, ServerError};
 pub use metrics::{Counter, CounterVec, Gauge, GaugeVec, Metrics, MetricsError};
 pub use readiness::{CheckResult, Readiness, ReadinessReport};
-pub use router::{AppState, FAJ_HOOK_PATH, app, router, with_hooks};
+pub use router::{AppState, FAJ_HOOK_PATH, app, app_with_web, router, with_hooks};
 pub use schedule::Schedule;
 pub use scheduler::{
     Clock, ManualClock, Scheduler, SchedulerReport, SchedulerStats, SystemClock, run_on_schedule,
@@ -87,3 +91,4 @@ pub use serve::{
 };
 pub use status::{FlowMetrics, FlowOutcome, FlowStatus, Night, SharedStatus, Status};
 pub use tz::Timezone;
+pub use web::{WebApp, WebConfig, WebDeps};

@@ -99,6 +99,28 @@ pub fn app(state: AppState, faj: Option<passerelle_faj::WebhookState>) -> Router
     with_hooks(router(state.clone()), hooks, &state)
 }
 
+/// [`app`] with the web application: its pages replace the status page at `/` (which
+/// becomes `/exploitation`, behind a session), and every response carries the
+/// security headers (CSP, `nosniff`, `no-referrer`, no framing).
+pub fn app_with_web(
+    state: AppState,
+    faj: Option<passerelle_faj::WebhookState>,
+    web: crate::web::WebApp,
+) -> Router {
+    let open = Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/api/status", get(api_status))
+        .with_state(state.clone());
+    let base = open.merge(crate::web::routes(web));
+    let hooks = faj
+        .map(|w| (FAJ_HOOK_PATH, w.router()))
+        .into_iter()
+        .collect();
+    with_hooks(base, hooks, &state).layer(middleware::from_fn(crate::web::security_headers))
+}
+
 async fn count(State(counter): State<CounterVec>, req: Request, next: Next) -> Response {
     // The route pattern, never the raw path: paths and queries may carry identifiers.
     let route = req
