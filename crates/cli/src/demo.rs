@@ -59,6 +59,7 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
         say(line);
     }
     let hub = Hub::open(&world.config, &data_dir).await?;
+    let accounts = demo_accounts(&hub, &world.config).await?;
 
     // During the day, conseillers file FAJ requests through the hub.
     let requests = world.conseiller_requests(&hub, 12).await?;
@@ -77,6 +78,7 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
         std::thread::sleep(Duration::from_millis(600));
         Ok(())
     };
+    let night_started = chrono::Utc::now();
     let mut report = night
         .run_with(&hub.engine, &|p| bar.show(&p), Some(&between))
         .await?;
@@ -90,7 +92,15 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
     let completed = verification.is_intact() && report.completed();
 
     if !args.once {
-        serve_status(args.port, &report).await?;
+        serve_web(
+            &hub,
+            &world.config,
+            args.port,
+            &report,
+            night_started,
+            &accounts,
+        )
+        .await?;
     }
     hub.close().await?;
     world.stop().await;
@@ -108,43 +118,79 @@ fn say(line: &str) {
     }
 }
 
-/// A status page with the night's figures, until Ctrl-C.
-async fn serve_status(port: u16, report: &NightReport) -> Result<()> {
-    let mut rows = String::new();
-    for (flow, r) in &report.flows {
-        rows.push_str(&format!(
-            "<tr><td>{flow}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            r.read, r.sent.sent, r.sent.unchanged, r.applied(), r.rejected(), r.sent.denied
-        ));
+/// One demo account per role, with a fresh password each run, printed once.
+async fn demo_accounts(
+    hub: &Hub,
+    config: &passerelle_cli::config::HubConfig,
+) -> Result<Vec<(String, String, String)>> {
+    use passerelle_hub::Role;
+    let orgs = wiring::organisations(config);
+    let ml = orgs
+        .iter()
+        .find(|o| o.len() == 8 && o.as_bytes()[5] == b'S')
+        .cloned();
+    let cd = orgs.iter().find(|o| o.starts_with("CD")).cloned();
+    let web = passerelle_hub::WebStore::open(hub.engine.state()).await?;
+    let mut out = Vec::new();
+    let mut wanted = vec![];
+    if let Some(ml) = &ml {
+        wanted.push(("conseiller.ml", Role::Conseiller, Some(ml.clone())));
+        wanted.push(("operateur.ml", Role::Operateur, Some(ml.clone())));
     }
-    let page = format!(
-        "<!doctype html><html lang=\"fr\"><meta charset=\"utf-8\"><title>Passerelle demo</title>\
-         <h1>Passerelle: the demo night</h1><table border=\"1\" cellpadding=\"4\">\
-         <tr><th>flow</th><th>read</th><th>sent</th><th>unchanged</th><th>applied</th><th>rejected</th><th>denied</th></tr>{rows}</table></html>"
-    );
-    let json = serde_json::to_string(report)?;
-    let app = axum::Router::new()
-        .route(
-            "/",
-            axum::routing::get(move || async move { axum::response::Html(page) }),
-        )
-        .route(
-            "/api/summary",
-            axum::routing::get(
-                move || async move { ([("content-type", "application/json")], json) },
-            ),
-        )
-        .route("/health", axum::routing::get(|| async { "ok" }));
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
+    if let Some(cd) = &cd {
+        wanted.push(("conseiller.cd", Role::Conseiller, Some(cd.clone())));
+    }
+    wanted.push(("dpo", Role::Dpo, None));
+    wanted.push(("admin", Role::Admin, None));
+    for (login, role, org) in wanted {
+        // Four words of a random token: long enough, and typed easily in a demo.
+        let password = format!(
+            "demo-{}",
+            &passerelle_server::web::auth::random_token()[..16]
+        );
+        if web.account(login).await?.is_some() {
+            let h = passerelle_server::web::hash_password(&password)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            web.set_password(login, &h).await?;
+        } else {
+            crate::users::add(&web, login, role, org.as_deref(), &password).await?;
+        }
+        let what = format!(
+            "{}{}",
+            role.as_str(),
+            org.map(|o| format!(" of {o}")).unwrap_or_default()
+        );
+        out.push((login.to_owned(), password, what));
+    }
+    Ok(out)
+}
+
+/// The web application (the same as `serve`'s) with the night's figures, until Ctrl-C.
+async fn serve_web(
+    hub: &Hub,
+    config: &passerelle_cli::config::HubConfig,
+    port: u16,
+    report: &NightReport,
+    started: chrono::DateTime<chrono::Utc>,
+    accounts: &[(String, String, String)],
+) -> Result<()> {
+    let metrics = passerelle_server::Metrics::new();
+    let status = passerelle_server::Status::new(env!("CARGO_PKG_VERSION"), 7).shared();
+    let fm = passerelle_server::FlowMetrics::new(&metrics).context("metrics")?;
+    if let Ok(mut s) = status.write() {
+        s.begin_night(started);
+    }
+    crate::serve::record(&status, &fm, report, started, chrono::Utc::now());
+    let web = crate::serve::web_app(hub, &config.server, status.clone()).await?;
+    let state = passerelle_server::AppState::new(status, metrics);
+    let app = passerelle_server::app_with_web(state, None, web);
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
     say(&format!(
-        "status page on http://127.0.0.1:{port} (Ctrl-C to stop)"
+        "web application on http://127.0.0.1:{port} (Ctrl-C to stop); demo accounts:"
     ));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    for (login, password, what) in accounts {
+        say(&format!("  {login:<15} {password}  ({what})"));
+    }
+    passerelle_server::serve(addr, app, tokio_util::sync::CancellationToken::new()).await?;
     Ok(())
 }

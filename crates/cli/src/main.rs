@@ -18,6 +18,7 @@ mod receipts;
 mod serve;
 mod simulate;
 mod sync;
+mod users;
 
 /// Passerelle: the data-exchange hub between Missions Locales and Conseils
 /// départementaux: reads each peer's exports, sends what each flow allows, delivers and
@@ -97,6 +98,8 @@ enum Command {
     Config(config_cmd::Args),
     /// Verify, query, export and purge the audit journal (for DPOs).
     Audit(audit::Args),
+    /// Manage the web application's local accounts (add, list, disable, reset-password).
+    Users(users::Args),
 }
 
 /// What every subcommand may read from the global options.
@@ -143,6 +146,7 @@ fn main() -> ExitCode {
             Command::Policy(args) => policy::run(&globals, args).await,
             Command::Audit(args) => audit::run(&globals, args).await,
             Command::Config(args) => config_cmd::run(&globals, args).await,
+            Command::Users(args) => users::run(&globals, args).await,
         }
     });
     match result {

@@ -156,12 +156,13 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
                 async move { h.engine.state().cursor("ready").await.map(|_| ()) }
             })
     };
+    let web = web_app(&hub, &config.server, status.clone()).await?;
     let state = AppState::new(status, metrics)
         .with_readiness(readiness)
         .draining_on(shutdown.clone());
     // Kept to hand the audit the refusals still being counted when serving stops.
     let hooks = faj.clone();
-    let app = passerelle_server::app(state, faj);
+    let app = passerelle_server::app_with_web(state, faj, web);
     let addr: SocketAddr = config.server.listen_addr().context("[server] listen")?;
     #[allow(clippy::print_stderr)]
     {
@@ -189,6 +190,27 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
     }
     hub.close().await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The web application over this hub's state store, journal and pseudonym key.
+pub async fn web_app(
+    hub: &Hub,
+    server: &passerelle_server::ServerConfig,
+    status: SharedStatus,
+) -> Result<passerelle_server::WebApp> {
+    let deps = passerelle_server::WebDeps {
+        store: passerelle_hub::WebStore::open(hub.engine.state())
+            .await
+            .context("cannot open the web accounts")?,
+        journal: hub.engine.journal().clone(),
+        pseudonyms: hub
+            .keyring
+            .pseudonym_key()
+            .context("cannot read the pseudonym key")?,
+        config: server.web.clone(),
+        timezone: server.timezone(),
+    };
+    Ok(passerelle_server::WebApp::new(deps, status))
 }
 
 /// Delivers one recipient's queue until shutdown.
@@ -268,7 +290,7 @@ async fn night(
     Ok(())
 }
 
-fn record(
+pub(crate) fn record(
     status: &SharedStatus,
     metrics: &FlowMetrics,
     report: &NightReport,
