@@ -1,0 +1,404 @@
+//! The web application over HTTP (in process): login, sessions, CSRF, throttle,
+//! search and the parcours des échanges, refusals, headers, consultations journaled.
+
+mod common;
+
+use std::collections::HashMap;
+
+use axum::body::{Body, to_bytes};
+use axum::http::{Request, StatusCode, header};
+use common::*;
+use passerelle_audit::Filter;
+use tower::ServiceExt;
+
+/// A browser without JavaScript: keeps cookies, follows nothing.
+struct Client {
+    app: axum::Router,
+    cookies: HashMap<String, String>,
+}
+
+struct Answer {
+    code: StatusCode,
+    location: String,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+impl Client {
+    fn new(app: &axum::Router) -> Self {
+        Self {
+            app: app.clone(),
+            cookies: HashMap::new(),
+        }
+    }
+
+    async fn send(&mut self, req: Request<Body>) -> Answer {
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        for v in resp.headers().get_all(header::SET_COOKIE) {
+            let v = v.to_str().unwrap();
+            let (kv, _) = v.split_once(';').unwrap_or((v, ""));
+            let (k, val) = kv.split_once('=').unwrap();
+            if val.is_empty() {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.into(), val.into());
+            }
+        }
+        let code = resp.status();
+        let headers = resp.headers().clone();
+        let location = headers
+            .get(header::LOCATION)
+            .map(|l| l.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let body = to_bytes(resp.into_body(), 1 << 22).await.unwrap();
+        Answer {
+            code,
+            location,
+            headers,
+            body: String::from_utf8(body.to_vec()).unwrap(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn get(&mut self, uri: &str) -> Answer {
+        let req = Request::get(uri)
+            .header(header::COOKIE, self.cookie_header())
+            .body(Body::empty())
+            .unwrap();
+        self.send(req).await
+    }
+
+    async fn post(&mut self, uri: &str, form: &[(&str, &str)]) -> Answer {
+        let body = form
+            .iter()
+            .map(|(k, v)| format!("{k}={}", urlencode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let req = Request::post(uri)
+            .header(header::COOKIE, self.cookie_header())
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap();
+        self.send(req).await
+    }
+
+    async fn login(&mut self, login: &str, password: &str) -> Answer {
+        let form = self.get("/connexion").await;
+        let csrf = csrf_of(&form.body);
+        self.post(
+            "/connexion",
+            &[
+                ("csrf", &csrf),
+                ("identifiant", login),
+                ("mot_de_passe", password),
+            ],
+        )
+        .await
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    html[at..at + 64].to_owned()
+}
+
+#[tokio::test]
+async fn pages_need_a_session_and_open_routes_stay_open() {
+    let f = fixture().await;
+    let mut c = Client::new(&f.app);
+    for uri in [
+        "/",
+        "/recherche",
+        "/envois",
+        "/exploitation",
+        "/personne/abcd",
+    ] {
+        let a = c.get(uri).await;
+        assert_eq!(
+            (a.code, a.location.as_str()),
+            (StatusCode::SEE_OTHER, "/connexion"),
+            "{uri}"
+        );
+    }
+    let a = c.post("/recherche", &[("mode", "nir"), ("nir", NIR)]).await;
+    assert_eq!(a.location, "/connexion");
+    assert_eq!(c.get("/health").await.code, StatusCode::OK);
+    assert_eq!(c.get("/metrics").await.code, StatusCode::OK);
+    let login = c.get("/connexion").await;
+    assert_eq!(login.code, StatusCode::OK);
+    assert!(login.body.contains("<html lang=\"fr\">"));
+    let h = &login.headers;
+    let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(
+        csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    assert_eq!(h[header::REFERRER_POLICY], "no-referrer");
+    assert_eq!(h[header::CACHE_CONTROL], "no-store");
+    let set = h[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict") && !set.contains("Secure"),
+        "{set}"
+    );
+}
+
+#[tokio::test]
+async fn login_logout_and_wrong_passwords_say_the_same() {
+    let f = fixture().await;
+    let mut c = Client::new(&f.app);
+    let wrong = c.login("conseiller.ml", "pas le bon mot de passe").await;
+    let unknown = c.login("personne", PASSWORD).await;
+    assert_eq!(wrong.code, StatusCode::UNAUTHORIZED);
+    assert_eq!(unknown.code, StatusCode::UNAUTHORIZED);
+    let msg = |b: &str| {
+        b[b.find("role=\"alert\"").unwrap()..]
+            .split("</p>")
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(
+        msg(&wrong.body),
+        msg(&unknown.body),
+        "never says which was wrong"
+    );
+    assert!(wrong.body.contains("Identifiant ou mot de passe incorrect"));
+
+    let ok = c.login("conseiller.ml", PASSWORD).await;
+    assert_eq!(
+        (ok.code, ok.location.as_str()),
+        (StatusCode::SEE_OTHER, "/")
+    );
+    let session = c.cookies["passerelle"].clone();
+    let home = c.get("/").await;
+    assert_eq!(home.code, StatusCode::OK);
+    assert!(
+        home.body.contains("Mission Locale de Lille"),
+        "{}",
+        home.body
+    );
+    // The session id is stored hashed only.
+    let db = std::fs::read(f.dir.path().join("state.sqlite")).unwrap();
+    let wal = std::fs::read(f.dir.path().join("state.sqlite-wal")).unwrap_or_default();
+    let hay = [db, wal].concat();
+    assert!(
+        !hay.windows(64).any(|w| w == session.as_bytes()),
+        "session id in clear in the store"
+    );
+
+    // Logging out needs the token; then the session is gone.
+    let no = c.post("/deconnexion", &[]).await;
+    assert_eq!(no.code, StatusCode::FORBIDDEN);
+    let csrf = csrf_of(&home.body);
+    let out = c.post("/deconnexion", &[("csrf", &csrf)]).await;
+    assert_eq!(out.location, "/connexion");
+    let mut old = Client::new(&f.app);
+    old.cookies.insert("passerelle".into(), session);
+    assert_eq!(old.get("/").await.location, "/connexion");
+}
+
+#[tokio::test]
+async fn login_is_throttled_per_account_and_per_address() {
+    let f = fixture().await;
+    let mut c = Client::new(&f.app);
+    for _ in 0..5 {
+        assert_eq!(
+            c.login("dpo", "mauvais mot de passe").await.code,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // The right password no longer opens the account for the window.
+    let a = c.login("dpo", PASSWORD).await;
+    assert_eq!(a.code, StatusCode::TOO_MANY_REQUESTS);
+    assert!(a.body.contains("Identifiant ou mot de passe incorrect"));
+    // The address is throttled too (every request here comes from the same one).
+    assert_eq!(
+        c.login("admin", PASSWORD).await.code,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[tokio::test]
+async fn login_form_without_its_token_is_refused() {
+    let f = fixture().await;
+    let mut c = Client::new(&f.app);
+    let _ = c.get("/connexion").await;
+    let a = c
+        .post(
+            "/connexion",
+            &[("identifiant", "dpo"), ("mot_de_passe", PASSWORD)],
+        )
+        .await;
+    assert_eq!(a.code, StatusCode::FORBIDDEN);
+    assert!(a.body.contains("Ce formulaire a expiré"));
+    assert!(!c.cookies.contains_key("passerelle"));
+}
+
+#[tokio::test]
+async fn search_shows_the_parcours_of_the_organisation_and_journals_it() {
+    let f = fixture().await;
+    let mut c = Client::new(&f.app);
+    c.login("conseiller.ml", PASSWORD).await;
+    let form = c.get("/recherche").await;
+    let csrf = csrf_of(&form.body);
+
+    // Without the token: refused, journaled, nothing found.
+    let no = c.post("/recherche", &[("mode", "nir"), ("nir", NIR)]).await;
+    assert_eq!(no.code, StatusCode::FORBIDDEN);
+
+    let bad = c
+        .post(
+            "/recherche",
+            &[("csrf", &csrf), ("mode", "nir"), ("nir", "12345")],
+        )
+        .await;
+    assert_eq!(bad.code, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        bad.body.contains("Ce NIR n&#39;est pas valide"),
+        "{}",
+        bad.body
+    );
+
+    for form in [
+        vec![("mode", "nir"), ("nir", "2 04 03 59 350 123")],
+        vec![("mode", "caf"), ("caf", CAF)],
+        vec![
+            ("mode", "identite"),
+            ("nom", "NDIAYE"),
+            ("prenom", "awa"),
+            ("naissance", NAISSANCE),
+        ],
+    ] {
+        let mut form = form;
+        form.push(("csrf", &csrf));
+        let a = c.post("/recherche", &form).await;
+        assert_eq!(a.code, StatusCode::SEE_OTHER, "{form:?}: {}", a.body);
+        assert!(a.location.starts_with("/personne/"), "{}", a.location);
+        assert!(!a.location.contains(NIR) && !a.location.contains(CAF));
+        let p = c.get(&a.location).await;
+        assert_eq!(p.code, StatusCode::OK);
+        let b = &p.body;
+        assert!(
+            b.contains("Orientation BRSA") && b.contains("reçu de Conseil départemental du Nord"),
+            "{b}"
+        );
+        assert!(
+            b.contains("nom de naissance, adresse électronique, type d'orientation"),
+            "{b}"
+        );
+        assert!(b.contains("appliqué"), "{b}");
+        assert!(
+            b.contains("Suivi BRSA") && b.contains("refusé : SOLIS E12: dossier inconnu"),
+            "{b}"
+        );
+        assert!(
+            !b.contains("Demande FAJ"),
+            "another ML's exchange shown: {b}"
+        );
+        assert_eq!(p.headers[header::CACHE_CONTROL], "no-store");
+    }
+
+    let none = c
+        .post(
+            "/recherche",
+            &[("csrf", &csrf), ("mode", "caf"), ("caf", "7654321")],
+        )
+        .await;
+    assert!(none.body.contains("Aucune personne trouvée"));
+
+    // Every search and view is journaled, with the account and the pseudonym only.
+    let entries = f.journal.entries(&Filter::default()).await.unwrap();
+    let consulted: Vec<_> = entries.iter().filter(|e| e.event == "consulted").collect();
+    assert_eq!(consulted.len(), 3 + 3 + 1, "{consulted:#?}");
+    assert!(consulted.iter().all(|e| e.actor == "conseiller.ml"));
+    let pseudonym = entries[0].subject.clone().unwrap();
+    assert_eq!(
+        consulted
+            .iter()
+            .filter(|e| e.subject.as_deref() == Some(pseudonym.as_str()))
+            .count(),
+        6
+    );
+    assert!(
+        consulted
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("recherche par NIR"))
+    );
+    let denied = entries.iter().filter(|e| e.event == "denied").count();
+    assert_eq!(denied, 1, "the search without its token");
+    let all = serde_json::to_string(&entries).unwrap();
+    for v in [NIR, CAF, "Diaye", "NDIAYE", "2004-03-12", "awa"] {
+        assert!(!all.contains(v), "{v} in the journal");
+    }
+}
+
+#[tokio::test]
+async fn pages_of_another_organisation_or_session_are_refused() {
+    let f = fixture().await;
+    let mut c = Client::new(&f.app);
+    c.login("conseiller.ml", PASSWORD).await;
+    let a = c.get(&format!("/envois?organisation={CD}")).await;
+    assert_eq!(a.code, StatusCode::FORBIDDEN);
+    assert!(
+        a.body
+            .contains("Vous ne pouvez pas voir les envois de Conseil départemental du Nord"),
+        "{}",
+        a.body
+    );
+    assert_eq!(c.get("/exploitation").await.code, StatusCode::FORBIDDEN);
+
+    // A person found in one session is not a page of another.
+    let csrf = csrf_of(&c.get("/recherche").await.body);
+    let found = c
+        .post(
+            "/recherche",
+            &[("csrf", &csrf), ("mode", "nir"), ("nir", NIR)],
+        )
+        .await;
+    let mut other = Client::new(&f.app);
+    other.login("conseiller.autre", PASSWORD).await;
+    assert_eq!(other.get(&found.location).await.code, StatusCode::NOT_FOUND);
+
+    // The admin searches nobody; the operator sees the dashboard.
+    let mut admin = Client::new(&f.app);
+    admin.login("admin", PASSWORD).await;
+    assert_eq!(admin.get("/recherche").await.code, StatusCode::FORBIDDEN);
+    assert_eq!(admin.get("/exploitation").await.code, StatusCode::OK);
+    let entries = f.journal.entries(&Filter::default()).await.unwrap();
+    assert!(entries.iter().any(|e| e.event == "denied"
+        && e.actor == "conseiller.ml"
+        && e.reason.as_deref() == Some("page /envois de l'organisation CD059 refusée")));
+}
+
+#[tokio::test]
+async fn disabled_accounts_and_idle_sessions_end() {
+    let mut config = passerelle_server::WebConfig::default();
+    config.idle_minutes = 1;
+    let f = fixture_with(config).await;
+    let mut c = Client::new(&f.app);
+    c.login("conseiller.ml", PASSWORD).await;
+    assert_eq!(c.get("/").await.code, StatusCode::OK);
+    f.store.disable("conseiller.ml").await.unwrap();
+    assert_eq!(c.get("/").await.location, "/connexion");
+    assert_eq!(
+        c.login("conseiller.ml", PASSWORD).await.code,
+        StatusCode::UNAUTHORIZED
+    );
+}
