@@ -402,3 +402,73 @@ async fn disabled_accounts_and_idle_sessions_end() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn envois_of_the_organisation_with_filters() {
+    let f = fixture().await;
+    let mut c = Client::new(&f.app);
+    c.login("conseiller.ml", PASSWORD).await;
+    let all = c.get("/envois").await;
+    assert_eq!(all.code, StatusCode::OK);
+    let b = &all.body;
+    assert!(b.contains("<h1>Mes envois</h1>"), "{b}");
+    assert!(
+        b.contains("Suivi BRSA") && b.contains("refusé : SOLIS E12: dossier inconnu"),
+        "{b}"
+    );
+    assert!(b.contains("Corrigez la donnée dans votre logiciel"), "{b}");
+    assert!(
+        b.contains("Signalement obligation de formation") && b.contains("en attente de réponse")
+    );
+    assert!(
+        !b.contains("Orientation BRSA</td>"),
+        "received, not sent: {b}"
+    );
+    assert!(!b.contains("Demande FAJ</td>"), "another ML's: {b}");
+
+    let rejected = c.get("/envois?statut=rejected").await.body;
+    assert!(
+        rejected.contains("Suivi BRSA</td>")
+            && !rejected.contains("Signalement obligation de formation</td>")
+    );
+    let by_flow = c.get("/envois?flux=of-signalement").await.body;
+    assert!(
+        !by_flow.contains("Suivi BRSA</td>")
+            && by_flow.contains("Signalement obligation de formation</td>")
+    );
+    let past = c.get("/envois?au=2020-01-01").await.body;
+    assert!(past.contains("Aucun envoi ne correspond"), "{past}");
+    let bad = c.get("/envois?du=hier").await.body;
+    assert!(
+        bad.contains("Une date de la période n'est pas valide"),
+        "{bad}"
+    );
+
+    // The DPO names the organisation; the other ML's dead letter says what to do.
+    let mut dpo = Client::new(&f.app);
+    dpo.login("dpo", PASSWORD).await;
+    let other = dpo
+        .get(&format!("/envois?organisation={OTHER_ML}"))
+        .await
+        .body;
+    assert!(
+        other.contains("non remis après plusieurs essais : HTTP 503"),
+        "{other}"
+    );
+    assert!(other.contains("un opérateur peut relancer"), "{other}");
+}
+
+#[tokio::test]
+async fn the_dashboard_is_french_and_counts_what_awaits_an_answer() {
+    let f = fixture().await;
+    let mut c = Client::new(&f.app);
+    c.login("operateur.cd", PASSWORD).await;
+    let a = c.get("/exploitation").await;
+    assert_eq!(a.code, StatusCode::OK);
+    assert!(
+        a.body.contains("Aucune nuit d&#39;échanges") || a.body.contains("Aucune nuit d'échanges"),
+        "{}",
+        a.body
+    );
+    assert!(a.body.contains("n'est pas une perte"), "{}", a.body);
+}

@@ -141,4 +141,41 @@ async fn populate(_dir: &Path, state: &HubState, journal: &Journal, key: &Pseudo
     );
     f.fields = vec!["faj".into()];
     journal.append_batch(vec![p, a, s, r, f]).await.unwrap();
+    // The same transfers as the state store holds them (Mes envois reads these).
+    use passerelle_hub::{TransferRow, TransferStatus};
+    for (flow, from, to, status, reason) in [
+        ("brsa-orientation", CD, ML, TransferStatus::Applied, None),
+        (
+            "brsa-suivi",
+            ML,
+            CD,
+            TransferStatus::Rejected,
+            Some("SOLIS E12: dossier inconnu"),
+        ),
+        ("of-signalement", ML, CD, TransferStatus::Published, None),
+        (
+            "faj-demande",
+            OTHER_ML,
+            "FAJ059",
+            TransferStatus::DeadLettered,
+            Some("HTTP 503"),
+        ),
+    ] {
+        let row = TransferRow {
+            transfer_id: uuid::Uuid::new_v4(),
+            flow: flow.into(),
+            sender: from.into(),
+            recipient: to.into(),
+            hub_id,
+            status: TransferStatus::Published,
+            reason: None,
+        };
+        state.record_published(&row, &[1; 32]).await.unwrap();
+        if status != TransferStatus::Published {
+            state
+                .set_status(&row.transfer_id, status, reason)
+                .await
+                .unwrap();
+        }
+    }
 }
