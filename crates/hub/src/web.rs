@@ -365,7 +365,7 @@ impl WebStore {
                 out.push(Self::dated(r)?);
             }
         }
-        out.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+        out.sort_by_key(|t| t.created_at);
         Ok(out)
     }
 

@@ -39,7 +39,10 @@ fn missing(what: &str) -> bool {
     if std::env::var_os("CI").is_some() {
         panic!("{what} is missing (scripts/test installs it)");
     }
-    eprintln!("browser test not run: {what} is missing (run it through scripts/test)");
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("browser test not run: {what} is missing (run it through scripts/test)");
+    }
     true
 }
 
@@ -72,10 +75,10 @@ impl Driver {
             child,
         };
         for _ in 0..100 {
-            if let Ok(r) = d.http.get(format!("{}/status", d.base)).send().await {
-                if r.status().is_success() {
-                    break;
-                }
+            if let Ok(r) = d.http.get(format!("{}/status", d.base)).send().await
+                && r.status().is_success()
+            {
+                break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -122,11 +125,7 @@ impl Driver {
         if v["value"]["error"].is_string() {
             return Err(format!("{method} {path}: {}", v["value"]["message"]));
         }
-        Ok(if path == "/session" {
-            v["value"].clone()
-        } else {
-            v["value"].clone()
-        })
+        Ok(v["value"].clone())
     }
 
     async fn cmd(&self, method: &str, path: &str, body: Value) -> Result<Value, String> {
@@ -250,11 +249,11 @@ impl Driver {
     }
 
     async fn screenshot(&self, to: &Path) {
-        if let Ok(v) = self.cmd("GET", "/screenshot", Value::Null).await {
-            if let Some(png) = v.as_str().and_then(base64_decode) {
-                let _ = std::fs::create_dir_all(to.parent().unwrap());
-                let _ = std::fs::write(to, png);
-            }
+        if let Ok(v) = self.cmd("GET", "/screenshot", Value::Null).await
+            && let Some(png) = v.as_str().and_then(base64_decode)
+        {
+            let _ = std::fs::create_dir_all(to.parent().unwrap());
+            let _ = std::fs::write(to, png);
         }
     }
 }

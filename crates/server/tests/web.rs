@@ -389,9 +389,21 @@ async fn pages_of_another_organisation_or_session_are_refused() {
 
 #[tokio::test]
 async fn disabled_accounts_and_idle_sessions_end() {
-    let mut config = passerelle_server::WebConfig::default();
-    config.idle_minutes = 1;
+    let config = passerelle_server::WebConfig {
+        idle_minutes: 1,
+        ..Default::default()
+    };
     let f = fixture_with(config).await;
+    // Idle past the limit: the session ends.
+    let mut idle = Client::new(&f.app);
+    idle.login("dpo", PASSWORD).await;
+    assert_eq!(idle.get("/").await.code, StatusCode::OK);
+    let id = passerelle_server::web::auth::token_hash(&idle.cookies["passerelle"]);
+    let then = chrono::Utc::now() - chrono::Duration::minutes(2);
+    f.store.touch_session(&id, then).await.unwrap();
+    assert_eq!(idle.get("/").await.location, "/connexion");
+    assert!(f.store.session(&id).await.unwrap().is_none());
+
     let mut c = Client::new(&f.app);
     c.login("conseiller.ml", PASSWORD).await;
     assert_eq!(c.get("/").await.code, StatusCode::OK);

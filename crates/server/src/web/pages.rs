@@ -563,12 +563,11 @@ fn timeline(entries: Vec<passerelle_audit::Entry>) -> Vec<Line> {
                         && l.sender == sender
                         && l.recipient == recipient
                         && l.subject == subject
-                }) {
-                    if rank(s) >= rank(l.status) {
-                        l.status = s;
-                        l.reason = e.reason.clone();
-                        l.answered = Some(at);
-                    }
+                }) && rank(s) >= rank(l.status)
+                {
+                    l.status = s;
+                    l.reason = e.reason.clone();
+                    l.answered = Some(at);
                 }
             }
         }
