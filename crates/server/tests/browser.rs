@@ -370,6 +370,21 @@ async fn steps(d: &Driver, base: &str, axe: &str) -> Result<(), String> {
             .contains("Ce formulaire a expiré ou ne vient pas de Passerelle"),
         "a form without its CSRF token is refused",
     )?;
+    accessible(d, axe, "formulaire refusé").await?;
+
+    // Log out; the admin's pages.
+    d.goto(&format!("{base}/")).await?;
+    d.click("header form button[type=submit]").await?;
+    d.wait_url(|u| u.ends_with("/connexion")).await?;
+    d.type_in("#identifiant", "admin").await?;
+    d.type_in("#mot_de_passe", PASSWORD).await?;
+    d.click("main button[type=submit]").await?;
+    d.wait_url(|u| u == home).await?;
+    for p in ["/admin/comptes", "/exploitation"] {
+        d.goto(&format!("{base}{p}")).await?;
+        check(d.source().await?.contains("<h1>"), p)?;
+        accessible(d, axe, p).await?;
+    }
     Ok(())
 }
 

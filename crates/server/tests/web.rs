@@ -484,3 +484,73 @@ async fn the_dashboard_is_french_and_counts_what_awaits_an_answer() {
     );
     assert!(a.body.contains("n'est pas une perte"), "{}", a.body);
 }
+
+#[tokio::test]
+async fn the_admin_manages_accounts_and_nobody_else_does() {
+    let f = fixture().await;
+    let mut c = Client::new(&f.app);
+    c.login("conseiller.ml", PASSWORD).await;
+    assert_eq!(c.get("/admin/comptes").await.code, StatusCode::FORBIDDEN);
+
+    let mut admin = Client::new(&f.app);
+    admin.login("admin", PASSWORD).await;
+    let page = admin.get("/admin/comptes").await;
+    assert_eq!(page.code, StatusCode::OK);
+    assert!(
+        page.body.contains("<td>conseiller.ml</td>"),
+        "{}",
+        page.body
+    );
+    let csrf = csrf_of(&page.body);
+    let add = |org: &'static str, pw: &'static str| {
+        vec![
+            ("action", "creer"),
+            ("identifiant", "nouveau"),
+            ("role", "conseiller"),
+            ("organisation", org),
+            ("mot_de_passe", pw),
+        ]
+    };
+    let mut form = add("", PASSWORD);
+    form.push(("csrf", &csrf));
+    let a = admin.post("/admin/comptes", &form).await;
+    assert_eq!(a.code, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(a.body.contains("rattaché à une organisation"), "{}", a.body);
+    let mut form = add(ML, "court");
+    form.push(("csrf", &csrf));
+    assert!(
+        admin
+            .post("/admin/comptes", &form)
+            .await
+            .body
+            .contains("au moins 12 caractères")
+    );
+    let mut form = add(ML, PASSWORD);
+    assert_eq!(
+        admin.post("/admin/comptes", &form).await.code,
+        StatusCode::FORBIDDEN,
+        "no CSRF token"
+    );
+    form.push(("csrf", &csrf));
+    let a = admin.post("/admin/comptes", &form).await;
+    assert!(a.body.contains("Le compte nouveau est créé."), "{}", a.body);
+    let mut n = Client::new(&f.app);
+    assert_eq!(n.login("nouveau", PASSWORD).await.location, "/");
+
+    let a = admin
+        .post(
+            "/admin/comptes",
+            &[
+                ("csrf", &csrf),
+                ("action", "desactiver"),
+                ("identifiant", "nouveau"),
+            ],
+        )
+        .await;
+    assert!(
+        a.body.contains("Le compte nouveau est désactivé"),
+        "{}",
+        a.body
+    );
+    assert_eq!(n.get("/").await.location, "/connexion");
+}

@@ -57,7 +57,11 @@ fn nav_for(role: Role) -> Vec<Link> {
             l("/recherche", "Rechercher une personne"),
             l("/envois", "Envois"),
         ],
-        Role::Admin => vec![l("/", "Accueil"), l("/exploitation", "Exploitation")],
+        Role::Admin => vec![
+            l("/", "Accueil"),
+            l("/exploitation", "Exploitation"),
+            l("/admin/comptes", "Comptes"),
+        ],
     }
 }
 

@@ -373,6 +373,10 @@ pub fn routes(app: WebApp) -> Router {
         .route("/personne/{handle}", get(pages::personne))
         .route("/envois", get(pages::envois))
         .route("/exploitation", get(pages::exploitation))
+        .route(
+            "/admin/comptes",
+            get(pages::comptes).post(pages::comptes_post),
+        )
         .route("/style.css", get(style))
         .layer(axum::middleware::from_fn(no_store))
         .with_state(app)

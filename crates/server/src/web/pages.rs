@@ -950,3 +950,156 @@ pub(super) async fn exploitation(State(app): State<WebApp>, headers: HeaderMap) 
         layout("Exploitation", Some(&who(&app, &c)), "/exploitation", &body),
     )
 }
+
+// ---------------------------------------------------------------- admin
+
+async fn comptes_page(
+    app: &WebApp,
+    c: &Current,
+    code: StatusCode,
+    message: Option<(&str, bool)>,
+) -> Response {
+    let mut body = String::new();
+    if let Some((m, error)) = message {
+        let _ = write!(
+            body,
+            "<p class=\"{}\" role=\"{}\">{}</p>",
+            if error { "erreur" } else { "info" },
+            if error { "alert" } else { "status" },
+            esc(m)
+        );
+    }
+    let accounts = app.deps().store.accounts().await.unwrap_or_default();
+    body.push_str("<div class=\"tableau\"><table><caption>Les comptes</caption><thead><tr>\
+        <th scope=\"col\">Identifiant</th><th scope=\"col\">Rôle</th><th scope=\"col\">Organisation</th>\
+        <th scope=\"col\">État</th><th scope=\"col\">Action</th></tr></thead><tbody>");
+    for a in &accounts {
+        let action = if a.disabled || a.login == c.account.login {
+            String::new()
+        } else {
+            format!(
+                "<form method=\"post\" action=\"/admin/comptes\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+                 <input type=\"hidden\" name=\"action\" value=\"desactiver\"><input type=\"hidden\" name=\"identifiant\" value=\"{}\">\
+                 <button type=\"submit\">Désactiver {}</button></form>",
+                esc(&c.csrf),
+                esc(&a.login),
+                esc(&a.login)
+            )
+        };
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{action}</td></tr>",
+            esc(&a.login),
+            html::role_label(a.role),
+            a.org
+                .as_deref()
+                .map(|o| esc(&app.org_name(o)))
+                .unwrap_or_else(|| "toutes".into()),
+            if a.disabled { "désactivé" } else { "actif" },
+        );
+    }
+    body.push_str("</tbody></table></div>");
+    let _ = write!(
+        body,
+        "<form method=\"post\" action=\"/admin/comptes\"><fieldset><legend>Créer un compte</legend>\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"action\" value=\"creer\">\
+         <label for=\"identifiant\">Identifiant</label><input id=\"identifiant\" name=\"identifiant\" required autocomplete=\"off\">\
+         <label for=\"role\">Rôle</label><select id=\"role\" name=\"role\">\
+         <option value=\"conseiller\">conseiller</option><option value=\"operateur\">opérateur</option>\
+         <option value=\"dpo\">délégué à la protection des données</option><option value=\"admin\">administrateur</option></select>\
+         <label for=\"organisation\">Organisation (code de la structure ou du CD, pour un conseiller ou un opérateur)</label>\
+         <input id=\"organisation\" name=\"organisation\" autocomplete=\"off\">\
+         <label for=\"mot_de_passe\">Mot de passe initial</label>\
+         <p class=\"aide\" id=\"mdp-aide\">Au moins {} caractères ; transmettez-le à la personne par un autre canal.</p>\
+         <input id=\"mot_de_passe\" name=\"mot_de_passe\" type=\"password\" autocomplete=\"new-password\" aria-describedby=\"mdp-aide\" required>\
+         <p><button class=\"principal\" type=\"submit\">Créer le compte</button></p></fieldset></form>",
+        esc(&c.csrf),
+        auth::MIN_PASSWORD_CHARS
+    );
+    page(
+        code,
+        layout("Comptes", Some(&who(app, c)), "/admin/comptes", &body),
+    )
+}
+
+async fn admin_only(app: &WebApp, c: &Current) -> Option<Response> {
+    (c.account.role != Role::Admin).then_some(())?;
+    Some(
+        refuse(
+            app,
+            c,
+            StatusCode::FORBIDDEN,
+            "La gestion des comptes est réservée aux administrateurs.",
+            "page /admin/comptes refusée",
+        )
+        .await,
+    )
+}
+
+pub(super) async fn comptes(State(app): State<WebApp>, headers: HeaderMap) -> Response {
+    let Some(c) = app.current(&headers).await else {
+        return to_login();
+    };
+    if let Some(r) = admin_only(&app, &c).await {
+        return r;
+    }
+    comptes_page(&app, &c, StatusCode::OK, None).await
+}
+
+pub(super) async fn comptes_post(
+    State(app): State<WebApp>,
+    headers: HeaderMap,
+    Form(form): Fields,
+) -> Response {
+    let Some(c) = app.current(&headers).await else {
+        return to_login();
+    };
+    if !csrf_ok(&c, &form) {
+        return csrf_refused(&app, &c, "/admin/comptes").await;
+    }
+    if let Some(r) = admin_only(&app, &c).await {
+        return r;
+    }
+    let get = |k: &str| form.get(k).map(|s| s.trim()).unwrap_or("");
+    let login = get("identifiant");
+    let store = &app.deps().store;
+    let bad = |m: String| (StatusCode::UNPROCESSABLE_ENTITY, m, true);
+    let (code, message, error) = match get("action") {
+        "desactiver" => match store.disable(login).await {
+            Ok(()) => (
+                StatusCode::OK,
+                format!("Le compte {login} est désactivé ; ses sessions sont fermées."),
+                false,
+            ),
+            Err(_) => bad(format!("Aucun compte {login}.")),
+        },
+        "creer" => {
+            let role: Option<Role> = get("role").parse().ok();
+            let org = Some(get("organisation")).filter(|o| !o.is_empty());
+            let valid_login = !login.is_empty()
+                && login.len() <= 64
+                && login
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-' | '_' | '@'));
+            match role {
+                _ if !valid_login => bad("L'identifiant compte de 1 à 64 lettres, chiffres, points, tirets ou @.".into()),
+                None => bad("Choisissez un rôle.".into()),
+                Some(r) if r.scoped() && org.is_none() => {
+                    bad("Un conseiller ou un opérateur est rattaché à une organisation : saisissez son code.".into())
+                }
+                Some(r) if !r.scoped() && org.is_some() => {
+                    bad("Ce rôle couvre toutes les organisations : laissez l'organisation vide.".into())
+                }
+                Some(r) => match auth::hash_password(form.get("mot_de_passe").map(String::as_str).unwrap_or("")) {
+                    Err(e) => bad(format!("Le compte n'a pas été créé : {e}.")),
+                    Ok(h) => match store.add_account(login, &h, r, org).await {
+                        Ok(()) => (StatusCode::OK, format!("Le compte {login} est créé."), false),
+                        Err(_) => bad(format!("Le compte {login} existe déjà.")),
+                    },
+                },
+            }
+        }
+        _ => bad("Action inconnue.".into()),
+    };
+    comptes_page(&app, &c, code, Some((&message, error))).await
+}
