@@ -4,15 +4,18 @@
 
 use passerelle_connector::RecordIssue;
 use passerelle_connector::csv::{Row, TableError};
+use std::borrow::Cow;
+
 use passerelle_model::{
-    Adresse, Caf, CafOrganisme, Civilite, CodePostal, Date, Email, EtatDroit, FieldError,
-    InvalidValue, Issues, Jeune, Nir, NumeroAllocataire, Organisme, OrganismeType, Orientation,
-    OrientationType, Personne, RecordId, RsaRole, Source, SourceSystem, StructureCode, Telephone,
+    Adresse, Caf, CafOrganisme, Civilite, CodeInsee, CodePostal, Date, Email, EtatDroit,
+    FieldError, FranceTravailId, FranceTravailIde, Ine, InvalidValue, Issues, Jeune, Nir,
+    NumeroAllocataire, NumeroDemandeRsa, Organisme, OrganismeType, Orientation, OrientationType,
+    Personne, RecordId, RsaRole, SolisId, Source, SourceSystem, StructureCode, Telephone,
     clean_text, parse_bool,
 };
 use tracing::instrument;
 
-use crate::mapping::{Binding, Target};
+use crate::mapping::{Binding, Normaliser, Target};
 
 /// One row read and mapped: the record, or why it was rejected, and dropped values.
 #[derive(Debug, Clone)]
@@ -66,9 +69,30 @@ pub fn check_value(target: Target, value: &str) -> Result<(), String> {
     result.map_err(|e| format!("is refused: {e}"))
 }
 
-/// Reads a date, and in XLSX files also an Excel serial number typed in a date column.
-fn parse_date(raw: &str, serial_dates: bool) -> Result<Date, InvalidValue> {
-    match Date::parse(raw) {
+fn bad_date(reason: &str) -> InvalidValue {
+    InvalidValue {
+        expected: "date",
+        reason: reason.to_owned(),
+    }
+}
+
+/// Reads a date with the column's formats (none: `DD/MM/YYYY` and `YYYY-MM-DD`), and
+/// in XLSX files also an Excel serial number typed in a date column.
+fn parse_date(raw: &str, formats: &[String], serial_dates: bool) -> Result<Date, InvalidValue> {
+    let first = if formats.is_empty() {
+        Date::parse(raw)
+    } else {
+        use chrono::Datelike;
+        match formats
+            .iter()
+            .find_map(|f| crate::mapping::parse_with_format(raw, f))
+        {
+            // The calendar and year checks of the canonical rule still apply.
+            Some(d) => Date::from_ymd(d.year(), d.month(), d.day()),
+            None => Err(bad_date("matches none of the column's date formats")),
+        }
+    };
+    match first {
         Ok(d) => Ok(d),
         Err(e) => {
             if serial_dates && raw.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
@@ -79,14 +103,83 @@ fn parse_date(raw: &str, serial_dates: bool) -> Result<Date, InvalidValue> {
                 {
                     return Ok(d);
                 }
-                return Err(InvalidValue {
-                    expected: "date",
-                    reason: "is not a valid excel serial date".to_owned(),
-                });
+                return Err(bad_date("is not a valid excel serial date"));
             }
             Err(e)
         }
     }
+}
+
+/// An allocataire number as rdv-insertion normalises it (box.md): an organisme
+/// prefix dropped (and returned), trailing zeros after the 7th digit cut, then
+/// leading zeros, down to 7 digits at most.
+pub fn normalise_allocataire(raw: &str) -> (Option<CafOrganisme>, String) {
+    let s: String = raw
+        .trim()
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '.' | '-' | '_' | '/'))
+        .collect();
+    let upper = s.to_ascii_uppercase();
+    let (organisme, rest) = if let Some(r) = upper.strip_prefix("CAF") {
+        (Some(CafOrganisme::Caf), r)
+    } else if let Some(r) = upper.strip_prefix("MSA") {
+        (Some(CafOrganisme::Msa), r)
+    } else {
+        (None, upper.as_str())
+    };
+    let mut digits = rest.to_owned();
+    if digits.bytes().all(|b| b.is_ascii_digit()) {
+        while digits.len() > 7 && digits.ends_with('0') {
+            digits.pop();
+        }
+        while digits.len() > 7 && digits.starts_with('0') {
+            digits.remove(0);
+        }
+    }
+    (organisme, digits)
+}
+
+/// The numbers of a telephone cell: several per cell (`,`, `;`, `/`), a 9-digit
+/// number without its leading `0` (a spreadsheet's doing) given it back.
+pub fn telephone_candidates(cell: &str) -> impl Iterator<Item = Cow<'_, str>> {
+    cell.split([',', ';', '/', '|'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            let b = s.as_bytes();
+            if b.len() == 9 && b.iter().all(u8::is_ascii_digit) && b[0] != b'0' {
+                Cow::Owned(format!("0{s}"))
+            } else {
+                Cow::Borrowed(s)
+            }
+        })
+}
+
+/// A short digest of what identifies a person in a row, for a `record_id` stable from
+/// one month's list to the next when the list has no id of its own. Hashed, so that
+/// the id carries no name, date or NIR in clear.
+fn identity_digest(j: &Jeune) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"passerelle-box-identity/1\n");
+    if let Some(nir) = &j.identifiants.nir {
+        h.update(b"nir:");
+        h.update(nir.as_str().as_bytes());
+    } else {
+        let ec = &j.etat_civil;
+        let nom = ec.nom_naissance.as_ref().or(ec.nom_usage.as_ref())?;
+        h.update(b"ec:");
+        h.update(passerelle_model::normalise::nom_key(nom).as_bytes());
+        h.update(b"|");
+        if let Some(p) = ec.prenoms.first() {
+            h.update(passerelle_model::normalise::prenom_key(p).as_bytes());
+        }
+        h.update(b"|");
+        if let Some(d) = &ec.date_naissance {
+            h.update(d.to_string().as_bytes());
+        }
+    }
+    Some(format!("id-{}", hex::encode(&h.finalize()[..12])))
 }
 
 /// Maps one row. `emetteur` is the sender taken from the file name (or `inconnu`);
@@ -97,22 +190,47 @@ pub fn map_row(binding: &Binding, row: &Row, emetteur: &str, serial_dates: bool)
     let v = |t: Target| binding.value(f, t);
     let mut issues = Issues::default();
     let mut j = Jeune::default();
+    let date = |t: Target| {
+        let formats = binding.formats(t);
+        move |s: &str| parse_date(s, formats, serial_dates)
+    };
 
     // Identifiants.
-    let numero = issues.opt(Target::CafNumero.path(), v(Target::CafNumero), |s| {
-        // A CNAF matricule (the number followed by zeros) is accepted too.
-        if s.len() == 15 {
-            NumeroAllocataire::from_cnaf_matricule(s)
-        } else {
-            NumeroAllocataire::parse(s)
+    let mut organisme_from_prefix = None;
+    let numero = match (v(Target::CafNumero), binding.normaliser(Target::CafNumero)) {
+        (None, _) => None,
+        (Some(raw), Some(Normaliser::Allocataire)) => {
+            let (org, n) = normalise_allocataire(&raw);
+            organisme_from_prefix = org;
+            match NumeroAllocataire::parse(&n) {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    // box.md: still invalid → dropped with a warning; the record goes
+                    // on when other identifiers or its list place it.
+                    issues.push(FieldError::drop_value(
+                        Target::CafNumero.path(),
+                        format!("{}, even normalised; the number is dropped", e.reason),
+                    ));
+                    None
+                }
+            }
         }
-    });
+        (Some(raw), _) => issues.opt(Target::CafNumero.path(), Some(&raw), |s| {
+            // A CNAF matricule (the number followed by zeros) is accepted too.
+            if s.len() == 15 {
+                NumeroAllocataire::from_cnaf_matricule(s)
+            } else {
+                NumeroAllocataire::parse(s)
+            }
+        }),
+    };
     let organisme = issues
         .opt(
             Target::CafOrganisme.path(),
-            v(Target::CafOrganisme),
+            v(Target::CafOrganisme).as_deref(),
             CafOrganisme::from_source,
         )
+        .or(organisme_from_prefix)
         .unwrap_or(CafOrganisme::Caf);
     if let Some(numero_allocataire) = numero.clone() {
         j.identifiants.caf = Some(Caf {
@@ -120,17 +238,50 @@ pub fn map_row(binding: &Binding, row: &Row, emetteur: &str, serial_dates: bool)
             numero_allocataire,
         });
     }
-    j.identifiants.nir = issues.opt(Target::Nir.path(), v(Target::Nir), Nir::parse);
+    let id = &mut j.identifiants;
+    id.nir = issues.opt(Target::Nir.path(), v(Target::Nir).as_deref(), Nir::parse);
+    id.solis = issues.opt(
+        Target::Solis.path(),
+        v(Target::Solis).as_deref(),
+        SolisId::parse,
+    );
+    id.numero_demande_rsa = issues.opt(
+        Target::NumeroDemandeRsa.path(),
+        v(Target::NumeroDemandeRsa).as_deref(),
+        NumeroDemandeRsa::parse,
+    );
+    id.france_travail_ide = issues.opt(
+        Target::FranceTravailIde.path(),
+        v(Target::FranceTravailIde).as_deref(),
+        FranceTravailIde::parse,
+    );
+    id.france_travail_id = issues.opt(
+        Target::FranceTravailId.path(),
+        v(Target::FranceTravailId).as_deref(),
+        FranceTravailId::parse,
+    );
+    id.ine = issues.opt(Target::Ine.path(), v(Target::Ine).as_deref(), Ine::parse);
+    let own_id = match v(Target::SourceRecordId) {
+        None => None,
+        Some(raw) => match RecordId::parse(&raw) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                issues.push(FieldError::reject(Target::SourceRecordId.path(), e.reason));
+                None
+            }
+        },
+    };
 
     // Etat civil: names are kept as given (trimmed, NFC), never re-cased.
     let ec = &mut j.etat_civil;
     ec.civilite = issues.opt(
         Target::Civilite.path(),
-        v(Target::Civilite),
+        v(Target::Civilite).as_deref(),
         Civilite::from_source,
     );
-    ec.nom_usage = v(Target::NomUsage).and_then(clean_text);
+    ec.nom_usage = v(Target::NomUsage).as_deref().and_then(clean_text);
     ec.nom_naissance = v(Target::NomNaissance)
+        .as_deref()
         .and_then(clean_text)
         .or_else(|| ec.nom_usage.clone());
     ec.prenoms = v(Target::Prenoms)
@@ -142,90 +293,111 @@ pub fn map_row(binding: &Binding, row: &Row, emetteur: &str, serial_dates: bool)
         .unwrap_or_default();
     ec.date_naissance = issues.opt(
         Target::DateNaissance.path(),
-        v(Target::DateNaissance),
-        |s| parse_date(s, serial_dates),
+        v(Target::DateNaissance).as_deref(),
+        date(Target::DateNaissance),
+    );
+    ec.commune_naissance_insee = issues.opt(
+        Target::CommuneNaissanceInsee.path(),
+        v(Target::CommuneNaissanceInsee).as_deref(),
+        CodeInsee::parse,
     );
 
     // Contact: the address is kept as given; bad telephones and e-mails are dropped.
     let adresse = Adresse {
-        voie: v(Target::AdresseVoie).and_then(clean_text),
-        complement: v(Target::AdresseComplement).and_then(clean_text),
+        numero: v(Target::AdresseNumero).as_deref().and_then(clean_text),
+        voie: v(Target::AdresseVoie).as_deref().and_then(clean_text),
+        complement: v(Target::AdresseComplement).as_deref().and_then(clean_text),
         code_postal: issues.opt(
             Target::CodePostal.path(),
-            v(Target::CodePostal),
+            v(Target::CodePostal).as_deref(),
             CodePostal::parse,
         ),
-        commune: v(Target::Commune).and_then(clean_text),
-        ..Adresse::default()
+        commune: v(Target::Commune).as_deref().and_then(clean_text),
+        code_insee: issues.opt(
+            Target::CodeInsee.path(),
+            v(Target::CodeInsee).as_deref(),
+            CodeInsee::parse,
+        ),
     };
     if !adresse.is_empty() {
         j.contact.adresse = Some(adresse);
     }
-    if let Some(t) = issues.opt(
-        Target::Telephone.path(),
-        v(Target::Telephone),
-        Telephone::parse,
-    ) {
-        j.contact.telephones.push(t);
+    let several = binding.normaliser(Target::Telephone) == Some(Normaliser::Telephone);
+    for cell in binding.values(f, Target::Telephone) {
+        let numbers: Vec<Cow<'_, str>> = if several {
+            telephone_candidates(&cell).collect()
+        } else {
+            vec![cell]
+        };
+        for n in numbers {
+            let t = issues.opt(Target::Telephone.path(), Some(&n), Telephone::parse);
+            if let Some(t) = t.filter(|t| !j.contact.telephones.contains(t)) {
+                j.contact.telephones.push(t);
+            }
+        }
     }
-    j.contact.email = issues.opt(Target::Email.path(), v(Target::Email), Email::parse);
+    j.contact.email = issues.opt(
+        Target::Email.path(),
+        v(Target::Email).as_deref(),
+        Email::parse,
+    );
 
     // RSA.
     let role = issues.opt(
         Target::RsaRole.path(),
-        v(Target::RsaRole),
+        v(Target::RsaRole).as_deref(),
         RsaRole::from_source,
     );
     j.rsa.role = role;
     j.rsa.etat_droit = issues.opt(
         Target::EtatDroit.path(),
-        v(Target::EtatDroit),
+        v(Target::EtatDroit).as_deref(),
         EtatDroit::from_source,
     );
     j.rsa.soumis_droits_devoirs = issues.opt(
         Target::SoumisDroitsDevoirs.path(),
-        v(Target::SoumisDroitsDevoirs),
+        v(Target::SoumisDroitsDevoirs).as_deref(),
         parse_bool,
     );
     j.rsa.date_ouverture = issues.opt(
         Target::DateOuverture.path(),
-        v(Target::DateOuverture),
-        |s| parse_date(s, serial_dates),
+        v(Target::DateOuverture).as_deref(),
+        date(Target::DateOuverture),
     );
 
     // Orientation.
     let mut o = Orientation {
         kind: issues.opt(
             Target::OrientationType.path(),
-            v(Target::OrientationType),
+            v(Target::OrientationType).as_deref(),
             OrientationType::from_source,
         ),
         date: issues.opt(
             Target::OrientationDate.path(),
-            v(Target::OrientationDate),
-            |s| parse_date(s, serial_dates),
+            v(Target::OrientationDate).as_deref(),
+            date(Target::OrientationDate),
         ),
         ..Orientation::default()
     };
     if let Some(code) = v(Target::OrientationOrganisme) {
         // A Mission Locale structure code (`59350S00`) makes it an ML; anything
         // else is kept as an AUTRE organisme with its code as given.
-        o.organisme = Some(match StructureCode::parse(code) {
+        o.organisme = Some(match StructureCode::parse(&code) {
             Ok(sc) => Organisme {
                 kind: OrganismeType::Ml,
                 code: Some(sc.as_str().to_owned()),
             },
             Err(_) => Organisme {
                 kind: OrganismeType::Autre,
-                code: clean_text(code),
+                code: clean_text(&code),
             },
         });
     }
     let referent = Personne {
-        nom: v(Target::ReferentNom).and_then(clean_text),
+        nom: v(Target::ReferentNom).as_deref().and_then(clean_text),
         email: issues.opt(
             Target::ReferentEmail.path(),
-            v(Target::ReferentEmail),
+            v(Target::ReferentEmail).as_deref(),
             Email::parse,
         ),
     };
@@ -236,18 +408,32 @@ pub fn map_row(binding: &Binding, row: &Row, emetteur: &str, serial_dates: bool)
         j.orientation = Some(o);
     }
 
-    if j.identifiants.is_empty() && j.etat_civil.nom_usage.is_none() && !issues.is_rejected() {
+    if j.identifiants.is_empty()
+        && j.etat_civil.nom_usage.is_none()
+        && own_id.is_none()
+        && !issues.is_rejected()
+    {
         issues.push(FieldError::reject(
             "identifiants",
-            "the row has no caf number, no nir and no name",
+            "the row has no identifier left (caf number, nir, the département's id) and no name",
         ));
     }
 
-    let reference = match (&numero, role) {
-        (Some(n), Some(r)) => format!("{}-{}", n.as_str(), r.as_str()),
-        _ => format!("ligne-{}", row.line),
-    };
-    // Both forms are non-empty printable ids, which is all `RecordId` asks.
+    // box.md: stable from one month's file to the next. The row's own id when the
+    // mapping names one, else the département's person id, else the allocataire
+    // number with the role, else a digest of the identity; a line number only for
+    // a row with nothing else (it is rejected anyway).
+    let reference = own_id
+        .map(|r| r.as_str().to_owned())
+        .or_else(|| j.identifiants.solis.as_ref().map(|s| s.as_str().to_owned()))
+        .or_else(|| match (&numero, role) {
+            (Some(n), Some(r)) => Some(format!("{}-{}", n.as_str(), r.as_str())),
+            _ => None,
+        })
+        .or_else(|| identity_digest(&j))
+        .unwrap_or_else(|| format!("ligne-{}", row.line));
+    // Every form is a non-empty printable id of at most 64 characters, which is
+    // all `RecordId` asks (own ids were checked above).
     let record_id =
         RecordId::parse(&reference).unwrap_or_else(|e| panic!("record id rule changed: {e}"));
     j.sources.push(Source {
@@ -256,7 +442,7 @@ pub fn map_row(binding: &Binding, row: &Row, emetteur: &str, serial_dates: bool)
         record_id,
     });
 
-    // Issues name the row by its line, not by `<N° CAF>-<role>`: they reach stderr and
+    // Issues name the row by its line, not by its id: they reach stderr and
     // reports, and a CAF number is personal data.
     let line_ref = format!("ligne-{}", row.line);
     let to_issue = |e: &FieldError| RecordIssue::from_field(&line_ref, Some(row.line), e);
@@ -396,9 +582,59 @@ mod tests {
 
     #[test]
     fn serial_dates_only_when_allowed() {
-        assert_eq!(parse_date("38058", true).unwrap().to_string(), "2004-03-12");
-        assert!(parse_date("38058", false).is_err());
-        assert!(parse_date("60", true).is_err());
-        assert!(parse_date("12/03/2004", true).is_ok());
+        assert_eq!(
+            parse_date("38058", &[], true).unwrap().to_string(),
+            "2004-03-12"
+        );
+        assert!(parse_date("38058", &[], false).is_err());
+        assert!(parse_date("60", &[], true).is_err());
+        assert!(parse_date("12/03/2004", &[], true).is_ok());
+        let f = ["%d-%m-%Y".to_owned()];
+        assert_eq!(
+            parse_date("22-04-1997", &f, false).unwrap().to_string(),
+            "1997-04-22"
+        );
+        assert!(
+            parse_date("22-04-19970", &f, false)
+                .unwrap_err()
+                .reason
+                .contains("none of the column's date formats")
+        );
+        // The canonical year range still holds.
+        assert!(
+            parse_date("22-04-1897", &f, false)
+                .unwrap_err()
+                .reason
+                .contains("year")
+        );
+    }
+
+    #[test]
+    fn allocataire_numbers_as_rdv_insertion_normalises_them() {
+        let n = |s: &str| normalise_allocataire(s);
+        assert_eq!(
+            n("CAF0027004992"),
+            (Some(CafOrganisme::Caf), "27004992".into())
+        );
+        assert_eq!(n("0001234567"), (None, "1234567".into()));
+        assert_eq!(n("123456700000000"), (None, "1234567".into()));
+        assert_eq!(
+            n("MSA 12345670"),
+            (Some(CafOrganisme::Msa), "1234567".into())
+        );
+        assert_eq!(n("2055990"), (None, "2055990".into()));
+        assert_eq!(n("ISQCJQO"), (None, "ISQCJQO".into()));
+    }
+
+    #[test]
+    fn telephones_several_and_without_their_zero() {
+        let t: Vec<String> = telephone_candidates("0601234567, 071234567")
+            .map(|c| c.into_owned())
+            .collect();
+        assert_eq!(t, ["0601234567", "071234567"]);
+        let t: Vec<String> = telephone_candidates("620022002")
+            .map(|c| c.into_owned())
+            .collect();
+        assert_eq!(t, ["0620022002"]);
     }
 }

@@ -71,9 +71,12 @@ impl<R: Read + Seek> BrsaReader<R> {
         let mut buffered = BufReader::with_capacity(64 * 1024, reader);
         let format = sniff(&mut buffered, name)?;
         let rows = match format {
-            Format::Csv => Rows::Csv(
-                CsvReader::with_config(buffered, &mapping.reading).map_err(|e| refused(name, e))?,
-            ),
+            Format::Csv => {
+                let mut csv = CsvReader::with_config(buffered, &mapping.reading)
+                    .map_err(|e| refused(name, e))?;
+                csv.accept_one_short(mapping.accept_short_rows);
+                Rows::Csv(csv)
+            }
             Format::Xlsx => {
                 let mut inner = buffered.into_inner();
                 inner

@@ -125,6 +125,9 @@ pub struct CsvReader<R: Read> {
     max_field: usize,
     max_rows: u64,
     rows: u64,
+    /// Read a row one trailing field short of the header as if that field were
+    /// empty (real lists leave it out); off by default.
+    pad_one_short: bool,
 }
 
 impl<R: Read> std::fmt::Debug for CsvReader<R> {
@@ -161,6 +164,7 @@ impl<R: Read> CsvReader<R> {
             max_field: config.max_field_len,
             max_rows: config.max_rows,
             rows: 0,
+            pad_one_short: false,
         };
         let header = loop {
             match this.read_record()? {
@@ -183,6 +187,11 @@ impl<R: Read> CsvReader<R> {
         check_duplicates(&header)?;
         this.header = header;
         Ok(this)
+    }
+
+    /// Accepts rows one trailing field short of the header (the field read as empty).
+    pub fn accept_one_short(&mut self, yes: bool) {
+        self.pad_one_short = yes;
     }
 
     /// The column names, trimmed, trailing empty names (trailing separators) removed.
@@ -395,7 +404,10 @@ impl<R: Read> Iterator for CsvReader<R> {
         while !self.done {
             match self.read_record() {
                 Ok(None) => self.done = true,
-                Ok(Some((line, fields))) => {
+                Ok(Some((line, mut fields))) => {
+                    if self.pad_one_short && fields.len() + 1 == self.header.len() {
+                        fields.push(String::new());
+                    }
                     if let Some(row) = fit_row(line, self.header.len(), fields) {
                         self.rows += 1;
                         if self.rows > self.max_rows {
