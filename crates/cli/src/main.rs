@@ -12,6 +12,7 @@ mod config_cmd;
 mod demo;
 mod import;
 mod keys;
+mod mapping;
 mod output;
 mod policy;
 mod receipts;
@@ -100,6 +101,8 @@ enum Command {
     Audit(audit::Args),
     /// Manage the web application's local accounts (add, list, disable, reset-password).
     Users(users::Args),
+    /// Draft or check a département's column mapping for its lists (values never shown).
+    Mapping(mapping::Args),
 }
 
 /// What every subcommand may read from the global options.
@@ -147,6 +150,7 @@ fn main() -> ExitCode {
             Command::Audit(args) => audit::run(&globals, args).await,
             Command::Config(args) => config_cmd::run(&globals, args).await,
             Command::Users(args) => users::run(&globals, args).await,
+            Command::Mapping(args) => mapping::run(&globals, args).await,
         }
     });
     match result {
