@@ -20,6 +20,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::anchor::AnchorKey;
 use crate::error::CryptoError;
 use crate::key::{Kek, OrgKeys};
 use crate::pseudonym::PseudonymKey;
@@ -27,6 +28,8 @@ use crate::pseudonym::PseudonymKey;
 const ORG_FORMAT: &str = "passerelle.keyring/1";
 const PSEUDONYM_FORMAT: &str = "passerelle.pseudonym-key/1";
 const PSEUDONYM_FILE: &str = "pseudonym.key.json";
+const ANCHOR_FORMAT: &str = "passerelle.anchor-key/1";
+const ANCHOR_FILE: &str = "anchor.key.json";
 
 /// What `generate` and `rotate` report: ids and dates, never bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -365,33 +368,98 @@ impl Keyring {
         Ok(out)
     }
 
-    /// The hub's pseudonym key, created on first use.
-    pub fn pseudonym_key(&self) -> Result<PseudonymKey, CryptoError> {
-        let path = self.dir.join(PSEUDONYM_FILE);
-        self.locked("pseudonym", || {
-            if let Some(buf) = self.read_private(&path)? {
-                let file: PseudonymFile = serde_json::from_slice(&buf).map_err(|e| {
-                    CryptoError::keyring(&path, not_json("not a pseudonym key file", &e))
-                })?;
-                if file.format != PSEUDONYM_FORMAT {
-                    return Err(CryptoError::keyring(
-                        &path,
-                        format!("unknown format, expected {PSEUDONYM_FORMAT}"),
-                    ));
-                }
-                return Ok(PseudonymKey::from_bytes(decode_key(&path, &file.key)?));
+    /// Opens `<data_dir>/keyring` only if it exists, creating nothing: for commands
+    /// that read state, so that a wrong folder is refused instead of filled.
+    pub fn open_existing(data_dir: impl AsRef<Path>) -> Result<Keyring, CryptoError> {
+        let dir = data_dir.as_ref().join("keyring");
+        match fs::metadata(&dir) {
+            Ok(meta) if meta.is_dir() => {
+                check_private(&dir, &meta)?;
+                Ok(Keyring { dir })
             }
-            let key = PseudonymKey::generate();
-            let file = PseudonymFile {
-                format: PSEUDONYM_FORMAT.to_owned(),
-                key: hex::encode(key.expose_bytes()),
+            Ok(_) => Err(CryptoError::keyring(&dir, "is not a folder")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(CryptoError::keyring(
+                &dir,
+                "does not exist (no hub has run with this data folder)",
+            )),
+            Err(e) => Err(CryptoError::io(&dir, e)),
+        }
+    }
+
+    /// Reads one of the hub's own 32-byte keys; `None` when its file is missing.
+    fn read_hub_key(&self, file: &str, format: &str) -> Result<Option<[u8; 32]>, CryptoError> {
+        let path = self.dir.join(file);
+        let Some(buf) = self.read_private(&path)? else {
+            return Ok(None);
+        };
+        let stored: PseudonymFile = serde_json::from_slice(&buf)
+            .map_err(|e| CryptoError::keyring(&path, not_json("not a key file", &e)))?;
+        if stored.format != format {
+            return Err(CryptoError::keyring(
+                &path,
+                format!("unknown format, expected {format}"),
+            ));
+        }
+        decode_key(&path, &stored.key).map(Some)
+    }
+
+    /// Reads one of the hub's keys, or stores `fresh` as it (under the lock, so two
+    /// processes starting at once agree on one key).
+    fn hub_key(
+        &self,
+        file: &str,
+        format: &str,
+        fresh: impl FnOnce() -> Zeroizing<[u8; 32]>,
+    ) -> Result<[u8; 32], CryptoError> {
+        let name = file.trim_end_matches(".key.json").to_owned();
+        self.locked(&name, || {
+            if let Some(k) = self.read_hub_key(file, format)? {
+                return Ok(k);
+            }
+            let key = fresh();
+            let stored = PseudonymFile {
+                format: format.to_owned(),
+                key: hex::encode(key.as_ref()),
             };
+            let path = self.dir.join(file);
             let bytes = Zeroizing::new(
-                serde_json::to_vec_pretty(&file)
+                serde_json::to_vec_pretty(&stored)
                     .map_err(|e| CryptoError::keyring(&path, e.to_string()))?,
             );
             self.write_private(&path, &bytes)?;
-            Ok(key)
+            Ok(*key)
         })
+    }
+
+    /// The hub's pseudonym key, created on first use.
+    pub fn pseudonym_key(&self) -> Result<PseudonymKey, CryptoError> {
+        let bytes = self.hub_key(PSEUDONYM_FILE, PSEUDONYM_FORMAT, || {
+            Zeroizing::new(*PseudonymKey::generate().expose_bytes())
+        })?;
+        Ok(PseudonymKey::from_bytes(bytes))
+    }
+
+    /// The hub's pseudonym key, read only (no lock file, no key created): an error
+    /// naming the file when it is missing.
+    pub fn existing_pseudonym_key(&self) -> Result<PseudonymKey, CryptoError> {
+        let path = self.dir.join(PSEUDONYM_FILE);
+        self.read_hub_key(PSEUDONYM_FILE, PSEUDONYM_FORMAT)?
+            .map(PseudonymKey::from_bytes)
+            .ok_or_else(|| CryptoError::keyring(path, "no pseudonym key (the hub never ran here)"))
+    }
+
+    /// The hub's Ed25519 anchor key, created on first use.
+    pub fn anchor_key(&self) -> Result<AnchorKey, CryptoError> {
+        let bytes = self.hub_key(ANCHOR_FILE, ANCHOR_FORMAT, || {
+            AnchorKey::generate().expose_bytes()
+        })?;
+        Ok(AnchorKey::from_bytes(bytes))
+    }
+
+    /// The hub's anchor key if it exists, read only (nothing created).
+    pub fn existing_anchor_key(&self) -> Result<Option<AnchorKey>, CryptoError> {
+        Ok(self
+            .read_hub_key(ANCHOR_FILE, ANCHOR_FORMAT)?
+            .map(AnchorKey::from_bytes))
     }
 }

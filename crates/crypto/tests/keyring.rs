@@ -165,3 +165,34 @@ fn corrupt_keyring_errors_do_not_quote_key_material() {
     assert!(!e.contains("deadbeef"), "{e}");
     assert!(e.contains("not a keyring file"), "{e}");
 }
+
+#[test]
+fn read_only_opening_creates_nothing_and_names_the_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Keyring::open_existing(dir.path()).unwrap_err();
+    assert_eq!(err.kind(), CryptoErrorKind::Keyring);
+    assert!(
+        err.to_string().contains(&dir.path().display().to_string()),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+    // A keyring without the hub's keys: reading them creates neither key nor lock file.
+    let ring = Keyring::open(dir.path()).unwrap();
+    let ro = Keyring::open_existing(dir.path()).unwrap();
+    let err = ro.existing_pseudonym_key().unwrap_err();
+    assert!(err.to_string().contains("pseudonym.key.json"), "{err}");
+    assert!(ro.existing_anchor_key().unwrap().is_none());
+    assert_eq!(std::fs::read_dir(ring.dir()).unwrap().count(), 0);
+
+    // Once created by a writer, both read back the same keys.
+    let p = ring.pseudonym_key().unwrap();
+    let a = ring.anchor_key().unwrap();
+    assert_eq!(ro.existing_pseudonym_key().unwrap(), p);
+    assert_eq!(
+        ro.existing_anchor_key().unwrap().unwrap().public_hex(),
+        a.public_hex()
+    );
+    assert_eq!(ring.anchor_key().unwrap().public_hex(), a.public_hex());
+    assert_eq!(mode(&ring.dir().join("anchor.key.json")), 0o600);
+}
