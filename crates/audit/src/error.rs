@@ -16,6 +16,8 @@ pub enum ErrorKind {
     Corrupt,
     /// Writing an export failed.
     Io,
+    /// The journal asked for does not exist (no file, no tables): nothing was created.
+    Missing,
 }
 
 /// An error of the audit journal. Messages never hold personal data: the journal holds
@@ -30,6 +32,8 @@ pub enum AuditError {
         #[source]
         source: Arc<sqlx::Error>,
     },
+    #[error("{0}")]
+    Missing(String),
     #[error("journal is corrupt: {0}")]
     Corrupt(String),
     #[error("the chain is broken ({0}); purge refused so that no evidence is destroyed")]
@@ -64,6 +68,7 @@ impl AuditError {
             Self::Corrupt(_) | Self::BrokenChain(_) => ErrorKind::Corrupt,
             Self::Stopped => ErrorKind::Unavailable,
             Self::Io(_) => ErrorKind::Io,
+            Self::Missing(_) => ErrorKind::Missing,
         }
     }
 

@@ -22,6 +22,7 @@ use sqlx::{AssertSqlSafe, QueryBuilder, Row};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, instrument, warn};
 
+use crate::anchor::{self, Anchor, AnchorProblem, ChainFacts};
 use crate::entry::{Entry, EntryView, Event, GENESIS_HASH, NewEntry, Outcome, format_time};
 use crate::error::{AuditError, Result};
 use crate::schema;
@@ -143,6 +144,20 @@ impl JournalConfig {
 
     /// Connects, migrates and starts the appender.
     pub async fn build(&self) -> Result<Journal> {
+        self.build_with(true).await
+    }
+
+    /// Opens a journal that must exist already: a SQLite file is never created, and a
+    /// database without the journal's tables is refused ([`ErrorKind::Missing`]); for
+    /// commands that read state, so that a wrong folder or URL is not quietly answered
+    /// with an empty journal.
+    ///
+    /// [`ErrorKind::Missing`]: crate::ErrorKind::Missing
+    pub async fn open_existing(&self) -> Result<Journal> {
+        self.build_with(false).await
+    }
+
+    async fn build_with(&self, create: bool) -> Result<Journal> {
         self.validate()?;
         if self.url.starts_with("sqlite:") {
             let opts =
@@ -150,6 +165,35 @@ impl JournalConfig {
                     what: "url",
                     rule: "is not a valid sqlite: URL".into(),
                 })?;
+            if !create {
+                let path = opts.get_filename();
+                if path.as_os_str() == ":memory:" || !path.is_file() {
+                    return Err(AuditError::Missing(format!(
+                        "no journal file {}",
+                        std::path::absolute(path)
+                            .unwrap_or_else(|_| path.to_owned())
+                            .display()
+                    )));
+                }
+                let probe = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(opts.clone().create_if_missing(false).read_only(true))
+                    .await
+                    .map_err(AuditError::db("opening the sqlite journal"))?;
+                let found = sqlx::query(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_schema_version'",
+                )
+                .fetch_optional(&probe)
+                .await
+                .map_err(AuditError::db("opening the sqlite journal"));
+                probe.close().await;
+                if found?.is_none() {
+                    return Err(AuditError::Missing(format!(
+                        "{} is not a passerelle journal",
+                        path.display()
+                    )));
+                }
+            }
             Journal::open_sqlite(opts, self.max_batch).await
         } else {
             // The URL may hold a password: say only that it is wrong.
@@ -157,6 +201,9 @@ impl JournalConfig {
                 what: "url",
                 rule: "is not a valid postgres:// URL".into(),
             })?;
+            if !create {
+                return Journal::open_postgres_existing(opts, self.max_batch).await;
+            }
             Journal::open_postgres(opts, self.max_batch).await
         }
     }
@@ -181,6 +228,21 @@ pub struct PurgeReport {
     pub removed: u64,
     /// `None` when nothing was older than the cut-off.
     pub checkpoint: Option<Checkpoint>,
+    /// The signed record of the purge (kept forever, in the journal and the anchor
+    /// file), when the purge was signed.
+    pub record: Option<Anchor>,
+    /// What was removed, by flow and month.
+    pub lines: Vec<PurgeLine>,
+}
+
+/// How many entries of one flow and month a purge removes (or would remove).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurgeLine {
+    /// `None` for entries of no flow (consultations, purges).
+    pub flow: Option<String>,
+    /// `YYYY-MM` (UTC).
+    pub month: String,
+    pub entries: u64,
 }
 
 /// Which entries to read. Empty means every entry.
@@ -193,6 +255,83 @@ pub struct Filter {
     pub flow: Option<String>,
     /// Only entries about these pseudonyms (when `Some`; `Some(vec![])` matches nothing).
     pub subjects: Option<Vec<String>>,
+}
+
+/// A walk of the chain and of its anchors.
+#[derive(Debug, Clone, Serialize)]
+pub struct Anchored {
+    pub chain: Verification,
+    /// Anchors seen (journal and anchor file, each once).
+    pub anchors: usize,
+    /// Of which stored in the journal.
+    pub in_journal: usize,
+    /// The latest anchor signed by the hub's key.
+    pub last: Option<Anchor>,
+    /// What the anchors contradict (empty when the chain is intact and anchored).
+    pub problems: Vec<AnchorProblem>,
+}
+
+impl Anchored {
+    pub fn is_intact(&self) -> bool {
+        self.chain.is_intact() && self.problems.is_empty()
+    }
+}
+
+/// Counts entries matching `$cond` (with one parameter) by flow and month.
+macro_rules! purge_lines {
+    ($exec:expr, $cond:literal, $param:expr) => {{
+        let rows = sqlx::query(concat!(
+            "SELECT flow, substr(at, 1, 7), COUNT(*) FROM audit_entry WHERE ",
+            $cond,
+            " GROUP BY flow, substr(at, 1, 7) ORDER BY 2, 1"
+        ))
+        .bind($param.clone())
+        .fetch_all($exec)
+        .await
+        .map_err(AuditError::db("counting entries to purge"))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(PurgeLine {
+                flow: r
+                    .try_get(0)
+                    .map_err(AuditError::db("counting entries to purge"))?,
+                month: r
+                    .try_get(1)
+                    .map_err(AuditError::db("counting entries to purge"))?,
+                entries: r
+                    .try_get::<i64, _>(2)
+                    .map_err(AuditError::db("counting entries to purge"))?
+                    .max(0) as u64,
+            });
+        }
+        out
+    }};
+}
+
+/// Stores one anchor (a second anchor of the same kind and entry is ignored).
+macro_rules! insert_anchor {
+    ($exec:expr, $a:expr) => {{
+        let a: &Anchor = $a;
+        sqlx::query(
+            "INSERT INTO audit_anchor (kind, seq, hash, at, purged_before, removed, actor, \
+             summary, public_key, signature, timestamp) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
+        )
+        .bind(a.kind.clone())
+        .bind(a.seq)
+        .bind(a.hash.clone())
+        .bind(a.at.clone())
+        .bind(a.purged_before.clone())
+        .bind(a.removed.map(|n| n as i64))
+        .bind(a.actor.clone())
+        .bind(a.summary.clone())
+        .bind(a.public_key.clone())
+        .bind(a.signature.clone())
+        .bind(a.timestamp.clone())
+        .execute($exec)
+        .await
+        .map_err(AuditError::db("storing an anchor"))?;
+    }};
 }
 
 struct Job {
@@ -249,6 +388,24 @@ impl Journal {
             .connect_with(opts)
             .await
             .map_err(AuditError::db("connecting to the postgres journal"))?;
+        migrate_postgres(&pool).await?;
+        Ok(Self::start(Backend::Postgres(pool), max_batch))
+    }
+
+    /// Opens a PostgreSQL journal that must exist: a database without the journal's
+    /// tables is refused and left as it is.
+    pub async fn open_postgres_existing(opts: PgConnectOptions, max_batch: usize) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .map_err(AuditError::db("connecting to the postgres journal"))?;
+        if read_pg_version(&pool).await?.is_none() {
+            pool.close().await;
+            return Err(AuditError::Missing(
+                "the postgres database holds no passerelle journal".into(),
+            ));
+        }
         migrate_postgres(&pool).await?;
         Ok(Self::start(Backend::Postgres(pool), max_batch))
     }
@@ -673,6 +830,28 @@ impl Journal {
     /// evidence of tampering.
     #[instrument(skip(self))]
     pub async fn purge_before(&self, before: DateTime<Utc>, actor: &str) -> Result<PurgeReport> {
+        self.purge(before, actor, None).await
+    }
+
+    /// As [`purge_before`](Self::purge_before), and records the purge (checkpoint, what
+    /// was removed by flow and month, when, by whom) as an anchor signed with `key`,
+    /// in the same transaction; that record is never removed by later purges.
+    #[instrument(skip(self, key))]
+    pub async fn purge_signed(
+        &self,
+        before: DateTime<Utc>,
+        actor: &str,
+        key: &passerelle_crypto::AnchorKey,
+    ) -> Result<PurgeReport> {
+        self.purge(before, actor, Some(key)).await
+    }
+
+    async fn purge(
+        &self,
+        before: DateTime<Utc>,
+        actor: &str,
+        key: Option<&passerelle_crypto::AnchorKey>,
+    ) -> Result<PurgeReport> {
         let v = self.verify().await?;
         if let Some(p) = v.problem {
             return Err(AuditError::BrokenChain(p.to_string()));
@@ -720,6 +899,25 @@ impl Journal {
                     .execute(&mut *$tx)
                     .await
                     .map_err(AuditError::db("recording the checkpoint"))?;
+                    let lines = purge_lines!(&mut *$tx, "seq <= $1", purge_seq);
+                    let removed_count: u64 = lines.iter().map(|l| l.entries).sum();
+                    let record = match key {
+                        None => None,
+                        Some(k) => {
+                            let summary = serde_json::to_string(&lines).map_err(|_| {
+                                AuditError::Corrupt("purge summary cannot be encoded".into())
+                            })?;
+                            let mut a = Anchor::head(purge_seq, &hash, now.clone());
+                            a.kind = anchor::CHECKPOINT.to_owned();
+                            a.purged_before = Some(cutoff.clone());
+                            a.removed = Some(removed_count);
+                            a.actor = Some(actor.to_owned());
+                            a.summary = Some(summary);
+                            let a = a.sign(k);
+                            insert_anchor!(&mut *$tx, &a);
+                            Some(a)
+                        }
+                    };
                     let removed = sqlx::query("DELETE FROM audit_entry WHERE seq <= $1")
                         .bind(purge_seq)
                         .execute(&mut *$tx)
@@ -738,7 +936,7 @@ impl Journal {
                         hash: hex::encode(&hash),
                         purged_before: cutoff.clone(),
                         at: now.clone(),
-                    }))
+                    }, record, lines))
                 }
             }};
         }
@@ -791,10 +989,12 @@ impl Journal {
                 done
             }
         };
-        let Some((removed, checkpoint)) = done else {
+        let Some((removed, checkpoint, record, lines)) = done else {
             return Ok(PurgeReport {
                 removed: 0,
                 checkpoint: None,
+                record: None,
+                lines: Vec::new(),
             });
         };
         // The purge is itself journaled, which also publishes the checkpoint inside
@@ -808,6 +1008,159 @@ impl Journal {
         Ok(PurgeReport {
             removed,
             checkpoint: Some(checkpoint),
+            record,
+            lines,
+        })
+    }
+
+    /// What a purge before `before` would remove, by flow and month, touching nothing.
+    pub async fn purge_preview(&self, before: DateTime<Utc>) -> Result<Vec<PurgeLine>> {
+        let cutoff = format_time(before);
+        Ok(match &self.backend {
+            Backend::Sqlite(p) => purge_lines!(p, "at < $1", cutoff),
+            Backend::Postgres(p) => purge_lines!(p, "at < $1", cutoff),
+        })
+    }
+
+    /// Every anchor stored in the journal, by sequence number.
+    pub async fn anchors(&self) -> Result<Vec<Anchor>> {
+        let sql = "SELECT kind, seq, hash, at, purged_before, removed, actor, summary, \
+                   public_key, signature, timestamp FROM audit_anchor ORDER BY seq, kind";
+        macro_rules! read {
+            ($p:expr) => {{
+                let rows = sqlx::query(sql)
+                    .fetch_all($p)
+                    .await
+                    .map_err(AuditError::db("reading anchors"))?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let get = |e| AuditError::db("reading anchors")(e);
+                    out.push(Anchor {
+                        kind: r.try_get(0).map_err(get)?,
+                        seq: r.try_get(1).map_err(get)?,
+                        hash: r.try_get(2).map_err(get)?,
+                        at: r.try_get(3).map_err(get)?,
+                        purged_before: r.try_get(4).map_err(get)?,
+                        removed: r
+                            .try_get::<Option<i64>, _>(5)
+                            .map_err(get)?
+                            .map(|n| n.max(0) as u64),
+                        actor: r.try_get(6).map_err(get)?,
+                        summary: r.try_get(7).map_err(get)?,
+                        public_key: r.try_get(8).map_err(get)?,
+                        signature: r.try_get(9).map_err(get)?,
+                        timestamp: r.try_get(10).map_err(get)?,
+                    });
+                }
+                out
+            }};
+        }
+        Ok(match &self.backend {
+            Backend::Sqlite(p) => read!(p),
+            Backend::Postgres(p) => read!(p),
+        })
+    }
+
+    /// Signs the head with the hub's key and stores the anchor; `None` while the
+    /// journal is empty. Anchoring an unchanged head again returns the stored anchor.
+    pub async fn anchor(&self, key: &passerelle_crypto::AnchorKey) -> Result<Option<Anchor>> {
+        self.anchor_with(key, |_| None).await
+    }
+
+    /// As [`anchor`](Self::anchor), with `timestamp` giving an RFC 3161 token for the
+    /// statement (called before the anchor is stored).
+    pub async fn anchor_with(
+        &self,
+        key: &passerelle_crypto::AnchorKey,
+        timestamp: impl FnOnce(&[u8]) -> Option<String>,
+    ) -> Result<Option<Anchor>> {
+        let (seq, hash) = self.head().await?;
+        if seq == 0 {
+            return Ok(None);
+        }
+        if let Some(a) =
+            self.anchors().await?.into_iter().find(|a| {
+                a.kind == anchor::HEAD && a.seq == seq && a.is_signed_by(&key.public_hex())
+            })
+        {
+            return Ok(Some(a));
+        }
+        let mut a = Anchor::head(seq, &hash, format_time(Utc::now())).sign(key);
+        a.timestamp = a.statement().and_then(|s| timestamp(&s));
+        match &self.backend {
+            Backend::Sqlite(p) => insert_anchor!(p, &a),
+            Backend::Postgres(p) => insert_anchor!(p, &a),
+        }
+        Ok(Some(a))
+    }
+
+    /// The stored hash of one entry, hex.
+    async fn hash_at(&self, seq: i64) -> Result<Option<String>> {
+        let sql = "SELECT hash FROM audit_entry WHERE seq = $1";
+        let h: Option<Vec<u8>> = match &self.backend {
+            Backend::Sqlite(p) => sqlx::query(sql)
+                .bind(seq)
+                .fetch_optional(p)
+                .await
+                .and_then(|r| r.map(|r| r.try_get(0)).transpose()),
+            Backend::Postgres(p) => sqlx::query(sql)
+                .bind(seq)
+                .fetch_optional(p)
+                .await
+                .and_then(|r| r.map(|r| r.try_get(0)).transpose()),
+        }
+        .map_err(AuditError::db("reading an anchored entry"))?;
+        Ok(h.map(hex::encode))
+    }
+
+    /// Walks the chain, then checks it against its anchors (those stored in the journal
+    /// and `outside`, read from an anchor file) with the hub's public key.
+    pub async fn verify_anchored(
+        &self,
+        public_key: Option<&str>,
+        outside: &[Anchor],
+    ) -> Result<Anchored> {
+        let chain = self.verify().await?;
+        let mut anchors = self.anchors().await?;
+        let in_journal = anchors.len();
+        for a in outside {
+            if !anchors.contains(a) {
+                anchors.push(a.clone());
+            }
+        }
+        anchors.sort_by(|a, b| (a.seq, &a.kind).cmp(&(b.seq, &b.kind)));
+        let checkpoints = self.checkpoints().await?;
+        let mut problems = Vec::new();
+        if chain.is_intact() {
+            let mut hashes = std::collections::HashMap::new();
+            let start = chain.checkpoint.as_ref().map_or(0, |c| c.seq);
+            for a in &anchors {
+                if a.seq > start && a.seq <= chain.last_seq && !hashes.contains_key(&a.seq) {
+                    hashes.insert(a.seq, self.hash_at(a.seq).await?);
+                }
+            }
+            problems = anchor::check(
+                &anchors,
+                public_key,
+                &ChainFacts {
+                    checkpoints: &checkpoints,
+                    start: chain.checkpoint.as_ref(),
+                    last_seq: chain.last_seq,
+                },
+                |seq| hashes.get(&seq).cloned().flatten(),
+            );
+        }
+        let last = anchors
+            .iter()
+            .filter(|a| public_key.is_some_and(|pk| a.is_signed_by(pk)))
+            .max_by_key(|a| (a.seq, a.at.clone()))
+            .cloned();
+        Ok(Anchored {
+            chain,
+            anchors: anchors.len(),
+            in_journal,
+            last,
+            problems,
         })
     }
 
@@ -833,7 +1186,7 @@ impl Journal {
         }
         let sql = format!(
             "GRANT USAGE ON SCHEMA {s} TO {role}; \
-             GRANT SELECT, INSERT ON audit_entry, audit_subject_index TO {role}; \
+             GRANT SELECT, INSERT ON audit_entry, audit_subject_index, audit_anchor TO {role}; \
              GRANT SELECT ON audit_head, audit_checkpoint, audit_schema_version TO {role};",
             s = "\"current_schema\"",
         );

@@ -12,7 +12,8 @@
 //! (`SECURITY DEFINER`), so a writer role needs only `INSERT` and `SELECT`.
 
 /// SQLite migrations, in order; version n is `SQLITE[n - 1]`.
-pub const SQLITE: &[&str] = &[r#"
+pub const SQLITE: &[&str] = &[
+    r#"
 CREATE TABLE audit_entry (
     seq               INTEGER PRIMARY KEY,
     at                TEXT NOT NULL,
@@ -97,12 +98,40 @@ CREATE TRIGGER audit_checkpoint_no_delete BEFORE DELETE ON audit_checkpoint
 BEGIN
     SELECT RAISE(ABORT, 'audit journal is append-only: delete from audit_checkpoint refused');
 END;
-"#];
+"#,
+    // 2: anchors, the head signed by the hub's key (see `anchor`), and the signed
+    // records of purges; never updated nor deleted, not even by a purge.
+    r#"
+CREATE TABLE audit_anchor (
+    kind          TEXT NOT NULL,
+    seq           INTEGER NOT NULL,
+    hash          TEXT NOT NULL,
+    at            TEXT NOT NULL,
+    purged_before TEXT,
+    removed       INTEGER,
+    actor         TEXT,
+    summary       TEXT,
+    public_key    TEXT NOT NULL,
+    signature     TEXT NOT NULL,
+    timestamp     TEXT,
+    PRIMARY KEY (kind, seq)
+);
+CREATE TRIGGER audit_anchor_no_update BEFORE UPDATE ON audit_anchor
+BEGIN
+    SELECT RAISE(ABORT, 'audit journal is append-only: update of audit_anchor refused');
+END;
+CREATE TRIGGER audit_anchor_no_delete BEFORE DELETE ON audit_anchor
+BEGIN
+    SELECT RAISE(ABORT, 'audit journal is append-only: delete from audit_anchor refused');
+END;
+"#,
+];
 
 /// PostgreSQL migrations, in order. `{schema}` is replaced by the quoted current schema,
 /// pinned as the `search_path` of the `SECURITY DEFINER` function so that no caller can
 /// redirect it to tables of their own.
-pub const POSTGRES: &[&str] = &[r#"
+pub const POSTGRES: &[&str] = &[
+    r#"
 CREATE TABLE audit_entry (
     seq               BIGINT PRIMARY KEY,
     at                TEXT NOT NULL,
@@ -201,4 +230,25 @@ $$;
 REVOKE ALL ON FUNCTION audit_advance_head() FROM PUBLIC;
 CREATE TRIGGER audit_entry_advance_head AFTER INSERT ON audit_entry
     FOR EACH ROW EXECUTE FUNCTION audit_advance_head();
-"#];
+"#,
+    r#"
+CREATE TABLE audit_anchor (
+    kind          TEXT NOT NULL,
+    seq           BIGINT NOT NULL,
+    hash          TEXT NOT NULL,
+    at            TEXT NOT NULL,
+    purged_before TEXT,
+    removed       BIGINT,
+    actor         TEXT,
+    summary       TEXT,
+    public_key    TEXT NOT NULL,
+    signature     TEXT NOT NULL,
+    timestamp     TEXT,
+    PRIMARY KEY (kind, seq)
+);
+CREATE TRIGGER audit_anchor_append_only BEFORE UPDATE OR DELETE ON audit_anchor
+    FOR EACH ROW EXECUTE FUNCTION audit_refuse_change();
+CREATE TRIGGER audit_anchor_no_truncate BEFORE TRUNCATE ON audit_anchor
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse_change();
+"#,
+];

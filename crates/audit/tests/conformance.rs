@@ -816,6 +816,387 @@ async fn reopening_migrates_once_and_continues(h: &mut Harness) {
     assert_eq!(v.entries, 5);
 }
 
+// ---------------------------------------------------------------------------------------
+// Anchors: what someone who can write the database, but has not the hub's key, can do.
+
+/// Recomputes every hash from the start (or the last checkpoint) and moves the head,
+/// as a forger who knows the chain's recipe would.
+async fn rechain(h: &Harness) {
+    let cps = h.journal.checkpoints().await.expect("checkpoints");
+    let mut prev = match cps.last() {
+        Some(c) => hex::decode(&c.hash).expect("hex"),
+        None => GENESIS_HASH.to_vec(),
+    };
+    let entries = h
+        .journal
+        .entries(&Filter::default())
+        .await
+        .expect("entries");
+    let mut last = (0, prev.clone(), String::new());
+    for e in entries {
+        let hash = e.chain_hash(&prev).to_vec();
+        if hash != e.hash {
+            h.tamper(&format!(
+                "UPDATE audit_entry SET hash = {} WHERE seq = {}",
+                sql_blob(h.engine, &hash),
+                e.seq
+            ))
+            .await;
+        }
+        prev = hash.clone();
+        last = (e.seq, hash, e.at.clone());
+    }
+    h.tamper(&format!(
+        "UPDATE audit_head SET seq = {}, hash = {}, at = '{}' WHERE id = 1",
+        last.0,
+        sql_blob(h.engine, &last.1),
+        last.2
+    ))
+    .await;
+}
+
+async fn anchored(h: &Harness, key: &passerelle_crypto::AnchorKey, outside: &[Anchor]) -> Anchored {
+    h.journal
+        .verify_anchored(Some(&key.public_hex()), outside)
+        .await
+        .expect("verify runs")
+}
+
+async fn anchors_find_a_cut_tail_with_the_head_moved(h: &Harness) {
+    let key = passerelle_crypto::AnchorKey::generate();
+    fill(&h.journal, 10).await;
+    let a = h
+        .journal
+        .anchor(&key)
+        .await
+        .expect("anchor")
+        .expect("not empty");
+    assert_eq!(a.seq, 10);
+    // Anchoring an unchanged head again gives the same anchor.
+    assert_eq!(
+        h.journal.anchor(&key).await.expect("anchor"),
+        Some(a.clone())
+    );
+    assert!(anchored(h, &key, &[]).await.is_intact());
+    h.tamper("DELETE FROM audit_entry WHERE seq >= 9").await;
+    rechain(h).await;
+    assert!(
+        h.journal.verify().await.expect("verify").is_intact(),
+        "the chain alone is fooled"
+    );
+    let v = anchored(h, &key, &[]).await;
+    assert_eq!(
+        v.problems,
+        vec![AnchorProblem::Truncated {
+            seq: 10,
+            at: a.at.clone(),
+            last_seq: 8
+        }]
+    );
+}
+
+async fn anchors_find_a_recomputed_chain(h: &Harness) {
+    let key = passerelle_crypto::AnchorKey::generate();
+    fill(&h.journal, 5).await;
+    let a = h
+        .journal
+        .anchor(&key)
+        .await
+        .expect("anchor")
+        .expect("not empty");
+    h.tamper("UPDATE audit_entry SET actor = 'someone' WHERE seq = 2")
+        .await;
+    rechain(h).await;
+    assert!(
+        h.journal.verify().await.expect("verify").is_intact(),
+        "the chain alone is fooled"
+    );
+    let v = anchored(h, &key, &[]).await;
+    assert_eq!(
+        v.problems,
+        vec![AnchorProblem::Rewritten { seq: 5, at: a.at }]
+    );
+    // A forged anchor of the new head, made with another key, is named too.
+    let other = passerelle_crypto::AnchorKey::generate();
+    let (seq, hash) = h.journal.head().await.expect("head");
+    let forged = Anchor::head(seq, &hash, format_time(Utc::now())).sign(&other);
+    let v = anchored(h, &key, &[forged]).await;
+    assert!(
+        v.problems
+            .iter()
+            .any(|p| matches!(p, AnchorProblem::BadSignature { seq: 5, .. })),
+        "{:?}",
+        v.problems
+    );
+}
+
+async fn anchors_find_erased_and_renumbered_entries(h: &Harness) {
+    let key = passerelle_crypto::AnchorKey::generate();
+    fill(&h.journal, 6).await;
+    h.journal.anchor(&key).await.expect("anchor");
+    h.tamper("DELETE FROM audit_entry WHERE seq = 3").await;
+    for seq in 4..=6 {
+        h.tamper(&format!(
+            "UPDATE audit_entry SET seq = {} WHERE seq = {seq}",
+            seq - 1
+        ))
+        .await;
+    }
+    rechain(h).await;
+    assert!(
+        h.journal.verify().await.expect("verify").is_intact(),
+        "the chain alone is fooled"
+    );
+    let v = anchored(h, &key, &[]).await;
+    assert!(
+        matches!(
+            v.problems[..],
+            [AnchorProblem::Truncated {
+                seq: 6,
+                last_seq: 5,
+                ..
+            }]
+        ),
+        "{:?}",
+        v.problems
+    );
+}
+
+async fn an_emptied_journal_is_found_from_the_anchor_file(h: &Harness) {
+    let key = passerelle_crypto::AnchorKey::generate();
+    fill(&h.journal, 4).await;
+    let a = h
+        .journal
+        .anchor(&key)
+        .await
+        .expect("anchor")
+        .expect("not empty");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("anchors.jsonl");
+    passerelle_audit::anchor::append_file(&file, std::slice::from_ref(&a)).expect("write");
+    let outside = passerelle_audit::anchor::read_file(&file).expect("read");
+    assert_eq!(outside, vec![a.clone()]);
+    // Everything in the database goes, anchors included, and the head is reset.
+    h.tamper("DELETE FROM audit_entry").await;
+    h.tamper("DELETE FROM audit_anchor").await;
+    h.tamper(&format!(
+        "UPDATE audit_head SET seq = 0, hash = {}, at = '' WHERE id = 1",
+        sql_blob(h.engine, &GENESIS_HASH)
+    ))
+    .await;
+    assert!(
+        h.journal.verify().await.expect("verify").is_intact(),
+        "the chain alone is fooled"
+    );
+    assert!(
+        anchored(h, &key, &[]).await.is_intact(),
+        "nothing left inside says otherwise"
+    );
+    let v = anchored(h, &key, &outside).await;
+    assert_eq!(
+        v.problems,
+        vec![AnchorProblem::Truncated {
+            seq: 4,
+            at: a.at,
+            last_seq: 0
+        }]
+    );
+}
+
+async fn signed_purges_are_recorded_for_good_and_checkpoints_checked(h: &Harness) {
+    let key = passerelle_crypto::AnchorKey::generate();
+    for _ in 0..3 {
+        h.journal
+            .append(entry(Event::Published, "a"))
+            .await
+            .expect("append");
+    }
+    h.journal
+        .append(entry(Event::Denied, "b"))
+        .await
+        .expect("append");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let first_cut = Utc::now();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    fill(&h.journal, 4).await;
+
+    let preview = h.journal.purge_preview(first_cut).await.expect("preview");
+    let month = Utc::now().format("%Y-%m").to_string();
+    assert_eq!(
+        preview,
+        vec![
+            PurgeLine {
+                flow: Some("a".into()),
+                month: month.clone(),
+                entries: 3
+            },
+            PurgeLine {
+                flow: Some("b".into()),
+                month: month.clone(),
+                entries: 1
+            },
+        ]
+    );
+    assert_eq!(
+        h.journal
+            .entries(&Filter::default())
+            .await
+            .expect("entries")
+            .len(),
+        8
+    );
+    let report = h
+        .journal
+        .purge_signed(first_cut, "dpo-one", &key)
+        .await
+        .expect("purge");
+    assert_eq!(report.removed, 4);
+    assert_eq!(report.lines, preview);
+    let record = report.record.expect("signed record");
+    assert_eq!(
+        (record.removed, record.actor.as_deref()),
+        (Some(4), Some("dpo-one"))
+    );
+    h.journal.anchor(&key).await.expect("anchor");
+    assert!(anchored(h, &key, &[]).await.is_intact());
+
+    // A second purge removes the first purge's journal entry, not its record.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let second = h
+        .journal
+        .purge_signed(Utc::now(), "dpo-two", &key)
+        .await
+        .expect("purge");
+    assert_eq!(second.removed, 5, "4 entries and the first purge's entry");
+    let records: Vec<Anchor> = h
+        .journal
+        .anchors()
+        .await
+        .expect("anchors")
+        .into_iter()
+        .filter(|a| a.kind == "checkpoint")
+        .collect();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0].actor.as_deref(), Some("dpo-one"));
+    assert!(
+        records[0]
+            .summary
+            .as_deref()
+            .unwrap_or("")
+            .contains("\"b\"")
+    );
+    assert_eq!(records[1].actor.as_deref(), Some("dpo-two"));
+    let v = anchored(h, &key, &[]).await;
+    assert!(v.is_intact(), "{:?}", v.problems);
+    // Anchors and records survive everything but tampering.
+    assert!(h.plain("DELETE FROM audit_anchor").await.is_err());
+    assert!(
+        h.plain("UPDATE audit_anchor SET actor = 'x'")
+            .await
+            .is_err()
+    );
+
+    // A forged checkpoint (a prefix erased, a checkpoint row written by hand) has no
+    // signed record.
+    fill(&h.journal, 3).await;
+    let entries = h
+        .journal
+        .entries(&Filter::default())
+        .await
+        .expect("entries");
+    let cut = &entries[1];
+    h.tamper(&format!("DELETE FROM audit_entry WHERE seq <= {}", cut.seq))
+        .await;
+    h.tamper(&format!(
+        "INSERT INTO audit_checkpoint (seq, hash, purged_before, at) VALUES ({}, {}, '{}', '{}')",
+        cut.seq,
+        sql_blob(h.engine, &cut.hash),
+        cut.at,
+        cut.at
+    ))
+    .await;
+    assert!(
+        h.journal.verify().await.expect("verify").is_intact(),
+        "the chain alone is fooled"
+    );
+    let v = anchored(h, &key, &[]).await;
+    assert_eq!(
+        v.problems,
+        vec![AnchorProblem::UnsignedCheckpoint { seq: cut.seq }]
+    );
+
+    // A removed checkpoint breaks the walk itself.
+    h.tamper(&format!(
+        "DELETE FROM audit_checkpoint WHERE seq = {}",
+        cut.seq
+    ))
+    .await;
+    assert!(!anchored(h, &key, &[]).await.is_intact());
+}
+
+async fn opening_an_existing_journal_creates_nothing(h: &Harness) {
+    match h.engine {
+        Engine::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let missing = dir.path().join("journal.sqlite");
+            let err = JournalConfig::sqlite_file(&missing)
+                .open_existing()
+                .await
+                .expect_err("no such journal");
+            assert_eq!(err.kind(), ErrorKind::Missing);
+            assert!(
+                err.to_string().contains(&missing.display().to_string()),
+                "{err}"
+            );
+            let other = dir.path().join("other.sqlite");
+            std::fs::write(&other, b"").expect("empty file");
+            let err = JournalConfig::sqlite_file(&other)
+                .open_existing()
+                .await
+                .expect_err("not a journal");
+            assert_eq!(err.kind(), ErrorKind::Missing);
+            let names: Vec<_> = std::fs::read_dir(dir.path())
+                .expect("list")
+                .map(|e| e.expect("entry").file_name())
+                .collect();
+            assert_eq!(names, vec![std::ffi::OsString::from("other.sqlite")]);
+            let j = JournalConfig::sqlite_file(h.sqlite_path.as_ref().expect("path"))
+                .open_existing()
+                .await
+                .expect("an existing journal opens");
+            j.close().await;
+        }
+        Engine::Postgres => {
+            let (url, _, _) = h.pg.as_ref().expect("pg");
+            let name = format!("empty_{}", uuid::Uuid::new_v4().simple());
+            let mut admin = PgConnection::connect(url).await.expect("connect admin");
+            admin
+                .execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .await
+                .expect("create database");
+            let opts = PgConnectOptions::from_str(url)
+                .expect("url")
+                .database(&name);
+            let err = Journal::open_postgres_existing(opts.clone(), 10)
+                .await
+                .expect_err("no journal there");
+            assert_eq!(err.kind(), ErrorKind::Missing);
+            let mut c = PgConnection::connect_with(&opts).await.expect("connect");
+            let tables: i64 =
+                sqlx::query("SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema()")
+                    .fetch_one(&mut c)
+                    .await
+                    .expect("count")
+                    .get(0);
+            assert_eq!(tables, 0, "nothing created");
+            let _ = c.close().await;
+            let _ = admin
+                .execute(AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)")))
+                .await;
+        }
+    }
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -860,4 +1241,10 @@ conformance!(
     concurrent_appenders_keep_one_chain,
     export_by_period_and_flow,
     reopening_migrates_once_and_continues,
+    anchors_find_a_cut_tail_with_the_head_moved,
+    anchors_find_a_recomputed_chain,
+    anchors_find_erased_and_renumbered_entries,
+    an_emptied_journal_is_found_from_the_anchor_file,
+    signed_purges_are_recorded_for_good_and_checkpoints_checked,
+    opening_an_existing_journal_creates_nothing,
 );
