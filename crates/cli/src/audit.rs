@@ -8,16 +8,19 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use passerelle_audit::{
-    Entry, ExportFormat, Exporter, Filter, Journal, JournalConfig, Lookup, Verification,
+    Anchor, Anchored, Entry, Event, ExportFormat, Exporter, Filter, Journal, JournalConfig, Lookup,
+    NewEntry, Outcome, Subject, anchor,
 };
 use passerelle_crypto::Keyring;
 use passerelle_model::{Date, Nir, NumeroAllocataire};
+use passerelle_policy::Policy;
 
 /// Arguments of `passerelle audit`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The journal: `sqlite://PATH` or `postgres://…`; default `journal.sqlite` in the
-    /// data folder.
+    /// The journal: `sqlite://PATH` or `postgres://…` [default: `[journal] url` of the
+    /// configuration, else `journal.sqlite` in the data folder]. It must exist: these
+    /// commands never create one.
     #[arg(
         long,
         global = true,
@@ -26,22 +29,34 @@ pub struct Args {
     )]
     journal: Option<String>,
 
+    /// The anchor file, a copy of the signed anchors kept outside the journal's
+    /// database (put it on another disk or mount) [default: journal.anchors.jsonl in the
+    /// data folder].
+    #[arg(long, global = true, env = "PASSERELLE_ANCHOR_FILE")]
+    anchor_file: Option<PathBuf>,
+
     #[command(subcommand)]
     command: AuditCommand,
 }
 
 #[derive(Debug, clap::Subcommand)]
 enum AuditCommand {
-    /// Check the whole hash chain: exit 0 and the entry count when intact, exit 1 and
-    /// the first bad entry's sequence number otherwise.
+    /// Check the whole hash chain and its signed anchors: exit 0 and the entry count
+    /// when intact, exit 1 and the first bad entry's sequence number otherwise.
     Verify,
-    /// Every journal entry about one person (GDPR Art. 15), found from their identifiers.
+    /// Sign the journal's head with the hub's anchor key (created in the keyring on
+    /// first use) and store the anchor in the journal and the anchor file.
+    Anchor,
+    /// The answer to a person's access request (GDPR Art. 15), found from their
+    /// identifiers, in French; the lookup is itself journaled.
     Subject(SubjectArgs),
     /// Entries of a period (dates inclusive, UTC), optionally of one flow.
     Export(ExportArgs),
-    /// The register of processing activities (GDPR Art. 30), from the flows file.
+    /// The register of processing activities (GDPR Art. 30), in French, from the flows
+    /// the hub runs with.
     Register(RegisterArgs),
-    /// Remove the entries older than a date, leaving a checkpoint the rest verifies from.
+    /// Remove the entries older than a date past every flow's audit retention, leaving
+    /// a signed checkpoint the rest verifies from.
     Purge(PurgeArgs),
 }
 
@@ -62,6 +77,14 @@ struct SubjectArgs {
     /// Birth date, DD/MM/YYYY or YYYY-MM-DD.
     #[arg(long, requires_all = ["nom", "prenom"])]
     date_naissance: Option<String>,
+    /// Who looks the person up (journaled with the lookup); defaults to $USER.
+    #[arg(long)]
+    actor: Option<String>,
+    /// The flows file [default: as the hub: `flows` of the configuration, else the
+    /// embedded copy].
+    #[arg(long, env = "PASSERELLE_FLOWS")]
+    flows: Option<PathBuf>,
+    /// `table` is the report in French; `csv` and `json` the raw entries.
     #[arg(long, value_enum, default_value_t = ListFormat::Table)]
     format: ListFormat,
 }
@@ -83,25 +106,32 @@ struct ExportArgs {
 
 #[derive(Debug, clap::Args)]
 struct RegisterArgs {
-    /// The flows file.
-    #[arg(
-        long,
-        env = "PASSERELLE_FLOWS",
-        default_value = "schemas/policy/flows.toml"
-    )]
-    flows: PathBuf,
+    /// The flows file [default: as the hub: `flows` of the configuration, else the
+    /// embedded copy].
+    #[arg(long, env = "PASSERELLE_FLOWS")]
+    flows: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = RegisterFormat::Md)]
     format: RegisterFormat,
 }
 
 #[derive(Debug, clap::Args)]
 struct PurgeArgs {
-    /// Remove entries before this day (00:00 UTC) or this RFC 3339 time.
+    /// Remove entries before this day (00:00 UTC) or this RFC 3339 time; refused when
+    /// inside the audit retention a flow declares.
     #[arg(long)]
     before: String,
-    /// Who purges (journaled with the purge); defaults to $USER.
+    /// Who purges (recorded with the purge); defaults to $USER.
     #[arg(long)]
     actor: Option<String>,
+    /// Say what would go, by flow and month, and remove nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Do not ask for confirmation (required when the input is not a terminal).
+    #[arg(long)]
+    yes: bool,
+    /// The flows file whose retentions apply [default: as the hub].
+    #[arg(long, env = "PASSERELLE_FLOWS")]
+    flows: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -123,77 +153,285 @@ enum RegisterFormat {
     Html,
 }
 
+/// Where the journal and its anchors are, resolved once.
+struct Place {
+    /// The data folder, absolute (for messages that name it).
+    data_dir: PathBuf,
+    /// An explicit journal URL (option, variable or configuration).
+    url: Option<String>,
+    anchor_file: PathBuf,
+    config: passerelle_cli::config::HubConfig,
+}
+
+impl Place {
+    fn new(globals: &crate::Globals, args: &Args) -> anyhow::Result<Self> {
+        let data_dir =
+            std::path::absolute(&globals.data_dir).unwrap_or_else(|_| globals.data_dir.clone());
+        let config = passerelle_cli::config::HubConfig::load_or_default(&globals.config)?;
+        let url = args.journal.clone().or_else(|| config.journal.url.clone());
+        let anchor_file = args
+            .anchor_file
+            .clone()
+            .unwrap_or_else(|| data_dir.join("journal.anchors.jsonl"));
+        Ok(Self {
+            data_dir,
+            url,
+            anchor_file,
+            config,
+        })
+    }
+
+    fn sqlite_path(&self) -> Option<PathBuf> {
+        self.url
+            .is_none()
+            .then(|| self.data_dir.join("journal.sqlite"))
+    }
+
+    /// The journal, which must exist: nothing is created.
+    async fn journal(&self) -> anyhow::Result<Journal> {
+        let config = match (&self.url, self.sqlite_path()) {
+            (Some(u), _) => JournalConfig::new(u.clone()),
+            (None, Some(path)) => {
+                if !path.is_file() {
+                    bail!(
+                        "no journal in {}: no hub has run with this data folder (give --data-dir, or --journal)",
+                        self.data_dir.display()
+                    );
+                }
+                JournalConfig::sqlite_file(&path)
+            }
+            (None, None) => unreachable!("a path when there is no URL"),
+        };
+        // Never print the URL itself: a postgres URL may hold a password.
+        config
+            .open_existing()
+            .await
+            .context("cannot open the audit journal")
+    }
+
+    /// The keyring, which must exist (a wrong folder is refused, not filled).
+    fn keyring(&self) -> anyhow::Result<Keyring> {
+        Keyring::open_existing(&self.data_dir).with_context(|| {
+            format!(
+                "no hub keyring in {} (give the --data-dir the hub runs with)",
+                self.data_dir.display()
+            )
+        })
+    }
+
+    fn outside_anchors(&self) -> anyhow::Result<Vec<Anchor>> {
+        anchor::read_file(&self.anchor_file).map_err(|e| anyhow::anyhow!("anchor file {e}"))
+    }
+
+    fn keep_outside(&self, anchors: &[Anchor]) -> anyhow::Result<()> {
+        let known = self.outside_anchors()?;
+        let new: Vec<Anchor> = anchors
+            .iter()
+            .filter(|a| !known.contains(a))
+            .cloned()
+            .collect();
+        if !new.is_empty() {
+            anchor::append_file(&self.anchor_file, &new).with_context(|| {
+                format!(
+                    "cannot write the anchor file {}",
+                    self.anchor_file.display()
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The policy the hub runs with, and where it comes from: `--flows`, else the
+    /// configuration's `flows`, else the copy embedded in this program (which is what
+    /// `sync` and `serve` use when the configuration names none).
+    fn policy(&self, explicit: Option<&std::path::Path>) -> anyhow::Result<(Policy, String)> {
+        let named = explicit
+            .map(ToOwned::to_owned)
+            .or_else(|| self.config.flows.clone());
+        match named {
+            Some(p) => {
+                let abs = std::path::absolute(&p).unwrap_or(p);
+                let policy = Policy::load(&abs)
+                    .with_context(|| format!("cannot load the flows file {}", abs.display()))?;
+                Ok((policy, format!("le fichier des flux {}", abs.display())))
+            }
+            None => Ok((
+                Policy::from_toml_str(passerelle_cli::wiring::SHIPPED_FLOWS)
+                    .context("the embedded flows file")?,
+                format!(
+                    "la copie du fichier des flux intégrée à passerelle {} (aucun fichier nommé par la configuration)",
+                    env!("CARGO_PKG_VERSION")
+                ),
+            )),
+        }
+    }
+}
+
 pub async fn run(globals: &crate::Globals, args: Args) -> anyhow::Result<ExitCode> {
+    let place = Place::new(globals, &args)?;
     if let AuditCommand::Register(r) = &args.command {
         // The register needs the policy only, not the journal.
-        return register(r);
+        return register(&place, r);
     }
-    let journal = open(globals, args.journal.as_deref()).await?;
+    if let AuditCommand::Verify = &args.command
+        && let Some(path) = place.sqlite_path()
+        && !path.is_file()
+    {
+        // A journal deleted whole still contradicts the anchors kept outside it.
+        let outside = place.outside_anchors()?;
+        if let Some(last) = outside.iter().max_by_key(|a| a.seq) {
+            let mut out = stdout();
+            writeln!(
+                out,
+                "journal broken: {} is missing, but the anchor file {} says the chain reached entry {} at {}",
+                path.display(),
+                place.anchor_file.display(),
+                last.seq,
+                last.at
+            )?;
+            out.flush()?;
+            return Ok(ExitCode::from(1));
+        }
+    }
+    let journal = place.journal().await?;
     let code = match args.command {
-        AuditCommand::Verify => verify(&journal).await,
-        AuditCommand::Subject(s) => subject(globals, &journal, s).await,
+        AuditCommand::Verify => verify(&place, &journal).await,
+        AuditCommand::Anchor => anchor_head(&place, &journal).await,
+        AuditCommand::Subject(s) => subject(&place, &journal, s).await,
         AuditCommand::Export(e) => export(&journal, e).await,
-        AuditCommand::Purge(p) => purge(&journal, p).await,
+        AuditCommand::Purge(p) => purge(&place, &journal, p).await,
         AuditCommand::Register(_) => Ok(ExitCode::SUCCESS),
     };
     journal.close().await;
     code
 }
 
-async fn open(globals: &crate::Globals, url: Option<&str>) -> anyhow::Result<Journal> {
-    let config = match url {
-        Some(u) => JournalConfig::new(u),
-        None => {
-            std::fs::create_dir_all(&globals.data_dir).with_context(|| {
-                format!(
-                    "cannot create the data folder {}",
-                    globals.data_dir.display()
-                )
-            })?;
-            JournalConfig::sqlite_file(&globals.data_dir.join("journal.sqlite"))
-        }
-    };
-    // Never print the URL itself: a postgres URL may hold a password.
-    config
-        .build()
-        .await
-        .context("cannot open the audit journal")
+fn actor_of(given: Option<String>) -> String {
+    given
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "cli".into())
 }
 
 fn stdout() -> BufWriter<std::io::StdoutLock<'static>> {
     BufWriter::new(std::io::stdout().lock())
 }
 
-async fn verify(journal: &Journal) -> anyhow::Result<ExitCode> {
-    let v: Verification = journal
-        .verify()
+async fn verify(place: &Place, journal: &Journal) -> anyhow::Result<ExitCode> {
+    // The keyring is only read: a journal copied elsewhere verifies without one, and
+    // then says it cannot check the anchors.
+    let key = match Keyring::open_existing(&place.data_dir) {
+        Ok(k) => k
+            .existing_anchor_key()
+            .context("cannot read the anchor key")?,
+        Err(_) => None,
+    };
+    let public = key.as_ref().map(|k| k.public_hex());
+    let outside = place.outside_anchors()?;
+    let v: Anchored = journal
+        .verify_anchored(public.as_deref(), &outside)
         .await
         .context("cannot verify the journal")?;
+    let c = &v.chain;
     let mut out = stdout();
-    let from = match &v.checkpoint {
+    let from = match &c.checkpoint {
         Some(c) => format!(
             " after checkpoint seq {} hash {} (purged before {})",
             c.seq, c.hash, c.purged_before
         ),
         None => String::new(),
     };
-    match &v.problem {
-        None => {
-            writeln!(
-                out,
-                "journal intact: {} entries, last seq {}{from}",
-                v.entries, v.last_seq
-            )?;
-            out.flush()?;
-            Ok(ExitCode::SUCCESS)
+    match &public {
+        Some(pk) => writeln!(out, "hub anchor key (Ed25519): {pk}")?,
+        None => writeln!(
+            out,
+            "no anchor key in the keyring under {}: signatures cannot be checked",
+            place.data_dir.display()
+        )?,
+    }
+    writeln!(
+        out,
+        "anchors: {} ({} in the journal, the rest only in {})",
+        v.anchors,
+        v.in_journal,
+        place.anchor_file.display()
+    )?;
+    if let Some(p) = &c.problem {
+        writeln!(out, "journal broken at entry {}: {p}", p.seq())?;
+        writeln!(out, "{} entries verified before it{from}", c.entries)?;
+        out.flush()?;
+        return Ok(ExitCode::from(1));
+    }
+    if !v.problems.is_empty() {
+        for p in &v.problems {
+            writeln!(out, "journal broken: {p}")?;
         }
-        Some(p) => {
-            writeln!(out, "journal broken at entry {}: {p}", p.seq())?;
-            writeln!(out, "{} entries verified before it{from}", v.entries)?;
-            out.flush()?;
-            Ok(ExitCode::from(1))
+        writeln!(
+            out,
+            "the chain walks ({} entries, last seq {}{from}) but its signed anchors contradict it",
+            c.entries, c.last_seq
+        )?;
+        out.flush()?;
+        return Ok(ExitCode::from(1));
+    }
+    writeln!(
+        out,
+        "journal intact: {} entries, last seq {}{from}",
+        c.entries, c.last_seq
+    )?;
+    match &v.last {
+        Some(a) => writeln!(
+            out,
+            "last anchor: entry {} hash {} signed at {}{}",
+            a.seq,
+            a.hash,
+            a.at,
+            if a.seq < c.last_seq {
+                format!(
+                    " ({} entries since: run `passerelle audit anchor`)",
+                    c.last_seq - a.seq
+                )
+            } else {
+                String::new()
+            }
+        )?,
+        None => writeln!(
+            out,
+            "not anchored yet: a cut tail or a recomputed chain would go unnoticed; run `passerelle audit anchor`"
+        )?,
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn anchor_head(place: &Place, journal: &Journal) -> anyhow::Result<ExitCode> {
+    let key = place
+        .keyring()?
+        .anchor_key()
+        .context("cannot read or create the anchor key")?;
+    let v = journal
+        .verify()
+        .await
+        .context("cannot verify the journal")?;
+    if let Some(p) = v.problem {
+        bail!("the chain is broken ({p}): it is not anchored, so that no tampering is signed");
+    }
+    let mut out = stdout();
+    match journal
+        .anchor(&key)
+        .await
+        .context("cannot anchor the journal")?
+    {
+        None => writeln!(out, "the journal is empty: nothing to anchor")?,
+        Some(a) => {
+            place.keep_outside(std::slice::from_ref(&a))?;
+            writeln!(out, "anchored entry {} hash {} at {}", a.seq, a.hash, a.at)?;
+            writeln!(out, "hub anchor key (Ed25519): {}", a.public_key)?;
+            writeln!(out, "signature: {}", a.signature)?;
+            writeln!(out, "copy kept in {}", place.anchor_file.display())?;
         }
     }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn lookup_of(s: &SubjectArgs) -> anyhow::Result<Lookup> {
@@ -219,27 +457,60 @@ fn lookup_of(s: &SubjectArgs) -> anyhow::Result<Lookup> {
     }
 }
 
-async fn subject(
-    globals: &crate::Globals,
-    journal: &Journal,
-    s: SubjectArgs,
-) -> anyhow::Result<ExitCode> {
+async fn subject(place: &Place, journal: &Journal, s: SubjectArgs) -> anyhow::Result<ExitCode> {
     let lookup = lookup_of(&s)?;
-    let key = Keyring::open(&globals.data_dir)
-        .and_then(|k| k.pseudonym_key())
-        .with_context(|| {
-            format!(
-                "cannot read the pseudonym key from the keyring under {}",
-                globals.data_dir.display()
-            )
-        })?;
+    let (policy, source) = place.policy(s.flows.as_deref())?;
+    let key = place
+        .keyring()?
+        .existing_pseudonym_key()
+        .context("cannot read the pseudonym key")?;
+    let actor = actor_of(s.actor.clone());
     let entries = journal
         .subject_entries(&key, &lookup)
         .await
         .context("cannot query the journal")?;
+    // The lookup is a consultation of the person's data: journaled before it is shown.
+    let pseudonyms: std::collections::BTreeSet<&str> = entries
+        .iter()
+        .filter_map(|e| e.subject.as_deref())
+        .collect();
+    let mut looked = Vec::new();
+    for p in &pseudonyms {
+        let mut e = NewEntry::new(Event::Consulted, actor.clone(), Outcome::Ok);
+        e.subject = Some(Subject {
+            pseudonym: (*p).to_owned(),
+            identifiers: Vec::new(),
+        });
+        e.reason = Some(format!("Art. 15 access report ({})", lookup.kind()));
+        looked.push(e);
+    }
+    if looked.is_empty() {
+        let mut e = NewEntry::new(Event::Consulted, actor.clone(), Outcome::Ok);
+        e.reason = Some(format!(
+            "Art. 15 search ({}): no entry found",
+            lookup.kind()
+        ));
+        looked.push(e);
+    }
+    journal
+        .append_batch(looked)
+        .await
+        .context("cannot journal the lookup")?;
     let mut out = stdout();
     match s.format {
-        ListFormat::Table => print_table(&mut out, &entries)?,
+        ListFormat::Table => {
+            let text = crate::art15::report(
+                &entries,
+                &policy,
+                &crate::art15::Context {
+                    now: Utc::now(),
+                    actor: &actor,
+                    names: &place.config.organisations,
+                    flows_source: &source,
+                },
+            );
+            out.write_all(text.as_bytes())?;
+        }
         ListFormat::Csv => write_all(ExportFormat::Csv, &mut out, &entries)?,
         ListFormat::Json => write_all(ExportFormat::Json, &mut out, &entries)?,
     }
@@ -253,42 +524,6 @@ fn write_all(format: ExportFormat, out: &mut impl Write, entries: &[Entry]) -> a
         x.write(e)?;
     }
     x.finish()?;
-    Ok(())
-}
-
-/// A readable report: one line per entry, then a count.
-fn print_table(out: &mut impl Write, entries: &[Entry]) -> anyhow::Result<()> {
-    let dash = |s: &Option<String>| s.clone().unwrap_or_else(|| "-".into());
-    writeln!(
-        out,
-        "{:>8}  {:<27}  {:<13}  {:<16}  {:<12}  {:<12}  {:<8}  {:>6}  reason",
-        "seq", "time (UTC)", "event", "flow", "from", "to", "outcome", "fields"
-    )?;
-    for e in entries {
-        writeln!(
-            out,
-            "{:>8}  {:<27}  {:<13}  {:<16}  {:<12}  {:<12}  {:<8}  {:>6}  {}",
-            e.seq,
-            e.at,
-            e.event,
-            dash(&e.flow),
-            dash(&e.sender),
-            dash(&e.recipient),
-            e.outcome,
-            e.fields.len(),
-            dash(&e.reason)
-        )?;
-    }
-    let subjects: std::collections::BTreeSet<&str> = entries
-        .iter()
-        .filter_map(|e| e.subject.as_deref())
-        .collect();
-    writeln!(
-        out,
-        "{} entries about {} pseudonym(s)",
-        entries.len(),
-        subjects.len()
-    )?;
     Ok(())
 }
 
@@ -340,9 +575,9 @@ async fn export(journal: &Journal, e: ExportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn register(r: &RegisterArgs) -> anyhow::Result<ExitCode> {
-    let policy = passerelle_policy::Policy::load(&r.flows)
-        .with_context(|| format!("cannot load the flows file {}", r.flows.display()))?;
+fn register(place: &Place, r: &RegisterArgs) -> anyhow::Result<ExitCode> {
+    let (policy, source) = place.policy(r.flows.as_deref())?;
+    tracing::info!(source = %source, "register");
     let text = match r.format {
         RegisterFormat::Md => passerelle_policy::register::to_markdown(&policy),
         RegisterFormat::Html => passerelle_policy::register::to_html(&policy),
@@ -353,29 +588,111 @@ fn register(r: &RegisterArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn purge(journal: &Journal, p: PurgeArgs) -> anyhow::Result<ExitCode> {
+/// The latest cut-off every flow's audit retention allows, and the flow that sets it.
+fn earliest_purge(policy: &Policy, now: DateTime<Utc>) -> Option<(DateTime<Utc>, String, u32)> {
+    let longest = policy
+        .flows()
+        .iter()
+        .max_by_key(|f| f.retention_days.audit)?;
+    let days = longest.retention_days.audit;
+    let day = (now - chrono::Duration::days(i64::from(days))).date_naive();
+    Some((
+        day.and_time(NaiveTime::MIN).and_utc(),
+        longest.id.clone(),
+        days,
+    ))
+}
+
+async fn purge(place: &Place, journal: &Journal, p: PurgeArgs) -> anyhow::Result<ExitCode> {
     let (before, _) = parse_when("--before", &p.before)?;
-    let actor = p
-        .actor
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "cli".into());
+    let (policy, source) = place.policy(p.flows.as_deref())?;
+    if let Some((limit, flow, days)) = earliest_purge(&policy, Utc::now())
+        && before > limit
+    {
+        bail!(
+            "--before {} is inside the retention the flows declare: flow {flow} keeps its audit entries {days} days, so the latest cut-off allowed today is {} (flows from {source}); nothing removed",
+            p.before,
+            limit.format("%Y-%m-%d")
+        );
+    }
+    let lines = journal
+        .purge_preview(before)
+        .await
+        .context("cannot count the entries to purge")?;
+    let total: u64 = lines.iter().map(|l| l.entries).sum();
+    let mut out = stdout();
+    writeln!(out, "{:<8}  {:<20}  {:>9}", "month", "flow", "entries")?;
+    for l in &lines {
+        writeln!(
+            out,
+            "{:<8}  {:<20}  {:>9}",
+            l.month,
+            l.flow.as_deref().unwrap_or("(none)"),
+            l.entries
+        )?;
+    }
+    writeln!(
+        out,
+        "{total} entries before {} would be removed",
+        before.to_rfc3339()
+    )?;
+    out.flush()?;
+    if p.dry_run {
+        writeln!(out, "dry run: nothing removed")?;
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if total == 0 {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !p.yes {
+        use std::io::IsTerminal;
+        if !std::io::stdin().is_terminal() {
+            bail!("--yes is required when the input is not a terminal; nothing removed");
+        }
+        #[allow(clippy::print_stderr)]
+        {
+            eprint!("remove these {total} entries for good? type yes to confirm: ");
+        }
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if answer.trim() != "yes" {
+            bail!("purge not confirmed; nothing removed");
+        }
+    }
+    let key = place
+        .keyring()?
+        .anchor_key()
+        .context("cannot read or create the anchor key")?;
+    let actor = actor_of(p.actor);
     let report = journal
-        .purge_before(before, &actor)
+        .purge_signed(before, &actor, &key)
         .await
         .context("cannot purge the journal")?;
-    let mut out = stdout();
+    // The record goes to the anchor file too, then the new head is anchored.
+    let mut kept: Vec<Anchor> = report.record.iter().cloned().collect();
+    if let Some(a) = journal
+        .anchor(&key)
+        .await
+        .context("cannot anchor the journal")?
+    {
+        kept.push(a);
+    }
+    place.keep_outside(&kept)?;
     match &report.checkpoint {
         None => writeln!(out, "nothing to purge before {}", before.to_rfc3339())?,
         Some(c) => {
             writeln!(
                 out,
-                "purged {} entries before {}",
+                "purged {} entries before {} (by {actor})",
                 report.removed, c.purged_before
             )?;
             writeln!(out, "checkpoint: seq {} hash {}", c.seq, c.hash)?;
             writeln!(
                 out,
-                "keep this checkpoint outside the journal (signed mail, ticket): verification now starts from it"
+                "signed purge record kept in the journal and in {}; hub anchor key {}",
+                place.anchor_file.display(),
+                key.public_hex()
             )?;
         }
     }
@@ -409,6 +726,8 @@ mod tests {
             nom: None,
             prenom: None,
             date_naissance: None,
+            actor: None,
+            flows: None,
             format: ListFormat::Table,
         };
         // A 13-character NIR always parses (its key is computed): use a bad 15-character one.

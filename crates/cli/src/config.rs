@@ -41,6 +41,10 @@ pub struct HubConfig {
     /// FAJ platforms.
     #[serde(default)]
     pub faj: Vec<FajConfig>,
+    /// Names of the partner organisations by code (`"59350S00" = "Mission Locale de
+    /// Lille"`), so that the DPO's reports name recipients instead of codes.
+    #[serde(default)]
+    pub organisations: std::collections::BTreeMap<String, String>,
     /// How long a night and each peer may take.
     #[serde(default)]
     pub night: NightSection,

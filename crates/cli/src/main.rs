@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod art15;
 mod audit;
 mod bilan;
 mod config_cmd;

@@ -35,7 +35,9 @@ pub async fn run(globals: &crate::Globals, args: Args) -> anyhow::Result<ExitCod
     anyhow::ensure!(
         path.exists(),
         "no hub state in {} (run a night first, or give --data-dir)",
-        globals.data_dir.display()
+        std::path::absolute(&globals.data_dir)
+            .unwrap_or_else(|_| globals.data_dir.clone())
+            .display()
     );
     let state = HubState::open(&path)
         .await
