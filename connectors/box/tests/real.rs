@@ -295,14 +295,14 @@ fn poll(
 ) -> BTreeMap<String, String> {
     let mut got = BTreeMap::new();
     hub.poll(&mut |_, item| {
-        if let passerelle_box::protocol::Received::Brsa(row) = item {
-            if let Ok(j) = &row.outcome {
-                let id = j.sources[0].record_id.as_str().to_owned();
-                assert!(
-                    got.insert(id, j.to_json_line()).is_none(),
-                    "one id, one row"
-                );
-            }
+        if let passerelle_box::protocol::Received::Brsa(row) = item
+            && let Ok(j) = &row.outcome
+        {
+            let id = j.sources[0].record_id.as_str().to_owned();
+            assert!(
+                got.insert(id, j.to_json_line()).is_none(),
+                "one id, one row"
+            );
         }
     })
     .unwrap();
