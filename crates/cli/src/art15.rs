@@ -41,6 +41,7 @@ pub fn field_label(path: &str) -> &str {
         "rsa.role" => "rôle dans le foyer RSA",
         "rsa.etat_droit" => "état du droit au RSA",
         "rsa.soumis_droits_devoirs" => "soumission aux droits et devoirs du RSA",
+        "rsa.entrant_droits_devoirs" => "nouvel entrant dans les droits et devoirs du RSA",
         "rsa.date_ouverture" => "date d'ouverture du droit au RSA",
         "rsa.motif_suspension" => "motif de suspension du RSA",
         "rsa.motif_cloture" => "motif de clôture du RSA",
