@@ -577,10 +577,19 @@ async fn export(journal: &Journal, e: ExportArgs) -> anyhow::Result<ExitCode> {
 
 fn register(place: &Place, r: &RegisterArgs) -> anyhow::Result<ExitCode> {
     let (policy, source) = place.policy(r.flows.as_deref())?;
-    tracing::info!(source = %source, "register");
+    let measures = crate::policy::running_facts(&place.config);
+    let fr = passerelle_policy::register::French {
+        source: &source,
+        measures: &measures,
+    };
+    #[allow(clippy::print_stderr)]
+    {
+        // Said on stderr so that the register on stdout stays clean.
+        eprintln!("passerelle: register from {source}");
+    }
     let text = match r.format {
-        RegisterFormat::Md => passerelle_policy::register::to_markdown(&policy),
-        RegisterFormat::Html => passerelle_policy::register::to_html(&policy),
+        RegisterFormat::Md => passerelle_policy::register::to_markdown_fr(&policy, &fr),
+        RegisterFormat::Html => passerelle_policy::register::to_html_fr(&policy, &fr),
     };
     let mut out = stdout();
     out.write_all(text.as_bytes())?;

@@ -216,3 +216,24 @@ async fn the_dpo_answers_verifies_anchors_and_purges_within_retention() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("is missing, but the anchor file"), "{out}");
 }
+
+#[test]
+fn the_register_outside_the_checkout_is_french_and_says_where_its_flows_come_from() {
+    let cwd = tempfile::tempdir().unwrap();
+    for args in [&["policy", "register"][..], &["audit", "register"][..]] {
+        let (code, out, err) = passerelle(cwd.path(), args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert!(
+            out.contains("# Registre des activités de traitement"),
+            "{args:?}"
+        );
+        assert!(out.contains("**Base légale**"), "{args:?}");
+        assert!(out.contains("**Mesures de sécurité**"), "{args:?}");
+        assert!(!out.contains("**Purpose**"), "{args:?}");
+        // The built-in copy is named as such, on stderr, so that stdout stays the register.
+        assert!(err.contains("register from"), "{args:?}: {err}");
+        // The default transport is embedded: the register says there is no network link
+        // to the queue, and claims no TLS on a link that has none.
+        assert!(out.contains("Transport intégré"), "{args:?}");
+    }
+}

@@ -292,3 +292,225 @@ pub fn to_html(policy: &Policy) -> String {
     s.push_str("</body>\n</html>\n");
     s
 }
+
+/// What the French register says beyond the flows file: where the flows come from, and
+/// the security measures true of the running configuration (given by the caller, who
+/// knows it), instead of the file's own list.
+#[derive(Debug, Clone)]
+pub struct French<'a> {
+    /// The flows' source, as a phrase (`le fichier des flux /etc/passerelle/flows.toml`).
+    pub source: &'a str,
+    pub measures: &'a [String],
+}
+
+/// The French name of a class of data, for the register.
+pub fn class_label_fr(class: FieldClass) -> &'static str {
+    match class {
+        FieldClass::Identifiant => "identifiants (CAF, I-MILO, SOLIS, France Travail, INE)",
+        FieldClass::Nir => "NIR (numéro de sécurité sociale)",
+        FieldClass::Identite => "identité (civilité, noms, date et lieu de naissance)",
+        FieldClass::Contact => "coordonnées (adresse, téléphone, courriel)",
+        FieldClass::Social => "situation sociale (droit au RSA, logement)",
+        FieldClass::Parcours => "parcours (orientation, accompagnement, situations, formation)",
+        FieldClass::Financier => "aides financières (demandes et décisions FAJ)",
+        FieldClass::Mineur => "données de mineurs (représentants légaux, aide sociale à l'enfance)",
+        FieldClass::Art9 => "catégories particulières, art. 9 du RGPD (santé, handicap)",
+        FieldClass::Art10 => "données pénales, art. 10 du RGPD",
+        FieldClass::Meta => "métadonnées techniques (origine de la fiche, identifiant interne)",
+    }
+}
+
+fn endpoint_fr(e: &Endpoint) -> String {
+    let kinds: Vec<&str> = e
+        .kinds
+        .iter()
+        .map(|k| match k.as_str() {
+            "ml" => "Mission Locale",
+            "cd" => "Conseil départemental",
+            "faj" => "plateforme FAJ",
+            _ => "Passerelle (le hub)",
+        })
+        .collect();
+    let systems: Vec<&str> = e.systems.iter().map(|s| s.as_str()).collect();
+    let mut s = format!("{} par {}", kinds.join(" ou "), systems.join(", "));
+    if e.org != "*" {
+        let _ = write!(s, ", code d'organisation {}", e.org);
+    }
+    if e.same_departement {
+        s.push_str(", du même département que l'autre partie");
+    }
+    s
+}
+
+fn entry_fr(policy: &Policy, flow: &Flow, fr: &French<'_>) -> Entry {
+    let info = &policy.file().register;
+    let paths = flow.effective_paths();
+    let mut categories = Vec::new();
+    for class in FieldClass::ALL {
+        let of_class: Vec<&str> = FIELDS
+            .iter()
+            .filter(|(p, c)| c == class && paths.contains(p) && *p != "schema")
+            .map(|(p, _)| *p)
+            .collect();
+        if !of_class.is_empty() {
+            categories.push(Value {
+                text: class_label_fr(*class).to_owned(),
+                paths: of_class,
+            });
+        }
+    }
+    if categories.is_empty() {
+        categories.push(
+            "aucune : indicateurs agrégés et anonymes seulement"
+                .to_owned()
+                .into(),
+        );
+    }
+    let special: Vec<Value> = flow
+        .special_classes()
+        .into_iter()
+        .map(|c| {
+            format!(
+                "{} : {}",
+                class_label_fr(c),
+                flow.special.for_class(c).unwrap_or("")
+            )
+            .into()
+        })
+        .collect();
+    let v = |s: String| vec![Value::from(s)];
+    let items = vec![
+        (
+            "Responsable du traitement",
+            vec![
+                info.controller.clone().into(),
+                format!("Délégué à la protection des données : {}", info.dpo_contact).into(),
+            ],
+        ),
+        ("Finalité", v(flow.purpose.clone())),
+        (
+            "Base légale",
+            v(format!(
+                "article {} du RGPD ; {}",
+                flow.legal_basis.gdpr, flow.legal_basis.reference
+            )),
+        ),
+        (
+            "Consentement requis",
+            v(if flow.consent { "oui" } else { "non" }.to_owned()),
+        ),
+        ("Personnes concernées", v(flow.data_subjects.clone())),
+        ("Catégories de données", categories),
+        (
+            "Catégories particulières (art. 9, art. 10, NIR)",
+            if special.is_empty() {
+                v("aucune".to_owned())
+            } else {
+                special
+            },
+        ),
+        ("Source", v(endpoint_fr(&flow.from))),
+        ("Destinataires", v(endpoint_fr(&flow.to))),
+        (
+            "Sens",
+            v(match flow.direction.as_str() {
+                "one-way" => "unidirectionnel".to_owned(),
+                "both-ways" => "dans les deux sens".to_owned(),
+                other => other.to_owned(),
+            }),
+        ),
+        (
+            "Transferts hors de l'Union européenne",
+            v(info.third_country_transfers.clone()),
+        ),
+        (
+            "Durées de conservation",
+            vec![
+                format!(
+                    "copie du destinataire : {} jours",
+                    flow.retention_days.recipient
+                )
+                .into(),
+                format!(
+                    "entrées du journal d'audit : {} jours",
+                    flow.retention_days.audit
+                )
+                .into(),
+            ],
+        ),
+        (
+            "Mesures de sécurité",
+            fr.measures.iter().cloned().map(Value::from).collect(),
+        ),
+    ];
+    Entry {
+        title: format!("{} ({})", flow.name, flow.id),
+        items,
+    }
+}
+
+fn intro_fr(policy: &Policy, fr: &French<'_>) -> String {
+    format!(
+        "Registre des activités de traitement (article 30 du RGPD) de Passerelle, établi à partir de {} (version {}) : {} traitements. Les textes libres (intitulés, finalités, personnes concernées, responsable) sont repris tels que ce fichier les déclare ; les mesures de sécurité sont celles de la configuration en service.",
+        fr.source,
+        policy.file().version,
+        policy.flows().len()
+    )
+}
+
+/// The register in French, as Markdown.
+pub fn to_markdown_fr(policy: &Policy, fr: &French<'_>) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# Registre des activités de traitement : échanges Passerelle\n"
+    );
+    let _ = writeln!(s, "{}\n", md(&intro_fr(policy, fr)));
+    for flow in policy.flows() {
+        let e = entry_fr(policy, flow, fr);
+        let _ = writeln!(s, "## {}\n", md(&e.title));
+        for (label, values) in e.items {
+            if values.len() == 1 {
+                let _ = writeln!(s, "- **{label}** : {}", md_value(&values[0]));
+            } else {
+                let _ = writeln!(s, "- **{label}** :");
+                for v in values {
+                    let _ = writeln!(s, "  - {}", md_value(&v));
+                }
+            }
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// The register in French, as a standalone HTML page.
+pub fn to_html_fr(policy: &Policy, fr: &French<'_>) -> String {
+    let mut s = String::new();
+    let title = "Registre des activités de traitement : échanges Passerelle";
+    let _ = writeln!(
+        s,
+        "<!DOCTYPE html>\n<html lang=\"fr\">\n<head>\n<meta charset=\"utf-8\">\n<title>{title}</title>\n</head>\n<body>\n<h1>{title}</h1>"
+    );
+    let _ = writeln!(s, "<p>{}</p>", html_escape(&intro_fr(policy, fr)));
+    for flow in policy.flows() {
+        let e = entry_fr(policy, flow, fr);
+        let _ = writeln!(
+            s,
+            "<section id=\"flow-{}\">\n<h2>{}</h2>\n<dl>",
+            html_escape(&flow.id),
+            html_escape(&e.title)
+        );
+        for (label, values) in e.items {
+            let _ = writeln!(s, "<dt>{}</dt>", html_escape(label));
+            let _ = write!(s, "<dd><ul>");
+            for v in values {
+                let _ = write!(s, "<li>{}</li>", html_value(&v));
+            }
+            let _ = writeln!(s, "</ul></dd>");
+        }
+        let _ = writeln!(s, "</dl>\n</section>");
+    }
+    s.push_str("</body>\n</html>\n");
+    s
+}

@@ -534,3 +534,51 @@ proptest! {
         prop_assert_eq!(all, held);
     }
 }
+
+#[test]
+fn register_in_french_states_its_source_and_the_running_measures_only() {
+    let p = shipped();
+    let measures = vec!["Mesure vraie de la configuration".to_owned()];
+    let fr = register::French {
+        source: "le fichier des flux /etc/passerelle/flows.toml",
+        measures: &measures,
+    };
+    let md = register::to_markdown_fr(&p, &fr);
+    let html = register::to_html_fr(&p, &fr);
+    assert!(md.contains("/etc/passerelle/flows.toml"));
+    for item in [
+        "Responsable du traitement",
+        "Finalité",
+        "Base légale",
+        "Personnes concernées",
+        "Catégories de données",
+        "Destinataires",
+        "Durées de conservation",
+        "Mesures de sécurité",
+    ] {
+        assert_eq!(
+            md.matches(&format!("**{item}**")).count(),
+            p.flows().len(),
+            "{item}"
+        );
+        assert_eq!(
+            html.matches(&format!("<dt>{item}</dt>")).count(),
+            p.flows().len(),
+            "{item}"
+        );
+    }
+    // The measures are the caller's, never the flows file's own claims.
+    assert_eq!(
+        md.matches("Mesure vraie de la configuration").count(),
+        p.flows().len()
+    );
+    for claim in &p.file().register.security_measures {
+        assert!(!md.contains(claim.as_str()), "claim from the file: {claim}");
+    }
+    assert!(html.starts_with("<!DOCTYPE html>\n<html lang=\"fr\">"));
+    assert!(md.contains("aucune : indicateurs agrégés et anonymes seulement"));
+    // No English label left.
+    for english in ["Purpose", "Legal basis", "Recipients", "Retention"] {
+        assert!(!md.contains(english), "{english}");
+    }
+}
