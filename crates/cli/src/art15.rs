@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Utc};
 use passerelle_audit::Entry;
 use passerelle_model::{FIELDS, FieldClass};
 use passerelle_policy::Policy;
@@ -118,32 +118,9 @@ pub fn org_name(code: &str, names: &BTreeMap<String, String>) -> String {
     }
 }
 
-const MONTHS: [&str; 12] = [
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-];
-
-/// `3 décembre 2026 à 15 h 12` in Europe/Paris time.
+/// `3 décembre 2026 à 15 h 12` in Europe/Paris time, as the web pages write dates.
 pub fn local_date(at: DateTime<Utc>) -> String {
-    let l = Timezone::EuropeParis.to_local(at);
-    format!(
-        "{} {} {} à {} h {:02}",
-        l.day(),
-        MONTHS[l.month0() as usize],
-        l.year(),
-        l.hour(),
-        l.minute()
-    )
+    passerelle_server::web::html::date_fr(at, Timezone::EuropeParis)
 }
 
 fn entry_date(at: &str) -> String {

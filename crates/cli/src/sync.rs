@@ -239,43 +239,39 @@ impl Bar {
     }
 }
 
+/// The table's columns after the flow, with their widths, in the order of `figures`.
+const TABLE: [(&str, usize); 11] = [
+    ("read", 7),
+    ("refused", 8),
+    ("unrouted", 8),
+    ("sent", 7),
+    ("unchanged", 9),
+    ("applied", 8),
+    ("awaiting", 8),
+    ("rejected", 8),
+    ("dead", 6),
+    ("denied", 6),
+    ("review", 6),
+];
+
 /// The per-flow table.
 #[allow(clippy::print_stdout)]
 pub fn print_summary(report: &NightReport, entries: u64, intact: bool) {
-    println!(
-        "{:<17} {:>7} {:>8} {:>8} {:>7} {:>9} {:>8} {:>8} {:>8} {:>6} {:>6} {:>6}",
-        "flow",
-        "read",
-        "refused",
-        "unrouted",
-        "sent",
-        "unchanged",
-        "applied",
-        "awaiting",
-        "rejected",
-        "dead",
-        "denied",
-        "review"
-    );
+    use std::fmt::Write as _;
+    let mut head = format!("{:<17}", "flow");
+    for (name, width) in TABLE {
+        let _ = write!(head, " {name:>width$}");
+    }
+    println!("{head}");
     for (flow, r) in &report.flows {
         if flow.is_empty() {
             continue;
         }
-        println!(
-            "{:<17} {:>7} {:>8} {:>8} {:>7} {:>9} {:>8} {:>8} {:>8} {:>6} {:>6} {:>6}",
-            flow,
-            r.read,
-            r.refused_at_source,
-            r.unrouted + r.sent.not_known,
-            r.sent.sent,
-            r.sent.unchanged,
-            r.applied(),
-            r.awaiting(),
-            r.rejected(),
-            r.delivered.dead_lettered,
-            r.sent.denied,
-            r.sent.review
-        );
+        let mut line = format!("{flow:<17}");
+        for (n, (_, width)) in figures(r).into_iter().zip(TABLE) {
+            let _ = write!(line, " {n:>width$}");
+        }
+        println!("{line}");
     }
     for (peer, reason) in &report.failed {
         println!("failed: {peer}: {reason}");
@@ -292,6 +288,24 @@ pub fn print_summary(report: &NightReport, entries: u64, intact: bool) {
     );
 }
 
+/// A flow's figures in the order of the table's and the CSV's columns (read, refused,
+/// unrouted, sent, unchanged, applied, awaiting, rejected, dead-lettered, denied, review).
+fn figures(r: &passerelle_hub::FlowReport) -> [u64; 11] {
+    [
+        r.read,
+        r.refused_at_source,
+        r.unrouted + r.sent.not_known,
+        r.sent.sent,
+        r.sent.unchanged,
+        r.applied(),
+        r.awaiting(),
+        r.rejected(),
+        r.delivered.dead_lettered,
+        r.sent.denied,
+        r.sent.review,
+    ]
+}
+
 /// The per-flow figures as CSV, one line per flow.
 pub fn print_csv(report: &NightReport) -> Result<()> {
     use std::io::Write;
@@ -304,21 +318,8 @@ pub fn print_csv(report: &NightReport) -> Result<()> {
         if flow.is_empty() {
             continue;
         }
-        writeln!(
-            out,
-            "{flow},{},{},{},{},{},{},{},{},{},{},{}",
-            r.read,
-            r.refused_at_source,
-            r.unrouted + r.sent.not_known,
-            r.sent.sent,
-            r.sent.unchanged,
-            r.applied(),
-            r.awaiting(),
-            r.rejected(),
-            r.delivered.dead_lettered,
-            r.sent.denied,
-            r.sent.review
-        )?;
+        let figures = figures(r).map(|n| n.to_string());
+        writeln!(out, "{flow},{}", figures.join(","))?;
     }
     Ok(())
 }
