@@ -60,6 +60,16 @@ fn endpoint_text(e: &Endpoint) -> String {
 }
 
 fn categories(flow: &Flow) -> Vec<Value> {
+    categories_in(
+        flow,
+        class_label,
+        "none: aggregated, anonymous indicators only",
+    )
+}
+
+/// The flow's fields by class, each class named by `label`; `none` when it carries no
+/// personal field. Shared by the English and the French register.
+fn categories_in(flow: &Flow, label: fn(FieldClass) -> &'static str, none: &str) -> Vec<Value> {
     let paths = flow.effective_paths();
     let mut out = Vec::new();
     for class in FieldClass::ALL {
@@ -70,19 +80,30 @@ fn categories(flow: &Flow) -> Vec<Value> {
             .collect();
         if !of_class.is_empty() {
             out.push(Value {
-                text: class_label(*class).to_owned(),
+                text: label(*class).to_owned(),
                 paths: of_class,
             });
         }
     }
     if out.is_empty() {
-        out.push(
-            "none: aggregated, anonymous indicators only"
-                .to_owned()
-                .into(),
-        );
+        out.push(none.to_owned().into());
     }
     out
+}
+
+/// One entry's items as a Markdown list, `colon` after each label (`:` in English,
+/// ` :` in French).
+fn md_items(s: &mut String, items: Vec<(&'static str, Vec<Value>)>, colon: &str) {
+    for (label, values) in items {
+        if values.len() == 1 {
+            let _ = writeln!(s, "- **{label}**{colon} {}", md_value(&values[0]));
+        } else {
+            let _ = writeln!(s, "- **{label}**{colon}");
+            for v in values {
+                let _ = writeln!(s, "  - {}", md_value(&v));
+            }
+        }
+    }
 }
 
 fn entry(policy: &Policy, flow: &Flow) -> Entry {
@@ -237,16 +258,7 @@ pub fn to_markdown(policy: &Policy) -> String {
     for flow in policy.flows() {
         let e = entry(policy, flow);
         let _ = writeln!(s, "## {}\n", md(&e.title));
-        for (label, values) in e.items {
-            if values.len() == 1 {
-                let _ = writeln!(s, "- **{label}**: {}", md_value(&values[0]));
-            } else {
-                let _ = writeln!(s, "- **{label}**:");
-                for v in values {
-                    let _ = writeln!(s, "  - {}", md_value(&v));
-                }
-            }
-        }
+        md_items(&mut s, e.items, ":");
         s.push('\n');
     }
     s
@@ -344,28 +356,11 @@ fn endpoint_fr(e: &Endpoint) -> String {
 
 fn entry_fr(policy: &Policy, flow: &Flow, fr: &French<'_>) -> Entry {
     let info = &policy.file().register;
-    let paths = flow.effective_paths();
-    let mut categories = Vec::new();
-    for class in FieldClass::ALL {
-        let of_class: Vec<&str> = FIELDS
-            .iter()
-            .filter(|(p, c)| c == class && paths.contains(p) && *p != "schema")
-            .map(|(p, _)| *p)
-            .collect();
-        if !of_class.is_empty() {
-            categories.push(Value {
-                text: class_label_fr(*class).to_owned(),
-                paths: of_class,
-            });
-        }
-    }
-    if categories.is_empty() {
-        categories.push(
-            "aucune : indicateurs agrégés et anonymes seulement"
-                .to_owned()
-                .into(),
-        );
-    }
+    let categories = categories_in(
+        flow,
+        class_label_fr,
+        "aucune : indicateurs agrégés et anonymes seulement",
+    );
     let special: Vec<Value> = flow
         .special_classes()
         .into_iter()
@@ -469,16 +464,7 @@ pub fn to_markdown_fr(policy: &Policy, fr: &French<'_>) -> String {
     for flow in policy.flows() {
         let e = entry_fr(policy, flow, fr);
         let _ = writeln!(s, "## {}\n", md(&e.title));
-        for (label, values) in e.items {
-            if values.len() == 1 {
-                let _ = writeln!(s, "- **{label}** : {}", md_value(&values[0]));
-            } else {
-                let _ = writeln!(s, "- **{label}** :");
-                for v in values {
-                    let _ = writeln!(s, "  - {}", md_value(&v));
-                }
-            }
-        }
+        md_items(&mut s, e.items, " :");
         s.push('\n');
     }
     s
