@@ -69,6 +69,14 @@ pub struct NightSection {
     /// before the night settles it as dead-lettered and lets it be sent again.
     #[serde(default = "default_answer_within")]
     pub answer_within_h: u64,
+    /// Days the hub keeps a peer file it has read (`traites/`) or refused (`refuses/`)
+    /// before deleting it at the end of a night (the deletion is journaled).
+    #[serde(default = "default_file_retention")]
+    pub file_retention_days: u32,
+}
+
+fn default_file_retention() -> u32 {
+    30
 }
 
 fn default_answer_within() -> u64 {
@@ -92,6 +100,7 @@ impl Default for NightSection {
             deadline_s: default_night_deadline(),
             failures: default_failures(),
             answer_within_h: default_answer_within(),
+            file_retention_days: default_file_retention(),
         }
     }
 }
@@ -249,6 +258,11 @@ impl HubConfig {
     pub fn validate(&self) -> Result<()> {
         if self.night.peer_deadline_s == 0 || self.night.deadline_s == 0 {
             bail!("night.peer_deadline_s and night.deadline_s must be at least 1 second");
+        }
+        if self.night.file_retention_days == 0 {
+            bail!(
+                "night.file_retention_days must be at least 1 (peer files hold personal data: they cannot be kept without a limit, and 0 would delete them before anyone can look)"
+            );
         }
         if self.transport.kind == TransportKind::Rabbitmq {
             let Some(c) = &self.transport.rabbitmq else {

@@ -6,5 +6,6 @@ pub mod choices;
 pub mod config;
 pub mod decisions;
 pub mod lock;
+pub mod retention;
 pub mod wiring;
 pub mod world;

@@ -286,6 +286,15 @@ async fn night(
     for (peer, reason) in &report.failed {
         warn!("partial night: {peer}: {reason}");
     }
+    if let Err(e) = passerelle_cli::retention::sweep_all(
+        config,
+        hub.engine.journal(),
+        std::time::SystemTime::now(),
+    )
+    .await
+    {
+        warn!("partial night: {e:#}");
+    }
     record(status, metrics, &report, started, ended);
     Ok(())
 }

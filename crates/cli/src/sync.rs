@@ -77,6 +77,14 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
         .await
         .context("the night stopped")?;
     bar.done();
+    // Files a past night set aside and whose retention has passed; a failure here is
+    // told and makes the night partial, the files wait for the next one.
+    let swept = passerelle_cli::retention::sweep_all(
+        &config,
+        hub.engine.journal(),
+        std::time::SystemTime::now(),
+    )
+    .await;
     hub.close().await?;
     let verification = hub.engine.journal().verify().await?;
     let format = if args.json { Format::Json } else { args.format };
@@ -95,7 +103,17 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
         flows = report.flows.len(),
         "night done"
     );
-    Ok(exit_code(&report, verification.is_intact()))
+    let code = exit_code(&report, verification.is_intact());
+    if let Err(e) = swept {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("passerelle: partial night: {e:#}");
+        }
+        if code == ExitCode::SUCCESS {
+            return Ok(ExitCode::from(EXIT_PARTIAL));
+        }
+    }
+    Ok(code)
 }
 
 /// The exit status of a night that ran: 0 complete; 3 partial (a peer failed or its

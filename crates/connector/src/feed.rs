@@ -113,15 +113,23 @@ fn parse_token(token: &AckToken) -> Option<(&str, u64)> {
     Some((name, index.parse().ok()?))
 }
 
-/// Moves `name` from `dir` into its subfolder `sub`, creating it (0700) if needed;
-/// a link in place of `sub` is an error, never followed.
+/// Moves `name` from `dir` into its subfolder `sub`, creating it (0700) if needed,
+/// and makes it 0600 there (the peer may have written it readable by all; the hub
+/// keeps it until its retention, see `retention`). A link in place of `sub` is an
+/// error, never followed.
 pub fn move_into(dir: &Path, name: &str, sub: &str) -> Result<(), ConnectorError> {
     let here = SafeDir::open(dir).map_err(|e| ConnectorError::io(dir.display().to_string(), e))?;
     let target = here
         .sub_create(sub)
         .map_err(|e| ConnectorError::io(dir.join(sub).display().to_string(), e))?;
     here.rename(name, &target, name)
-        .map_err(|e| ConnectorError::io(format!("moving {name} to {sub}/"), e))
+        .map_err(|e| ConnectorError::io(format!("moving {name} to {sub}/"), e))?;
+    // A planted link moved aside stays a link: only regular files are restricted.
+    match target.make_private(name) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => Ok(()),
+        Err(e) => Err(ConnectorError::io(format!("{sub}/{name}"), e)),
+    }
 }
 
 /// What the folder offers next.

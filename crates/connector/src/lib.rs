@@ -10,6 +10,7 @@ pub mod feed;
 pub mod limits;
 pub mod redact;
 pub mod report;
+pub mod retention;
 pub mod safe_fs;
 pub mod traits;
 pub mod xlsx;

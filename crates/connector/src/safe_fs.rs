@@ -381,6 +381,42 @@ impl SafeDir {
         }
     }
 
+    /// When the entry itself (not what a link points to) last changed status: a rename
+    /// or a change of mode sets it, so for a file the hub set aside it is when it did so.
+    pub fn changed(&self, name: impl AsRef<OsStr>) -> io::Result<std::time::SystemTime> {
+        let st = rustix::fs::statat(&self.fd, name.as_ref(), AtFlags::SYMLINK_NOFOLLOW)?;
+        let secs = u64::try_from(st.st_ctime).unwrap_or(0);
+        let nanos = u32::try_from(st.st_ctime_nsec).unwrap_or(0);
+        Ok(std::time::UNIX_EPOCH + std::time::Duration::new(secs, nanos))
+    }
+
+    /// The entry's size in bytes (a link's own size, never its target's).
+    pub fn entry_len(&self, name: impl AsRef<OsStr>) -> io::Result<u64> {
+        let st = rustix::fs::statat(&self.fd, name.as_ref(), AtFlags::SYMLINK_NOFOLLOW)?;
+        Ok(u64::try_from(st.st_size).unwrap_or(0))
+    }
+
+    /// Removes any non-folder entry by its raw name (a link is removed, not its target);
+    /// a missing one is not an error.
+    pub fn remove_entry(&self, raw: &OsStr) -> io::Result<()> {
+        match rustix::fs::unlinkat(&self.fd, raw, AtFlags::empty()) {
+            Err(e) if e != rustix::io::Errno::NOENT => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Makes a regular file of this folder 0600 (a link is refused, never followed): peer
+    /// files the hub keeps after reading them are personal data.
+    pub fn make_private(&self, name: &str) -> io::Result<()> {
+        let file = self.open_file(name)?;
+        let fd = std::os::fd::AsFd::as_fd(&file);
+        let st = rustix::fs::fstat(fd)?;
+        if st.st_mode & 0o777 != FILE_MODE {
+            rustix::fs::fchmod(fd, mode(FILE_MODE))?;
+        }
+        Ok(())
+    }
+
     /// The regular files of the folder with acceptable names, and the other entries
     /// (links, FIFOs, devices, names that cannot be represented); folders are left out.
     pub fn list(&self) -> io::Result<Listing> {
