@@ -27,7 +27,7 @@ use crate::entry::{Entry, EntryView, Event, GENESIS_HASH, NewEntry, Outcome, for
 use crate::error::{AuditError, Result};
 use crate::schema;
 use crate::subject::{BlindIndex, Lookup};
-use crate::verify::{Checkpoint, Problem, Verification};
+use crate::verify::{Checkpoint, Problem, Verification, VerifiedMark};
 
 /// The key of the PostgreSQL advisory lock that serialises writers ("passerel" in ASCII).
 const PG_WRITE_LOCK: i64 = 0x7061_7373_6572_656c;
@@ -513,6 +513,17 @@ impl Journal {
     /// consistent snapshot, and names the first bad entry.
     #[instrument(skip(self))]
     pub async fn verify(&self) -> Result<Verification> {
+        self.verify_since(None).await
+    }
+
+    /// Walks the chain from `mark` (an earlier walk's last good entry) when it is past the
+    /// last checkpoint, else as `verify`. The marked entry must still be there with the
+    /// hash the mark holds: when it is not, the whole chain is walked to locate the
+    /// problem, and if that walk finds nothing (the chain was rewritten or its tail cut
+    /// and the head moved back, which only the mark can tell), the marked entry is the
+    /// problem.
+    #[instrument(skip(self))]
+    pub async fn verify_since(&self, mark: Option<&VerifiedMark>) -> Result<Verification> {
         // How the entries are read: row by row (PostgreSQL), or on SQLite, where sqlx hands
         // each row from its worker thread to the task (two thread wake-ups per row, which
         // dominated the walk), in chunks of rows packed as one JSON array by SQLite.
@@ -680,9 +691,47 @@ impl Journal {
                             .map_err(AuditError::db("reading checkpoints"))?,
                     }),
                 };
-                let mut walker = Walker::new(checkpoint.as_ref())?;
+                let mut start = checkpoint.clone();
+                let mut contradiction = None;
+                if let Some(m) = mark.filter(|m| m.seq > checkpoint.as_ref().map_or(0, |c| c.seq)) {
+                    let found: Option<Vec<u8>> =
+                        sqlx::query("SELECT hash FROM audit_entry WHERE seq = $1")
+                            .bind(m.seq)
+                            .fetch_optional(&mut *$tx)
+                            .await
+                            .and_then(|r| r.map(|r| r.try_get(0)).transpose())
+                            .map_err(AuditError::db("reading the verified entry"))?;
+                    match found {
+                        Some(h) if hex::encode(&h) == m.hash => {
+                            start = Some(Checkpoint {
+                                seq: m.seq,
+                                hash: m.hash.clone(),
+                                purged_before: String::new(),
+                                at: String::new(),
+                            });
+                        }
+                        Some(_) => contradiction = Some(Problem::Altered { seq: m.seq }),
+                        None if m.seq > head_seq => {
+                            contradiction = Some(Problem::TailCut {
+                                seq: head_seq + 1,
+                                head_seq: m.seq,
+                            })
+                        }
+                        None => {
+                            contradiction = Some(Problem::Missing {
+                                seq: m.seq,
+                                next_present: m.seq + 1,
+                            })
+                        }
+                    }
+                }
+                let mut walker = Walker::new(start.as_ref())?;
                 scan!($scan, $tx, walker);
-                walker.finish(head_seq, &head_hash, checkpoint)
+                let mut v = walker.finish(head_seq, &head_hash, checkpoint)?;
+                if v.problem.is_none() {
+                    v.problem = contradiction;
+                }
+                Ok::<Verification, AuditError>(v)
             }};
         }
         match &self.backend {
@@ -1285,6 +1334,7 @@ impl Walker {
             last_seq: last,
             checkpoint,
             problem: self.problem,
+            last_hash: hex::encode(&self.prev),
         })
     }
 }

@@ -24,4 +24,4 @@ pub use error::{AuditError, ErrorKind, Result};
 pub use export::{ExportFormat, Exporter};
 pub use journal::{Anchored, Appended, Filter, Journal, JournalConfig, PurgeLine, PurgeReport};
 pub use subject::{BlindIndex, Lookup, Subject};
-pub use verify::{Checkpoint, Problem, Verification};
+pub use verify::{Checkpoint, Problem, Verification, VerifiedMark};

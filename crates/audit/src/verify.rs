@@ -90,10 +90,31 @@ pub struct Verification {
     /// The checkpoint the walk started from, after a purge.
     pub checkpoint: Option<Checkpoint>,
     pub problem: Option<Problem>,
+    /// The chain hash of `last_seq` (hex), for the mark of an incremental walk.
+    #[serde(skip)]
+    pub last_hash: String,
 }
 
 impl Verification {
     pub fn is_intact(&self) -> bool {
         self.problem.is_none()
     }
+
+    /// Where the next walk may start, when this one found the chain intact.
+    pub fn mark(&self) -> Option<VerifiedMark> {
+        (self.is_intact() && self.last_seq > 0).then(|| VerifiedMark {
+            seq: self.last_seq,
+            hash: self.last_hash.clone(),
+        })
+    }
+}
+
+/// The last entry an earlier walk found good: a later walk starts after it instead
+/// of at the start (a night checks what the journal gained since the last night; `audit
+/// verify` still walks everything). Kept outside the journal, by whoever walks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct VerifiedMark {
+    pub seq: i64,
+    /// Its chain hash, lowercase hex.
+    pub hash: String,
 }

@@ -1197,6 +1197,86 @@ async fn opening_an_existing_journal_creates_nothing(h: &Harness) {
     }
 }
 
+async fn incremental_walks_what_is_new_and_finds_a_change_there(h: &Harness) {
+    fill(&h.journal, 10).await;
+    let first = h.journal.verify().await.expect("verify");
+    let mark = first.mark().expect("an intact walk gives a mark");
+    assert_eq!(mark.seq, 10);
+    fill(&h.journal, 5).await;
+    let since = h.journal.verify_since(Some(&mark)).await.expect("verify");
+    assert!(since.is_intact(), "{since:?}");
+    assert_eq!((since.entries, since.last_seq), (5, 15));
+    assert_eq!(since.mark().map(|m| m.seq), Some(15));
+    h.tamper("UPDATE audit_entry SET actor = 'someone' WHERE seq = 12")
+        .await;
+    let since = h.journal.verify_since(Some(&mark)).await.expect("verify");
+    assert_eq!(since.problem, Some(Problem::Altered { seq: 12 }));
+    assert_eq!(since.mark(), None);
+}
+
+async fn incremental_finds_a_cut_tail_the_chain_alone_misses(h: &Harness) {
+    fill(&h.journal, 10).await;
+    let mark = h
+        .journal
+        .verify()
+        .await
+        .expect("verify")
+        .mark()
+        .expect("mark");
+    h.tamper("DELETE FROM audit_entry WHERE seq >= 9").await;
+    rechain(h).await;
+    assert!(h.journal.verify().await.expect("verify").is_intact());
+    let since = h.journal.verify_since(Some(&mark)).await.expect("verify");
+    assert_eq!(
+        since.problem,
+        Some(Problem::TailCut {
+            seq: 9,
+            head_seq: 10
+        })
+    );
+}
+
+async fn incremental_finds_a_rewritten_marked_entry(h: &Harness) {
+    fill(&h.journal, 5).await;
+    let mark = h
+        .journal
+        .verify()
+        .await
+        .expect("verify")
+        .mark()
+        .expect("mark");
+    h.tamper("UPDATE audit_entry SET actor = 'someone' WHERE seq = 5")
+        .await;
+    rechain(h).await;
+    assert!(h.journal.verify().await.expect("verify").is_intact());
+    let since = h.journal.verify_since(Some(&mark)).await.expect("verify");
+    assert_eq!(since.problem, Some(Problem::Altered { seq: 5 }));
+    // A change before the mark is what the full walk is for: the incremental one starts
+    // after the marked entry, whose hash still holds.
+}
+
+async fn incremental_after_a_purge_past_the_mark(h: &Harness) {
+    fill(&h.journal, 5).await;
+    let mark = h
+        .journal
+        .verify()
+        .await
+        .expect("verify")
+        .mark()
+        .expect("mark");
+    h.journal
+        .purge_before(chrono::Utc::now() + chrono::Duration::seconds(1), "dpo")
+        .await
+        .expect("purge");
+    fill(&h.journal, 2).await;
+    let since = h.journal.verify_since(Some(&mark)).await.expect("verify");
+    assert!(since.is_intact(), "{since:?}");
+    assert_eq!(
+        since.entries,
+        h.journal.verify().await.expect("verify").entries
+    );
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -1247,4 +1327,8 @@ conformance!(
     an_emptied_journal_is_found_from_the_anchor_file,
     signed_purges_are_recorded_for_good_and_checkpoints_checked,
     opening_an_existing_journal_creates_nothing,
+    incremental_walks_what_is_new_and_finds_a_change_there,
+    incremental_finds_a_cut_tail_the_chain_alone_misses,
+    incremental_finds_a_rewritten_marked_entry,
+    incremental_after_a_purge_past_the_mark,
 );

@@ -88,7 +88,7 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
     demande.read += requests.read;
 
     let verification = hub.engine.journal().verify().await?;
-    crate::sync::print_summary(&report, verification.entries, verification.is_intact());
+    crate::sync::print_summary(&report, &verification);
     let completed = verification.is_intact() && report.completed();
 
     if !args.once {

@@ -7,5 +7,6 @@ pub mod config;
 pub mod decisions;
 pub mod lock;
 pub mod retention;
+pub mod verified;
 pub mod wiring;
 pub mod world;

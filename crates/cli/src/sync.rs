@@ -86,7 +86,8 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
     )
     .await;
     hub.close().await?;
-    let verification = hub.engine.journal().verify().await?;
+    let verification =
+        passerelle_cli::verified::verify_night(hub.engine.journal(), &globals.data_dir).await?;
     let format = if args.json { Format::Json } else { args.format };
     match format {
         Format::Json => {
@@ -96,7 +97,7 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
             }
         }
         Format::Csv => print_csv(&report)?,
-        Format::Table => print_summary(&report, verification.entries, verification.is_intact()),
+        Format::Table => print_summary(&report, &verification),
     }
     tracing::info!(
         seconds = report.seconds,
@@ -274,7 +275,8 @@ const TABLE: [(&str, usize); 11] = [
 
 /// The per-flow table.
 #[allow(clippy::print_stdout)]
-pub fn print_summary(report: &NightReport, entries: u64, intact: bool) {
+pub fn print_summary(report: &NightReport, verification: &passerelle_audit::Verification) {
+    let (entries, intact) = (verification.entries, verification.is_intact());
     use std::fmt::Write as _;
     let mut head = format!("{:<17}", "flow");
     for (name, width) in TABLE {
@@ -295,13 +297,14 @@ pub fn print_summary(report: &NightReport, entries: u64, intact: bool) {
         println!("failed: {peer}: {reason}");
     }
     println!(
-        "night: {:.1} s{}; audit journal: {entries} entries, chain {}",
+        "night: {:.1} s{}; audit journal: {entries} entries checked (to entry {}), chain {}",
         report.seconds,
         if report.failed.is_empty() {
             String::new()
         } else {
             format!(", partial ({} peers failed)", report.failed.len())
         },
+        verification.last_seq,
         if intact { "intact" } else { "BROKEN" }
     );
 }

@@ -377,3 +377,84 @@ async fn config_check_reaches_every_peer_and_names_what_to_fix() {
     assert!(err.contains(&gone.display().to_string()), "{err}");
     world.stop().await;
 }
+
+/// The entries a night's summary says it checked, and the entry it checked up to.
+fn walked(stdout: &str) -> (u64, u64) {
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("audit journal:"))
+        .unwrap_or_else(|| panic!("no journal line: {stdout}"));
+    let after = line.split("audit journal: ").nth(1).unwrap();
+    let checked: u64 = after.split(' ').next().unwrap().parse().unwrap();
+    let upto: u64 = after
+        .split("(to entry ")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(line.ends_with("chain intact"), "{line}");
+    (checked, upto)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_night_walks_the_journal_from_where_the_last_one_ended() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let mut world = World::start(dir.path(), &WorldOptions::new(60, 5))
+        .await
+        .unwrap();
+    let config = dir.path().join("passerelle.toml");
+    std::fs::write(&config, world.config_toml()).unwrap();
+    let data = dir.path().join("hub");
+    let night = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_passerelle"))
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("sync")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        walked(&stdout)
+    };
+    // The first night walks everything; the second only what it and no other added.
+    let (checked, first_end) = night();
+    assert_eq!(checked, first_end);
+    assert!(first_end > 50, "{first_end}");
+    let (checked, second_end) = night();
+    assert!(second_end > first_end, "{second_end} after {first_end}");
+    assert_eq!(checked, second_end - first_end);
+    let mark = data.join(passerelle_cli::verified::MARK_FILE);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&mark).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // `audit verify` still walks the whole chain.
+    let out = Command::new(env!("CARGO_BIN_EXE_passerelle"))
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("journal intact: {second_end} entries")),
+        "{text}"
+    );
+    // An unreadable mark costs a whole walk, never a wrong answer.
+    std::fs::write(&mark, b"not json").unwrap();
+    let (checked, third_end) = night();
+    assert_eq!(checked, third_end);
+    world.stop().await;
+}
