@@ -37,6 +37,9 @@ enum Connector {
     Box,
 }
 
+/// How often a line tells the progress off a terminal.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A file checked whole and ready to be read item by item.
 struct Opened {
     items: Box<dyn Iterator<Item = Result<SourceItem, ConnectorError>>>,
@@ -125,6 +128,11 @@ fn import(args: Args) -> anyhow::Result<ExitCode> {
     };
     if let Some(opened) = opened {
         let bar = crate::output::progress(None, "records");
+        // Off a terminal (a log file, cron), a line every 10 s so a long file is never
+        // silent; on one, the bar says the same.
+        let started = std::time::Instant::now();
+        let mut told = started;
+        let quiet = !std::io::IsTerminal::is_terminal(&std::io::stderr());
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
         let stderr = std::io::stderr();
@@ -142,6 +150,15 @@ fn import(args: Args) -> anyhow::Result<ExitCode> {
             };
             report.read += 1;
             bar.inc(1);
+            if quiet && report.read % 1024 == 0 && told.elapsed() >= PROGRESS_EVERY {
+                told = std::time::Instant::now();
+                writeln!(
+                    err,
+                    "import: {} records read in {} s",
+                    report.read,
+                    started.elapsed().as_secs()
+                )?;
+            }
             for w in &item.warnings {
                 writeln!(err, "warning: {}", w.to_line())?;
             }
@@ -161,8 +178,19 @@ fn import(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         out.flush().context("cannot write to stdout")?;
-        err.flush()?;
         bar.finish_and_clear();
+        let secs = started.elapsed().as_secs_f64();
+        writeln!(
+            err,
+            "import: {}: {} records read, {} accepted, {} rejected, {} warnings, in {secs:.1} s ({:.0} records/s)",
+            args.file.display(),
+            report.read,
+            report.ok,
+            report.read - report.ok,
+            report.warnings.len(),
+            report.read as f64 / secs.max(1e-3)
+        )?;
+        err.flush()?;
     }
     if let Some(path) = &args.report {
         let json = serde_json::to_vec_pretty(&report).context("cannot encode the report")?;

@@ -77,6 +77,22 @@ fn some_rejected_exits_1_with_lines_on_stderr_and_no_values() {
     assert_eq!(stdout.lines().count(), 1);
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("BAD0000001: identifiants.nir: key does not match the number"));
+    // The summary the operator is left with, its counts those of the report.
+    let counts = report(&rep);
+    let (read, ok) = (
+        counts["read"].as_u64().unwrap(),
+        counts["ok"].as_u64().unwrap(),
+    );
+    assert!(read > ok, "{counts}");
+    let summary = format!(
+        "{read} records read, {ok} accepted, {} rejected,",
+        read - ok
+    );
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("import: ") && last.contains(&summary),
+        "{last}"
+    );
     assert!(stderr.contains("/ExportSolis/Individu[2]/EtatCivil/DateNaissance"));
     for value in [
         "Secret",
