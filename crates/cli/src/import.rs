@@ -150,7 +150,7 @@ fn import(args: Args) -> anyhow::Result<ExitCode> {
             };
             report.read += 1;
             bar.inc(1);
-            if quiet && report.read % 1024 == 0 && told.elapsed() >= PROGRESS_EVERY {
+            if quiet && report.read.is_multiple_of(1024) && told.elapsed() >= PROGRESS_EVERY {
                 told = std::time::Instant::now();
                 writeln!(
                     err,
