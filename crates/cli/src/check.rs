@@ -2,7 +2,9 @@
 //! offline part (also run by `sync` and `serve` at start) reads the file (unknown keys,
 //! codes), checks every folder is an absolute path that exists, every secret file is
 //! readable and every peer's connector builds; the online part reaches each peer
-//! (TCP to its host, write rights on the folders the hub writes). One line per peer:
+//! (TCP to its host; one authenticated read of I-MILO and of each FAJ platform, which
+//! proves TLS and the credentials; an SFTP login and listing on each box; write rights
+//! on the folders the hub writes). One line per peer:
 //! `OK` or what to fix, naming the key, the absolute folder, the host.
 
 use std::path::Path;
@@ -211,6 +213,97 @@ fn writable(line: &mut Line, key: &str, dir: &Path) {
     }
 }
 
+/// How long one authenticated call of the check may take, retries included.
+const CALL_WITHIN: Duration = Duration::from_secs(20);
+
+/// What a failed call says to fix: the credentials, or the peer's answer as it came
+/// (TLS, HTTP status, protocol), never a secret (the connectors' errors hold none).
+fn call_problem(
+    line: &mut Line,
+    key: &str,
+    what: &str,
+    r: Result<Result<(), passerelle_connector::ConnectorError>, tokio::time::error::Elapsed>,
+) {
+    match r {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) if e.kind() == passerelle_connector::ErrorKind::Unauthorized => line
+            .problems
+            .push(format!("{key}: {what}: the credentials were refused ({e})")),
+        Ok(Err(e)) => line.problems.push(format!("{key}: {what}: {e}")),
+        Err(_) => line.problems.push(format!(
+            "{key}: {what}: no answer within {} s",
+            CALL_WITHIN.as_secs()
+        )),
+    }
+}
+
+/// One authenticated read of I-MILO (the first structure's dossiers changed from now:
+/// an empty page), which proves TLS, the keys and the route.
+async fn imilo_call(line: &mut Line, i: &crate::config::ImiloSection) {
+    let Some(structure) = i.structures.first() else {
+        return;
+    };
+    let Ok(client) = i.client.build() else {
+        return;
+    };
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let r = tokio::time::timeout(CALL_WITHIN, async {
+        client
+            .structure_page(structure, 1, Some(&now))
+            .await
+            .map(drop)
+    })
+    .await;
+    call_problem(
+        line,
+        "imilo.client.keys",
+        &format!("reading the dossiers of structure {structure}"),
+        r,
+    );
+}
+
+/// One authenticated read of the FAJ platform (the requests modified from now).
+async fn faj_call(line: &mut Line, f: &passerelle_faj::FajConfig) {
+    let Ok(built) = f.build() else {
+        return;
+    };
+    let r = tokio::time::timeout(CALL_WITHIN, async {
+        built
+            .client
+            .list_modifiees(chrono::Utc::now(), 1)
+            .await
+            .map(drop)
+    })
+    .await;
+    call_problem(line, "faj.client_secret", "listing the requests", r);
+}
+
+/// An SFTP login and a listing of the partner's folder on the box.
+async fn box_login(line: &mut Line, b: &passerelle_box::BoxConfig) {
+    let Ok(folder) = b.folder() else {
+        return;
+    };
+    let partenaire = b.partenaire.clone();
+    let r = tokio::time::timeout(
+        CALL_WITHIN,
+        tokio::task::spawn_blocking(move || folder.list(&partenaire).map(drop)),
+    )
+    .await
+    .map(|joined| {
+        joined.unwrap_or_else(|e| {
+            Err(passerelle_connector::ConnectorError::Config(format!(
+                "the check of the box failed: {e}"
+            )))
+        })
+    });
+    call_problem(
+        line,
+        "departement.box.sftp",
+        &format!("logging in and listing {}", b.partenaire),
+        r,
+    );
+}
+
 /// The offline checks, then each peer reached.
 pub async fn online(config: &HubConfig) -> Vec<Line> {
     let mut lines = offline(config);
@@ -234,10 +327,16 @@ pub async fn online(config: &HubConfig) -> Vec<Line> {
             && l.peer.starts_with("I-MILO")
         {
             reach(l, "imilo.client.base_url", &i.client.base_url).await;
+            if l.ok() {
+                imilo_call(l, i).await;
+            }
         }
         for f in &config.faj {
             if l.peer.starts_with(&format!("FAJ {} ", f.platform)) {
                 reach(l, "faj.base_url", &f.base_url).await;
+                if l.ok() {
+                    faj_call(l, f).await;
+                }
             }
         }
         for d in &config.departements {
@@ -258,7 +357,12 @@ pub async fn online(config: &HubConfig) -> Vec<Line> {
                 {
                     match b.url.strip_prefix("file://") {
                         Some(local) => writable(l, "departement.box.url", Path::new(local)),
-                        None => reach(l, "departement.box.url", &b.url).await,
+                        None => {
+                            reach(l, "departement.box.url", &b.url).await;
+                            if l.ok() {
+                                box_login(l, b).await;
+                            }
+                        }
                     }
                 }
             }

@@ -363,7 +363,51 @@ async fn config_check_reaches_every_peer_and_names_what_to_fix() {
             .any(|l| l.starts_with("I-MILO") && l.ends_with(": OK")),
         "{text}"
     );
+    // Wrong credentials: the host answers, the check says the key is refused.
+    let wrong_key = dir.path().join("secrets/wrong-imilo.key");
+    let wrong_secret = dir.path().join("secrets/wrong-faj.secret");
+    for f in [&wrong_key, &wrong_secret] {
+        std::fs::write(f, b"not-the-secret").unwrap();
+    }
+    let toml = world
+        .config_toml()
+        .replace(
+            &dir.path()
+                .join("secrets/imilo-dossiers.key")
+                .display()
+                .to_string(),
+            &wrong_key.display().to_string(),
+        )
+        .replace(
+            &dir.path()
+                .join("secrets/faj-client.secret")
+                .display()
+                .to_string(),
+            &wrong_secret.display().to_string(),
+        );
+    let out = check(&toml);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("I-MILO")
+            && l.contains("imilo.client.keys: reading the dossiers of structure")
+            && l.contains("the credentials were refused")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("FAJ FAJ059")
+            && l.contains("faj.client_secret: listing the requests: the credentials were refused")),
+        "{text}"
+    );
+    assert!(!text.contains("not-the-secret"), "{text}");
     // `sync` runs the offline part at start: it refuses before the night, naming it.
+    std::fs::write(
+        &config,
+        world
+            .config_toml()
+            .replace(&cnaf.display().to_string(), &gone.display().to_string()),
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_passerelle"))
         .arg("--config")
         .arg(&config)
