@@ -6,7 +6,7 @@
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
 
-use passerelle_connector::{ConnectorError, RecordIssue};
+use passerelle_connector::{ConnectorError, ItemOutcome, RecordIssue};
 use sha2::{Digest, Sha256};
 use tracing::{info, instrument, warn};
 
@@ -29,6 +29,35 @@ pub mod codes {
     pub const CHAMP_INVALIDE: &str = "CHAMP_INVALIDE";
     /// The row went through, but a contact value was dropped.
     pub const VALEUR_IGNOREE: &str = "VALEUR_IGNOREE";
+    /// The row was read, but no declared flow takes it to an organisation the hub
+    /// serves (no ML for its place, oriented elsewhere, rights not open…).
+    pub const SANS_DESTINATAIRE: &str = "SANS_DESTINATAIRE";
+    /// The row was read, but the flow's policy refused it.
+    pub const REFUS_POLITIQUE: &str = "REFUS_POLITIQUE";
+    /// The row was read, but the person could not be told apart from another one:
+    /// kept for a person to check, nothing sent yet.
+    pub const IDENTITE_A_VERIFIER: &str = "IDENTITE_A_VERIFIER";
+    /// The row was read, but it answers about a person the recipient never sent.
+    pub const INCONNU_DU_DESTINATAIRE: &str = "INCONNU_DU_DESTINATAIRE";
+    /// The row was read, but the hub did not send it (any other reason).
+    pub const NON_TRANSMIS: &str = "NON_TRANSMIS";
+}
+
+/// The ACK code for what the hub did with a row it read: `None` when the row went on.
+fn code_of(outcome: &ItemOutcome) -> Option<(&'static str, &str)> {
+    match outcome {
+        ItemOutcome::Refused | ItemOutcome::Sent | ItemOutcome::Unchanged => None,
+        ItemOutcome::NotSent { code, reason } => Some((
+            match code.as_str() {
+                "NO_ROUTE" => codes::SANS_DESTINATAIRE,
+                "DENIED" => codes::REFUS_POLITIQUE,
+                "IDENTITY_REVIEW" => codes::IDENTITE_A_VERIFIER,
+                "NOT_KNOWN" => codes::INCONNU_DU_DESTINATAIRE,
+                _ => codes::NON_TRANSMIS,
+            },
+            reason.as_str(),
+        )),
+    }
 }
 
 /// The header of ACK files.
@@ -63,12 +92,51 @@ pub enum FileOutcome {
     Finished { name: String },
 }
 
-/// A file read whose ACK waits until its rows are handed on.
+/// A file read whose ACK waits until its rows are handed on: the ACK is written only
+/// then, so that it can say what the hub did with each row it read (sent, or refused
+/// after reading: no route, policy, identity to check), not only what the reader saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingAck {
     pub name: String,
     pub digest: String,
-    ack: String,
+    lines: Vec<AckLine>,
+}
+
+/// One row of an ACK file as the reader saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AckLine {
+    line: u64,
+    ok: bool,
+    code: String,
+    message: String,
+}
+
+impl PendingAck {
+    /// The ACK file: the reader's verdict for each row, except rows it accepted that
+    /// the hub then did not send, which become `KO` with the hub's code and reason.
+    fn render(&self, outcomes: &std::collections::HashMap<u64, ItemOutcome>) -> String {
+        let mut ack = String::from(BOM);
+        push_csv_line(&mut ack, ACK_HEADER);
+        for l in &self.lines {
+            let line = l.line.to_string();
+            let later = outcomes.get(&l.line).filter(|_| l.ok).and_then(code_of);
+            match later {
+                Some((code, reason)) => {
+                    push_csv_line(&mut ack, &[line.as_str(), "KO", code, reason])
+                }
+                None => push_csv_line(
+                    &mut ack,
+                    &[
+                        line.as_str(),
+                        if l.ok { "OK" } else { "KO" },
+                        l.code.as_str(),
+                        l.message.as_str(),
+                    ],
+                ),
+            }
+        }
+        ack
+    }
 }
 
 /// What reading one file left to do.
@@ -185,6 +253,23 @@ impl<S: BoxState> BoxHub<S> {
     pub fn drop_file(&self, name: &str, bytes: &[u8]) -> Result<(), ConnectorError> {
         self.folder.create_dir_all(&self.retour())?;
         write_complete(self.folder.as_ref(), &self.retour(), name, bytes)
+    }
+
+    /// Writes the ACK of `name` into `retour/` under a name no earlier ACK holds:
+    /// `ACK_{stem}.csv`, else `ACK_{stem}_2.csv`, `_3`… A file dropped again under the
+    /// same name (a duplicate, a corrected file after a refusal) gets its own ACK and
+    /// the first one, which said what became of each row, stays as it was.
+    fn drop_ack(&self, name: &str, bytes: &[u8]) -> Result<String, ConnectorError> {
+        self.folder.create_dir_all(&self.retour())?;
+        let taken = self.folder.list(&self.retour())?;
+        let first = ack_name(name);
+        let stem = first.trim_end_matches(".csv");
+        let free = std::iter::once(first.clone())
+            .chain((2u32..).map(|n| format!("{stem}_{n}.csv")))
+            .find(|n| !taken.contains(n) && !taken.contains(&format!("{n}.ok")))
+            .unwrap_or(first);
+        self.drop_file(&free, bytes)?;
+        Ok(free)
     }
 
     /// Writes a `JEUNES_OF` file (flow `of-signalement`) into `retour/` and returns
@@ -326,7 +411,7 @@ impl<S: BoxState> BoxHub<S> {
                     "file already received with the same content, nothing changed",
                 ],
             );
-            self.drop_file(&ack_name(name), ack.as_bytes())?;
+            self.drop_ack(name, ack.as_bytes())?;
             self.clean_up(name, &digest)?;
             return Ok(Processed::Done(FileOutcome::Duplicate {
                 name: name.to_owned(),
@@ -340,8 +425,7 @@ impl<S: BoxState> BoxHub<S> {
                 "the file name does not follow {FLUX}_{DEPT}_{EMETTEUR}_{YYYYMMDDHHMMSS}.{ext}",
             );
         };
-        let mut ack = String::from(BOM);
-        push_csv_line(&mut ack, ACK_HEADER);
+        let mut ack = Vec::new();
         let (mut rows, mut ok, mut rejected) = (0u64, 0u64, 0u64);
         match parsed.flux.as_str() {
             "BRSA_LISTE" => {
@@ -431,7 +515,7 @@ impl<S: BoxState> BoxHub<S> {
             pending: PendingAck {
                 name: name.to_owned(),
                 digest,
-                ack,
+                lines: ack,
             },
         })
     }
@@ -440,8 +524,19 @@ impl<S: BoxState> BoxHub<S> {
     /// digest, then removes it from `depot/`. Until then the file stays in `depot/`
     /// and is served again after a restart.
     pub fn complete(&mut self, pending: PendingAck) -> Result<(), ConnectorError> {
-        let PendingAck { name, digest, ack } = pending;
-        self.drop_file(&ack_name(&name), ack.as_bytes())?;
+        self.complete_with(pending, &std::collections::HashMap::new())
+    }
+
+    /// `complete`, the ACK saying what the hub did with each row (by line): a row the
+    /// reader accepted and the hub did not send is `KO` with the hub's reason.
+    pub fn complete_with(
+        &mut self,
+        pending: PendingAck,
+        outcomes: &std::collections::HashMap<u64, ItemOutcome>,
+    ) -> Result<(), ConnectorError> {
+        let ack = pending.render(outcomes);
+        let PendingAck { name, digest, .. } = pending;
+        self.drop_ack(&name, ack.as_bytes())?;
         self.state.record(SeenFile {
             name: name.clone(),
             sha256: digest.clone(),
@@ -477,7 +572,7 @@ impl<S: BoxState> BoxHub<S> {
         let mut ack = String::from(BOM);
         push_csv_line(&mut ack, ACK_HEADER);
         push_csv_line(&mut ack, &["0", "KO", codes::FICHIER_REFUSE, reason]);
-        self.drop_file(&ack_name(name), ack.as_bytes())?;
+        self.drop_ack(name, ack.as_bytes())?;
         self.remove_files(name)?;
         Ok(Processed::Done(FileOutcome::Refused {
             name: name.to_owned(),
@@ -525,26 +620,27 @@ fn refusal_reason(e: &ConnectorError) -> String {
     }
 }
 
-fn ack_ok(ack: &mut String, line: u64, warnings: &[RecordIssue]) {
-    let line = line.to_string();
-    if warnings.is_empty() {
-        push_csv_line(ack, &[line.as_str(), "OK", "", ""]);
+fn ack_ok(ack: &mut Vec<AckLine>, line: u64, warnings: &[RecordIssue]) {
+    let (code, message) = if warnings.is_empty() {
+        (String::new(), String::new())
     } else {
-        push_csv_line(
-            ack,
-            &[
-                line.as_str(),
-                "OK",
-                codes::VALEUR_IGNOREE,
-                &join_issues(warnings),
-            ],
-        );
-    }
+        (codes::VALEUR_IGNOREE.to_owned(), join_issues(warnings))
+    };
+    ack.push(AckLine {
+        line,
+        ok: true,
+        code,
+        message,
+    });
 }
 
-fn ack_ko(ack: &mut String, line: u64, code: &str, issues: &[RecordIssue]) {
-    let line = line.to_string();
-    push_csv_line(ack, &[line.as_str(), "KO", code, &join_issues(issues)]);
+fn ack_ko(ack: &mut Vec<AckLine>, line: u64, code: &str, issues: &[RecordIssue]) {
+    ack.push(AckLine {
+        line,
+        ok: false,
+        code: code.to_owned(),
+        message: join_issues(issues),
+    });
 }
 
 /// `field: reason` pairs; reasons name rules, never values.

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use passerelle_connector::{AckToken, ConnectorError, Source, SourceItem};
+use passerelle_connector::{AckToken, ConnectorError, ItemOutcome, Settled, Source, SourceItem};
 use passerelle_model::{Jeune, RecordId, Source as RecordSource, SourceSystem};
 
 use crate::brsa::parse_name;
@@ -18,8 +18,16 @@ use crate::state::BoxState;
 #[derive(Debug)]
 pub struct BoxSource<S: BoxState + 'static> {
     hub: Arc<Mutex<BoxHub<S>>>,
-    /// Files served and not yet fully acknowledged: their ACK and outstanding lines.
-    inflight: HashMap<String, (PendingAck, HashSet<u64>)>,
+    /// Files served and not yet fully acknowledged: their ACK, outstanding lines, and
+    /// what the hub did with the lines acknowledged so far (for the ACK file).
+    inflight: HashMap<String, InFlight>,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    pending: PendingAck,
+    lines: HashSet<u64>,
+    outcomes: HashMap<u64, ItemOutcome>,
 }
 
 impl<S: BoxState + 'static> BoxSource<S> {
@@ -155,32 +163,59 @@ impl<S: BoxState + 'static> Source for BoxSource<S> {
             return Ok(Vec::new());
         };
         let lines = items.iter().map(|(line, _)| *line).collect();
-        self.inflight.insert(pending.name.clone(), (pending, lines));
+        self.inflight.insert(
+            pending.name.clone(),
+            InFlight {
+                pending,
+                lines,
+                outcomes: HashMap::new(),
+            },
+        );
         Ok(items.into_iter().map(|(_, item)| item).collect())
     }
 
     async fn ack(&mut self, tokens: &[AckToken]) -> Result<(), ConnectorError> {
-        for AckToken(token) in tokens {
-            let Some((file, line)) = token.rsplit_once(':') else {
+        let settled: Vec<Settled> = tokens
+            .iter()
+            .map(|t| Settled {
+                ack: t.clone(),
+                // Told nothing more: the reader's verdict stands.
+                outcome: ItemOutcome::Sent,
+            })
+            .collect();
+        self.ack_settled(&settled).await
+    }
+
+    /// Each row's fate is kept until its file is done; the ACK then says, line by
+    /// line, what the hub did (a row read but not sent is `KO` with the reason).
+    async fn ack_settled(&mut self, items: &[Settled]) -> Result<(), ConnectorError> {
+        for Settled { ack, outcome } in items {
+            let Some((file, line)) = ack.0.rsplit_once(':') else {
                 continue;
             };
-            if let (Some((_, lines)), Ok(line)) = (self.inflight.get_mut(file), line.parse()) {
-                lines.remove(&line);
+            if let (Some(f), Ok(line)) = (self.inflight.get_mut(file), line.parse()) {
+                f.lines.remove(&line);
+                f.outcomes.insert(line, outcome.clone());
             }
         }
         let done: Vec<String> = self
             .inflight
             .iter()
-            .filter(|(_, (_, lines))| lines.is_empty())
+            .filter(|(_, f)| f.lines.is_empty())
             .map(|(name, _)| name.clone())
             .collect();
         for name in done {
-            let Some((pending, _)) = self.inflight.remove(&name) else {
+            let Some(InFlight {
+                pending, outcomes, ..
+            }) = self.inflight.remove(&name)
+            else {
                 continue;
             };
             let hub = self.hub.clone();
             tokio::task::spawn_blocking(move || {
-                hub.lock().map_err(|_| poisoned())?.complete(pending)
+                hub.lock()
+                    .map_err(|_| poisoned())?
+                    .complete_with(pending, &outcomes)
             })
             .await
             .map_err(joined)??;

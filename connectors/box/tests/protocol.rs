@@ -243,9 +243,19 @@ fn redelivery_under_the_same_name(backend: Arc<dyn BoxFolder>) {
     let (o, items) = poll(&mut hub);
     assert!(matches!(&o[..], [FileOutcome::Duplicate { .. }]), "{o:?}");
     assert!(items.is_empty());
-    let ack = read(
+    // It gets its own ACK; the first one, line by line, stays as it was.
+    let first = read(
         backend.as_ref(),
         "P2/retour/ACK_BRSA_LISTE_059_CD059_20261122010000.csv",
+    );
+    assert!(
+        first.contains("\n2;OK;;") && first.contains("\n3;OK;;"),
+        "{first}"
+    );
+    assert!(!first.contains("DOUBLON"), "{first}");
+    let ack = read(
+        backend.as_ref(),
+        "P2/retour/ACK_BRSA_LISTE_059_CD059_20261122010000_2.csv",
     );
     assert!(ack.contains("0;OK;DOUBLON;"), "{ack}");
     // A corrected file under the same name is new content: it is read.
@@ -261,6 +271,21 @@ fn redelivery_under_the_same_name(backend: Arc<dyn BoxFolder>) {
     let (o, items) = poll(&mut hub);
     assert!(matches!(&o[..], [FileOutcome::Read { ok: 1, .. }]), "{o:?}");
     assert_eq!(items.len(), 1);
+    let third = read(
+        backend.as_ref(),
+        "P2/retour/ACK_BRSA_LISTE_059_CD059_20261122010000_3.csv",
+    );
+    assert!(
+        third.contains("\n2;OK;;") && !third.contains("\n3;"),
+        "{third}"
+    );
+    assert_eq!(
+        read(
+            backend.as_ref(),
+            "P2/retour/ACK_BRSA_LISTE_059_CD059_20261122010000.csv"
+        ),
+        first
+    );
 }
 
 fn crash_between_ack_and_clean_up(backend: Arc<dyn BoxFolder>) {
@@ -709,6 +734,101 @@ async fn the_source_acknowledges_a_file_only_after_every_row() {
     let tokens: Vec<_> = suivi.iter().map(|i| i.ack.clone()).collect();
     restarted.ack(&tokens).await.unwrap();
     assert!(dept.check_acks(&dropped).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_ack_says_what_the_hub_did_with_each_row_it_read() {
+    use passerelle_box::source::BoxSource;
+    use passerelle_connector::{ItemOutcome, Settled, Source};
+    let dir = tempfile::tempdir().unwrap();
+    let backend: Arc<dyn BoxFolder> = Arc::new(LocalFolder::new(dir.path()));
+    let dept = Departement {
+        folder: backend.as_ref(),
+        config: config("59350S00", &[Fault::Malformed]),
+    };
+    dept.play().unwrap();
+    let mut source = BoxSource::new(BoxHub::new(
+        backend.clone(),
+        "59350S00",
+        MemoryState::default(),
+        Mapping::default_brsa(),
+    ));
+    let rows = source.next_batch().await.unwrap();
+    let name = rows[0].ack.0.rsplit_once(':').unwrap().0.to_owned();
+    let read_ok: Vec<_> = rows.iter().filter(|i| i.outcome.is_ok()).collect();
+    let refused: Vec<_> = rows.iter().filter(|i| i.outcome.is_err()).collect();
+    assert!(read_ok.len() >= 3 && !refused.is_empty());
+    let line = |t: &passerelle_connector::AckToken| t.0.rsplit_once(':').unwrap().1.to_owned();
+    let mut settled: Vec<Settled> = refused
+        .iter()
+        .map(|i| Settled {
+            ack: i.ack.clone(),
+            outcome: ItemOutcome::Refused,
+        })
+        .collect();
+    let fates = [
+        ItemOutcome::Sent,
+        ItemOutcome::NotSent {
+            code: "NO_ROUTE".into(),
+            reason: "brsa-orientation: no Mission Locale serves the postcode".into(),
+        },
+        ItemOutcome::NotSent {
+            code: "IDENTITY_REVIEW".into(),
+            reason: "uncertain identity, kept for review".into(),
+        },
+    ];
+    for (i, fate) in read_ok.iter().zip(fates.iter().cycle()) {
+        settled.push(Settled {
+            ack: i.ack.clone(),
+            outcome: fate.clone(),
+        });
+    }
+    // Acknowledged in two parts, as the night does batch by batch.
+    let (a, b) = settled.split_at(2);
+    source.ack_settled(a).await.unwrap();
+    assert_eq!(source.in_flight(), 1, "no ACK before the last row");
+    source.ack_settled(b).await.unwrap();
+    assert_eq!(source.in_flight(), 0);
+    let ack = read(
+        backend.as_ref(),
+        &format!(
+            "59350S00/retour/{}",
+            passerelle_box::protocol::ack_name(&name)
+        ),
+    );
+    let by_line: std::collections::BTreeMap<String, Vec<String>> = ack
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<String> = l.trim_end().split(';').map(str::to_owned).collect();
+            (f[0].clone(), f)
+        })
+        .collect();
+    assert_eq!(by_line.len(), rows.len(), "{ack}");
+    for (i, fate) in read_ok.iter().zip(fates.iter().cycle()) {
+        let f = &by_line[&line(&i.ack)];
+        match fate {
+            ItemOutcome::Sent => assert_eq!(f[1], "OK", "{ack}"),
+            ItemOutcome::NotSent { reason, code } => {
+                assert_eq!(f[1], "KO", "{ack}");
+                let want = if code == "NO_ROUTE" {
+                    "SANS_DESTINATAIRE"
+                } else {
+                    "IDENTITE_A_VERIFIER"
+                };
+                assert_eq!((f[2].as_str(), f[3].as_str()), (want, reason.as_str()));
+            }
+            _ => unreachable!(),
+        }
+    }
+    for i in &refused {
+        let f = &by_line[&line(&i.ack)];
+        assert_eq!(f[1], "KO", "{ack}");
+        assert!(
+            f[2] == "NOMBRE_COLONNES" || f[2] == "CHAMP_INVALIDE",
+            "the reader's own code stays: {ack}"
+        );
+    }
 }
 
 fn signalement(tid: &str, sender: &str, dossier: Option<&str>) -> passerelle_connector::Delivery {
