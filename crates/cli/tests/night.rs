@@ -155,7 +155,7 @@ async fn two_nights_at_once_run_one_after_the_other() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        csv.starts_with("transfer,flow,recipient,status,reason\n"),
+        csv.starts_with("date,flow,recipient,recipient_name,sender_ref,status,reason,transfer\n"),
         "{csv}"
     );
     assert!(csv.lines().count() > 100, "{csv}");

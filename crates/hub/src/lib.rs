@@ -22,5 +22,7 @@ pub use night::{
 pub use org::{Org, Route, Routed};
 pub use report::{DeliverSummary, FlowReport, LateSummary, NightReport, Phases, SendSummary};
 pub use seal::{KeyringSealer, SealError, Sealer};
-pub use state::{BilanRow, HubState, StateError, StatusChange, TransferRow, TransferStatus};
+pub use state::{
+    BilanRow, HubState, ReceiptRow, StateError, StatusChange, TransferRow, TransferStatus,
+};
 pub use web::{Account, DatedTransfer, Role, SentFilter, SessionRow, WebError, WebStore};

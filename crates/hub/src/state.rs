@@ -195,6 +195,7 @@ impl HubState {
             .connect_with(opts)
             .await?;
         sqlx::raw_sql(MIGRATION).execute(&pool).await?;
+        add_sender_ref_column(&pool).await?;
         Ok(Self { pool })
     }
 
@@ -964,4 +965,110 @@ fn to_transfer(r: &sqlx::sqlite::SqliteRow) -> Result<TransferRow> {
         status: TransferStatus::parse(&status).ok_or(StateError::Corrupt { what: "status" })?,
         reason: r.try_get(6)?,
     })
+}
+
+// ---------------------------------------------------------------------------------
+// Senders' own references (issue 21, item 5): what a sender can find a receipt by.
+// One nullable column of `transfer` and the methods below, apart from the rest so that
+// another state backend adds them as they are.
+// ---------------------------------------------------------------------------------
+
+/// A transfer's sender reference as stored in `transfer.sender_ref`: `place:` and
+/// where the record was in the sender's file (`{file}:{line}`, not personal), or
+/// `sealed:` and the hex of the sender's own id for the person (a dossier number,
+/// personal), sealed for the sender like `peer_ref`.
+pub const SENDER_REF_PLACE: &str = "place:";
+/// See `SENDER_REF_PLACE`.
+pub const SENDER_REF_SEALED: &str = "sealed:";
+
+/// One transfer with its dates and sender reference, for `passerelle receipts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptRow {
+    #[serde(flatten)]
+    pub row: TransferRow,
+    /// RFC 3339, when the hub first published it.
+    pub created_at: String,
+    /// RFC 3339, its last move (receipt).
+    pub updated_at: String,
+    /// As stored (`place:…` or `sealed:…`), absent for transfers recorded before.
+    pub sender_ref: Option<String>,
+}
+
+/// Adds `transfer.sender_ref` to a state made before it existed. Two processes
+/// opening one old state at once: the second finds the column there.
+async fn add_sender_ref_column(pool: &SqlitePool) -> Result<()> {
+    let has = |pool: &SqlitePool| {
+        let pool = pool.clone();
+        async move {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pragma_table_info('transfer') WHERE name = 'sender_ref'",
+            )
+            .fetch_one(&pool)
+            .await?;
+            Ok::<_, StateError>(n > 0)
+        }
+    };
+    if has(pool).await? {
+        return Ok(());
+    }
+    match sqlx::query("ALTER TABLE transfer ADD COLUMN sender_ref TEXT")
+        .execute(pool)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(_) if has(pool).await? => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl HubState {
+    /// Records the sender's reference of transfers (`SENDER_REF_PLACE` or
+    /// `SENDER_REF_SEALED` forms). The first one recorded stays: a transfer published
+    /// again (a night run again after a crash) is the same record from the same place.
+    pub async fn save_sender_refs(&self, refs: &[(Uuid, String)]) -> Result<()> {
+        if refs.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write().await?;
+        for chunk in refs.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "UPDATE transfer SET sender_ref = v.column2 FROM (VALUES {}) AS v
+                 WHERE transfer.transfer_id = v.column1 AND transfer.sender_ref IS NULL",
+                marks(chunk.len(), "(?, ?)")
+            );
+            // Only `?` marks are formatted in: the values are bound.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (id, r) in chunk {
+                q = q.bind(id.to_string()).bind(r.clone());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The transfers a sender made, optionally under one flow, oldest first, with
+    /// their dates and sender references.
+    pub async fn receipts_of(&self, sender: &str, flow: Option<&str>) -> Result<Vec<ReceiptRow>> {
+        let rows = sqlx::query(
+            "SELECT transfer_id, flow, sender, recipient, hub_id, status, reason,
+                    created_at, updated_at, sender_ref FROM transfer
+             WHERE sender = ? AND (? IS NULL OR flow = ?) ORDER BY created_at, transfer_id",
+        )
+        .bind(sender)
+        .bind(flow)
+        .bind(flow)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ReceiptRow {
+                    row: to_transfer(r)?,
+                    created_at: r.try_get(7)?,
+                    updated_at: r.try_get(8)?,
+                    sender_ref: r.try_get(9)?,
+                })
+            })
+            .collect()
+    }
 }

@@ -218,3 +218,70 @@ fn change(id: u128, status: TransferStatus, reason: Option<&str>) -> StatusChang
         reason: reason.map(str::to_owned),
     }
 }
+
+/// The senders' references: a state made before them gains the column on open, the
+/// first reference recorded stays, and receipts carry dates and references.
+#[tokio::test]
+async fn sender_references_are_kept_once_and_added_to_an_old_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite");
+    {
+        // A transfer table as states had it before the column.
+        let opts = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE transfer (
+                transfer_id TEXT PRIMARY KEY, flow TEXT NOT NULL, sender TEXT NOT NULL,
+                recipient TEXT NOT NULL, hub_id TEXT NOT NULL, status TEXT NOT NULL,
+                reason TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+             INSERT INTO transfer VALUES ('00000000-0000-0000-0000-000000000009',
+                'brsa-orientation', 'CD059', '59350S00', '00000000-0000-0000-0000-000000000001',
+                'applied', NULL, '2026-11-01T01:00:00+00:00', '2026-11-01T02:00:00+00:00');",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    }
+    let state = HubState::open(&path).await.unwrap();
+    let old = state.receipts_of("CD059", None).await.unwrap();
+    assert_eq!(old.len(), 1);
+    assert_eq!(old[0].sender_ref, None, "recorded before: no reference");
+    assert_eq!(old[0].created_at, "2026-11-01T01:00:00+00:00");
+    let (a, b) = (row(1, "brsa-orientation"), row(2, "ase-majorite"));
+    state.record_published(&a, &[1; 32]).await.unwrap();
+    state.record_published(&b, &[2; 32]).await.unwrap();
+    state
+        .save_sender_refs(&[
+            (a.transfer_id, "place:LISTE.csv:2".into()),
+            (b.transfer_id, "place:LISTE.csv:3".into()),
+        ])
+        .await
+        .unwrap();
+    // The same transfer again from elsewhere: the first place stays.
+    state
+        .save_sender_refs(&[(a.transfer_id, "place:AUTRE.csv:9".into())])
+        .await
+        .unwrap();
+    state.close().await;
+    // Opened again (the column is there already).
+    let state = HubState::open(&path).await.unwrap();
+    let all = state.receipts_of("CD059", None).await.unwrap();
+    let by_id = |id: Uuid| all.iter().find(|r| r.row.transfer_id == id).unwrap();
+    assert_eq!(
+        by_id(a.transfer_id).sender_ref.as_deref(),
+        Some("place:LISTE.csv:2")
+    );
+    assert_eq!(
+        by_id(b.transfer_id).sender_ref.as_deref(),
+        Some("place:LISTE.csv:3")
+    );
+    let only = state
+        .receipts_of("CD059", Some("ase-majorite"))
+        .await
+        .unwrap();
+    assert_eq!(only.len(), 1);
+    assert!(chrono::DateTime::parse_from_rfc3339(&only[0].created_at).is_ok());
+}

@@ -14,6 +14,7 @@
 mod deliver;
 mod journal;
 mod send;
+mod sender_ref;
 mod settle;
 
 use std::collections::{BTreeMap, HashSet};
@@ -31,6 +32,7 @@ pub use crate::org::{Org, Routed};
 pub use crate::report::{DeliverSummary, LateSummary, SendSummary};
 pub use deliver::{DELIVER_BATCH, DeliverLimits};
 pub use send::{ItemFate, Prepared};
+pub use sender_ref::{SenderRef, open_sender_ref};
 
 use crate::seal::Sealer;
 use crate::state::{HubState, Pending};

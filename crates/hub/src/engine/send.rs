@@ -59,6 +59,8 @@ struct Outgoing {
     hub_id: Uuid,
     stream: String,
     hash: [u8; 32],
+    /// The record's place among those offered to `prepare`.
+    at: usize,
 }
 
 /// A chunk ready to publish.
@@ -80,6 +82,18 @@ impl std::fmt::Debug for Prepared {
 }
 
 impl Prepared {
+    /// For each transfer to publish: the place of its record among those offered to
+    /// `prepare`, its id and its sender (to record the sender's reference).
+    pub fn transfers(&self) -> Vec<(usize, Uuid, String)> {
+        self.outgoing
+            .iter()
+            .map(|o| {
+                let h = &o.envelope.header;
+                (o.at, h.transfer_id, h.sender.clone())
+            })
+            .collect()
+    }
+
     /// The recipients this chunk publishes to.
     pub fn recipients(&self) -> BTreeSet<String> {
         self.outgoing
@@ -296,6 +310,7 @@ impl Engine {
                 hub_id: r.hub_id,
                 stream,
                 hash,
+                at: r.at,
             });
         }
         self.journal_denials(flow_id, denials).await?;

@@ -15,7 +15,7 @@ use passerelle_connector::{AckToken, ItemOutcome, Settled};
 use tracing::{info, warn};
 
 use super::{Limits, Progress, SinkPlan, SourcePlan};
-use crate::engine::{Engine, EngineError, ItemFate, Prepared, Routed};
+use crate::engine::{Engine, EngineError, ItemFate, Prepared, Routed, SenderRef};
 use crate::report::{DeliverSummary, FlowReport, NightReport};
 
 type Result<T> = std::result::Result<T, EngineError>;
@@ -35,6 +35,8 @@ struct FlowBatch {
 /// A batch read from a source, prepared for each flow it feeds.
 struct ReadBatch {
     tokens: Vec<AckToken>,
+    /// Each item's reference as its sender knows it (see `sender_ref`).
+    refs: Vec<Option<SenderRef>>,
     /// Items the source's reader refused.
     refused: Vec<bool>,
     flows: Vec<FlowBatch>,
@@ -77,6 +79,20 @@ fn outcome_of(fate: ItemFate) -> ItemOutcome {
             "NOT_KNOWN",
             "the recipient has not sent this person to the hub",
         ),
+    }
+}
+
+/// How the sender of an item finds it again in a receipt. File peers (box, CNAF,
+/// SOLIS) acknowledge by place in the file (`{file}:{line}`, `{file}#{n}`): that place
+/// is the reference, and it is not personal. API peers (I-MILO, FAJ) name the record
+/// by their own id for the person (a dossier number): personal, kept sealed.
+fn sender_ref(ack: &AckToken, record: &passerelle_model::Jeune) -> SenderRef {
+    use passerelle_model::SourceSystem;
+    match record.sources.first() {
+        Some(s) if matches!(s.system, SourceSystem::Imilo | SourceSystem::Faj) => {
+            SenderRef::Own(s.record_id.as_str().to_owned())
+        }
+        _ => SenderRef::Place(ack.0.clone()),
     }
 }
 
@@ -371,7 +387,9 @@ async fn read_source(
             let mut tokens = Vec::with_capacity(batch.len());
             let mut records = Vec::with_capacity(batch.len());
             let mut refused = Vec::with_capacity(batch.len());
+            let mut refs = Vec::with_capacity(batch.len());
             for item in batch {
+                refs.push(item.outcome.as_ref().ok().map(|j| sender_ref(&item.ack, j)));
                 tokens.push(item.ack);
                 refused.push(item.outcome.is_err());
                 records.push(item.outcome.ok());
@@ -406,6 +424,7 @@ async fn read_source(
             }
             let read = ReadBatch {
                 tokens,
+                refs,
                 refused,
                 flows: per_flow,
             };
@@ -498,7 +517,17 @@ async fn send_batch(
         }
         run.recipients.extend(fb.prepared.recipients());
         let fates = fb.prepared.fates.clone();
+        let refs: Vec<_> = fb
+            .prepared
+            .transfers()
+            .into_iter()
+            .filter_map(|(at, id, sender)| {
+                let r = batch.refs.get(*fb.at.get(at)?)?.clone()?;
+                Some((id, sender, r))
+            })
+            .collect();
         let s = engine.publish(fb.prepared).await?;
+        engine.keep_sender_refs(refs).await?;
         r.sent += &s;
         for (i, fate) in fb.at.iter().zip(fates) {
             outcomes[*i] = Some(merge(outcomes[*i].take(), outcome_of(fate)));
