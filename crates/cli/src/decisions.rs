@@ -75,13 +75,19 @@ impl FajDecisions {
         let filers = self.filers.clone();
         let platform = self.platform.clone();
         Arc::new(move |record| {
-            let id = record.sources.first()?.record_id.as_str();
+            let id = record
+                .sources
+                .first()
+                .ok_or("a decision without its request's reference")?
+                .record_id
+                .as_str();
             let ml = filers
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .get(id)?
+                .get(id)
+                .ok_or("a decision about a request this hub did not file")?
                 .clone();
-            Some((
+            Ok((
                 Org::new(OrgKind::Faj, &platform, System::Faj),
                 Org::new(OrgKind::Ml, ml, System::Imilo),
             ))

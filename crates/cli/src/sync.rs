@@ -293,6 +293,12 @@ pub fn print_summary(report: &NightReport, verification: &passerelle_audit::Veri
         }
         println!("{line}");
     }
+    // Why records were not routed: an operator can fix a territory table or a mapping.
+    for (flow, r) in &report.flows {
+        for (why, n) in &r.unrouted_reasons {
+            println!("unrouted: {flow}: {n} {why}");
+        }
+    }
     for (peer, reason) in &report.failed {
         println!("failed: {peer}: {reason}");
     }

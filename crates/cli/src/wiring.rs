@@ -184,6 +184,19 @@ fn feeds_wanted(fl: &[FlowRoute], flows: &[String]) -> bool {
     fl.iter().any(|f| wanted(flows, &f.flow))
 }
 
+/// A route's answer kept only when its recipient is one this hub delivers to.
+fn served_only(
+    served: &BTreeSet<String>,
+    routed: std::result::Result<(Org, Org), passerelle_hub::Unrouted>,
+) -> std::result::Result<(Org, Org), passerelle_hub::Unrouted> {
+    let (from, to) = routed?;
+    if served.contains(&to.org) {
+        Ok((from, to))
+    } else {
+        Err(format!("{} is not an organisation this hub delivers to", to.org).into())
+    }
+}
+
 /// Plans the night from the configuration: every source, route, sink and receipt
 /// source of the configured peers, and each source's cursor; with `flows`, only the
 /// sources that feed one of them (each for all the flows it feeds, see
@@ -341,8 +354,10 @@ pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<Nig
             Arc::new(move |record| {
                 let (from, mut to) = route(record)?;
                 // Only to CDs this hub reaches, through the system they take.
-                to.system = *systems.get(&to.org)?;
-                Some((from, to))
+                to.system = *systems
+                    .get(&to.org)
+                    .ok_or_else(|| format!("{} is not a département this hub serves", to.org))?;
+                Ok((from, to))
             })
         };
         let fl = vec![
@@ -390,8 +405,7 @@ pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<Nig
         for fr in &mut plan.flows {
             let route = fr.route.clone();
             let served = served.clone();
-            fr.route =
-                Arc::new(move |record| route(record).filter(|(_, to)| served.contains(&to.org)));
+            fr.route = Arc::new(move |record| served_only(&served, route(record)));
         }
     }
 
@@ -418,7 +432,7 @@ pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<Nig
             // Only to MLs this hub reaches.
             let served = served.clone();
             let route: passerelle_hub::Route =
-                Arc::new(move |record| route(record).filter(|(_, to)| served.contains(&to.org)));
+                Arc::new(move |record| served_only(&served, route(record)));
             night.replies.push(
                 SourcePlan::new(
                     format!("faj:{}", f.platform),

@@ -43,7 +43,8 @@ fn night(dir: &Path) -> (String, BTreeMap<String, Row>) {
     let mut table = BTreeMap::new();
     for line in stdout.lines().skip(1) {
         let cols: Vec<&str> = line.split_whitespace().collect();
-        if cols.len() != 12 {
+        // Lines after the table (`unrouted: …`, `failed: …`) are not rows.
+        if cols.len() != 12 || cols[0].ends_with(':') {
             continue;
         }
         let n: Vec<u64> = cols[1..].iter().map(|x| x.parse().unwrap()).collect();

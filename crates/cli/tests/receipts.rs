@@ -104,7 +104,19 @@ async fn a_box_list_through_the_hub_gets_a_true_ack_and_receipts_by_line() {
         ("KO", "SANS_DESTINATAIRE"),
         "{text}"
     );
-    assert!(!ack[&5].2.is_empty(), "{text}");
+    assert_eq!(
+        ack[&5].2, "brsa-orientation: oriented to an organisation that is not a Mission Locale",
+        "{text}"
+    );
+    // The night's summary counts the unrouted by reason.
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reasons = &summary["flows"]["brsa-orientation"]["unrouted_reasons"];
+    assert!(
+        reasons["oriented to an organisation that is not a Mission Locale"]
+            .as_u64()
+            .is_some_and(|n| n >= 1),
+        "{summary}"
+    );
     assert_eq!(
         (ack[&6].0.as_str(), ack[&6].1.as_str()),
         ("KO", "NOMBRE_COLONNES"),

@@ -19,7 +19,7 @@ pub use engine::{DeliverLimits, Engine, EngineError, ItemFate, Prepared};
 pub use night::{
     Cursor, Deadlines, FlowRoute, Interlude, Night, Progress, SinkByFlow, SinkPlan, SourcePlan,
 };
-pub use org::{Org, Route, Routed};
+pub use org::{Org, Route, Routed, Unrouted};
 pub use report::{DeliverSummary, FlowReport, LateSummary, NightReport, Phases, SendSummary};
 pub use seal::{KeyringSealer, SealError, Sealer};
 pub use state::{

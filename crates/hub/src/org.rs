@@ -46,6 +46,11 @@ pub struct Routed {
     pub known_to_recipient: bool,
 }
 
-/// Where a record goes under a flow: its sender and recipient, or `None` when the
-/// record is not for this flow (oriented elsewhere, not a BRSA, no ML known).
-pub type Route = Arc<dyn Fn(&Jeune) -> Option<(Org, Org)> + Send + Sync>;
+/// Where a record goes under a flow: its sender and recipient, or why the record is
+/// not for this flow (oriented elsewhere, not a BRSA, no ML known) — a reason without
+/// personal data (codes and rules only), counted in the night's summary and told to a
+/// sender that answers line by line (a box ACK).
+pub type Route = Arc<dyn Fn(&Jeune) -> Result<(Org, Org), Unrouted> + Send + Sync>;
+
+/// Why a record is not routed under a flow (no personal data: rules and codes).
+pub type Unrouted = std::borrow::Cow<'static, str>;

@@ -113,6 +113,9 @@ pub struct FlowReport {
     pub refused_at_source: u64,
     /// Records read that the flow does not carry (no route).
     pub unrouted: u64,
+    /// `unrouted` by reason (rules and codes, no personal data).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unrouted_reasons: BTreeMap<String, u64>,
     pub sent: SendSummary,
     pub delivered: DeliverSummary,
     pub late: LateSummary,

@@ -1,5 +1,5 @@
 //! Where each flow sends a record (domain.md, "Flows"): pure rules over the canonical
-//! record and the territory table, no I/O. A rule answers `None` when the record is not
+//! record and the territory table, no I/O. A rule answers why when the record is not
 //! for its flow (oriented elsewhere, not a BRSA beneficiary, no ML serves its place).
 
 use std::sync::Arc;
@@ -115,25 +115,40 @@ pub fn brsa_orientation(cd: Org, territoires: Arc<Territoires>) -> Route {
     Arc::new(move |record: &Jeune| {
         // A BRSA beneficiary: an RSA right or a CAF number (an ASE export is not this flow).
         if record.rsa.is_empty() && record.identifiants.caf.is_none() {
-            return None;
+            return Err("not a BRSA beneficiary (no RSA right, no CAF number)".into());
         }
-        if cd.system == System::Cnaf && cnaf_not_for_orientation(record).is_some() {
-            return None;
+        if cd.system == System::Cnaf
+            && let Some(why) = cnaf_not_for_orientation(record)
+        {
+            return Err(why.into());
         }
         let to = match &record.orientation {
             Some(o) => {
-                let organisme = o.organisme.as_ref()?;
+                let organisme = o
+                    .organisme
+                    .as_ref()
+                    .ok_or("oriented, but to no organisation named")?;
                 if organisme.kind != OrganismeType::Ml {
-                    return None;
+                    return Err("oriented to an organisation that is not a Mission Locale".into());
                 }
-                organisme.code.clone()?
+                organisme
+                    .code
+                    .clone()
+                    .ok_or("oriented to a Mission Locale without its structure code")?
             }
             None => {
-                let dept = departement_of(&cd.org)?;
-                territoires.ml_for(code_postal(record), &dept)?.to_owned()
+                let dept = departement_of(&cd.org).ok_or("the sender is not a département")?;
+                territoires
+                    .ml_for(code_postal(record), &dept)
+                    .ok_or(if code_postal(record).is_some() {
+                        "no Mission Locale serves the postcode (territoires)"
+                    } else {
+                        "no postcode and no default Mission Locale for the département"
+                    })?
+                    .to_owned()
             }
         };
-        Some((cd.clone(), ml(&to)))
+        Ok((cd.clone(), ml(&to)))
     })
 }
 
@@ -160,20 +175,28 @@ pub fn cnaf_not_for_orientation(record: &Jeune) -> Option<&'static str> {
 /// reaching 18 within six months of `today` (or already 18 and still in care).
 pub fn ase_majorite(cd: Org, territoires: Arc<Territoires>, today: NaiveDate) -> Route {
     Arc::new(move |record: &Jeune| {
-        let ase = record.ase.as_ref()?;
+        let ase = record.ase.as_ref().ok_or("not in child welfare (no ASE)")?;
         let majorite: Option<NaiveDate> = ase.date_majorite.map(|d| d.naive()).or_else(|| {
             record
                 .etat_civil
                 .date_naissance
                 .and_then(|d| d.naive().checked_add_months(chrono::Months::new(216)))
         });
-        let horizon = today.checked_add_months(chrono::Months::new(6))?;
-        if majorite.is_none_or(|m| m > horizon) {
-            return None;
+        let horizon = today
+            .checked_add_months(chrono::Months::new(6))
+            .ok_or("date out of range")?;
+        match majorite {
+            None => return Err("date of majority unknown".into()),
+            Some(m) if m > horizon => {
+                return Err("comes of age more than six months from now".into());
+            }
+            Some(_) => {}
         }
-        let dept = departement_of(&cd.org)?;
-        let to = territoires.ml_for(code_postal(record), &dept)?;
-        Some((cd.clone(), ml(to)))
+        let dept = departement_of(&cd.org).ok_or("the sender is not a département")?;
+        let to = territoires
+            .ml_for(code_postal(record), &dept)
+            .ok_or("no Mission Locale serves the place (territoires)")?;
+        Ok((cd.clone(), ml(to)))
     })
 }
 
@@ -182,10 +205,14 @@ pub fn ase_majorite(cd: Org, territoires: Arc<Territoires>, today: NaiveDate) ->
 /// takes it (SOLIS import or box).
 pub fn brsa_suivi(system: System) -> Route {
     Arc::new(move |record: &Jeune| {
-        record.identifiants.caf.as_ref()?;
-        let from = record_ml(record)?;
-        let cd = cd_of_ml(from)?;
-        Some((ml(from), Org::new(OrgKind::Cd, cd, system)))
+        record
+            .identifiants
+            .caf
+            .as_ref()
+            .ok_or("no CAF number on the dossier")?;
+        let from = record_ml(record).ok_or("not from a Mission Locale")?;
+        let cd = cd_of_ml(from).ok_or("the Mission Locale's département has no single CD")?;
+        Ok((ml(from), Org::new(OrgKind::Cd, cd, system)))
     })
 }
 
@@ -193,10 +220,13 @@ pub fn brsa_suivi(system: System) -> Route {
 /// training-obligation status.
 pub fn of_signalement(system: System) -> Route {
     Arc::new(move |record: &Jeune| {
-        record.obligation_formation.as_ref()?;
-        let from = record_ml(record)?;
-        let cd = cd_of_ml(from)?;
-        Some((ml(from), Org::new(OrgKind::Cd, cd, system)))
+        record
+            .obligation_formation
+            .as_ref()
+            .ok_or("no training-obligation status")?;
+        let from = record_ml(record).ok_or("not from a Mission Locale")?;
+        let cd = cd_of_ml(from).ok_or("the Mission Locale's département has no single CD")?;
+        Ok((ml(from), Org::new(OrgKind::Cd, cd, system)))
     })
 }
 
@@ -204,8 +234,11 @@ pub fn of_signalement(system: System) -> Route {
 /// folder it came through (`ml`).
 pub fn of_suivi(cd: Org, ml_code: String) -> Route {
     Arc::new(move |record: &Jeune| {
-        record.obligation_formation.as_ref()?;
-        Some((cd.clone(), ml(&ml_code)))
+        record
+            .obligation_formation
+            .as_ref()
+            .ok_or("no training-obligation status")?;
+        Ok((cd.clone(), ml(&ml_code)))
     })
 }
 
@@ -217,8 +250,9 @@ pub fn back_to_ml(from: Org) -> Route {
             .sources
             .iter()
             .map(|s| s.organisation.as_str())
-            .find(|o| departement_of(o).is_some() && !o.starts_with("CD"))?;
-        Some((from.clone(), ml(to)))
+            .find(|o| departement_of(o).is_some() && !o.starts_with("CD"))
+            .ok_or("names no Mission Locale to answer")?;
+        Ok((from.clone(), ml(to)))
     })
 }
 
@@ -283,7 +317,10 @@ mod tests {
         let elsewhere = jeune(
             r#"{"schema":"passerelle.jeune/1","rsa":{"etat_droit":"2"},"orientation":{"type":"sociale","organisme":{"type":"CD","code":"CD059"}}}"#,
         );
-        assert!(route(&elsewhere).is_none());
+        assert_eq!(
+            route(&elsewhere).unwrap_err(),
+            "oriented to an organisation that is not a Mission Locale"
+        );
         let listed = jeune(
             r#"{"schema":"passerelle.jeune/1","identifiants":{"caf":{"organisme":"CAF","numero_allocataire":"1234567"}},"contact":{"adresse":{"code_postal":"59100"}}}"#,
         );
@@ -291,7 +328,7 @@ mod tests {
             r#"{"schema":"passerelle.jeune/1","ase":{"statut":"confie"},"contact":{"adresse":{"code_postal":"59100"}}}"#,
         );
         assert!(
-            route(&ase).is_none(),
+            route(&ase).is_err(),
             "an ASE record is not a BRSA orientation"
         );
         assert_eq!(route(&listed).unwrap().1.org, "59512S00");
@@ -336,7 +373,7 @@ mod tests {
             ),
         ] {
             let j = with(rsa);
-            assert!(route(&j).is_none(), "{rsa}");
+            assert_eq!(route(&j).unwrap_err(), why, "{rsa}");
             assert_eq!(cnaf_not_for_orientation(&j), Some(why), "{rsa}");
         }
         // A CD's own orientation (SOLIS, box) is not filtered this way.
@@ -344,7 +381,7 @@ mod tests {
             Org::new(OrgKind::Cd, "CD059", System::Solis),
             Arc::new(table()),
         );
-        assert!(solis(&with(r#"{"etat_droit":"5"}"#)).is_some());
+        assert!(solis(&with(r#"{"etat_droit":"5"}"#)).is_ok());
     }
 
     #[test]
@@ -354,10 +391,10 @@ mod tests {
         );
         let (from, to) = brsa_suivi(System::Solis)(&caf).unwrap();
         assert_eq!((from.org.as_str(), to.org.as_str()), ("59350S00", "CD059"));
-        assert!(of_signalement(System::Solis)(&caf).is_none());
+        assert!(of_signalement(System::Solis)(&caf).is_err());
         let no_caf = jeune(
             r#"{"schema":"passerelle.jeune/1","sources":[{"system":"imilo","organisation":"59350S00","record_id":"1"}]}"#,
         );
-        assert!(brsa_suivi(System::Solis)(&no_caf).is_none());
+        assert!(brsa_suivi(System::Solis)(&no_caf).is_err());
     }
 }

@@ -29,7 +29,8 @@ struct FlowBatch {
     prepared: Prepared,
     /// For each record offered to `prepare`, its place in the batch.
     at: Vec<usize>,
-    unrouted: Vec<usize>,
+    /// Records the flow does not take, with why.
+    unrouted: Vec<(usize, crate::org::Unrouted)>,
 }
 
 /// A batch read from a source, prepared for each flow it feeds.
@@ -135,6 +136,9 @@ fn add_flow(total: &mut FlowReport, r: &FlowReport) {
     total.read += r.read;
     total.refused_at_source += r.refused_at_source;
     total.unrouted += r.unrouted;
+    for (why, n) in &r.unrouted_reasons {
+        *total.unrouted_reasons.entry(why.clone()).or_default() += n;
+    }
     total.sent += &r.sent;
     total.delivered += &r.delivered;
     total.late += &r.late;
@@ -402,7 +406,7 @@ async fn read_source(
                 for (i, record) in records.iter().enumerate() {
                     let Some(record) = record else { continue };
                     match (fr.route)(record) {
-                        Some((from, to)) => {
+                        Ok((from, to)) => {
                             at.push(i);
                             routed.push(Routed {
                                 from,
@@ -411,7 +415,7 @@ async fn read_source(
                                 known_to_recipient: fr.known_to_recipient,
                             });
                         }
-                        None => unrouted.push(i),
+                        Err(why) => unrouted.push((i, why)),
                     }
                 }
                 let prepared = engine.prepare(&fr.flow, routed).await?;
@@ -508,11 +512,9 @@ async fn send_batch(
         r.read += n as u64;
         r.refused_at_source += refused;
         r.unrouted += fb.unrouted.len() as u64;
-        for i in &fb.unrouted {
-            let o = not_sent(
-                "NO_ROUTE",
-                "no declared flow takes this record to an organisation the hub serves",
-            );
+        for (i, why) in &fb.unrouted {
+            *r.unrouted_reasons.entry(why.to_string()).or_default() += 1;
+            let o = not_sent("NO_ROUTE", &format!("{}: {why}", fb.flow));
             outcomes[*i] = Some(merge(outcomes[*i].take(), o));
         }
         run.recipients.extend(fb.prepared.recipients());
