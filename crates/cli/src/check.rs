@@ -305,6 +305,21 @@ async fn box_login(line: &mut Line, b: &passerelle_box::BoxConfig) {
 }
 
 /// The offline checks, then each peer reached.
+/// Files of the CNAF folder no name pattern takes: never read, so something to fix
+/// (a pattern in `departement.cnaf.patterns`, or the file renamed).
+fn not_read(line: &mut Line, c: &passerelle_cnaf::CnafConfig) {
+    match c.not_read() {
+        Ok(names) if names.is_empty() => {}
+        Ok(names) => line.problems.push(format!(
+            "departement.cnaf.flux_dir {}: {} file(s) not read, no name in departement.cnaf.patterns takes them: {}",
+            c.flux_dir.display(),
+            names.len(),
+            names.join(", ")
+        )),
+        Err(e) => line.problems.push(format!("departement.cnaf.flux_dir: {e}")),
+    }
+}
+
 pub async fn online(config: &HubConfig) -> Vec<Line> {
     let mut lines = offline(config);
     if let Some(r) = &config.transport.rabbitmq
@@ -340,6 +355,11 @@ pub async fn online(config: &HubConfig) -> Vec<Line> {
             }
         }
         for d in &config.departements {
+            if l.peer == format!("departement {} cnaf", d.code)
+                && let Some(c) = &d.cnaf
+            {
+                not_read(l, c);
+            }
             if l.peer == format!("departement {} solis", d.code)
                 && let Some(s) = &d.solis
             {

@@ -299,6 +299,13 @@ pub fn print_summary(report: &NightReport, verification: &passerelle_audit::Veri
             println!("unrouted: {flow}: {n} {why}");
         }
     }
+    for (source, names) in &report.not_read {
+        println!(
+            "not read: {source}: {} file(s) no name pattern takes: {}",
+            names.len(),
+            names.join(", ")
+        );
+    }
     for (peer, reason) in &report.failed {
         println!("failed: {peer}: {reason}");
     }

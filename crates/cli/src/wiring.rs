@@ -268,15 +268,18 @@ pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<Nig
             && wanted(flows, "brsa-orientation")
         {
             let source = cnaf.build().with_context(|| format!("{cd}: CNAF files"))?;
-            // Files no pattern takes are never read: said at every night, not ignored.
+            // Files no pattern takes are never read: said at every night, in its report.
             match cnaf.not_read() {
                 Ok(names) => {
-                    for name in names {
+                    for name in &names {
                         tracing::warn!(
                             departement = %cd,
                             file = %name,
                             "not read: the name matches none of the CNAF patterns"
                         );
+                    }
+                    if !names.is_empty() {
+                        night.not_read.insert(format!("cnaf:{cd}"), names);
                     }
                 }
                 Err(e) => {

@@ -164,6 +164,10 @@ pub struct NightReport {
     /// of the night went on, and what they did not take waits in its queue.
     #[serde(default)]
     pub failed: BTreeMap<String, String>,
+    /// Files a folder source's name patterns do not take, by source (`cnaf:CD059`):
+    /// never read until renamed or a pattern takes them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub not_read: BTreeMap<String, Vec<String>>,
 }
 
 impl NightReport {

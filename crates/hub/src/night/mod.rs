@@ -113,6 +113,9 @@ pub struct Night {
     /// How long a file peer may keep a transfer `delivered` without its answer; past
     /// it, the night settles it (see `Engine::settle_unanswered`). None: never.
     pub answer_within: Option<Duration>,
+    /// Files in a source's folder that its name patterns do not take, by source: they
+    /// are never read, and the night's report names them (set when planned).
+    pub not_read: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl std::fmt::Debug for Night {
@@ -190,7 +193,10 @@ impl Night {
     ) -> Result<NightReport, EngineError> {
         let started = Instant::now();
         let limits = Limits::new(&self.deadlines, started);
-        let mut report = NightReport::default();
+        let mut report = NightReport {
+            not_read: self.not_read.clone(),
+            ..NightReport::default()
+        };
         let t = Instant::now();
         self.collect(engine, &mut report, progress).await?;
         if let Some(within) = self.answer_within {
