@@ -35,10 +35,10 @@ pub struct EventSourceStats {
 ///
 /// Events handed out but not yet acked are not handed out twice by the same source
 /// (the API serves them again until acked); after a restart they are, as they must.
-/// Known limit: the API serves only the 150 oldest unacked events, so once a page is
-/// all in flight `next_batch` returns empty (the end, to the night's pipeline, which
-/// acks only between reads): one page per night until the pipeline re-reads a source
-/// whose acks were pending.
+/// The API serves only the 150 oldest unacked events: once a page is all in flight
+/// `next_batch` returns empty, and the night's pipeline, seeing acks pending, waits
+/// for them and reads again (the next page), until a read with nothing pending is
+/// empty.
 #[derive(Debug)]
 pub struct EventSource {
     client: ImiloClient,

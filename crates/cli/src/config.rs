@@ -156,13 +156,16 @@ pub struct ImiloSection {
     pub structures: Vec<String>,
     pub client: ImiloConfig,
     /// Days between two reconciliations through the structure listings; the nights
-    /// in between read the change-event queue (imilo.md). The first night always
-    /// reads the listings (the full load); `0` (the default) reads them every night.
-    /// The default stays 0 for now: the API serves the 150 oldest unacknowledged
-    /// events, and the night acknowledges only between two reads of a source, so an
-    /// event night stops after one page (see `EventSource`).
-    #[serde(default)]
+    /// in between read the change-event queue (imilo.md), page after page (each page
+    /// acknowledged once its changes are published, then the next read). The first
+    /// night always reads the listings (the full load); `0` reads them every night.
+    #[serde(default = "weekly")]
     pub reconcile_every_days: u32,
+}
+
+/// A reconciliation a week by default: the event queue carries the changes between.
+fn weekly() -> u32 {
+    7
 }
 
 /// One département: its CD's systems.

@@ -358,8 +358,16 @@ async fn read_source(
     let (name, flows) = (&*name, &*flows);
     let source = tokio::sync::Mutex::new(source);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<ReadBatch>(1);
+    // Batches handed to the consumer, and acknowledged by it: a source whose next
+    // items wait on the acks of those before (an event queue serving only its oldest
+    // unacknowledged page) is read again once they are acknowledged.
+    let handed = std::sync::atomic::AtomicU64::new(0);
+    let acked = std::sync::atomic::AtomicU64::new(0);
+    let consumer_gone = AtomicBool::new(false);
+    let acked_notify = tokio::sync::Notify::new();
     let produce = async {
         loop {
+            let pending_at_read = handed.load(Ordering::SeqCst) > acked.load(Ordering::SeqCst);
             // The lock is held for the read only: the other side acknowledges meanwhile.
             let next = async { source.lock().await.next_batch().await };
             let next = match deadline {
@@ -386,7 +394,40 @@ async fn read_source(
                 Err(e) => return Ok(Some(e.to_string())),
             };
             if batch.is_empty() {
-                break;
+                if !pending_at_read {
+                    break;
+                }
+                // Empty while acks were pending: perhaps only for want of them. Wait
+                // until what was handed on is acknowledged, then read again; the end
+                // is an empty read with nothing pending.
+                let caught_up = async {
+                    loop {
+                        let n = acked_notify.notified();
+                        tokio::pin!(n);
+                        n.as_mut().enable();
+                        if consumer_gone.load(Ordering::SeqCst)
+                            || acked.load(Ordering::SeqCst) >= handed.load(Ordering::SeqCst)
+                        {
+                            break;
+                        }
+                        n.await;
+                    }
+                };
+                match deadline {
+                    Some(d) => {
+                        if tokio::time::timeout_at(d.into(), caught_up).await.is_err() {
+                            return Ok(Some(
+                                "its deadline passed; the rest is read by the next night"
+                                    .to_owned(),
+                            ));
+                        }
+                    }
+                    None => caught_up.await,
+                }
+                if consumer_gone.load(Ordering::SeqCst) {
+                    break;
+                }
+                continue;
             }
             let mut tokens = Vec::with_capacity(batch.len());
             let mut records = Vec::with_capacity(batch.len());
@@ -432,6 +473,8 @@ async fn read_source(
                 refused,
                 flows: per_flow,
             };
+            // Counted before it is handed: the consumer may ack it at once.
+            handed.fetch_add(1, Ordering::SeqCst);
             if tx.send(read).await.is_err() {
                 // The other side stopped on an error: it is returned below.
                 break;
@@ -441,6 +484,15 @@ async fn read_source(
         Ok::<_, EngineError>(None)
     };
     let consume = async {
+        // However the consumer ends, a producer waiting on its acks is let go.
+        struct Gone<'a>(&'a AtomicBool, &'a tokio::sync::Notify);
+        impl Drop for Gone<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+                self.1.notify_waiters();
+            }
+        }
+        let _gone = Gone(&consumer_gone, &acked_notify);
         let mut run = SourceRun::default();
         let mut read = 0u64;
         while let Some(batch) = rx.recv().await {
@@ -454,6 +506,8 @@ async fn read_source(
                         rx.close();
                         return (run, read, Ok(Some(e.to_string())));
                     }
+                    acked.fetch_add(1, Ordering::SeqCst);
+                    acked_notify.notify_waiters();
                 }
                 Err(e) => {
                     rx.close();
