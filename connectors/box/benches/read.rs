@@ -3,6 +3,10 @@
 //! and peak RSS on a small and a large file (each measured in a child process, as
 //! peak RSS is per process). Run: `cargo bench -p passerelle-box --bench read`.
 //! `BOX_BENCH_ROWS` sets the large file's rows (default 1,000,000).
+//! The full read is measured twice: the default BRSA_LISTE columns, and a richer
+//! mapping (`schemas/mappings/cd026_usagers.toml` over the real Drôme-style list of
+//! `tests/real/`, repeated: a column split into postcode and commune, allocataire and
+//! phone normalisers, several date formats, the département's own id).
 
 #![allow(clippy::print_stdout)]
 
@@ -50,12 +54,44 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// Writes `rows` data rows of the real Drôme-style list (UTF-8 with BOM, as the
+/// département wrote it), its 600 rows over and over.
+fn write_drome(path: &Path, rows: usize) {
+    let real =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/real/fichier_usager_600_lignes.csv");
+    let text = std::fs::read(real).unwrap();
+    let header_end = text.iter().position(|b| *b == b'\n').unwrap() + 1;
+    let mut body = text[header_end..].to_vec();
+    if body.last() != Some(&b'\n') {
+        body.push(b'\n');
+    }
+    let per = body.iter().filter(|b| **b == b'\n').count().max(1);
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    f.write_all(&text[..header_end]).unwrap();
+    for _ in 0..rows.div_ceil(per) {
+        f.write_all(&body).unwrap();
+    }
+    f.flush().unwrap();
+}
+
+/// The Drôme-style mapping shipped in `schemas/mappings/`.
+fn drome_mapping() -> Mapping {
+    Mapping::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas/mappings/cd026_usagers.toml"),
+    )
+    .unwrap()
+}
+
 /// Reads a file fully; returns (rows, accepted, seconds).
 fn full_read(path: &Path) -> (u64, u64, f64) {
-    let mapping = Mapping::default_brsa();
+    full_read_with(path, &Mapping::default_brsa())
+}
+
+/// Reads a file fully through `mapping`; returns (rows, accepted, seconds).
+fn full_read_with(path: &Path, mapping: &Mapping) -> (u64, u64, f64) {
     let name = "BRSA_LISTE_059_CD059_20261121230000.csv";
     let start = Instant::now();
-    let reader = BrsaReader::open(std::fs::File::open(path).unwrap(), name, &mapping).unwrap();
+    let reader = BrsaReader::open(std::fs::File::open(path).unwrap(), name, mapping).unwrap();
     let (mut rows, mut ok) = (0u64, 0u64);
     for row in reader {
         let row = row.unwrap();
@@ -120,6 +156,21 @@ fn main() {
         rows as f64 / secs,
         rows as f64 / cpu_used
     );
+
+    // The richer mapping, on the real Drôme-style list.
+    let drome = dir.path().join("drome.csv");
+    write_drome(&drome, large);
+    let mapping = drome_mapping();
+    let cpu = cpu_secs();
+    let (rows, ok, secs) = full_read_with(&drome, &mapping);
+    let cpu_used = cpu_secs() - cpu;
+    println!(
+        "full read, richer mapping (cd026_usagers, {:.1} MiB): {rows} rows ({ok} accepted) in {secs:.2} s wall = {:.0} rows/s; {cpu_used:.2} cpu-s = {:.0} rows per cpu-second",
+        std::fs::metadata(&drome).unwrap().len() as f64 / 1048576.0,
+        rows as f64 / secs,
+        rows as f64 / cpu_used
+    );
+    let _ = std::fs::remove_file(&drome);
 
     // XLSX: the same people in a workbook (sheet cells streamed).
     let xlsx_rows = (large / 10).max(1000);
