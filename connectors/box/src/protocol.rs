@@ -122,7 +122,14 @@ impl PendingAck {
             let later = outcomes.get(&l.line).filter(|_| l.ok).and_then(code_of);
             match later {
                 Some((code, reason)) => {
-                    push_csv_line(&mut ack, &[line.as_str(), "KO", code, reason])
+                    // What the reader dropped (an invalid allocataire number) is often
+                    // why the hub could not place the row: both are said.
+                    let message = if l.code == codes::VALEUR_IGNOREE {
+                        format!("{reason} | {}", l.message)
+                    } else {
+                        reason.to_owned()
+                    };
+                    push_csv_line(&mut ack, &[line.as_str(), "KO", code, &message])
                 }
                 None => push_csv_line(
                     &mut ack,

@@ -44,7 +44,12 @@ fn ack_rows(path: &Path) -> std::collections::BTreeMap<u64, (String, String, Str
             let f: Vec<&str> = l.trim_end().splitn(4, ';').collect();
             (
                 f[0].parse().unwrap(),
-                (f[1].to_owned(), f[2].to_owned(), f[3].to_owned()),
+                // A message holding `;` is quoted (no `"` inside in these files).
+                (
+                    f[1].to_owned(),
+                    f[2].to_owned(),
+                    f[3].trim_matches('"').to_owned(),
+                ),
             )
         })
         .collect()
@@ -243,5 +248,142 @@ async fn a_box_list_through_the_hub_gets_a_true_ack_and_receipts_by_line() {
         (second[&0].0.as_str(), second[&0].1.as_str()),
         ("OK", "DOUBLON")
     );
+    world.stop().await;
+}
+
+/// Issue 15, item 5: the real Drôme-style list, through its shipped mapping, dropped
+/// as a département would (sentinel, checksum) into a box: the rows go to the Mission
+/// Locale of their postcode, and the ACK says line by line what became of each,
+/// including the rows the hub refused after reading them, for want of a route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drome_list_routes_by_postcode_and_its_ack_says_what_became_of_each_row() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    // 2,600 I-MILO dossiers: two Missions Locales of the Nord, Lille and Valenciennes.
+    let mut opts = WorldOptions::new(20, 37);
+    opts.imilo = 2_600;
+    let mut world = World::start(dir.path(), &opts).await.unwrap();
+    let structures = &world.config.imilo.as_ref().unwrap().structures;
+    assert_eq!(structures[..2], ["59350S00", "59606S00"]);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mapping = root.join("schemas/mappings/cd026_usagers.toml");
+    let real = root.join("connectors/box/tests/real/fichier_usager_600_lignes.csv");
+    // Valenciennes takes the postcodes starting with 1; Lille the rest of the Nord's.
+    let toml = format!(
+        "{}\n[[territoires.ml]]\ncode = \"59606S00\"\ncodes_postaux = [\"1\"]\ndefaut = false\n\n[[departement.box]]\nurl = \"file://{}\"\npartenaire = \"59606S00\"\nstate_dir = \"{}\"\nmapping = \"{}\"\n",
+        world.config_toml(),
+        dir.path().join("peers/box2").display(),
+        dir.path().join("box2-state").display(),
+        mapping.display()
+    );
+    let config = dir.path().join("passerelle.toml");
+    std::fs::write(&config, toml).unwrap();
+    let data = dir.path().join("hub");
+    let name = "BRSA_LISTE_059_CD059_20261201090000.csv";
+    let bytes = std::fs::read(&real).unwrap();
+    let folder = LocalFolder::new(dir.path().join("peers/box2"));
+    passerelle_box::sim::drop_file(&folder, "59606S00", name, &bytes, Default::default()).unwrap();
+
+    let out = run(&config, &data, &["sync", "--format", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ack_path = dir
+        .path()
+        .join("peers/box2/59606S00/retour/ACK_BRSA_LISTE_059_CD059_20261201090000.csv");
+    let ack = ack_rows(&ack_path);
+    let text = std::fs::read_to_string(&ack_path).unwrap();
+    assert_eq!(ack.len(), 600, "{text}");
+    assert_eq!(*ack.keys().next().unwrap(), 2);
+    assert_eq!(*ack.keys().last().unwrap(), 601);
+    let ok: Vec<u64> = ack
+        .iter()
+        .filter(|(_, r)| r.0 == "OK")
+        .map(|(l, _)| *l)
+        .collect();
+    let unrouted: Vec<u64> = ack
+        .iter()
+        .filter(|(_, r)| r.1 == "SANS_DESTINATAIRE")
+        .map(|(l, _)| *l)
+        .collect();
+    assert!(!ok.is_empty() && !unrouted.is_empty(), "{text}");
+    for l in &unrouted {
+        assert_eq!(ack[l].0, "KO");
+        assert!(ack[l].2.starts_with("brsa-orientation: "), "{}", ack[l].2);
+    }
+    for (l, r) in &ack {
+        assert!(r.0 == "OK" || r.0 == "KO", "line {l}: {r:?}");
+    }
+
+    // The postcode of each line of the file (line 1 is the header).
+    let csv = String::from_utf8_lossy(&bytes).into_owned();
+    let cp: std::collections::BTreeMap<u64, String> = csv
+        .lines()
+        .enumerate()
+        .skip(1)
+        .map(|(i, l)| (i as u64 + 1, l.split(';').nth(6).unwrap_or("").to_owned()))
+        .collect();
+    let out = run(
+        &config,
+        &data,
+        &[
+            "receipts",
+            "--sender",
+            "CD059",
+            "--flow",
+            "brsa-orientation",
+            "--format",
+            "json",
+        ],
+    );
+    let mine: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| {
+            l["sender_ref"]
+                .as_str()
+                .is_some_and(|r| r.starts_with(name))
+        })
+        .collect();
+    assert!(!mine.is_empty());
+    let mut to_valenciennes = 0;
+    for r in &mine {
+        let line: u64 = r["sender_ref"]
+            .as_str()
+            .unwrap()
+            .rsplit_once(':')
+            .unwrap()
+            .1
+            .parse()
+            .unwrap();
+        assert!(
+            ok.contains(&line),
+            "a transfer for a line the ACK says OK: {r}"
+        );
+        let want = if cp[&line].starts_with('1') {
+            to_valenciennes += 1;
+            "59606S00"
+        } else {
+            "59350S00"
+        };
+        assert_eq!(r["recipient"], want, "line {line} ({}): {r}", cp[&line]);
+    }
+    assert!(to_valenciennes > 0 && to_valenciennes < mine.len());
+    // The rows refused for want of a route live where neither ML serves.
+    for l in &unrouted {
+        assert!(
+            !cp[l].starts_with('1') && !cp[l].starts_with("59"),
+            "line {l}: {}",
+            cp[l]
+        );
+        assert!(
+            ack[l].2.contains("no Mission Locale serves the postcode"),
+            "{}",
+            ack[l].2
+        );
+    }
     world.stop().await;
 }

@@ -66,12 +66,25 @@ impl Territoires {
                 .max_by_key(|(p, _)| p.len())
                 .map(|(_, t)| t.code.as_str())
         });
+        // The default ML serves the rest of its département, not a place elsewhere (a
+        // person of a CD's list who lives in another département).
+        let here = code_postal.is_none_or(|cp| postcode_in(cp, departement));
         by_prefix.or_else(|| {
             self.ml
                 .iter()
+                .filter(|_| here)
                 .find(|t| t.defaut && departement_of(&t.code).as_deref() == Some(departement))
                 .map(|t| t.code.as_str())
         })
+    }
+}
+
+/// Whether a postcode is one of a département's (`59`, `2A`, `974`): its first two
+/// digits, three overseas; Corsica's start with 20 for both of its départements.
+fn postcode_in(cp: &str, departement: &str) -> bool {
+    match departement {
+        "2A" | "2B" => cp.starts_with("20"),
+        d => cp.starts_with(d),
     }
 }
 
@@ -113,8 +126,12 @@ fn code_postal(record: &Jeune) -> Option<&str> {
 /// orientation (a CNAF list) goes to the ML of its place when the table names one.
 pub fn brsa_orientation(cd: Org, territoires: Arc<Territoires>) -> Route {
     Arc::new(move |record: &Jeune| {
-        // A BRSA beneficiary: an RSA right or a CAF number (an ASE export is not this flow).
-        if record.rsa.is_empty() && record.identifiants.caf.is_none() {
+        // A BRSA beneficiary: an RSA right or a CAF number (an ASE export is not this
+        // flow). A row of a box's BRSA list is one by the list that holds it, even when
+        // its allocataire number was dropped as invalid (box.md: "the record goes on
+        // when its list places it"); the box's `OF_SUIVI` answers are not.
+        let listed = cd.system == System::Box && !is_of_suivi_answer(record);
+        if !listed && record.rsa.is_empty() && record.identifiants.caf.is_none() {
             return Err("not a BRSA beneficiary (no RSA right, no CAF number)".into());
         }
         if cd.system == System::Cnaf
@@ -122,7 +139,13 @@ pub fn brsa_orientation(cd: Org, territoires: Arc<Territoires>) -> Route {
         {
             return Err(why.into());
         }
-        let to = match &record.orientation {
+        // An orientation that names neither a kind nor an organisation (a list giving
+        // only the referent) decides nothing: the place does.
+        let decided = record
+            .orientation
+            .as_ref()
+            .filter(|o| o.kind.is_some() || o.organisme.is_some());
+        let to = match decided {
             Some(o) => {
                 let organisme = o
                     .organisme
@@ -150,6 +173,16 @@ pub fn brsa_orientation(cd: Org, territoires: Arc<Territoires>) -> Route {
         };
         Ok((cd.clone(), ml(&to)))
     })
+}
+
+/// A CD's `OF_SUIVI` answer read from its box: a training-obligation status about a
+/// dossier, with no identity (see `passerelle_box::source`).
+fn is_of_suivi_answer(record: &Jeune) -> bool {
+    let e = &record.etat_civil;
+    record.obligation_formation.is_some()
+        && e.nom_usage.is_none()
+        && e.nom_naissance.is_none()
+        && e.prenoms.is_empty()
 }
 
 /// Why a person of a CNAF list is not for `brsa-orientation`, if it is not: only
@@ -286,6 +319,9 @@ mod tests {
         assert_eq!(t.ml_for(Some("59000"), "59"), Some("59350S00"));
         assert_eq!(t.ml_for(Some("59800"), "59"), Some("59350S00"));
         assert_eq!(t.ml_for(None, "62"), None);
+        // A place outside the département: not its default ML's.
+        assert_eq!(t.ml_for(Some("17874"), "59"), None);
+        assert_eq!(t.ml_for(None, "59"), Some("59350S00"));
         t.validate().unwrap();
         let bad = Territoires {
             ml: vec![TerritoireMl {
@@ -382,6 +418,30 @@ mod tests {
             Arc::new(table()),
         );
         assert!(solis(&with(r#"{"etat_droit":"5"}"#)).is_ok());
+    }
+
+    #[test]
+    fn box_list_rows_are_brsa_by_their_list_and_a_referent_alone_decides_nothing() {
+        let cd = Org::new(OrgKind::Cd, "CD059", System::Box);
+        let route = brsa_orientation(cd, Arc::new(table()));
+        // Its allocataire number dropped as invalid; only the referent given.
+        let row = jeune(
+            r#"{"schema":"passerelle.jeune/1","etat_civil":{"nom_usage":"Durand"},"orientation":{"referent":{"email":"r@example.org"}},"contact":{"adresse":{"code_postal":"59100"}}}"#,
+        );
+        assert_eq!(route(&row).unwrap().1.org, "59512S00");
+        let answer = jeune(
+            r#"{"schema":"passerelle.jeune/1","identifiants":{"imilo_dossier":"12"},"obligation_formation":{"statut":"signale"}}"#,
+        );
+        assert_eq!(
+            route(&answer).unwrap_err(),
+            "not a BRSA beneficiary (no RSA right, no CAF number)"
+        );
+        // Elsewhere than a box, the same row is not taken for a BRSA beneficiary.
+        let solis = brsa_orientation(
+            Org::new(OrgKind::Cd, "CD059", System::Solis),
+            Arc::new(table()),
+        );
+        assert!(solis(&row).is_err());
     }
 
     #[test]
