@@ -323,8 +323,12 @@ impl World {
             .map(|i| i.structures.iter().map(|s| format!("\"{s}\"")).collect())
             .unwrap_or_default();
         t.push_str(&format!(
-            "[imilo]\nstructures = [{}]\n\n[imilo.client]\nbase_url = \"http://{}\"\nrate_limit_per_s = 0.0\nconcurrency = 8\n\n",
+            "[imilo]\nstructures = [{}]\nreconcile_every_days = {}\n\n[imilo.client]\nbase_url = \"http://{}\"\nrate_limit_per_s = 0.0\nconcurrency = 8\n\n",
             structures.join(", "),
+            self.config
+                .imilo
+                .as_ref()
+                .map_or(0, |i| i.reconcile_every_days),
             self.imilo_addr
         ));
         t.push_str("[imilo.client.keys]\n");

@@ -36,9 +36,11 @@ async fn an_event_night_reads_the_whole_queue_page_after_page() {
         .await
         .unwrap();
     let config = dir.path().join("passerelle.toml");
-    let toml = world
-        .config_toml()
-        .replacen("[imilo]\n", "[imilo]\nreconcile_every_days = 7\n", 1);
+    let toml = world.config_toml().replacen(
+        "reconcile_every_days = 0\n",
+        "reconcile_every_days = 7\n",
+        1,
+    );
     std::fs::write(&config, toml).unwrap();
     let data = dir.path().join("hub");
 
