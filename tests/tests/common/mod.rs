@@ -156,6 +156,10 @@ pub fn config_toml(config: &HubConfig) -> String {
         let mut t = toml::Table::new();
         t.insert("structures".into(), value(&i.structures));
         t.insert("client".into(), value(&i.client));
+        t.insert(
+            "reconcile_every_days".into(),
+            i64::from(i.reconcile_every_days).into(),
+        );
         root.insert("imilo".into(), toml::Value::Table(t));
     }
     let mut deps = Vec::new();
