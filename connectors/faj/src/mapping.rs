@@ -240,8 +240,7 @@ fn entry_to_file(record: &Jeune) -> Option<&Faj> {
 /// Builds the request body from a canonical record projected for `faj-demande`.
 ///
 /// Fields the canonical record does not hold (`situation_familiale`,
-/// `ressources_mensuelles`, `projet_insertion`, `paye_a`, `derogation_mineur`) are left
-/// out; the platform's own validation decides what is missing, so that the conseiller
+/// `ressources_mensuelles`, `paye_a`) are left out; the platform's own validation decides what is missing, so that the conseiller
 /// reads one list of reasons. A record with no `faj[]` entry to file is refused here.
 pub fn demande_body(record: &Jeune, today: Date) -> Result<DemandeBody, Vec<RecordIssue>> {
     let Some(faj) = entry_to_file(record) else {
@@ -298,8 +297,8 @@ pub fn demande_body(record: &Jeune, today: Date) -> Result<DemandeBody, Vec<Reco
         date_depot: faj.date_depot.unwrap_or(today),
         instructeur,
         jeune,
-        projet_insertion: None,
-        derogation_mineur: None,
+        projet_insertion: faj.projet_insertion.clone(),
+        derogation_mineur: faj.derogation_mineur,
         aides,
     })
 }
@@ -380,6 +379,7 @@ pub fn faj_from_platform(
         statut: Some(statut),
         date_commission: decision.and_then(|d| d.date_commission),
         motif: decision.and_then(|d| d.motif.clone()),
+        ..Faj::default()
     })
 }
 
@@ -494,6 +494,23 @@ mod tests {
                 .to_string()
                 .starts_with("aides[0].type")
         );
+    }
+
+    /// The form's project and a minor's derogation reach the platform's body.
+    #[test]
+    fn project_and_derogation_are_filed() {
+        let j: Jeune = serde_json::from_value(serde_json::json!({
+            "schema": "passerelle.jeune/1",
+            "etat_civil": {"nom_naissance": "Martin", "prenoms": ["Yanis"], "date_naissance": "2009-07-14"},
+            "faj": [{"aides": [{"type": "mobilite", "montant_demande": 25000}],
+                     "projet_insertion": "Formation cariste", "derogation_mineur": true}]
+        }))
+        .unwrap();
+        let body = demande_body(&j, Date::parse("2026-11-21").unwrap()).unwrap();
+        let v = serde_json::to_value(&body).unwrap();
+        assert_eq!(v["derogation_mineur"], true);
+        assert_eq!(v["projet_insertion"], "Formation cariste");
+        assert_eq!(v["aides"][0]["type"], "MOBILITE");
     }
 
     #[test]

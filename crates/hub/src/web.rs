@@ -353,6 +353,15 @@ impl WebStore {
         })
     }
 
+    /// One transfer with its dates.
+    pub async fn transfer(&self, transfer_id: &Uuid) -> Result<Option<DatedTransfer>> {
+        let row = sqlx::query("SELECT * FROM transfer WHERE transfer_id = ?")
+            .bind(transfer_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Self::dated).transpose()
+    }
+
     /// The transfers about these persons, oldest first.
     pub async fn transfers_about(&self, hub_ids: &[Uuid]) -> Result<Vec<DatedTransfer>> {
         let mut out = Vec::new();

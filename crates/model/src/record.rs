@@ -398,6 +398,14 @@ pub struct Faj {
     pub date_commission: Option<Date>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub motif: Option<String>,
+    /// The conseiller's account of the young person's project, which the commission
+    /// reads (the platform's `projet_insertion`); free text written for the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projet_insertion: Option<String>,
+    /// A request for a young person of 16 or 17, which the règlement allows only by
+    /// derogation (the platform's `derogation_mineur`); absent for an adult.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derogation_mineur: Option<bool>,
 }
 
 /// `faj[].aides[]`.

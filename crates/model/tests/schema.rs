@@ -316,15 +316,19 @@ fn faj() -> impl Strategy<Value = Faj> {
         of(select(FajStatut::ALL)),
         of(date()),
         of(text()),
+        of(text()),
+        of(any::<bool>()),
     )
         .prop_map(
-            |(id, date_depot, aides, statut, date_commission, motif)| Faj {
+            |(id, date_depot, aides, statut, date_commission, motif, projet, derogation)| Faj {
                 id,
                 date_depot,
                 aides,
                 statut,
                 date_commission,
                 motif,
+                projet_insertion: projet,
+                derogation_mineur: derogation,
             },
         )
         .prop_filter("not empty", |f| *f != Faj::default())
@@ -530,6 +534,8 @@ fn the_schema_refuses_what_the_contract_refuses() {
         json!({"schema": "passerelle.jeune/1", "orientation": {"type": "SOCIO_PRO"}}),
         json!({"schema": "passerelle.jeune/1", "faj": [{"aides": [{"type": "permis", "montant_demande": 12.5}]}]}),
         json!({"schema": "passerelle.jeune/1", "situations": []}),
+        json!({"schema": "passerelle.jeune/1", "faj": [{"derogation_mineur": "oui"}]}),
+        json!({"schema": "passerelle.jeune/1", "faj": [{"projet_insertion": ""}]}),
     ] {
         assert!(!errors(&v, &bad).is_empty(), "the schema accepts {bad}");
     }

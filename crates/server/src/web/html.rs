@@ -29,6 +29,11 @@ table{border-collapse:collapse;width:100%;margin:1em 0}th,td{border:1px solid #9
 th{background:#eef0f3}caption{text-align:left;font-weight:700;padding:.3em 0}\
 .tableau{overflow-x:auto}\
 .refuse,.echec{color:#8a0015;font-weight:600}.attente{color:#6b4a00}.applique{color:#0a5d1a}\
+.erreur-champ{color:#b00020;font-weight:600;margin:.2em 0}\
+textarea{font:inherit;padding:.4em;border:1px solid #555;border-radius:3px;width:100%;max-width:40em}\
+.fiche{display:grid;grid-template-columns:max-content 1fr;gap:.2em 1em}.fiche dt{font-weight:600}.fiche dd{margin:0}\
+.case{display:flex;gap:.5em;align-items:baseline}.case label{display:inline;margin:0}\
+.ligne{display:flex;flex-wrap:wrap;gap:0 1em;align-items:flex-end}\
 @media print{header,nav,form{display:none}}\
 ";
 

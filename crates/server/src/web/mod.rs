@@ -12,6 +12,7 @@
 //! every refusal too (`denied`), with the account as actor and pseudonyms only.
 
 pub mod auth;
+mod faj;
 pub mod html;
 mod pages;
 
@@ -35,6 +36,7 @@ use crate::status::SharedStatus;
 use crate::tz::Timezone;
 
 pub use auth::{PasswordError, check_password, hash_password, verify_password};
+pub use faj::{DeskError, FajDesk, Filed, Suivi};
 
 /// `[server.web]`: sessions, the login throttle and the organisations' names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +122,8 @@ struct Inner {
     status: SharedStatus,
     throttle: auth::Throttle,
     handles: Mutex<HashMap<String, Handle>>,
+    /// The FAJ form's reach into I-MILO, the engine and the platform (set by the cli).
+    faj: std::sync::OnceLock<Arc<dyn FajDesk>>,
 }
 
 /// The web application; clone it freely.
@@ -172,7 +176,19 @@ impl WebApp {
             status,
             throttle,
             handles: Mutex::new(HashMap::new()),
+            faj: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Gives the FAJ form its desk (`/faj/nouvelle`); without one the form says it is
+    /// not configured. Set once: a second desk is ignored.
+    pub fn with_faj_desk(self, desk: Arc<dyn FajDesk>) -> Self {
+        let _ = self.0.faj.set(desk);
+        self
+    }
+
+    pub(crate) fn faj_desk(&self) -> Option<Arc<dyn FajDesk>> {
+        self.0.faj.get().cloned()
     }
 
     pub(crate) fn deps(&self) -> &WebDeps {
@@ -377,6 +393,8 @@ pub fn routes(app: WebApp) -> Router {
             "/admin/comptes",
             get(pages::comptes).post(pages::comptes_post),
         )
+        .route("/faj/nouvelle", get(faj::nouvelle).post(faj::nouvelle_post))
+        .route("/faj/demande/{id}", get(faj::demande))
         .route("/style.css", get(style))
         .layer(axum::middleware::from_fn(no_store))
         .with_state(app)

@@ -23,7 +23,7 @@ use crate::page::escape_html as esc;
 
 type Fields = Form<HashMap<String, String>>;
 
-fn who<'a>(app: &WebApp, c: &'a Current) -> Who<'a> {
+pub(super) fn who<'a>(app: &WebApp, c: &'a Current) -> Who<'a> {
     Who {
         login: &c.account.login,
         role: c.account.role,
@@ -32,12 +32,12 @@ fn who<'a>(app: &WebApp, c: &'a Current) -> Who<'a> {
     }
 }
 
-fn to_login() -> Response {
+pub(super) fn to_login() -> Response {
     Redirect::to("/connexion").into_response()
 }
 
 /// A refusal page, journaled.
-async fn refuse(
+pub(super) async fn refuse(
     app: &WebApp,
     c: &Current,
     code: StatusCode,
@@ -53,12 +53,12 @@ async fn refuse(
 }
 
 /// Whether the form carries the session's CSRF token.
-fn csrf_ok(c: &Current, form: &HashMap<String, String>) -> bool {
+pub(super) fn csrf_ok(c: &Current, form: &HashMap<String, String>) -> bool {
     form.get("csrf")
         .is_some_and(|t| auth::same_token(t, &c.csrf))
 }
 
-async fn csrf_refused(app: &WebApp, c: &Current, path: &str) -> Response {
+pub(super) async fn csrf_refused(app: &WebApp, c: &Current, path: &str) -> Response {
     refuse(
         app,
         c,
@@ -230,6 +230,11 @@ pub(super) async fn accueil(State(app): State<WebApp>, headers: HeaderMap) -> Re
         body.push_str("</li>");
         body.push_str(
             "<li><a href=\"/envois\">Voir ce qui a été envoyé</a> et ce qu'il en est advenu</li>",
+        );
+    }
+    if role.scoped() && c.account.org.as_deref().is_some_and(super::faj::is_ml) {
+        body.push_str(
+            "<li><a href=\"/faj/nouvelle\">Déposer une demande FAJ</a> à partir d'un dossier I-MILO</li>",
         );
     }
     if matches!(role, Role::Operateur | Role::Admin) {
