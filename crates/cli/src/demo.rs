@@ -5,6 +5,7 @@
 //! then serves a status page until Ctrl-C (`--once`: exits).
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -181,7 +182,16 @@ async fn serve_web(
         s.begin_night(started);
     }
     crate::serve::record(&status, &fm, report, started, chrono::Utc::now());
-    let web = crate::serve::web_app(hub, &config.server, status.clone()).await?;
+    let mut web = crate::serve::web_app(hub, &config.server, status.clone()).await?;
+    // No consumer runs after the demo's night: the form's desk delivers each request
+    // to the simulated platform itself.
+    if let (Some(desk), Some(f)) = (
+        passerelle_cli::faj_desk::FajDesk::new(config, hub)?,
+        config.faj.first(),
+    ) {
+        let sink = Arc::new(passerelle_faj::FajSink::new(f.build()?.client));
+        web = web.with_faj_desk(Arc::new(desk.delivering_now(sink)));
+    }
     let state = passerelle_server::AppState::new(status, metrics);
     let app = passerelle_server::app_with_web(state, None, web);
     let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();

@@ -5,6 +5,7 @@ pub mod check;
 pub mod choices;
 pub mod config;
 pub mod decisions;
+pub mod faj_desk;
 pub mod lock;
 pub mod retention;
 pub mod verified;

@@ -55,8 +55,14 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
             &["flow", "status"],
         )
         .context("metrics")?;
+    // The FAJ form's desk: the platform's consumer goes through it, so that the form
+    // learns each request's id and can show its decision.
+    let desk = passerelle_cli::faj_desk::FajDesk::new(&config, &hub)?.map(Arc::new);
     let mut consumers = Vec::new();
-    for plan in planned.sinks {
+    for mut plan in planned.sinks {
+        if let Some(d) = desk.as_ref().filter(|d| d.platform() == plan.recipient) {
+            plan.sink = d.observe(plan.sink);
+        }
         consumers.push(tokio::spawn(consume(
             hub.clone(),
             plan,
@@ -156,7 +162,10 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
                 async move { h.engine.state().cursor("ready").await.map(|_| ()) }
             })
     };
-    let web = web_app(&hub, &config.server, status.clone()).await?;
+    let mut web = web_app(&hub, &config.server, status.clone()).await?;
+    if let Some(d) = desk {
+        web = web.with_faj_desk(d);
+    }
     let state = AppState::new(status, metrics)
         .with_readiness(readiness)
         .draining_on(shutdown.clone());

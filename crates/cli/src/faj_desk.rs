@@ -1,0 +1,216 @@
+//! The FAJ form's desk (`passerelle_server::FajDesk`) over this hub: reads an I-MILO
+//! dossier live through the I-MILO client, hands the conseiller's request to the engine
+//! under `faj-demande` (identity, policy, seal, publish, journal like any transfer),
+//! and reads the platform's answer live by the request id the platform gave.
+//!
+//! The platform's request id comes back as the receipt's `peer_ref`, which the engine
+//! does not keep: the FAJ sink is wrapped ([`FajDesk::observe`]) so that the desk
+//! remembers, in memory, which transfer became which request. After a restart an older
+//! request's page shows its receipt only (the decision still reaches I-MILO).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use passerelle_connector::{ConnectorError, Delivery, ErrorKind, Receipt, ReceiptStatus, Sink};
+use passerelle_faj::FajClient;
+use passerelle_hub::{Engine, ItemFate, Org, Routed};
+use passerelle_imilo::ImiloClient;
+use passerelle_model::{Jeune, StructureCode};
+use passerelle_policy::{OrgKind, System};
+use passerelle_server::web::{DeskError, Filed, Suivi};
+use uuid::Uuid;
+
+use crate::config::HubConfig;
+use crate::wiring::Hub;
+
+/// Transfer id → the platform's request id.
+type Requests = Arc<Mutex<HashMap<Uuid, String>>>;
+
+/// The desk of one hub and its first FAJ platform.
+pub struct FajDesk {
+    engine: Arc<Engine>,
+    imilo: ImiloClient,
+    faj: FajClient,
+    platform: String,
+    requests: Requests,
+    /// Delivers the platform's queue right after a request is published, through this
+    /// sink: for a hub with no consumer running (`demo`); `serve`'s consumer delivers.
+    deliver_now: Option<Arc<dyn Sink>>,
+}
+
+impl std::fmt::Debug for FajDesk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FajDesk")
+            .field("platform", &self.platform)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A sink that remembers the request id of each filed transfer.
+struct Observed {
+    inner: Arc<dyn Sink>,
+    requests: Requests,
+}
+
+impl Observed {
+    fn note(&self, r: &Result<Receipt, ConnectorError>) {
+        if let Ok(Receipt {
+            transfer_id,
+            status: ReceiptStatus::Applied { peer_ref: Some(id) },
+        }) = r
+            && let Ok(t) = Uuid::parse_str(transfer_id)
+        {
+            self.requests
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(t, id.clone());
+        }
+    }
+}
+
+#[async_trait]
+impl Sink for Observed {
+    async fn deliver(&self, delivery: Delivery) -> Result<Receipt, ConnectorError> {
+        let r = self.inner.deliver(delivery).await;
+        self.note(&r);
+        r
+    }
+
+    async fn deliver_batch(
+        &self,
+        deliveries: Vec<Delivery>,
+    ) -> Vec<Result<Receipt, ConnectorError>> {
+        let out = self.inner.deliver_batch(deliveries).await;
+        for r in &out {
+            self.note(r);
+        }
+        out
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> DeskError {
+    DeskError::Unavailable(e.to_string())
+}
+
+impl FajDesk {
+    /// The desk for `config`'s I-MILO and first FAJ platform; `None` when the
+    /// configuration has either missing.
+    pub fn new(config: &HubConfig, hub: &Hub) -> anyhow::Result<Option<Self>> {
+        let (Some(imilo), Some(faj)) = (&config.imilo, config.faj.first()) else {
+            return Ok(None);
+        };
+        hub.ensure_keys(&faj.platform)?;
+        Ok(Some(Self {
+            engine: hub.engine.clone(),
+            imilo: imilo.client.build()?,
+            faj: faj.build()?.client,
+            platform: faj.platform.clone(),
+            requests: Requests::default(),
+            deliver_now: None,
+        }))
+    }
+
+    /// The platform this desk files to.
+    pub fn platform(&self) -> &str {
+        &self.platform
+    }
+
+    /// `sink`, remembering the request id of what it files: the sink that delivers
+    /// the platform's queue must go through this for the form to show decisions.
+    pub fn observe(&self, sink: Arc<dyn Sink>) -> Arc<dyn Sink> {
+        Arc::new(Observed {
+            inner: sink,
+            requests: self.requests.clone(),
+        })
+    }
+
+    /// Delivers each request as soon as it is published, through `sink` (observed).
+    pub fn delivering_now(mut self, sink: Arc<dyn Sink>) -> Self {
+        self.deliver_now = Some(self.observe(sink));
+        self
+    }
+}
+
+#[async_trait]
+impl passerelle_server::web::FajDesk for FajDesk {
+    async fn dossier(&self, id: u64) -> Result<Option<Jeune>, DeskError> {
+        let d = match self.imilo.dossier(id).await {
+            Ok(d) => d,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(unavailable(e)),
+        };
+        let mapped = passerelle_imilo::mapping::dossier_to_jeune(&d);
+        match mapped.record {
+            Some(r) => Ok(Some(r)),
+            None => Err(DeskError::Invalid(
+                mapped
+                    .rejects
+                    .iter()
+                    .map(|e| e.path.clone())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )),
+        }
+    }
+
+    async fn file(&self, ml: &str, mut record: Jeune) -> Result<Filed, DeskError> {
+        let acc = record.accompagnement.get_or_insert_with(Default::default);
+        if acc.structure.is_none() {
+            acc.structure =
+                Some(StructureCode::parse(ml).map_err(|e| DeskError::Invalid(e.reason))?);
+        }
+        let routed = Routed {
+            // `hub`: typed in Passerelle's form (the flow allows it), not read by a night.
+            from: Org::new(OrgKind::Ml, ml, System::Hub),
+            to: Org::new(OrgKind::Faj, &self.platform, System::Faj),
+            record,
+            known_to_recipient: false,
+        };
+        let prepared = self
+            .engine
+            .prepare("faj-demande", vec![routed])
+            .await
+            .map_err(unavailable)?;
+        let fate = prepared.fates.first().copied();
+        let ids = prepared.transfer_ids();
+        self.engine.publish(prepared).await.map_err(unavailable)?;
+        let filed = match (fate, ids.first()) {
+            (Some(ItemFate::Sent), Some(id)) => Filed::Sent(*id),
+            (Some(ItemFate::Unchanged), _) => Filed::Unchanged,
+            (Some(ItemFate::Review), _) => Filed::Review,
+            _ => Filed::Denied("faj-demande".into()),
+        };
+        if let (Filed::Sent(_), Some(sink)) = (&filed, &self.deliver_now) {
+            // A short idle: the request just published is first in the queue.
+            if let Err(e) = self
+                .engine
+                .deliver(&self.platform, sink.as_ref(), Duration::from_millis(300))
+                .await
+            {
+                tracing::warn!(platform = %self.platform, "FAJ delivery after the form failed: {e}");
+            }
+        }
+        Ok(filed)
+    }
+
+    async fn follow(&self, transfer_id: Uuid) -> Result<Suivi, DeskError> {
+        let id = self
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&transfer_id)
+            .cloned();
+        let Some(id) = id else {
+            return Ok(Suivi::default());
+        };
+        let d = self.faj.get_demande(&id).await.map_err(unavailable)?;
+        let faj =
+            passerelle_faj::mapping::demande_to_faj(&d).map_err(|e| DeskError::Invalid(e.champ))?;
+        Ok(Suivi {
+            id_demande: Some(id),
+            faj: Some(faj),
+        })
+    }
+}
