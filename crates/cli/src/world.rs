@@ -390,8 +390,9 @@ impl World {
     }
 
     /// A few conseillers file FAJ requests for young people of their dossiers, through
-    /// the hub (`faj-demande`): the record comes pre-filled from I-MILO, the conseiller
-    /// adds the aid asked for. Returns what the engine did with them.
+    /// the hub (`faj-demande`) by the web form's path (`FajDesk::file`): the record
+    /// comes pre-filled from I-MILO, the conseiller adds the aid asked for and the
+    /// project. Returns what the engine did with them.
     pub async fn conseiller_requests(
         &self,
         hub: &crate::wiring::Hub,
@@ -429,7 +430,8 @@ impl World {
                 }
                 // What the conseiller types in Passerelle's form.
                 record.faj = vec![serde_json::from_value(serde_json::json!({
-                    "aides": [{"type": "mobilite", "montant_demande": 25000}]
+                    "aides": [{"type": "mobilite", "montant_demande": 25000}],
+                    "projet_insertion": "Mobilité pour une entrée en formation"
                 }))?];
                 let acc = record.accompagnement.get_or_insert_with(Default::default);
                 if acc.structure.is_none() {
@@ -447,7 +449,25 @@ impl World {
             }
         }
         hub.ensure_keys(FAJ_PLATFORM)?;
-        Ok(hub.engine.send_routed("faj-demande", picked).await?)
+        let Some(desk) = crate::faj_desk::FajDesk::new(&self.config, hub)? else {
+            return Ok(hub.engine.send_routed("faj-demande", picked).await?);
+        };
+        use passerelle_server::web::{FajDesk as _, Filed};
+        let mut summary = passerelle_hub::SendSummary::default();
+        for r in picked {
+            summary.read += 1;
+            match desk
+                .file(&r.from.org, r.record)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+            {
+                Filed::Sent(_) => summary.sent += 1,
+                Filed::Unchanged => summary.unchanged += 1,
+                Filed::Review => summary.review += 1,
+                Filed::Denied(_) => summary.denied += 1,
+            }
+        }
+        Ok(summary)
     }
 
     /// Stops the simulators.
