@@ -57,6 +57,12 @@ impl Hub {
     pub async fn open(config: &HubConfig, data_dir: &Path) -> Result<Self> {
         private_data_dir(config, data_dir)?;
         let keyring = Keyring::open(data_dir).context("cannot open the keyring")?;
+        // Records held for an identity review are sealed to the hub's own review key.
+        if keyring.open_for(passerelle_hub::REVIEW_ORG).is_err() {
+            keyring
+                .generate(passerelle_hub::REVIEW_ORG)
+                .context("cannot create the identity reviews' key")?;
+        }
         let pseudonyms = keyring
             .pseudonym_key()
             .context("cannot read the pseudonym key")?;

@@ -9,18 +9,20 @@ pub mod engine;
 pub mod night;
 pub mod org;
 pub mod report;
+pub mod review;
 pub mod routes;
 pub mod seal;
 pub mod state;
 pub mod web;
 
 pub use change::{content_hash, transfer_id};
-pub use engine::{DeliverLimits, Engine, EngineError, ItemFate, Prepared};
+pub use engine::{DeliverLimits, Engine, EngineError, ItemFate, OpenedReview, Prepared, Verdict};
 pub use night::{
     Cursor, Deadlines, FlowRoute, Interlude, Night, Progress, SinkByFlow, SinkPlan, SourcePlan,
 };
 pub use org::{Org, Route, Routed, Unrouted};
 pub use report::{DeliverSummary, FlowReport, LateSummary, NightReport, Phases, SendSummary};
+pub use review::{HeldReview, REVIEW_ORG, ReviewStore};
 pub use seal::{KeyringSealer, SealError, Sealer};
 pub use state::{
     BilanRow, HubState, ReceiptRow, StateError, StatusChange, TransferRow, TransferStatus,

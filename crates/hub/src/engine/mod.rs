@@ -12,7 +12,9 @@
 //! crash between the two is finished at the next start and never journaled twice.
 
 mod deliver;
+pub use review::{OpenedReview, Verdict};
 mod journal;
+mod review;
 mod send;
 mod sender_ref;
 mod settle;

@@ -188,6 +188,17 @@ impl Engine {
     /// Who is each person (their keys stored), what may leave to whom, has it changed,
     /// sealed for the recipient: everything short of publishing.
     pub async fn prepare(&self, flow_id: &str, items: Vec<Routed>) -> Result<Prepared> {
+        self.prepare_forced(flow_id, items, &[]).await
+    }
+
+    /// `prepare`, with the hub id of some records decided already (`forced[i]`, by
+    /// an identity review): those are not matched again, their keys go to that id.
+    pub(super) async fn prepare_forced(
+        &self,
+        flow_id: &str,
+        items: Vec<Routed>,
+        forced: &[Option<Uuid>],
+    ) -> Result<Prepared> {
         let flow = self.flow(flow_id)?;
         let mut summary = SendSummary {
             read: items.len() as u64,
@@ -195,7 +206,7 @@ impl Engine {
         };
         let mut fates = vec![ItemFate::Sent; items.len()];
         let mut known = self
-            .resolve(flow_id, items, &mut fates, &mut summary)
+            .resolve(flow_id, items, forced, &mut fates, &mut summary)
             .await?;
         self.remember_and_fill_refs(&mut known).await?;
         known.retain(|r| {
@@ -412,6 +423,7 @@ impl Engine {
         &self,
         flow_id: &str,
         items: Vec<Routed>,
+        forced: &[Option<Uuid>],
         fates: &mut [ItemFate],
         summary: &mut SendSummary,
     ) -> Result<Vec<Resolved>> {
@@ -427,12 +439,32 @@ impl Engine {
                 known_to_recipient,
             } = item;
             let keys = IdentityKeys::of(&record, &self.pseudonyms);
-            match index.resolve_new(&keys, Uuid::new_v4) {
+            let resolution = match forced.get(at).copied().flatten() {
+                // A reviewer decided: the keys go to that person, whatever they match.
+                Some(hub_id) => {
+                    let added: Vec<_> = keys.entries(hub_id);
+                    for e in &added {
+                        index.insert(e);
+                    }
+                    (Resolution::New { hub_id }, added)
+                }
+                None => index.resolve_new(&keys, Uuid::new_v4),
+            };
+            match resolution {
                 (Resolution::Review { reason, candidates }, _) => {
                     summary.review += 1;
                     fates[at] = ItemFate::Review;
                     debug!(?reason, "record sent to identity review");
-                    reviews.push((format!("{reason:?}"), candidates));
+                    reviews.push((
+                        format!("{reason:?}"),
+                        candidates,
+                        Routed {
+                            from,
+                            to,
+                            record,
+                            known_to_recipient,
+                        },
+                    ));
                 }
                 (r, added) => {
                     let hub_id = r.hub_id().expect("matched or new");
@@ -454,8 +486,12 @@ impl Engine {
         // these keys are stored.
         self.state.save_identity_entries(&entries).await?;
         drop(index);
-        for (reason, candidates) in &reviews {
-            self.state.save_review(flow_id, reason, candidates).await?;
+        for (reason, candidates, routed) in reviews {
+            self.state
+                .save_review(flow_id, &reason, &candidates)
+                .await?;
+            self.hold_for_review(flow_id, &reason, candidates, routed)
+                .await?;
         }
         Ok(known)
     }
