@@ -182,7 +182,11 @@ async fn serve_web(
         s.begin_night(started);
     }
     crate::serve::record(&status, &fm, report, started, chrono::Utc::now());
-    let mut web = crate::serve::web_app(hub, &config.server, status.clone()).await?;
+    let mut web = crate::serve::web_app(hub, &config.server, status.clone())
+        .await?
+        .with_review_desk(Arc::new(passerelle_cli::review_desk::ReviewDesk(
+            hub.engine.clone(),
+        )));
     // No consumer runs after the demo's night: the form's desk delivers each request
     // to the simulated platform itself.
     if let (Some(desk), Some(f)) = (

@@ -9,5 +9,6 @@ pub mod faj_desk;
 pub mod lock;
 pub mod retention;
 pub mod verified;
+pub mod review_desk;
 pub mod wiring;
 pub mod world;

@@ -162,7 +162,11 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
                 async move { h.engine.state().cursor("ready").await.map(|_| ()) }
             })
     };
-    let mut web = web_app(&hub, &config.server, status.clone()).await?;
+    let mut web = web_app(&hub, &config.server, status.clone())
+        .await?
+        .with_review_desk(Arc::new(passerelle_cli::review_desk::ReviewDesk(
+            hub.engine.clone(),
+        )));
     if let Some(d) = desk {
         web = web.with_faj_desk(d);
     }

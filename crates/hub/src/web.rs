@@ -353,6 +353,22 @@ impl WebStore {
         })
     }
 
+    /// The identity keys the index holds for a person (blind indexes, by kind).
+    pub async fn keys_of(&self, hub_id: &Uuid) -> Result<Vec<(KeyKind, String)>> {
+        let rows = sqlx::query("SELECT kind, key FROM identity_key WHERE hub_id = ?")
+            .bind(hub_id.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let kind: String = r.try_get(0)?;
+            if let Some(k) = KeyKind::parse(&kind) {
+                out.push((k, r.try_get(1)?));
+            }
+        }
+        Ok(out)
+    }
+
     /// One transfer with its dates.
     pub async fn transfer(&self, transfer_id: &Uuid) -> Result<Option<DatedTransfer>> {
         let row = sqlx::query("SELECT * FROM transfer WHERE transfer_id = ?")

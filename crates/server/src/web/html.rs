@@ -50,11 +50,13 @@ fn nav_for(role: Role) -> Vec<Link> {
             l("/", "Accueil"),
             l("/recherche", "Rechercher une personne"),
             l("/envois", "Mes envois"),
+            l("/revues", "Revues d'identité"),
         ],
         Role::Operateur => vec![
             l("/", "Accueil"),
             l("/recherche", "Rechercher une personne"),
             l("/envois", "Envois de l'organisation"),
+            l("/revues", "Revues d'identité"),
             l("/exploitation", "Exploitation"),
         ],
         Role::Dpo => vec![

@@ -15,6 +15,7 @@ pub mod auth;
 mod faj;
 pub mod html;
 mod pages;
+mod revues;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -37,6 +38,7 @@ use crate::tz::Timezone;
 
 pub use auth::{PasswordError, check_password, hash_password, verify_password};
 pub use faj::{DeskError, FajDesk, Filed, Suivi};
+pub use revues::ReviewDesk;
 
 /// `[server.web]`: sessions, the login throttle and the organisations' names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,6 +126,8 @@ struct Inner {
     handles: Mutex<HashMap<String, Handle>>,
     /// The FAJ form's reach into I-MILO, the engine and the platform (set by the cli).
     faj: std::sync::OnceLock<Arc<dyn FajDesk>>,
+    /// The identity reviews' reach into the engine (set by the cli).
+    reviews: std::sync::OnceLock<Arc<dyn ReviewDesk>>,
 }
 
 /// The web application; clone it freely.
@@ -177,6 +181,7 @@ impl WebApp {
             throttle,
             handles: Mutex::new(HashMap::new()),
             faj: std::sync::OnceLock::new(),
+            reviews: std::sync::OnceLock::new(),
         }))
     }
 
@@ -185,6 +190,16 @@ impl WebApp {
     pub fn with_faj_desk(self, desk: Arc<dyn FajDesk>) -> Self {
         let _ = self.0.faj.set(desk);
         self
+    }
+
+    /// Gives the identity review pages (`/revues`) their desk; set once.
+    pub fn with_review_desk(self, desk: Arc<dyn ReviewDesk>) -> Self {
+        let _ = self.0.reviews.set(desk);
+        self
+    }
+
+    pub(crate) fn review_desk(&self) -> Option<Arc<dyn ReviewDesk>> {
+        self.0.reviews.get().cloned()
     }
 
     pub(crate) fn faj_desk(&self) -> Option<Arc<dyn FajDesk>> {
@@ -395,6 +410,8 @@ pub fn routes(app: WebApp) -> Router {
         )
         .route("/faj/nouvelle", get(faj::nouvelle).post(faj::nouvelle_post))
         .route("/faj/demande/{id}", get(faj::demande))
+        .route("/revues", get(revues::liste))
+        .route("/revues/{id}", get(revues::revue).post(revues::revue_post))
         .route("/style.css", get(style))
         .layer(axum::middleware::from_fn(no_store))
         .with_state(app)
