@@ -553,4 +553,51 @@ async fn the_admin_manages_accounts_and_nobody_else_does() {
         a.body
     );
     assert_eq!(n.get("/").await.location, "/connexion");
+
+    // Reset from the admin page: the account is enabled again with the new password.
+    let a = admin
+        .post(
+            "/admin/comptes",
+            &[
+                ("csrf", &csrf),
+                ("action", "reinitialiser"),
+                ("identifiant", "nouveau"),
+                ("mot_de_passe", "pivoine ardoise tramway"),
+            ],
+        )
+        .await;
+    assert!(a.body.contains("est réinitialisé"), "{}", a.body);
+    let mut n = Client::new(&f.app);
+    assert_eq!(
+        n.login("nouveau", "pivoine ardoise tramway").await.location,
+        "/"
+    );
+
+    // Each change journaled, by the admin, never a password.
+    let entries = f
+        .journal
+        .entries(&passerelle_audit::Filter::default())
+        .await
+        .unwrap();
+    let admin_lines: Vec<&str> = entries
+        .iter()
+        .filter(|e| e.actor == "admin")
+        .filter_map(|e| e.reason.as_deref())
+        .filter(|r| r.starts_with("administration des comptes"))
+        .collect();
+    assert_eq!(
+        admin_lines,
+        [
+            "administration des comptes : compte nouveau créé (rôle conseiller, organisation 59350S00)",
+            "administration des comptes : compte nouveau désactivé",
+            "administration des comptes : mot de passe de nouveau réinitialisé",
+        ]
+    );
+    for e in &entries {
+        let line = format!("{e:?}");
+        assert!(
+            !line.contains("pivoine") && !line.contains(PASSWORD),
+            "{line}"
+        );
+    }
 }

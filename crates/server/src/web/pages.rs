@@ -979,7 +979,7 @@ async fn comptes_page(
         <th scope=\"col\">Identifiant</th><th scope=\"col\">Rôle</th><th scope=\"col\">Organisation</th>\
         <th scope=\"col\">État</th><th scope=\"col\">Action</th></tr></thead><tbody>");
     for a in &accounts {
-        let action = if a.disabled || a.login == c.account.login {
+        let mut action = if a.disabled || a.login == c.account.login {
             String::new()
         } else {
             format!(
@@ -991,6 +991,20 @@ async fn comptes_page(
                 esc(&a.login)
             )
         };
+        // A new password (and the account enabled again), told to the person elsewhere.
+        let field = format!("nouveau-{}", esc(&a.login));
+        let _ = write!(
+            action,
+            "<form method=\"post\" action=\"/admin/comptes\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+             <input type=\"hidden\" name=\"action\" value=\"reinitialiser\"><input type=\"hidden\" name=\"identifiant\" value=\"{}\">\
+             <label for=\"{field}\">Nouveau mot de passe pour {}</label>\
+             <input id=\"{field}\" name=\"mot_de_passe\" type=\"password\" autocomplete=\"new-password\" required>\
+             <button type=\"submit\">Réinitialiser le mot de passe de {}</button></form>",
+            esc(&c.csrf),
+            esc(&a.login),
+            esc(&a.login),
+            esc(&a.login)
+        );
         let _ = write!(
             body,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{action}</td></tr>",
@@ -1070,6 +1084,23 @@ pub(super) async fn comptes_post(
     let store = &app.deps().store;
     let bad = |m: String| (StatusCode::UNPROCESSABLE_ENTITY, m, true);
     let (code, message, error) = match get("action") {
+        "reinitialiser" => {
+            match auth::hash_password(form.get("mot_de_passe").map(String::as_str).unwrap_or("")) {
+                Err(e) => bad(format!(
+                    "Le mot de passe de {login} n'a pas été changé : {e}."
+                )),
+                Ok(h) => match store.set_password(login, &h).await {
+                    Ok(()) => (
+                        StatusCode::OK,
+                        format!(
+                            "Le mot de passe de {login} est réinitialisé ; ses sessions sont fermées et le compte est actif."
+                        ),
+                        false,
+                    ),
+                    Err(_) => bad(format!("Aucun compte {login}.")),
+                },
+            }
+        }
         "desactiver" => match store.disable(login).await {
             Ok(()) => (
                 StatusCode::OK,
@@ -1106,5 +1137,21 @@ pub(super) async fn comptes_post(
         }
         _ => bad("Action inconnue.".into()),
     };
+    if !error {
+        // Who changed which account, how: the login and the action, never a password.
+        let what = match get("action") {
+            "creer" => format!(
+                "administration des comptes : compte {login} créé (rôle {}{})",
+                get("role"),
+                Some(get("organisation"))
+                    .filter(|o| !o.is_empty())
+                    .map(|o| format!(", organisation {o}"))
+                    .unwrap_or_default()
+            ),
+            "desactiver" => format!("administration des comptes : compte {login} désactivé"),
+            _ => format!("administration des comptes : mot de passe de {login} réinitialisé"),
+        };
+        app.journal_consulted(&c.account, &[], &what).await;
+    }
     comptes_page(&app, &c, code, Some((&message, error))).await
 }
