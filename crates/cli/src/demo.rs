@@ -186,6 +186,9 @@ async fn serve_web(
         .await?
         .with_review_desk(Arc::new(passerelle_cli::review_desk::ReviewDesk(
             hub.engine.clone(),
+        )))
+        .with_replay_desk(Arc::new(passerelle_cli::review_desk::ReplayDesk(
+            hub.transport.clone(),
         )));
     // No consumer runs after the demo's night: the form's desk delivers each request
     // to the simulated platform itself.

@@ -1,5 +1,6 @@
 //! The identity review pages' desk (`passerelle_server::ReviewDesk`) over this hub's
-//! engine: list, open and settle held reviews.
+//! engine: list, open and settle held reviews; and "Mes envois"' replay of a dead
+//! letter through the transport.
 
 use std::sync::Arc;
 
@@ -44,5 +45,30 @@ impl passerelle_server::web::ReviewDesk for ReviewDesk {
             .await
             .map_err(unavailable)?
             .map(|s| s.sent))
+    }
+}
+
+/// The transport's dead letters, as "Mes envois" replays them.
+#[derive(Clone)]
+pub struct ReplayDesk(pub Arc<dyn passerelle_transport::Transport>);
+
+impl std::fmt::Debug for ReplayDesk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReplayDesk")
+    }
+}
+
+#[async_trait]
+impl passerelle_server::web::ReplayDesk for ReplayDesk {
+    async fn replay(&self, recipient: &str, transfer_id: Uuid) -> Result<bool, DeskError> {
+        let letters = self.0.dead_letters(recipient).await.map_err(unavailable)?;
+        let Some(l) = letters
+            .into_iter()
+            .find(|l| l.envelope.header.transfer_id == transfer_id)
+        else {
+            return Ok(false);
+        };
+        self.0.replay(&l.id).await.map_err(unavailable)?;
+        Ok(true)
     }
 }

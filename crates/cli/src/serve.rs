@@ -166,6 +166,9 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
         .await?
         .with_review_desk(Arc::new(passerelle_cli::review_desk::ReviewDesk(
             hub.engine.clone(),
+        )))
+        .with_replay_desk(Arc::new(passerelle_cli::review_desk::ReplayDesk(
+            hub.transport.clone(),
         )));
     if let Some(d) = desk {
         web = web.with_faj_desk(d);

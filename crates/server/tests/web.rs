@@ -601,3 +601,110 @@ async fn the_admin_manages_accounts_and_nobody_else_does() {
         );
     }
 }
+
+/// Replays what it is asked to, once.
+#[derive(Default)]
+struct Letters(std::sync::Mutex<Vec<(String, uuid::Uuid)>>);
+
+#[async_trait::async_trait]
+impl passerelle_server::web::ReplayDesk for Letters {
+    async fn replay(
+        &self,
+        recipient: &str,
+        transfer_id: uuid::Uuid,
+    ) -> Result<bool, passerelle_server::web::DeskError> {
+        let mut v = self.0.lock().unwrap();
+        if v.iter().any(|(_, t)| *t == transfer_id) {
+            return Ok(false);
+        }
+        v.push((recipient.to_owned(), transfer_id));
+        Ok(true)
+    }
+}
+
+#[tokio::test]
+async fn an_operateur_replays_a_dead_letter_from_mes_envois_journaled() {
+    let letters = std::sync::Arc::new(Letters::default());
+    let l = letters.clone();
+    let f = fixture_made(passerelle_server::WebConfig::default(), move |w| {
+        w.with_replay_desk(l)
+    })
+    .await;
+    for (login, role) in [
+        ("operateur.autre", passerelle_hub::Role::Operateur),
+        ("conseiller.x", passerelle_hub::Role::Conseiller),
+    ] {
+        f.store
+            .add_account(
+                login,
+                &passerelle_server::web::hash_password(PASSWORD).unwrap(),
+                role,
+                Some(OTHER_ML),
+            )
+            .await
+            .unwrap();
+    }
+    // A conseiller sees what to do, without the button.
+    let mut c = Client::new(&f.app);
+    c.login("conseiller.x", PASSWORD).await;
+    let page = c.get("/envois").await;
+    assert!(
+        page.body.contains("un opérateur peut relancer"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("Relancer l'envoi"), "{}", page.body);
+
+    let mut o = Client::new(&f.app);
+    o.login("operateur.autre", PASSWORD).await;
+    let page = o.get("/envois").await;
+    let at = page
+        .body
+        .find("name=\"transfert\" value=\"")
+        .expect("the replay button")
+        + 24;
+    let id = page.body[at..at + 36].to_owned();
+    let csrf = csrf_of(&page.body);
+    assert_eq!(
+        o.post("/envois/relancer", &[("transfert", &id)]).await.code,
+        StatusCode::FORBIDDEN,
+        "no CSRF token"
+    );
+    let c_csrf = csrf_of(&c.get("/envois").await.body);
+    assert_eq!(
+        c.post("/envois/relancer", &[("csrf", &c_csrf), ("transfert", &id)])
+            .await
+            .code,
+        StatusCode::FORBIDDEN,
+        "a conseiller may not replay"
+    );
+    let a = o
+        .post("/envois/relancer", &[("csrf", &csrf), ("transfert", &id)])
+        .await;
+    assert!(a.body.contains("est relancé"), "{}", a.body);
+    assert_eq!(
+        letters.0.lock().unwrap().as_slice(),
+        [("FAJ059".to_owned(), uuid::Uuid::parse_str(&id).unwrap())]
+    );
+    let again = o
+        .post("/envois/relancer", &[("csrf", &csrf), ("transfert", &id)])
+        .await;
+    assert!(again.body.contains("déjà été relancé"), "{}", again.body);
+
+    let entries = f
+        .journal
+        .entries(&passerelle_audit::Filter::default())
+        .await
+        .unwrap();
+    let replays: Vec<_> = entries
+        .iter()
+        .filter(|e| {
+            e.reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("relance de l'envoi non remis"))
+        })
+        .collect();
+    assert_eq!(replays.len(), 1);
+    assert_eq!(replays[0].actor, "operateur.autre");
+    assert!(replays[0].subject.is_some(), "the person's pseudonym");
+}

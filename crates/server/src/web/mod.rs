@@ -15,6 +15,7 @@ pub mod auth;
 mod faj;
 pub mod html;
 mod pages;
+mod relance;
 mod revues;
 
 use std::collections::{BTreeMap, HashMap};
@@ -38,6 +39,7 @@ use crate::tz::Timezone;
 
 pub use auth::{PasswordError, check_password, hash_password, verify_password};
 pub use faj::{DeskError, FajDesk, Filed, Suivi};
+pub use relance::ReplayDesk;
 pub use revues::ReviewDesk;
 
 /// `[server.web]`: sessions, the login throttle and the organisations' names.
@@ -128,6 +130,8 @@ struct Inner {
     faj: std::sync::OnceLock<Arc<dyn FajDesk>>,
     /// The identity reviews' reach into the engine (set by the cli).
     reviews: std::sync::OnceLock<Arc<dyn ReviewDesk>>,
+    /// The dead letters' replay (set by the cli).
+    replay: std::sync::OnceLock<Arc<dyn ReplayDesk>>,
 }
 
 /// The web application; clone it freely.
@@ -182,6 +186,7 @@ impl WebApp {
             handles: Mutex::new(HashMap::new()),
             faj: std::sync::OnceLock::new(),
             reviews: std::sync::OnceLock::new(),
+            replay: std::sync::OnceLock::new(),
         }))
     }
 
@@ -200,6 +205,16 @@ impl WebApp {
 
     pub(crate) fn review_desk(&self) -> Option<Arc<dyn ReviewDesk>> {
         self.0.reviews.get().cloned()
+    }
+
+    /// Lets operateurs replay their dead letters from "Mes envois"; set once.
+    pub fn with_replay_desk(self, desk: Arc<dyn ReplayDesk>) -> Self {
+        let _ = self.0.replay.set(desk);
+        self
+    }
+
+    pub(crate) fn replay_desk(&self) -> Option<Arc<dyn ReplayDesk>> {
+        self.0.replay.get().cloned()
     }
 
     pub(crate) fn faj_desk(&self) -> Option<Arc<dyn FajDesk>> {
@@ -403,6 +418,7 @@ pub fn routes(app: WebApp) -> Router {
         )
         .route("/personne/{handle}", get(pages::personne))
         .route("/envois", get(pages::envois))
+        .route("/envois/relancer", post(relance::relancer))
         .route("/exploitation", get(pages::exploitation))
         .route(
             "/admin/comptes",

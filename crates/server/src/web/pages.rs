@@ -854,7 +854,7 @@ pub(super) async fn envois(
                     html::flow_label(&t.row.flow),
                     esc(&app.org_name(&t.row.recipient)),
                     &t.row.transfer_id.to_string()[..8],
-                    html::what_to_do(t.row.status),
+                    super::relance::what_to_do(&app, &c, t),
                 );
             }
             body.push_str("</tbody></table></div>");

@@ -59,7 +59,12 @@ pub async fn fixture() -> Fixture {
     fixture_with(WebConfig::default()).await
 }
 
-pub async fn fixture_with(mut config: WebConfig) -> Fixture {
+pub async fn fixture_with(config: WebConfig) -> Fixture {
+    fixture_made(config, |w| w).await
+}
+
+/// A fixture whose web application `make` completes (desks of the cli's).
+pub async fn fixture_made(mut config: WebConfig, make: impl FnOnce(WebApp) -> WebApp) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let state = HubState::open(&dir.path().join("state.sqlite"))
         .await
@@ -100,6 +105,7 @@ pub async fn fixture_with(mut config: WebConfig) -> Fixture {
         },
         status.clone(),
     );
+    let web = make(web);
     let app = passerelle_server::app_with_web(AppState::new(status, Metrics::new()), None, web);
     Fixture {
         dir,
