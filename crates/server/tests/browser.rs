@@ -99,7 +99,39 @@ async fn steps(d: &Driver, base: &str, axe: &str) -> Result<(), String> {
         check(d.source().await?.contains("<h1>"), p)?;
         accessible(d, axe, p).await?;
     }
+
+    // An operateur replays a dead letter from Mes envois.
+    d.goto(&format!("{base}/")).await?;
+    d.click("header form button[type=submit]").await?;
+    d.wait_url(|u| u.ends_with("/connexion")).await?;
+    d.type_in("#identifiant", "operateur.autre").await?;
+    d.type_in("#mot_de_passe", PASSWORD).await?;
+    d.click("main button[type=submit]").await?;
+    d.wait_url(|u| u == home).await?;
+    d.goto(&format!("{base}/envois")).await?;
+    accessible(d, axe, "/envois (opérateur)").await?;
+    d.click("form[action='/envois/relancer'] button[type=submit]")
+        .await?;
+    check(
+        d.wait_text("est relancé").await?.contains("il repart vers"),
+        "the dead letter is replayed",
+    )?;
+    accessible(d, axe, "relance").await?;
     Ok(())
+}
+
+/// Replays every dead letter it is asked to.
+struct Replays;
+
+#[async_trait::async_trait]
+impl passerelle_server::web::ReplayDesk for Replays {
+    async fn replay(
+        &self,
+        _recipient: &str,
+        _transfer_id: uuid::Uuid,
+    ) -> Result<bool, passerelle_server::web::DeskError> {
+        Ok(true)
+    }
 }
 
 #[tokio::test]
@@ -117,7 +149,19 @@ async fn a_conseiller_in_a_real_browser() {
         return;
     };
     let axe = std::fs::read_to_string(axe).unwrap();
-    let f = fixture().await;
+    let f = fixture_made(passerelle_server::WebConfig::default(), |w| {
+        w.with_replay_desk(std::sync::Arc::new(Replays))
+    })
+    .await;
+    f.store
+        .add_account(
+            "operateur.autre",
+            &passerelle_server::web::hash_password(PASSWORD).unwrap(),
+            passerelle_hub::Role::Operateur,
+            Some(OTHER_ML),
+        )
+        .await
+        .unwrap();
     let listener = passerelle_server::bind("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
