@@ -232,6 +232,11 @@ pub(super) async fn accueil(State(app): State<WebApp>, headers: HeaderMap) -> Re
             "<li><a href=\"/envois\">Voir ce qui a été envoyé</a> et ce qu'il en est advenu</li>",
         );
     }
+    if role.scoped() {
+        body.push_str(
+            "<li><a href=\"/revues\">Régler les revues d'identité</a> des fiches envoyées par votre organisation</li>",
+        );
+    }
     if role.scoped() && c.account.org.as_deref().is_some_and(super::faj::is_ml) {
         body.push_str(
             "<li><a href=\"/faj/nouvelle\">Déposer une demande FAJ</a> à partir d'un dossier I-MILO</li>",
