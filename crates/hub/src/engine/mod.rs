@@ -61,6 +61,9 @@ pub enum EngineError {
     /// What the caller ran between two phases of a night failed.
     #[error("between the phases of the night: {0}")]
     Interlude(String),
+    /// A review's verdict does not fit the review (a person who is not a candidate).
+    #[error("identity review: {0}")]
+    Review(String),
 }
 
 type Result<T> = std::result::Result<T, EngineError>;

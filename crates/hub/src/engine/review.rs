@@ -145,7 +145,7 @@ impl Engine {
         let (hub_id, outcome) = match verdict {
             Verdict::Same(h) if review.candidates.contains(&h) => (h, format!("meme:{h}")),
             Verdict::Same(_) => {
-                return Err(EngineError::Interlude(
+                return Err(EngineError::Review(
                     "the person chosen is not a candidate of this review".into(),
                 ));
             }

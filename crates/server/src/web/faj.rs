@@ -320,8 +320,7 @@ fn validate(s: &Saisie, j: &Jeune, on: Date) -> Result<Faj, Erreurs> {
     ];
     let mut errs = Erreurs::new();
     let mut aides = Vec::new();
-    for i in 0..LINES {
-        let (tid, mid) = IDS[i];
+    for (i, (tid, mid)) in IDS.into_iter().enumerate() {
         let (t, m) = (s.types[i].as_str(), s.montants[i].as_str());
         if t.is_empty() && m.is_empty() {
             continue;
