@@ -8,7 +8,7 @@ pub mod decisions;
 pub mod faj_desk;
 pub mod lock;
 pub mod retention;
-pub mod verified;
 pub mod review_desk;
+pub mod verified;
 pub mod wiring;
 pub mod world;
