@@ -174,7 +174,7 @@ impl passerelle_server::web::FajDesk for FajDesk {
             .await
             .map_err(unavailable)?;
         let fate = prepared.fates.first().copied();
-        let ids = prepared.transfer_ids();
+        let ids: Vec<Uuid> = prepared.transfers().iter().map(|(_, id, _)| *id).collect();
         self.engine.publish(prepared).await.map_err(unavailable)?;
         let filed = match (fate, ids.first()) {
             (Some(ItemFate::Sent), Some(id)) => Filed::Sent(*id),
