@@ -161,6 +161,12 @@ impl passerelle_server::web::FajDesk for FajDesk {
             acc.structure =
                 Some(StructureCode::parse(ml).map_err(|e| DeskError::Invalid(e.reason))?);
         }
+        // The conseiller's own reference for the request: the I-MILO dossier (sealed).
+        let dossier = record
+            .identifiants
+            .imilo_dossier
+            .as_ref()
+            .map(|d| d.as_str().to_owned());
         let routed = Routed {
             // `hub`: typed in Passerelle's form (the flow allows it), not read by a night.
             from: Org::new(OrgKind::Ml, ml, System::Hub),
@@ -174,8 +180,25 @@ impl passerelle_server::web::FajDesk for FajDesk {
             .await
             .map_err(unavailable)?;
         let fate = prepared.fates.first().copied();
-        let ids: Vec<Uuid> = prepared.transfers().iter().map(|(_, id, _)| *id).collect();
+        let transfers = prepared.transfers();
+        let ids: Vec<Uuid> = transfers.iter().map(|(_, id, _)| *id).collect();
         self.engine.publish(prepared).await.map_err(unavailable)?;
+        if let Some(d) = dossier {
+            let refs = transfers
+                .into_iter()
+                .map(|(_, id, sender)| {
+                    (
+                        id,
+                        sender,
+                        passerelle_hub::engine::SenderRef::Own(d.clone()),
+                    )
+                })
+                .collect();
+            self.engine
+                .keep_sender_refs(refs)
+                .await
+                .map_err(unavailable)?;
+        }
         let filed = match (fate, ids.first()) {
             (Some(ItemFate::Sent), Some(id)) => Filed::Sent(*id),
             (Some(ItemFate::Unchanged), _) => Filed::Unchanged,
