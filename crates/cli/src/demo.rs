@@ -71,7 +71,7 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
 
     // The night.
     let mut night = wiring::plan(&world.config, &hub, &[]).await?;
-    let bar = crate::sync::progress_bar();
+    let bar = crate::sync::progress_bar(None);
     let between = || -> std::result::Result<(), passerelle_cli::wiring::BoxError> {
         // SOLIS processes the night's imports, the CD reads its box; the FAJ
         // commission meets.

@@ -102,6 +102,11 @@ impl FajDesk {
             return Ok(None);
         };
         hub.ensure_keys(&faj.platform)?;
+        // The MLs that file through the form: their references (dossier numbers,
+        // initials) are kept sealed for them, before any night has made their keys.
+        for ml in &imilo.structures {
+            hub.ensure_keys(ml)?;
+        }
         Ok(Some(Self {
             engine: hub.engine.clone(),
             imilo: imilo.client.build()?,
@@ -167,6 +172,7 @@ impl passerelle_server::web::FajDesk for FajDesk {
             .imilo_dossier
             .as_ref()
             .map(|d| d.as_str().to_owned());
+        let initiales = record.etat_civil.initiales();
         let routed = Routed {
             // `hub`: typed in Passerelle's form (the flow allows it), not read by a night.
             from: Org::new(OrgKind::Ml, ml, System::Hub),
@@ -190,7 +196,8 @@ impl passerelle_server::web::FajDesk for FajDesk {
                     (
                         id,
                         sender,
-                        passerelle_hub::engine::SenderRef::Own(d.clone()),
+                        passerelle_hub::engine::SenderRef::own(d.clone())
+                            .with_initiales(initiales.clone()),
                     )
                 })
                 .collect();

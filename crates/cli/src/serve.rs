@@ -226,7 +226,7 @@ pub async fn web_app(
         config: server.web.clone(),
         timezone: server.timezone(),
     };
-    Ok(passerelle_server::WebApp::new(deps, status))
+    Ok(passerelle_server::WebApp::new(deps, status).with_sealer(hub.engine.sealer()))
 }
 
 /// Delivers one recipient's queue until shutdown.

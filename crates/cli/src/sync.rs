@@ -71,12 +71,13 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
     let mut night = wiring::plan(&config, &hub, &flows)
         .await
         .context("cannot prepare the night")?;
-    let bar = progress_bar();
+    let bar = progress_bar(last_night_seconds(&globals.data_dir));
     let report = night
         .run(&hub.engine, &|p| bar.show(&p))
         .await
         .context("the night stopped")?;
     bar.done();
+    remember_night_seconds(&globals.data_dir, report.seconds);
     // Files a past night set aside and whose retention has passed; a failure here is
     // told and makes the night partial, the files wait for the next one.
     let swept = passerelle_cli::retention::sweep_all(
@@ -150,19 +151,57 @@ pub fn exit_code(report: &NightReport, intact: bool) -> ExitCode {
     ExitCode::from(EXIT_PARTIAL)
 }
 
-/// Progress on stderr: a spinner with the current source on a terminal; otherwise a
-/// plain line every `PASSERELLE_PROGRESS_S` seconds (default 10) with the latest
-/// counts and the night's elapsed time, so that a long delivery is never silent in a
-/// log file. Counts and peer names only, never a person's data.
+/// Where `sync` keeps how long its last night took: a night's size is not known
+/// before its sources are read, so the last one's duration is the estimate.
+const LAST_NIGHT_FILE: &str = "night.last";
+
+fn last_night_seconds(data_dir: &std::path::Path) -> Option<f64> {
+    std::fs::read_to_string(data_dir.join(LAST_NIGHT_FILE))
+        .ok()?
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0)
+}
+
+/// Best effort: without it the next night shows no estimate, nothing else changes.
+fn remember_night_seconds(data_dir: &std::path::Path, seconds: f64) {
+    if let Err(e) = std::fs::write(data_dir.join(LAST_NIGHT_FILE), format!("{seconds:.1}\n")) {
+        tracing::debug!("the night's duration not kept for the next estimate: {e}");
+    }
+}
+
+/// What the progress says of the time: elapsed, and against the last night's
+/// duration how long is probably left.
+fn timing(elapsed: Duration, previous: Option<f64>) -> String {
+    let e = elapsed.as_secs();
+    match previous {
+        Some(p) if elapsed.as_secs_f64() < p => format!(
+            "night running for {e} s (the last one took {p:.0} s: about {:.0} s left)",
+            p - elapsed.as_secs_f64()
+        ),
+        Some(p) => format!("night running for {e} s (longer than the last one, {p:.0} s)"),
+        None => format!("night running for {e} s"),
+    }
+}
+
+/// Progress on stderr: a spinner with the current source, the elapsed time and an
+/// estimate of what is left (from the last night's duration) on a terminal; otherwise
+/// a plain line every `PASSERELLE_PROGRESS_S` seconds (default 10) with the same
+/// timing and the latest counts, so that a long delivery is never silent in a log
+/// file. Counts and peer names only, never a person's data.
 pub struct Bar {
     bar: Option<indicatif::ProgressBar>,
     latest: std::sync::Arc<std::sync::Mutex<String>>,
     stop: Option<std::sync::mpsc::Sender<()>>,
+    started: std::time::Instant,
+    previous: Option<f64>,
 }
 
-pub fn progress_bar() -> Bar {
+pub fn progress_bar(previous: Option<f64>) -> Bar {
     use std::io::IsTerminal;
     let latest = std::sync::Arc::new(std::sync::Mutex::new(String::from("starting")));
+    let started = std::time::Instant::now();
     if std::io::stderr().is_terminal() {
         let b = indicatif::ProgressBar::new_spinner();
         b.enable_steady_tick(std::time::Duration::from_millis(120));
@@ -170,6 +209,8 @@ pub fn progress_bar() -> Bar {
             bar: Some(b),
             latest,
             stop: None,
+            started,
+            previous,
         };
     }
     let every = std::env::var("PASSERELLE_PROGRESS_S")
@@ -179,7 +220,6 @@ pub fn progress_bar() -> Bar {
         .unwrap_or(10);
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let shown = latest.clone();
-    let started = std::time::Instant::now();
     std::thread::spawn(move || {
         while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
             rx.recv_timeout(Duration::from_secs(every))
@@ -187,10 +227,7 @@ pub fn progress_bar() -> Bar {
             let line = shown.lock().map(|l| l.clone()).unwrap_or_default();
             #[allow(clippy::print_stderr)]
             {
-                eprintln!(
-                    "night running for {} s; {line}",
-                    started.elapsed().as_secs()
-                );
+                eprintln!("{}; {line}", timing(started.elapsed(), previous));
             }
         }
     });
@@ -198,6 +235,8 @@ pub fn progress_bar() -> Bar {
         bar: None,
         latest,
         stop: Some(tx),
+        started,
+        previous,
     }
 }
 
@@ -208,7 +247,10 @@ impl Bar {
                 // Per batch: the bar shows these, the periodic line takes the latest.
                 let line = format!("{source} → {flow}: {read} read");
                 match &self.bar {
-                    Some(b) => b.set_message(line),
+                    Some(b) => b.set_message(format!(
+                        "{}; {line}",
+                        timing(self.started.elapsed(), self.previous)
+                    )),
                     None => {
                         if let Ok(mut l) = self.latest.lock() {
                             *l = line;
@@ -356,4 +398,29 @@ pub fn print_csv(report: &NightReport) -> Result<()> {
         writeln!(out, "{flow},{}", figures.join(","))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_estimate_comes_from_the_last_night() {
+        let d = Duration::from_secs(20);
+        assert_eq!(timing(d, None), "night running for 20 s");
+        assert_eq!(
+            timing(d, Some(52.4)),
+            "night running for 20 s (the last one took 52 s: about 32 s left)"
+        );
+        assert_eq!(
+            timing(d, Some(12.0)),
+            "night running for 20 s (longer than the last one, 12 s)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(last_night_seconds(dir.path()), None);
+        remember_night_seconds(dir.path(), 41.26);
+        assert_eq!(last_night_seconds(dir.path()), Some(41.3));
+        std::fs::write(dir.path().join(LAST_NIGHT_FILE), "nan").unwrap();
+        assert_eq!(last_night_seconds(dir.path()), None);
+    }
 }

@@ -183,6 +183,31 @@ async fn steps(
         "the commission's decision shows on the request's page",
     )?;
     accessible(d, axe, "/faj/demande").await?;
+
+    // Mes envois: the request under the conseiller's own reference (the dossier) and
+    // the person's initials only, opened from what the hub keeps sealed.
+    d.goto(&format!("{base}/envois?flux=faj-demande")).await?;
+    let src = d.wait_text("Votre référence").await?;
+    let initial = |s: &str| s.chars().next().unwrap().to_uppercase().collect::<String>();
+    let nom = j
+        .etat_civil
+        .nom_usage
+        .as_deref()
+        .or(j.etat_civil.nom_naissance.as_deref())
+        .unwrap();
+    let initiales = format!("{}. {}.", initial(&prenom), initial(nom));
+    check(
+        src.contains(&format!("<code>{id}</code>")) && src.contains(&initiales),
+        &format!(
+            "Mes envois shows the dossier {id} and the initials {initiales}: {}",
+            src.split("<tbody>").nth(1).unwrap_or_default()
+        ),
+    )?;
+    check(
+        nom.chars().count() < 4 || !src.contains(nom),
+        "Mes envois shows no name, only initials",
+    )?;
+    accessible(d, axe, "/envois (demande FAJ)").await?;
     Ok(())
 }
 
@@ -247,7 +272,8 @@ async fn a_conseiller_files_a_faj_request_in_a_real_browser() {
         },
         status.clone(),
     )
-    .with_faj_desk(Arc::new(desk));
+    .with_faj_desk(Arc::new(desk))
+    .with_sealer(hub.engine.sealer());
     let app = passerelle_server::app_with_web(AppState::new(status, Metrics::new()), None, web);
     let listener = passerelle_server::bind("127.0.0.1:0".parse().unwrap())
         .await

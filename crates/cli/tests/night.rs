@@ -460,22 +460,32 @@ async fn a_night_walks_the_journal_from_where_the_last_one_ended() {
             .arg("--data-dir")
             .arg(&data)
             .arg("sync")
+            .env("PASSERELLE_PROGRESS_S", "1")
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        walked(&stdout)
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+        (walked(&stdout), stderr)
     };
     // The first night walks everything; the second only what it and no other added.
-    let (checked, first_end) = night();
+    let ((checked, first_end), _) = night();
     assert_eq!(checked, first_end);
     assert!(first_end > 50, "{first_end}");
-    let (checked, second_end) = night();
+    // Its duration is kept: the next night's progress estimates what is left from it.
+    let took: f64 = std::fs::read_to_string(data.join("night.last"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(took > 0.0, "{took}");
+    let ((checked, second_end), stderr) = night();
+    for line in stderr
+        .lines()
+        .filter(|l| l.starts_with("night running for "))
+    {
+        assert!(line.contains("the last one"), "{line}");
+    }
     assert!(second_end > first_end, "{second_end} after {first_end}");
     assert_eq!(checked, second_end - first_end);
     let mark = data.join(passerelle_cli::verified::MARK_FILE);
@@ -498,7 +508,7 @@ async fn a_night_walks_the_journal_from_where_the_last_one_ended() {
     );
     // An unreadable mark costs a whole walk, never a wrong answer.
     std::fs::write(&mark, b"not json").unwrap();
-    let (checked, third_end) = night();
+    let ((checked, third_end), _) = night();
     assert_eq!(checked, third_end);
     world.stop().await;
 }

@@ -124,6 +124,9 @@ pub struct DatedTransfer {
     pub row: TransferRow,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The sender's reference as stored (`place:…` or `sealed:…`; see
+    /// `engine::open_sender_ref_full`), absent for transfers recorded before.
+    pub sender_ref: Option<String>,
 }
 
 /// Which of an organisation's transfers `sent_by` lists.
@@ -350,6 +353,7 @@ impl WebStore {
             },
             created_at: time(&r.try_get::<String, _>("created_at")?)?,
             updated_at: time(&r.try_get::<String, _>("updated_at")?)?,
+            sender_ref: r.try_get("sender_ref")?,
         })
     }
 

@@ -191,6 +191,35 @@ impl EtatCivil {
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
     }
+
+    /// The person's initials as a list shows them to a sender (`J. D.`: first given
+    /// name, then the name in use, else the birth name); `None` with neither.
+    /// Personal still, if less: the hub keeps them sealed.
+    pub fn initiales(&self) -> Option<String> {
+        let first = |s: &str| {
+            s.trim()
+                .chars()
+                .find(|c| c.is_alphabetic())
+                .map(|c| c.to_uppercase().collect::<String>())
+        };
+        let prenom = self.prenoms.first().and_then(|p| first(p));
+        let nom = self
+            .nom_usage
+            .as_deref()
+            .and_then(first)
+            .or_else(|| self.nom_naissance.as_deref().and_then(first));
+        match (prenom, nom) {
+            (None, None) => None,
+            (p, n) => Some(
+                [p, n]
+                    .into_iter()
+                    .flatten()
+                    .map(|c| format!("{c}."))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+        }
+    }
 }
 
 /// `contact`.
@@ -466,5 +495,27 @@ pub struct Sensible {
 impl Sensible {
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initials_of_the_given_name_and_the_name_in_use() {
+        let e = EtatCivil {
+            nom_naissance: Some("Dupont".into()),
+            nom_usage: Some("  élan".into()),
+            prenoms: vec!["jean-marc".into(), "Paul".into()],
+            ..Default::default()
+        };
+        assert_eq!(e.initiales().as_deref(), Some("J. É."));
+        let birth_only = EtatCivil {
+            nom_naissance: Some("Dupont".into()),
+            ..Default::default()
+        };
+        assert_eq!(birth_only.initiales().as_deref(), Some("D."));
+        assert_eq!(EtatCivil::default().initiales(), None);
     }
 }

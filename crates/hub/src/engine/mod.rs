@@ -34,7 +34,7 @@ pub use crate::org::{Org, Routed};
 pub use crate::report::{DeliverSummary, LateSummary, SendSummary};
 pub use deliver::{DELIVER_BATCH, DeliverLimits};
 pub use send::{ItemFate, Prepared};
-pub use sender_ref::{SenderRef, open_sender_ref};
+pub use sender_ref::{OpenedRef, RefKind, SenderRef, open_sender_ref, open_sender_ref_full};
 
 use crate::seal::Sealer;
 use crate::state::{HubState, Pending};
@@ -140,6 +140,11 @@ impl Engine {
     /// The journal.
     pub fn journal(&self) -> &Journal {
         &self.journal
+    }
+
+    /// What seals for the organisations (the web pages open senders' references with it).
+    pub fn sealer(&self) -> Arc<dyn Sealer> {
+        self.sealer.clone()
     }
 
     /// The flows file.

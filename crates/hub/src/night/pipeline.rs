@@ -89,12 +89,13 @@ fn outcome_of(fate: ItemFate) -> ItemOutcome {
 /// by their own id for the person (a dossier number): personal, kept sealed.
 fn sender_ref(ack: &AckToken, record: &passerelle_model::Jeune) -> SenderRef {
     use passerelle_model::SourceSystem;
-    match record.sources.first() {
+    let r = match record.sources.first() {
         Some(s) if matches!(s.system, SourceSystem::Imilo | SourceSystem::Faj) => {
-            SenderRef::Own(s.record_id.as_str().to_owned())
+            SenderRef::own(s.record_id.as_str())
         }
-        _ => SenderRef::Place(ack.0.clone()),
-    }
+        _ => SenderRef::place(ack.0.clone()),
+    };
+    r.with_initiales(record.etat_civil.initiales())
 }
 
 /// The outcome of an item over every flow it went through: sent under one flow is

@@ -132,6 +132,8 @@ struct Inner {
     reviews: std::sync::OnceLock<Arc<dyn ReviewDesk>>,
     /// The dead letters' replay (set by the cli).
     replay: std::sync::OnceLock<Arc<dyn ReplayDesk>>,
+    /// Opens the senders' references and initials "Mes envois" shows (set by the cli).
+    sealer: std::sync::OnceLock<Arc<dyn passerelle_hub::Sealer>>,
 }
 
 /// The web application; clone it freely.
@@ -187,6 +189,7 @@ impl WebApp {
             faj: std::sync::OnceLock::new(),
             reviews: std::sync::OnceLock::new(),
             replay: std::sync::OnceLock::new(),
+            sealer: std::sync::OnceLock::new(),
         }))
     }
 
@@ -211,6 +214,18 @@ impl WebApp {
     pub fn with_replay_desk(self, desk: Arc<dyn ReplayDesk>) -> Self {
         let _ = self.0.replay.set(desk);
         self
+    }
+
+    /// Lets "Mes envois" open each line's sender reference and the person's initials,
+    /// kept sealed for the sender; without it the page shows the transfer's number.
+    /// Set once.
+    pub fn with_sealer(self, sealer: Arc<dyn passerelle_hub::Sealer>) -> Self {
+        let _ = self.0.sealer.set(sealer);
+        self
+    }
+
+    pub(crate) fn sealer(&self) -> Option<&dyn passerelle_hub::Sealer> {
+        self.0.sealer.get().map(|s| s.as_ref())
     }
 
     pub(crate) fn replay_desk(&self) -> Option<Arc<dyn ReplayDesk>> {

@@ -849,16 +849,35 @@ pub(super) async fn envois(
         } else {
             body.push_str("<div class=\"tableau\"><table><caption>Les envois, du plus récent au plus ancien</caption><thead><tr>\
                 <th scope=\"col\">Date</th><th scope=\"col\">Échange</th><th scope=\"col\">Destinataire</th>\
-                <th scope=\"col\">Référence</th><th scope=\"col\">Accusé de réception</th><th scope=\"col\">Que faire</th></tr></thead><tbody>");
+                <th scope=\"col\">Votre référence</th><th scope=\"col\">Personne (initiales)</th><th scope=\"col\">Accusé de réception</th><th scope=\"col\">Que faire</th></tr></thead><tbody>");
             for t in &rows {
                 let (s, class) = html::status_fr(t.row.status, t.row.reason.as_deref());
+                let opened = t.sender_ref.as_deref().and_then(|stored| {
+                    passerelle_hub::engine::open_sender_ref_full(
+                        app.sealer(),
+                        &t.row.transfer_id,
+                        &t.row.sender,
+                        stored,
+                    )
+                });
+                let reference = match &opened {
+                    Some(o) => format!("<code>{}</code>", esc(&o.reference)),
+                    None => format!(
+                        "transfert <code>{}</code>",
+                        &t.row.transfer_id.to_string()[..8]
+                    ),
+                };
+                let initiales = opened
+                    .as_ref()
+                    .and_then(|o| o.initiales.as_deref())
+                    .map(esc)
+                    .unwrap_or_else(|| "—".to_owned());
                 let _ = write!(
                     body,
-                    "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td class=\"{class}\">{s}</td><td>{}</td></tr>",
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{reference}</td><td>{initiales}</td><td class=\"{class}\">{s}</td><td>{}</td></tr>",
                     html::time_fr(t.created_at, tz),
                     html::flow_label(&t.row.flow),
                     esc(&app.org_name(&t.row.recipient)),
-                    &t.row.transfer_id.to_string()[..8],
                     super::relance::what_to_do(&app, &c, t),
                 );
             }
