@@ -17,8 +17,12 @@ use crate::config::HubConfig;
 pub struct Line {
     /// `I-MILO`, `departement 059 solis`, `FAJ FAJ059`, `transport`.
     pub peer: String,
-    /// Empty when all is well.
+    /// What is wrong in the configuration itself; empty when all is well.
     pub problems: Vec<String>,
+    /// What the peer lacks now though the configuration is right (a folder that does
+    /// not exist: a share not mounted, a peer not set up yet). A night runs without
+    /// that peer, whose flows wait; `config check` still says it.
+    pub unreachable: Vec<String>,
 }
 
 impl Line {
@@ -26,11 +30,12 @@ impl Line {
         Self {
             peer: peer.into(),
             problems: Vec::new(),
+            unreachable: Vec::new(),
         }
     }
 
     pub fn ok(&self) -> bool {
-        self.problems.is_empty()
+        self.problems.is_empty() && self.unreachable.is_empty()
     }
 }
 
@@ -39,7 +44,13 @@ impl std::fmt::Display for Line {
         if self.ok() {
             write!(f, "{}: OK", self.peer)
         } else {
-            write!(f, "{}: {}", self.peer, self.problems.join("; "))
+            let all: Vec<&str> = self
+                .problems
+                .iter()
+                .chain(&self.unreachable)
+                .map(String::as_str)
+                .collect();
+            write!(f, "{}: {}", self.peer, all.join("; "))
         }
     }
 }
@@ -51,11 +62,12 @@ fn folder(line: &mut Line, key: &str, path: &Path) {
             "{key} = {} is relative; give an absolute folder",
             path.display()
         ));
+    } else if path.exists() && !path.is_dir() {
+        line.problems
+            .push(format!("{key}: {} is not a folder", path.display()));
     } else if !path.is_dir() {
-        line.problems.push(format!(
-            "{key}: folder {} does not exist (or is not a folder)",
-            path.display()
-        ));
+        line.unreachable
+            .push(format!("{key}: folder {} does not exist", path.display()));
     }
 }
 

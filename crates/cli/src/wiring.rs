@@ -221,14 +221,27 @@ pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<Nig
     // How each CD takes what MLs send it: SOLIS imports, or its box.
     let mut cd_sinks: BTreeMap<String, SinkByFlow> = BTreeMap::new();
     let mut cd_systems: BTreeMap<String, System> = BTreeMap::new();
+    // CDs a peer of which is down tonight: their queues wait whole (see `folder_missing`).
+    let mut cds_down: std::collections::BTreeSet<String> = Default::default();
 
     for d in &config.departements {
         let cd = d.cd();
         if let Some(solis) = &d.solis {
-            if solis.export_dir.is_some() {
-                let source = solis
-                    .build_export_source()
-                    .with_context(|| format!("{cd}: SOLIS exports"))?;
+            let source = match solis
+                .export_dir
+                .as_ref()
+                .map(|_| solis.build_export_source())
+            {
+                Some(Err(e)) if folder_missing(&e) => {
+                    night
+                        .unplanned
+                        .insert(format!("source solis:{cd}"), format!("SOLIS exports: {e}"));
+                    None
+                }
+                Some(r) => Some(r.with_context(|| format!("{cd}: SOLIS exports"))?),
+                None => None,
+            };
+            if let Some(source) = source {
                 let from = Org::new(OrgKind::Cd, &cd, System::Solis);
                 let fl = vec![
                     FlowRoute::new(
@@ -248,12 +261,28 @@ pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<Nig
                     ));
                 }
             }
-            if solis.import_dir.is_some() {
-                let sink: Arc<dyn Sink> = Arc::new(
-                    solis
-                        .build_sink()
-                        .with_context(|| format!("{cd}: SOLIS imports"))?,
-                );
+            let built = solis
+                .import_dir
+                .as_ref()
+                .map(|_| (solis.build_sink(), solis.build_ack_source()));
+            let built = match built {
+                Some((Err(e), _) | (_, Err(e))) if folder_missing(&e) => {
+                    // The CD's whole queue waits: a sink without this flow would
+                    // dead-letter what is for it.
+                    night
+                        .unplanned
+                        .insert(format!("delivery to {cd}"), format!("SOLIS imports: {e}"));
+                    cds_down.insert(cd.clone());
+                    None
+                }
+                Some((sink, acks)) => Some((
+                    sink.with_context(|| format!("{cd}: SOLIS imports"))?,
+                    acks.with_context(|| format!("{cd}: SOLIS ACKs"))?,
+                )),
+                None => None,
+            };
+            if let Some((sink, acks)) = built {
+                let sink: Arc<dyn Sink> = Arc::new(sink);
                 let mut s = cd_sinks
                     .remove(&cd)
                     .unwrap_or_default()
@@ -263,17 +292,22 @@ pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<Nig
                 }
                 cd_sinks.insert(cd.clone(), s);
                 cd_systems.insert(cd.clone(), System::Solis);
-                night.receipts.push(Box::new(
-                    solis
-                        .build_ack_source()
-                        .with_context(|| format!("{cd}: SOLIS ACKs"))?,
-                ));
+                night.receipts.push(Box::new(acks));
             }
         }
-        if let Some(cnaf) = &d.cnaf
-            && wanted(flows, "brsa-orientation")
-        {
-            let source = cnaf.build().with_context(|| format!("{cd}: CNAF files"))?;
+        let cnaf = match &d.cnaf {
+            Some(cnaf) if wanted(flows, "brsa-orientation") => match cnaf.build() {
+                Err(e) if folder_missing(&e) => {
+                    night
+                        .unplanned
+                        .insert(format!("source cnaf:{cd}"), format!("CNAF files: {e}"));
+                    None
+                }
+                r => Some((cnaf, r.with_context(|| format!("{cd}: CNAF files"))?)),
+            },
+            _ => None,
+        };
+        if let Some((cnaf, source)) = cnaf {
             // Files no pattern takes are never read: said at every night, in its report.
             match cnaf.not_read() {
                 Ok(names) => {
@@ -313,33 +347,65 @@ pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<Nig
                 ),
                 FlowRoute::new("of-suivi", routes::of_suivi(from, b.partenaire.clone())),
             ];
+            let mut down = None;
             if feeds_wanted(&fl, flows) {
-                let source = BoxSource::new(
-                    b.build()
-                        .with_context(|| format!("{cd}: box of {}", b.partenaire))?,
-                );
-                night.sources.push(SourcePlan::new(
-                    format!("box:{cd}:{}", b.partenaire),
-                    Box::new(source),
-                    fl,
-                ));
+                match b.build() {
+                    Err(e) if folder_missing(&e) => {
+                        let why = format!("box of {}: {e}", b.partenaire);
+                        night
+                            .unplanned
+                            .insert(format!("source box:{cd}:{}", b.partenaire), why.clone());
+                        down = Some(why);
+                    }
+                    r => night.sources.push(SourcePlan::new(
+                        format!("box:{cd}:{}", b.partenaire),
+                        Box::new(BoxSource::new(
+                            r.with_context(|| format!("{cd}: box of {}", b.partenaire))?,
+                        )),
+                        fl,
+                    )),
+                }
             }
             // Reports go through the box unless SOLIS takes them.
             let s = cd_sinks.remove(&cd).unwrap_or_default();
             let has_of = s.flows().any(|f| f == "of-signalement");
-            let s = if has_of {
-                s
-            } else {
-                let sink = BoxOfSink::new(b.sent_ledger(&cd)?)
-                    .with_box(&cd, b.folder()?)
-                    .with_context(|| format!("{cd}: box sink"))?;
-                s.with("of-signalement", Arc::new(sink))
+            let folder = match (has_of, down) {
+                (true, _) => None,
+                (false, Some(why)) => {
+                    // As for SOLIS: the CD's queue waits whole.
+                    night.unplanned.insert(format!("delivery to {cd}"), why);
+                    cds_down.insert(cd.clone());
+                    None
+                }
+                (false, None) => match b.folder() {
+                    Err(e) if folder_missing(&e) => {
+                        night.unplanned.insert(
+                            format!("delivery to {cd}"),
+                            format!("box of {}: {e}", b.partenaire),
+                        );
+                        cds_down.insert(cd.clone());
+                        None
+                    }
+                    r => Some(r?),
+                },
+            };
+            let s = match folder {
+                None => s,
+                Some(folder) => {
+                    let sink = BoxOfSink::new(b.sent_ledger(&cd)?)
+                        .with_box(&cd, folder)
+                        .with_context(|| format!("{cd}: box sink"))?;
+                    s.with("of-signalement", Arc::new(sink))
+                }
             };
             cd_sinks.insert(cd.clone(), s);
             cd_systems.entry(cd.clone()).or_insert(System::Box);
         }
     }
     for (cd, sink) in cd_sinks {
+        if cds_down.contains(&cd) {
+            continue;
+        }
         hub.ensure_keys(&cd)?;
         night.sinks.push(SinkPlan {
             recipient: cd,
@@ -495,6 +561,13 @@ impl DecisionHandler for EngineDecisions {
         *report += &s;
         Ok(())
     }
+}
+
+/// Whether building a peer's connector failed because its folder is not there tonight
+/// (a share not mounted, a peer not set up yet): that peer is down, the rest of the
+/// night runs. The paths themselves were checked at start (absolute, folders).
+fn folder_missing(e: &passerelle_connector::ConnectorError) -> bool {
+    e.kind() == passerelle_connector::ErrorKind::NotFound
 }
 
 /// The organisations a configuration names, for `keys` and checks.

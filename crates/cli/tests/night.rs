@@ -180,9 +180,14 @@ async fn night_with_peer_down(peer: &str) {
         .unwrap();
     let (imilo, faj) = (world.imilo_addr.to_string(), world.faj_addr.to_string());
     let down = format!("127.0.0.1:{}", closed_port());
+    let solis = dir.path().join("peers/solis").display().to_string();
     let toml = match peer {
         "imilo" => world.config_toml().replace(&imilo, &down),
         "faj" => world.config_toml().replace(&faj, &down),
+        // Its share not mounted: the folders are not there.
+        "solis" => world
+            .config_toml()
+            .replace(&solis, &format!("{solis}-not-mounted")),
         other => panic!("{other}"),
     };
     let config = dir.path().join("passerelle.toml");
@@ -218,6 +223,7 @@ async fn night_with_peer_down(peer: &str) {
     }
     let named = match peer {
         "imilo" => "imilo",
+        "solis" => "solis:CD059",
         _ => "FAJ059",
     };
     assert!(stdout.contains(named), "{stdout}");
@@ -235,6 +241,15 @@ async fn night_with_peer_down(peer: &str) {
     let orientation = line("brsa-orientation");
     // flow read refused unrouted sent: the CD sources were read and sent.
     assert!(orientation[4].parse::<u64>().unwrap() > 0, "{stdout}");
+    if peer == "solis" {
+        // Nothing for the CD was dead-lettered: its queue waits for the share.
+        let dead: u64 = stdout
+            .lines()
+            .filter(|l| l.starts_with("brsa-suivi") || l.starts_with("of-signalement"))
+            .map(|l| l.split_whitespace().nth(9).unwrap().parse::<u64>().unwrap())
+            .sum();
+        assert_eq!(dead, 0, "{stdout}");
+    }
     if peer == "faj" {
         // Delivered to I-MILO (applied) although the FAJ platform was down.
         assert!(orientation[6].parse::<u64>().unwrap() > 0, "{stdout}");
@@ -267,6 +282,11 @@ async fn imilo_down_fails_its_own_flows_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faj_down_fails_its_own_flows_only() {
     night_with_peer_down("faj").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn solis_folders_missing_fail_their_own_flows_only() {
+    night_with_peer_down("solis").await;
 }
 
 #[test]
@@ -400,25 +420,66 @@ async fn config_check_reaches_every_peer_and_names_what_to_fix() {
         "{text}"
     );
     assert!(!text.contains("not-the-secret"), "{text}");
-    // `sync` runs the offline part at start: it refuses before the night, naming it.
-    std::fs::write(
-        &config,
+    // `sync` runs the offline part at start: a folder given relative is a mistake of
+    // the configuration, refused before the night, naming the key.
+    let sync = |toml: String| {
+        std::fs::write(&config, toml).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_passerelle"))
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path().join("hub"))
+            .arg("sync")
+            .output()
+            .unwrap()
+    };
+    let out = sync(
+        world
+            .config_toml()
+            .replace(&cnaf.display().to_string(), "peers/cnaf"),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("departement.cnaf.flux_dir = peers/cnaf is relative"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+    // A folder that is not there (a share not mounted) is one peer down: warned at
+    // start, that peer's source fails, the other flows run, the night is partial.
+    let out = sync(
         world
             .config_toml()
             .replace(&cnaf.display().to_string(), &gone.display().to_string()),
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_passerelle"))
-        .arg("--config")
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.path().join("hub"))
-        .arg("sync")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains(&gone.display().to_string()), "{err}");
+    );
+    let (stdout, err) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{err}");
+    assert!(
+        err.contains("warning: departement 059 cnaf") && err.contains(&gone.display().to_string()),
+        "{err}"
+    );
+    assert!(stdout.contains("failed: "), "{stdout}");
+    let orientation = stdout
+        .lines()
+        .find(|l| l.starts_with("brsa-orientation"))
+        .unwrap_or_else(|| panic!("{stdout}"))
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    // The SOLIS export and the box list were read and sent all the same.
+    assert!(orientation[4].parse::<u64>().unwrap() > 0, "{stdout}");
+    // The share back: the next night completes.
+    let out = sync(world.config_toml());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     world.stop().await;
 }
 

@@ -116,6 +116,11 @@ pub struct Night {
     /// Files in a source's folder that its name patterns do not take, by source: they
     /// are never read, and the night's report names them (set when planned).
     pub not_read: std::collections::BTreeMap<String, Vec<String>>,
+    /// Peers the plan could not set up tonight (a folder not there: a share not
+    /// mounted), by the name the report gives a failed peer (`source …`, `delivery to
+    /// …`), with why: the night runs without them and says so; what they would have
+    /// taken waits in its queue.
+    pub unplanned: std::collections::BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for Night {
@@ -197,6 +202,9 @@ impl Night {
             not_read: self.not_read.clone(),
             ..NightReport::default()
         };
+        for (peer, why) in &self.unplanned {
+            report.fail(peer, why.clone());
+        }
         let t = Instant::now();
         self.collect(engine, &mut report, progress).await?;
         if let Some(within) = self.answer_within {
