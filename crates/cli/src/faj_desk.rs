@@ -5,10 +5,14 @@
 //!
 //! The platform's request id comes back as the receipt's `peer_ref`, which the engine
 //! does not keep: the FAJ sink is wrapped ([`FajDesk::observe`]) so that the desk
-//! remembers, in memory, which transfer became which request. After a restart an older
-//! request's page shows its receipt only (the decision still reaches I-MILO).
+//! remembers which transfer became which request, in memory and in `faj_requests.tsv`
+//! in the data folder (a transfer id and the platform's request number a line, mode
+//! 0600; nothing about the person), so that a request's page shows its decision after
+//! a restart too.
 
 use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,8 +29,75 @@ use uuid::Uuid;
 use crate::config::HubConfig;
 use crate::wiring::Hub;
 
-/// Transfer id → the platform's request id.
-type Requests = Arc<Mutex<HashMap<Uuid, String>>>;
+/// The file, in the data folder, where the desk keeps which transfer became which
+/// request on the platform.
+pub const REQUESTS_FILE: &str = "faj_requests.tsv";
+
+/// Transfer id → the platform's request id, kept in [`REQUESTS_FILE`] as well.
+#[derive(Clone, Default)]
+struct Requests {
+    map: Arc<Mutex<HashMap<Uuid, String>>>,
+    file: Option<PathBuf>,
+}
+
+impl Requests {
+    /// What `path` holds (lines that do not read are skipped: a line cut by a crash).
+    fn open(path: &Path) -> Self {
+        let mut map = HashMap::new();
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if !text.is_empty() && !text.ends_with('\n') {
+                // A line cut by a crash: the next one starts on its own line.
+                let _ = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(path)
+                    .and_then(|mut f| f.write_all(b"\n"));
+            }
+            for line in text.lines() {
+                if let Some((t, id)) = line.split_once('\t')
+                    && let Ok(t) = Uuid::parse_str(t)
+                    && !id.is_empty()
+                {
+                    map.insert(t, id.to_owned());
+                }
+            }
+        }
+        Self {
+            map: Arc::new(Mutex::new(map)),
+            file: Some(path.to_owned()),
+        }
+    }
+
+    fn get(&self, t: &Uuid) -> Option<String> {
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(t)
+            .cloned()
+    }
+
+    /// Keeps a new pair; one already known is not written again. A failed write is
+    /// logged: the page then shows that request's receipt only after a restart.
+    fn insert(&self, t: Uuid, id: &str) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.get(&t).is_some_and(|known| known == id) {
+            return;
+        }
+        map.insert(t, id.to_owned());
+        let Some(path) = &self.file else { return };
+        let written = (|| {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(path)?;
+            writeln!(f, "{t}\t{id}")
+        })();
+        if let Err(e) = written {
+            tracing::warn!(file = %path.display(), "FAJ request number not kept: {e}");
+        }
+    }
+}
 
 /// The desk of one hub and its first FAJ platform.
 pub struct FajDesk {
@@ -62,10 +133,7 @@ impl Observed {
         }) = r
             && let Ok(t) = Uuid::parse_str(transfer_id)
         {
-            self.requests
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(t, id.clone());
+            self.requests.insert(t, id);
         }
     }
 }
@@ -112,7 +180,7 @@ impl FajDesk {
             imilo: imilo.client.build()?,
             faj: faj.build()?.client,
             platform: faj.platform.clone(),
-            requests: Requests::default(),
+            requests: Requests::open(&hub.data_dir.join(REQUESTS_FILE)),
             deliver_now: None,
         }))
     }
@@ -226,12 +294,7 @@ impl passerelle_server::web::FajDesk for FajDesk {
     }
 
     async fn follow(&self, transfer_id: Uuid) -> Result<Suivi, DeskError> {
-        let id = self
-            .requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&transfer_id)
-            .cloned();
+        let id = self.requests.get(&transfer_id);
         let Some(id) = id else {
             return Ok(Suivi::default());
         };
@@ -242,5 +305,42 @@ impl passerelle_server::web::FajDesk for FajDesk {
             id_demande: Some(id),
             faj: Some(faj),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_numbers_outlive_the_desk() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(REQUESTS_FILE);
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let r = Requests::open(&path);
+        assert_eq!(r.get(&a), None);
+        r.insert(a, "FAJ-059-2026-000123");
+        r.insert(a, "FAJ-059-2026-000123");
+        r.insert(b, "FAJ-059-2026-000124");
+        // A line cut by a crash is skipped, the rest read.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"not-a-uuid")
+            .unwrap();
+        let again = Requests::open(&path);
+        assert_eq!(again.get(&a).as_deref(), Some("FAJ-059-2026-000123"));
+        assert_eq!(again.get(&b).as_deref(), Some("FAJ-059-2026-000124"));
+        let c = Uuid::new_v4();
+        again.insert(c, "FAJ-059-2026-000125");
+        let third = Requests::open(&path);
+        assert_eq!(third.get(&c).as_deref(), Some("FAJ-059-2026-000125"));
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 4);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 }
