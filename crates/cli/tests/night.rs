@@ -188,6 +188,13 @@ async fn night_with_peer_down(peer: &str) {
         "solis" => world
             .config_toml()
             .replace(&solis, &format!("{solis}-not-mounted")),
+        "box" => {
+            let b = dir.path().join("peers/box").display().to_string();
+            world.config_toml().replace(
+                &format!("file://{b}\""),
+                &format!("file://{b}-not-mounted\""),
+            )
+        }
         other => panic!("{other}"),
     };
     let config = dir.path().join("passerelle.toml");
@@ -224,6 +231,7 @@ async fn night_with_peer_down(peer: &str) {
     let named = match peer {
         "imilo" => "imilo",
         "solis" => "solis:CD059",
+        "box" => "box:CD059",
         _ => "FAJ059",
     };
     assert!(stdout.contains(named), "{stdout}");
@@ -241,7 +249,7 @@ async fn night_with_peer_down(peer: &str) {
     let orientation = line("brsa-orientation");
     // flow read refused unrouted sent: the CD sources were read and sent.
     assert!(orientation[4].parse::<u64>().unwrap() > 0, "{stdout}");
-    if peer == "solis" {
+    if peer == "solis" || peer == "box" {
         // Nothing for the CD was dead-lettered: its queue waits for the share.
         let dead: u64 = stdout
             .lines()
@@ -287,6 +295,11 @@ async fn faj_down_fails_its_own_flows_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn solis_folders_missing_fail_their_own_flows_only() {
     night_with_peer_down("solis").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_box_not_mounted_fails_its_own_flows_only() {
+    night_with_peer_down("box").await;
 }
 
 #[test]
