@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use chrono::{Duration, Utc};
 use passerelle_hub::state::{Pending, PublishedRow, SENDER_REF_PLACE, SENDER_REF_SEALED};
 use passerelle_hub::*;
-use passerelle_identity::{IndexEntry, KeyKind};
+use passerelle_identity::{IdentityIndex, IdentityKeys, IndexEntry, KeyKind};
 use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Connection, Executor};
 use uuid::Uuid;
@@ -882,6 +882,77 @@ async fn reopening_keeps_everything(h: &mut Harness) {
     assert!(web.account("alice").await.unwrap().is_some());
 }
 
+/// Two instances, each with its own index loaded before the person existed, resolving
+/// the same new person at once: the store decides, one hub id.
+async fn a_new_person_is_decided_once_across_instances(h: &mut Harness) {
+    for round in 0..8u8 {
+        let keys = IdentityKeys {
+            identifiers: vec![(KeyKind::Nir, format!("{round:02x}").repeat(32))],
+            identites: vec![format!("{:02x}", 100 + round).repeat(32)],
+        };
+        let touched: Vec<(KeyKind, String)> = keys
+            .entries(Uuid::nil())
+            .into_iter()
+            .map(|e| (e.kind, e.key))
+            .collect();
+        let mut tasks = Vec::new();
+        for _ in 0..2 {
+            let state = h.another().await;
+            let (keys, touched) = (keys.clone(), touched.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut index = IdentityIndex::new();
+                let id = state
+                    .decide_identities(&touched, |stored| {
+                        for e in &stored {
+                            index.insert(e);
+                        }
+                        let (r, added) = index.resolve_new(&keys, Uuid::new_v4);
+                        // Widens the window in which both would mint without the lock.
+                        std::thread::sleep(std::time::Duration::from_millis(30));
+                        (r.hub_id().expect("matched or new"), added)
+                    })
+                    .await
+                    .unwrap();
+                state.close().await;
+                id
+            }));
+        }
+        let a = tasks.remove(0).await.unwrap();
+        let b = tasks.remove(0).await.unwrap();
+        assert_eq!(a, b, "round {round}: one person, one hub id");
+        let web = WebStore::open(&h.state).await.unwrap();
+        assert_eq!(
+            web.hub_ids_for(&touched).await.unwrap(),
+            vec![a],
+            "round {round}: the store holds one hub id for these keys"
+        );
+    }
+    // A later record carrying one of the keys and a new one joins that person, and the
+    // new key is stored for it.
+    let nir = (KeyKind::Nir, "00".repeat(32));
+    let dossier = (KeyKind::ImiloDossier, "ee".repeat(32));
+    let keys = IdentityKeys {
+        identifiers: vec![nir.clone(), dossier.clone()],
+        identites: Vec::new(),
+    };
+    let mut index = IdentityIndex::new();
+    let id = h
+        .state
+        .decide_identities(&[nir.clone(), dossier.clone()], |stored| {
+            assert!(!stored.is_empty(), "what the store holds is given");
+            for e in &stored {
+                index.insert(e);
+            }
+            let (r, added) = index.resolve_new(&keys, Uuid::new_v4);
+            (r.hub_id().unwrap(), added)
+        })
+        .await
+        .unwrap();
+    let web = WebStore::open(&h.state).await.unwrap();
+    assert_eq!(web.hub_ids_for(&[nir]).await.unwrap(), vec![id]);
+    assert_eq!(web.hub_ids_for(&[dossier]).await.unwrap(), vec![id]);
+}
+
 async fn an_unknown_url_is_refused(h: &mut Harness) {
     let err = HubState::connect("mysql://user:secret@host/db")
         .await
@@ -934,5 +1005,6 @@ conformance!(
     reviews_are_held_then_settled_or_expired,
     web_accounts_sessions_and_queries,
     reopening_keeps_everything,
+    a_new_person_is_decided_once_across_instances,
     an_unknown_url_is_refused,
 );

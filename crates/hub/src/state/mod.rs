@@ -1000,6 +1000,87 @@ impl HubState {
         Ok(())
     }
 
+    /// Decides identities in the store, so that several instances decide a new person
+    /// once: in one transaction that holds a lock on each of `keys` (PostgreSQL:
+    /// advisory locks on the blind indexes, taken in one ordered statement; SQLite: the
+    /// write lock), reads what the store holds about them (every entry of every hub id
+    /// any of them names, stored by this instance or another), gives it to `decide`,
+    /// and stores the entries `decide` returns before the locks are released. A second
+    /// instance resolving the same new person waits, then finds the first one's keys.
+    pub async fn decide_identities<R>(
+        &self,
+        keys: &[(KeyKind, String)],
+        decide: impl FnOnce(Vec<IndexEntry>) -> (R, Vec<IndexEntry>),
+    ) -> Result<R> {
+        let begin = self.db.begin_sql();
+        let pg = self.db.is_postgres();
+        let mut unique: Vec<(&str, &str)> =
+            keys.iter().map(|(k, v)| (k.name(), v.as_str())).collect();
+        unique.sort_unstable();
+        unique.dedup();
+        on!(&self.db, |p, q| {
+            let mut tx = p.begin_with(begin).await?;
+            if pg && !unique.is_empty() {
+                // One statement, locks taken in the order of their keys: two instances
+                // locking overlapping sets cannot wait for each other in a cycle.
+                for chunk in unique.chunks(IDENTITY_LOCKS_PER_STATEMENT) {
+                    let sql = format!(
+                        "SELECT pg_advisory_xact_lock(7216, h) FROM
+                         (SELECT DISTINCT hashtext(column1 || ':' || column2) AS h
+                          FROM (VALUES {}) AS v ORDER BY h) AS l",
+                        marks(chunk.len(), "(?, ?)")
+                    );
+                    // Only `?` marks are formatted in: the values are bound.
+                    let mut qq = sqlx::query(q(&sql));
+                    for (kind, key) in chunk {
+                        qq = qq.bind(*kind).bind(*key);
+                    }
+                    qq.execute(&mut *tx).await?;
+                }
+            }
+            let mut stored = Vec::new();
+            for chunk in unique.chunks(500) {
+                let sql = format!(
+                    "SELECT hub_id, kind, key FROM identity_key WHERE hub_id IN
+                     (SELECT i.hub_id FROM identity_key AS i JOIN (VALUES {}) AS v
+                      ON i.kind = v.column1 AND i.key = v.column2)",
+                    marks(chunk.len(), "(?, ?)")
+                );
+                // Only `?` marks are formatted in: the values are bound.
+                let mut qq = sqlx::query_as::<_, (String, String, String)>(q(&sql));
+                for (kind, key) in chunk {
+                    qq = qq.bind(*kind).bind(*key);
+                }
+                for (hub, kind, key) in qq.fetch_all(&mut *tx).await? {
+                    stored.push(IndexEntry {
+                        hub_id: uuid(&hub, "hub id")?,
+                        kind: KeyKind::parse(&kind)
+                            .ok_or(StateError::Corrupt { what: "key kind" })?,
+                        key,
+                    });
+                }
+            }
+            let (out, entries) = decide(stored);
+            for chunk in entries.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "INSERT INTO identity_key (kind, key, hub_id) VALUES {} ON CONFLICT DO NOTHING",
+                    marks(chunk.len(), "(?, ?, ?)")
+                );
+                // Only `?` marks are formatted in: the values are bound.
+                let mut qq = sqlx::query(q(&sql));
+                for e in chunk {
+                    qq = qq
+                        .bind(e.kind.name())
+                        .bind(e.key.clone())
+                        .bind(e.hub_id.to_string());
+                }
+                qq.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(out)
+        })
+    }
+
     /// A source's cursor (a date, an event id, a file name).
     pub async fn cursor(&self, source: &str) -> Result<Option<String>> {
         Ok(on!(&self.db, |p, q| {
@@ -1027,6 +1108,10 @@ impl HubState {
 /// Rows per multi-row statement: 100 rows of at most 7 values stay far below SQLite's
 /// limit on bound values (32,766).
 const ROWS_PER_STATEMENT: usize = 100;
+
+/// Identity keys locked per statement (two values each, PostgreSQL binds at most
+/// 65,535): a chunk of records (`SEND_CHUNK`) stays within one statement.
+const IDENTITY_LOCKS_PER_STATEMENT: usize = 30_000;
 
 /// How far along a status is in SQL, as `TransferStatus::rank` (`{s}`: the column).
 const RANK_SQL: &str = "(CASE {s} WHEN 'published' THEN 0 WHEN 'delivered' THEN 1 \

@@ -23,6 +23,9 @@ CREATE INDEX IF NOT EXISTS transfer_by_hub_id ON transfer (hub_id);
 CREATE TABLE IF NOT EXISTS identity_key (
     kind TEXT NOT NULL, key TEXT NOT NULL, hub_id TEXT NOT NULL,
     PRIMARY KEY (kind, key, hub_id));
+-- The store decides identities (HubState::decide_identities): a person's other keys
+-- are read by hub id.
+CREATE INDEX IF NOT EXISTS identity_key_by_hub_id ON identity_key (hub_id);
 CREATE TABLE IF NOT EXISTS cursor (source TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS peer_ref (
     hub_id TEXT NOT NULL, org TEXT NOT NULL, sealed BLOB NOT NULL,
