@@ -400,22 +400,38 @@ impl HubState {
                 qq.execute(&mut *tx).await?;
             }
             // Receipts that came first: the transfer takes their status now. Under the
-            // lock no receipt is kept early for a transfer that has its row.
-            sqlx::query(q(&format!(
-                "UPDATE transfer SET status = e.status, reason = e.reason, updated_at = e.at
-                 FROM receipt_early AS e WHERE transfer.transfer_id = e.transfer_id
-                 AND {} > {}",
-                RANK_SQL.replace("{s}", "e.status"),
-                RANK_SQL.replace("{s}", "transfer.status")
-            )))
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "DELETE FROM receipt_early WHERE EXISTS
-                 (SELECT 1 FROM transfer WHERE transfer.transfer_id = receipt_early.transfer_id)",
-            )
-            .execute(&mut *tx)
-            .await?;
+            // lock no receipt is kept early for a transfer that has its row. Usually
+            // there is none, and then nothing more is asked.
+            let early: Option<String> =
+                sqlx::query_scalar("SELECT transfer_id FROM receipt_early LIMIT 1")
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if early.is_some() {
+                // Looked up by key from the few early rows, never a walk of `transfer`.
+                let pick = |col: &str| {
+                    format!(
+                        "(SELECT e.{col} FROM receipt_early AS e WHERE e.transfer_id = transfer.transfer_id)"
+                    )
+                };
+                sqlx::query(q(&format!(
+                    "UPDATE transfer SET status = {}, reason = {}, updated_at = {}
+                     WHERE transfer_id IN (SELECT transfer_id FROM receipt_early)
+                     AND {} > {}",
+                    pick("status"),
+                    pick("reason"),
+                    pick("at"),
+                    RANK_SQL.replace("{s}", &pick("status")),
+                    RANK_SQL.replace("{s}", "transfer.status")
+                )))
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "DELETE FROM receipt_early WHERE transfer_id IN (SELECT transfer_id FROM transfer
+                     WHERE transfer_id IN (SELECT transfer_id FROM receipt_early))",
+                )
+                .execute(&mut *tx)
+                .await?;
+            }
             // A row twice in one call (the same person listed twice) is new once.
             let mut flags = Vec::with_capacity(rows.len());
             let mut pending = Vec::new();
@@ -471,22 +487,40 @@ impl HubState {
             drop_pending!(tx, q, done);
             let mut out = Vec::with_capacity(receipts.len());
             for chunk in receipts.chunks(ROWS_PER_STATEMENT) {
-                let list = marks(chunk.len(), "?");
-                let mut current: HashMap<Uuid, TransferStatus> = HashMap::new();
-                let mut early: HashMap<Uuid, TransferStatus> = HashMap::new();
-                for (table, into) in [("transfer", &mut current), ("receipt_early", &mut early)] {
-                    let sql = format!(
-                        "SELECT transfer_id, status FROM {table} WHERE transfer_id IN ({list})"
-                    );
-                    // Only `?` marks and a table name are formatted in: the values are bound.
-                    let mut qq = sqlx::query_as::<_, (String, String)>(q(&sql));
-                    for c in chunk {
-                        qq = qq.bind(c.transfer_id.to_string());
-                    }
-                    for (id, s) in qq.fetch_all(&mut *tx).await? {
-                        into.insert(uuid(&id, "transfer id")?, status(&s)?);
-                    }
+                // Receipts for known transfers first; what was kept early only for the rest.
+                macro_rules! statuses_in {
+                    ($table:literal, $ids:expr) => {{
+                        let ids: Vec<Uuid> = $ids;
+                        let mut out: HashMap<Uuid, TransferStatus> = HashMap::new();
+                        if !ids.is_empty() {
+                            let sql = format!(
+                                "SELECT transfer_id, status FROM {} WHERE transfer_id IN ({})",
+                                $table,
+                                marks(ids.len(), "?")
+                            );
+                            // Only `?` marks and a table name are formatted in: the
+                            // values are bound.
+                            let mut qq = sqlx::query_as::<_, (String, String)>(q(&sql));
+                            for id in &ids {
+                                qq = qq.bind(id.to_string());
+                            }
+                            for (id, s) in qq.fetch_all(&mut *tx).await? {
+                                out.insert(uuid(&id, "transfer id")?, status(&s)?);
+                            }
+                        }
+                        out
+                    }};
                 }
+                let mut current =
+                    statuses_in!("transfer", chunk.iter().map(|c| c.transfer_id).collect());
+                let mut early = statuses_in!(
+                    "receipt_early",
+                    chunk
+                        .iter()
+                        .map(|c| c.transfer_id)
+                        .filter(|id| !current.contains_key(id))
+                        .collect()
+                );
                 // The same transfer twice in a chunk: the later receipt sees the earlier.
                 let mut moves: Vec<(Uuid, TransferStatus, Option<&str>)> = Vec::new();
                 let mut early_moves: Vec<(Uuid, TransferStatus, Option<&str>)> = Vec::new();
