@@ -24,6 +24,10 @@ use crate::state::{PublishedRow, TransferRow, TransferStatus};
 /// publish, one journal batch and one state transaction each.
 pub const SEND_CHUNK: usize = 512;
 
+/// Persons the engine's identity index holds at most before it is emptied (about
+/// 730 bytes each: some 70 MB).
+pub const IDENTITY_CACHE_PERSONS: usize = 100_000;
+
 /// What became of one record offered to `prepare`, in the order offered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ItemFate {
@@ -439,6 +443,11 @@ impl Engine {
             .map(|e| (e.kind, e.key))
             .collect();
         let mut index = self.identity.lock().await;
+        // A cache, bounded: emptied, it is filled again from the store chunk by chunk
+        // with what each chunk's keys name, which is all a resolution looks at.
+        if index.len() > IDENTITY_CACHE_PERSONS {
+            *index = passerelle_identity::IdentityIndex::new();
+        }
         // Decided in the store, under its locks on these keys: what another instance
         // stored about them since this one loaded its index is taken first, so that a
         // new person gets one hub id whichever instance reads them. Keys are stored
