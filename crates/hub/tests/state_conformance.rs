@@ -645,6 +645,52 @@ async fn concurrent_receipts_never_go_back(h: &mut Harness) {
     b.close().await;
 }
 
+/// One handle records transfers while another settles their receipts at the same time,
+/// one transaction each: whichever comes first, every transfer ends applied and no
+/// receipt is left waiting for a row.
+async fn receipts_racing_their_record_are_never_lost(h: &mut Harness) {
+    let n = 40u128;
+    let a = h.another().await;
+    let b = h.another().await;
+    let record = tokio::spawn({
+        let a = a.clone();
+        async move {
+            for i in 0..n {
+                a.record_published(&row(i, FLOW), &[i as u8; 32])
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+    let settle = tokio::spawn({
+        let b = b.clone();
+        async move {
+            let mut moved = 0;
+            for i in (0..n).rev() {
+                if b.set_status(&Uuid::from_u128(i), TransferStatus::Applied, None)
+                    .await
+                    .unwrap()
+                {
+                    moved += 1;
+                }
+            }
+            moved
+        }
+    });
+    record.await.unwrap();
+    assert_eq!(settle.await.unwrap(), n, "every receipt is taken once");
+    for i in 0..n {
+        assert_eq!(
+            status_of(&h.state, i).await,
+            TransferStatus::Applied,
+            "transfer {i}"
+        );
+    }
+    assert!(h.state.early_receipts().await.unwrap().is_empty());
+    a.close().await;
+    b.close().await;
+}
+
 async fn identity_entries_are_kept_once(h: &mut Harness) {
     let s = &h.state;
     let e = |hub: u128, kind: KeyKind, key: &str| IndexEntry {
@@ -1001,6 +1047,7 @@ conformance!(
     pending_entries_go_with_their_transfer,
     a_receipt_before_its_transfer_is_kept,
     concurrent_receipts_never_go_back,
+    receipts_racing_their_record_are_never_lost,
     identity_entries_are_kept_once,
     reviews_are_held_then_settled_or_expired,
     web_accounts_sessions_and_queries,
