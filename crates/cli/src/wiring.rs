@@ -129,7 +129,10 @@ impl Hub {
 fn private_data_dir(config: &HubConfig, data_dir: &Path) -> Result<()> {
     use passerelle_connector::safe_fs::{private_dir, private_file};
     private_dir(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
-    let mut files = vec!["state.sqlite"];
+    let mut files = Vec::new();
+    if config.state.url.is_none() {
+        files.push("state.sqlite");
+    }
     if config.transport.kind == TransportKind::Embedded {
         files.push("queue.sqlite");
     }
