@@ -8,7 +8,6 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use chrono::{Datelike, NaiveDate, TimeZone, Utc};
-use passerelle_hub::HubState;
 
 /// Arguments of `passerelle bilan`.
 #[derive(Debug, clap::Args)]
@@ -46,8 +45,8 @@ fn month_bounds(month: Option<&str>) -> anyhow::Result<(NaiveDate, NaiveDate)> {
 
 pub async fn run(globals: &crate::Globals, args: Args) -> anyhow::Result<ExitCode> {
     let (first, next) = month_bounds(args.month.as_deref())?;
-    let path = globals.data_dir.join("state.sqlite");
-    if !path.exists() {
+    let config = passerelle_cli::config::HubConfig::load_or_default(&globals.config)?;
+    if !passerelle_cli::wiring::state_exists(&config, &globals.data_dir) {
         bail!(
             "no hub state in {} (run a night first, or give --data-dir)",
             std::path::absolute(&globals.data_dir)
@@ -55,9 +54,7 @@ pub async fn run(globals: &crate::Globals, args: Args) -> anyhow::Result<ExitCod
                 .display()
         );
     }
-    let state = HubState::open(&path)
-        .await
-        .context("cannot open the hub state")?;
+    let state = passerelle_cli::wiring::open_state(&config, &globals.data_dir).await?;
     let at = |d: NaiveDate| Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight"));
     let rows: Vec<_> = state
         .bilan(at(first), at(next))

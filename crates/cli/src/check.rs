@@ -346,6 +346,13 @@ pub async fn online(config: &HubConfig) -> Vec<Line> {
         reach(&mut l, "journal.url", url).await;
         lines.insert(0, l);
     }
+    if let Some(url) = &config.state.url
+        && config.state.is_postgres()
+    {
+        let mut l = Line::new("state");
+        reach(&mut l, "state.url", url).await;
+        lines.insert(0, l);
+    }
     for l in &mut lines {
         if !l.ok() {
             continue;

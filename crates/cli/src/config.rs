@@ -1,7 +1,8 @@
 //! `passerelle.toml`: which peers the hub reaches and how, in one file. Each peer's
 //! section is that connector's own config struct; secrets never live here (key files,
 //! `PASSERELLE_…` variables). Environment overrides: `PASSERELLE_AMQP_URL`,
-//! `PASSERELLE_JOURNAL_URL`, `PASSERELLE_SCHEDULE`, `PASSERELLE_LISTEN`.
+//! `PASSERELLE_JOURNAL_URL`, `PASSERELLE_STATE_URL`, `PASSERELLE_SCHEDULE`,
+//! `PASSERELLE_LISTEN`.
 
 use std::path::{Path, PathBuf};
 
@@ -27,6 +28,10 @@ pub struct HubConfig {
     pub transport: TransportSection,
     #[serde(default)]
     pub journal: JournalSection,
+    /// Where the hub's state lives (hashes, transfers and receipts, identity keys,
+    /// cursors, reviews, web accounts and sessions).
+    #[serde(default)]
+    pub state: StateSection,
     /// `passerelle serve`: listen address, schedule (cron, Europe/Paris), grace.
     #[serde(default)]
     pub server: ServerConfig,
@@ -148,6 +153,38 @@ pub struct JournalSection {
     pub url: Option<String>,
 }
 
+/// The hub's state store.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateSection {
+    /// `postgres://…` (several hub instances share one state) or `sqlite:` and a path;
+    /// `state.sqlite` under `--data-dir` when absent. `PASSERELLE_STATE_URL` overrides
+    /// it (keep passwords there).
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+impl StateSection {
+    /// Whether the state lives in PostgreSQL rather than in a file.
+    pub fn is_postgres(&self) -> bool {
+        self.url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
+    }
+
+    fn validate(&self) -> Result<()> {
+        if let Some(url) = &self.url
+            && !self.is_postgres()
+            && !url.starts_with("sqlite:")
+        {
+            // The URL may hold a password: only its scheme is named.
+            let scheme = url.split(':').next().unwrap_or_default();
+            bail!("state.url: `{scheme}:` is neither `postgres://` nor `sqlite:`");
+        }
+        Ok(())
+    }
+}
+
 /// The national I-MILO and the structures (MLs) this hub serves.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -243,6 +280,9 @@ impl HubConfig {
         if let Ok(url) = std::env::var("PASSERELLE_JOURNAL_URL") {
             self.journal.url = Some(url);
         }
+        if let Ok(url) = std::env::var("PASSERELLE_STATE_URL") {
+            self.state.url = Some(url);
+        }
         if let Ok(s) = std::env::var("PASSERELLE_SCHEDULE") {
             self.server.schedule = Some(s);
         }
@@ -275,6 +315,7 @@ impl HubConfig {
             };
             c.validate().context("transport.rabbitmq")?;
         }
+        self.state.validate()?;
         self.territoires.validate()?;
         if let Some(i) = &self.imilo {
             i.client.validate().context("imilo.client")?;
@@ -362,5 +403,25 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.departements[0].cd(), "CD059");
+    }
+
+    #[test]
+    fn the_state_url_names_postgres_or_sqlite() {
+        let c = HubConfig::from_toml("").unwrap();
+        assert!(c.state.url.is_none() && !c.state.is_postgres());
+        let c = HubConfig::from_toml("[state]\nurl = \"postgres://hub@db.example/passerelle\"\n")
+            .unwrap();
+        assert!(c.state.is_postgres());
+        let c = HubConfig::from_toml("[state]\nurl = \"sqlite:/srv/passerelle/state.sqlite\"\n")
+            .unwrap();
+        assert!(!c.state.is_postgres());
+        let e = HubConfig::from_toml("[state]\nurl = \"mysql://u:secret@h/db\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("state.url") && !e.contains("secret"), "{e}");
+        let e = HubConfig::from_toml("[state]\npath = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("path"), "{e}");
     }
 }

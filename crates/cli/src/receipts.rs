@@ -8,11 +8,10 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use passerelle_cli::config::HubConfig;
 use passerelle_cli::{choices, wiring};
 use passerelle_hub::engine::open_sender_ref;
-use passerelle_hub::{HubState, KeyringSealer, ReceiptRow, Sealer};
+use passerelle_hub::{KeyringSealer, ReceiptRow, Sealer};
 
 use crate::output::Format;
 
@@ -35,19 +34,16 @@ pub struct Args {
 }
 
 pub async fn run(globals: &crate::Globals, args: Args) -> anyhow::Result<ExitCode> {
-    let path = globals.data_dir.join("state.sqlite");
+    let config = HubConfig::load_or_default(&globals.config)?;
     anyhow::ensure!(
-        path.exists(),
+        wiring::state_exists(&config, &globals.data_dir),
         "no hub state in {} (run a night first, or give --data-dir)",
         std::path::absolute(&globals.data_dir)
             .unwrap_or_else(|_| globals.data_dir.clone())
             .display()
     );
-    let state = HubState::open(&path)
-        .await
-        .context("cannot open the hub state")?;
+    let state = wiring::open_state(&config, &globals.data_dir).await?;
     // Filters checked against what exists: a typo is refused with the valid values.
-    let config = HubConfig::load_or_default(&globals.config)?;
     let mut orgs: Vec<String> = wiring::organisations(&config).into_iter().collect();
     for o in state.senders().await? {
         if !orgs.contains(&o) {

@@ -36,15 +36,19 @@ enum Command {
     ResetPassword { login: String },
 }
 
-/// Opens the web store of the state database under `data_dir` (created when missing).
-pub async fn open_store(data_dir: &std::path::Path) -> Result<(HubState, WebStore)> {
+/// Opens the web store of the hub's state: where `[state] url` says, else the state
+/// database under `data_dir` (created when missing, private).
+pub async fn open_store(
+    config: &passerelle_cli::config::HubConfig,
+    data_dir: &std::path::Path,
+) -> Result<(HubState, WebStore)> {
     use passerelle_connector::safe_fs::{private_dir, private_file};
-    private_dir(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
-    let path = data_dir.join("state.sqlite");
-    private_file(&path).with_context(|| format!("cannot make {} private", path.display()))?;
-    let state = HubState::open(&path)
-        .await
-        .context("cannot open the hub state")?;
+    if config.state.url.is_none() {
+        private_dir(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+        let path = data_dir.join("state.sqlite");
+        private_file(&path).with_context(|| format!("cannot make {} private", path.display()))?;
+    }
+    let state = passerelle_cli::wiring::open_state(config, data_dir).await?;
     let web = WebStore::open(&state)
         .await
         .context("cannot open the web accounts")?;
@@ -130,7 +134,8 @@ pub async fn add(
 }
 
 pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
-    let (state, web) = open_store(&globals.data_dir).await?;
+    let config = passerelle_cli::config::HubConfig::load_or_default(&globals.config)?;
+    let (state, web) = open_store(&config, &globals.data_dir).await?;
     let out = match args.command {
         Command::Add { login, role, org } => {
             check_account(&login, role, org.as_deref())?;

@@ -83,9 +83,7 @@ impl Hub {
             }
         };
         let journal = open_journal(config, data_dir).await?;
-        let state = HubState::open(&data_dir.join("state.sqlite"))
-            .await
-            .context("cannot open the hub state")?;
+        let state = open_state(config, data_dir).await?;
         let policy = Arc::new(match &config.flows {
             Some(p) => Policy::load(p).with_context(|| format!("flows file {}", p.display()))?,
             None => Policy::from_toml_str(SHIPPED_FLOWS).context("the shipped flows file")?,
@@ -131,7 +129,10 @@ impl Hub {
 fn private_data_dir(config: &HubConfig, data_dir: &Path) -> Result<()> {
     use passerelle_connector::safe_fs::{private_dir, private_file};
     private_dir(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
-    let mut files = vec!["state.sqlite"];
+    let mut files = Vec::new();
+    if config.state.url.is_none() {
+        files.push("state.sqlite");
+    }
     if config.transport.kind == TransportKind::Embedded {
         files.push("queue.sqlite");
     }
@@ -143,6 +144,22 @@ fn private_data_dir(config: &HubConfig, data_dir: &Path) -> Result<()> {
         private_file(&path).with_context(|| format!("cannot make {} private", path.display()))?;
     }
     Ok(())
+}
+
+/// Opens the hub's state: where `[state] url` says, else `state.sqlite` under
+/// `data_dir` (created when missing).
+pub async fn open_state(config: &HubConfig, data_dir: &Path) -> Result<HubState> {
+    match &config.state.url {
+        Some(url) => HubState::connect(url).await,
+        None => HubState::open(&data_dir.join("state.sqlite")).await,
+    }
+    .context("cannot open the hub state")
+}
+
+/// Whether a hub state exists to be read (read-only commands refuse to create one):
+/// a configured URL is taken as existing, the default file must be there.
+pub fn state_exists(config: &HubConfig, data_dir: &Path) -> bool {
+    config.state.url.is_some() || data_dir.join("state.sqlite").exists()
 }
 
 async fn open_journal(config: &HubConfig, data_dir: &Path) -> Result<Journal> {

@@ -24,8 +24,17 @@ const LIST: &str = "N° CAF;Rôle;Civilité;Nom;Nom de naissance;Prénom;Date de
 ";
 
 fn run(config: &Path, data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_passerelle"))
-        .arg("--config")
+    run_on(None, config, data, args)
+}
+
+/// `passerelle`, the hub state at `state` when given (`PASSERELLE_STATE_URL`).
+fn run_on(state: Option<&str>, config: &Path, data: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_passerelle"));
+    match state {
+        Some(url) => cmd.env("PASSERELLE_STATE_URL", url),
+        None => cmd.env_remove("PASSERELLE_STATE_URL"),
+    };
+    cmd.arg("--config")
         .arg(config)
         .arg("--data-dir")
         .arg(data)
@@ -57,6 +66,36 @@ fn ack_rows(path: &Path) -> std::collections::BTreeMap<u64, (String, String, Str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_box_list_through_the_hub_gets_a_true_ack_and_receipts_by_line() {
+    box_list_and_receipts(None).await;
+}
+
+/// The same with the hub's state in PostgreSQL (`PASSERELLE_STATE_URL`): the night
+/// and `passerelle receipts` find it there, and no state file is made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_box_list_through_the_hub_on_a_postgres_state() {
+    let Ok(admin) = std::env::var("PASSERELLE_TEST_PG_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "PASSERELLE_TEST_PG_URL is not set and CI is: PostgreSQL tests cannot be skipped"
+        );
+        return;
+    };
+    use sqlx::{Connection, Executor};
+    let name = format!("clireceipts_{}", uuid::Uuid::new_v4().simple());
+    let mut c = sqlx::postgres::PgConnection::connect(&admin).await.unwrap();
+    c.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .unwrap();
+    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    box_list_and_receipts(Some(&url)).await;
+    let _ = c
+        .execute(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .await;
+}
+
+async fn box_list_and_receipts(state_url: Option<&str>) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let mut world = World::start(dir.path(), &WorldOptions::new(20, 23))
@@ -79,7 +118,7 @@ async fn a_box_list_through_the_hub_gets_a_true_ack_and_receipts_by_line() {
     };
     drop();
 
-    let out = run(&config, &data, &["sync", "--format", "json"]);
+    let out = run_on(state_url, &config, &data, &["sync", "--format", "json"]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -133,7 +172,8 @@ async fn a_box_list_through_the_hub_gets_a_true_ack_and_receipts_by_line() {
     }
 
     // The CD's receipts name each transfer by its line in the CD's file.
-    let out = run(
+    let out = run_on(
+        state_url,
         &config,
         &data,
         &[
@@ -178,7 +218,12 @@ async fn a_box_list_through_the_hub_gets_a_true_ack_and_receipts_by_line() {
         assert!(l["status"].is_string(), "{l}");
     }
     // The table has the same columns, for a person.
-    let out = run(&config, &data, &["receipts", "--sender", "CD059"]);
+    let out = run_on(
+        state_url,
+        &config,
+        &data,
+        &["receipts", "--sender", "CD059"],
+    );
     let table = String::from_utf8_lossy(&out.stdout);
     let head = table.lines().next().unwrap();
     for col in [
@@ -195,7 +240,8 @@ async fn a_box_list_through_the_hub_gets_a_true_ack_and_receipts_by_line() {
 
     // An ML's own transfers (its reports of young people out of training, read from
     // I-MILO) are named by its dossier number, kept sealed and opened for the receipt.
-    let out = run(
+    let out = run_on(
+        state_url,
         &config,
         &data,
         &["receipts", "--sender", BOX_PARTENAIRE, "--format", "json"],
@@ -214,9 +260,14 @@ async fn a_box_list_through_the_hub_gets_a_true_ack_and_receipts_by_line() {
     }
     // Stored sealed: the ML's dossier numbers, and the CD's places since they go with
     // the person's initials ("Mes envois" shows them); the receipts above opened them.
-    let state = passerelle_hub::HubState::open(&data.join("state.sqlite"))
-        .await
-        .unwrap();
+    let state = match state_url {
+        None => passerelle_hub::HubState::open(&data.join("state.sqlite")).await,
+        Some(url) => {
+            assert!(!data.join("state.sqlite").exists(), "no state file");
+            passerelle_hub::HubState::connect(url).await
+        }
+    }
+    .unwrap();
     let stored = state.receipts_of(BOX_PARTENAIRE, None).await.unwrap();
     assert_eq!(stored.len(), ml.len());
     for r in &stored {
@@ -236,7 +287,7 @@ async fn a_box_list_through_the_hub_gets_a_true_ack_and_receipts_by_line() {
 
     // The very same file again: its own ACK, and the first one untouched.
     drop();
-    let out = run(&config, &data, &["sync", "--format", "json"]);
+    let out = run_on(state_url, &config, &data, &["sync", "--format", "json"]);
     assert_eq!(
         out.status.code(),
         Some(0),

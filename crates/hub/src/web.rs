@@ -11,11 +11,9 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use passerelle_identity::KeyKind;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
-use sqlx::sqlite::SqlitePool;
 use uuid::Uuid;
 
-use crate::state::{HubState, TransferRow, TransferStatus};
+use crate::state::{Cols, Db, HubState, TransferRow, TransferStatus, on};
 
 /// Errors of the web store.
 #[derive(Debug, thiserror::Error)]
@@ -31,19 +29,6 @@ pub enum WebError {
 }
 
 type Result<T> = std::result::Result<T, WebError>;
-
-const MIGRATION: &str = r#"
-CREATE TABLE IF NOT EXISTS web_account (
-    login TEXT PRIMARY KEY, password_hash TEXT NOT NULL, role TEXT NOT NULL,
-    org TEXT, disabled INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL);
--- id_hash: hex SHA-256 of the cookie's 256-bit id, so a copy of the store opens no session.
-CREATE TABLE IF NOT EXISTS web_session (
-    id_hash TEXT PRIMARY KEY, login TEXT NOT NULL, csrf TEXT NOT NULL,
-    created_at TEXT NOT NULL, last_seen TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS web_session_by_login ON web_session (login);
-CREATE INDEX IF NOT EXISTS transfer_by_hub_id ON transfer (hub_id);
-"#;
 
 /// What an account may do (spec/web.md, "Roles").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -142,7 +127,7 @@ pub struct SentFilter {
 /// The web application's tables in the hub's state database.
 #[derive(Debug, Clone)]
 pub struct WebStore {
-    pool: SqlitePool,
+    db: Db,
 }
 
 fn time(s: &str) -> Result<DateTime<Utc>> {
@@ -156,11 +141,11 @@ fn now() -> String {
 }
 
 impl WebStore {
-    /// The web tables of this state store, created when missing.
+    /// The web tables of this state store (created with the state's own).
     pub async fn open(state: &HubState) -> Result<Self> {
-        let pool = state.pool().clone();
-        sqlx::raw_sql(MIGRATION).execute(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            db: state.db().clone(),
+        })
     }
 
     pub async fn add_account(
@@ -171,61 +156,73 @@ impl WebStore {
         org: Option<&str>,
     ) -> Result<()> {
         let t = now();
-        let r = sqlx::query(
-            "INSERT INTO web_account (login, password_hash, role, org, disabled, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, 0, ?, ?) ON CONFLICT (login) DO NOTHING",
-        )
-        .bind(login)
-        .bind(password_hash)
-        .bind(role.as_str())
-        .bind(org)
-        .bind(&t)
-        .bind(&t)
-        .execute(&self.pool)
-        .await?;
-        if r.rows_affected() == 0 {
+        let affected = on!(&self.db, |p, q| {
+            sqlx::query(q(
+                "INSERT INTO web_account (login, password_hash, role, org, disabled, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, 0, ?, ?) ON CONFLICT (login) DO NOTHING",
+            ))
+            .bind(login)
+            .bind(password_hash)
+            .bind(role.as_str())
+            .bind(org)
+            .bind(&t)
+            .bind(&t)
+            .execute(p)
+            .await?
+            .rows_affected()
+        });
+        if affected == 0 {
             return Err(WebError::Exists(login.to_owned()));
         }
         Ok(())
     }
 
-    fn account_of(r: &sqlx::sqlite::SqliteRow) -> Result<Account> {
+    fn account_of(r: &impl Cols) -> Result<Account> {
         Ok(Account {
-            login: r.try_get("login")?,
-            password_hash: r.try_get("password_hash")?,
+            login: r.text("login")?,
+            password_hash: r.text("password_hash")?,
             role: r
-                .try_get::<String, _>("role")?
+                .text("role")?
                 .parse()
                 .map_err(|_| WebError::Corrupt("role"))?,
-            org: r.try_get("org")?,
-            disabled: r.try_get::<i64, _>("disabled")? != 0,
-            created_at: time(&r.try_get::<String, _>("created_at")?)?,
+            org: r.opt_text("org")?,
+            disabled: r.int("disabled")? != 0,
+            created_at: time(&r.text("created_at")?)?,
         })
     }
 
     pub async fn account(&self, login: &str) -> Result<Option<Account>> {
-        let row = sqlx::query("SELECT * FROM web_account WHERE login = ?")
-            .bind(login)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(Self::account_of).transpose()
+        on!(&self.db, |p, q| {
+            let row = sqlx::query(q("SELECT * FROM web_account WHERE login = ?"))
+                .bind(login)
+                .fetch_optional(p)
+                .await?;
+            row.as_ref().map(Self::account_of).transpose()
+        })
     }
 
     pub async fn accounts(&self) -> Result<Vec<Account>> {
-        let rows = sqlx::query("SELECT * FROM web_account ORDER BY login")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(Self::account_of).collect()
+        on!(&self.db, |p, q| {
+            let rows = sqlx::query("SELECT * FROM web_account ORDER BY login")
+                .fetch_all(p)
+                .await?;
+            rows.iter().map(Self::account_of).collect()
+        })
     }
 
     /// Disables an account and ends its sessions.
     pub async fn disable(&self, login: &str) -> Result<()> {
-        let r = sqlx::query("UPDATE web_account SET disabled = 1, updated_at = ? WHERE login = ?")
+        let affected = on!(&self.db, |p, q| {
+            sqlx::query(q(
+                "UPDATE web_account SET disabled = 1, updated_at = ? WHERE login = ?",
+            ))
             .bind(now())
             .bind(login)
-            .execute(&self.pool)
-            .await?;
-        if r.rows_affected() == 0 {
+            .execute(p)
+            .await?
+            .rows_affected()
+        });
+        if affected == 0 {
             return Err(WebError::NoAccount(login.to_owned()));
         }
         self.end_sessions_of(login).await
@@ -233,15 +230,18 @@ impl WebStore {
 
     /// Sets a new password hash (and enables the account), ending its sessions.
     pub async fn set_password(&self, login: &str, password_hash: &str) -> Result<()> {
-        let r = sqlx::query(
-            "UPDATE web_account SET password_hash = ?, disabled = 0, updated_at = ? WHERE login = ?",
-        )
-        .bind(password_hash)
-        .bind(now())
-        .bind(login)
-        .execute(&self.pool)
-        .await?;
-        if r.rows_affected() == 0 {
+        let affected = on!(&self.db, |p, q| {
+            sqlx::query(q(
+                "UPDATE web_account SET password_hash = ?, disabled = 0, updated_at = ? WHERE login = ?",
+            ))
+            .bind(password_hash)
+            .bind(now())
+            .bind(login)
+            .execute(p)
+            .await?
+            .rows_affected()
+        });
+        if affected == 0 {
             return Err(WebError::NoAccount(login.to_owned()));
         }
         self.end_sessions_of(login).await
@@ -249,57 +249,67 @@ impl WebStore {
 
     pub async fn create_session(&self, id_hash: &str, login: &str, csrf: &str) -> Result<()> {
         let t = now();
-        sqlx::query(
-            "INSERT INTO web_session (id_hash, login, csrf, created_at, last_seen) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(id_hash)
-        .bind(login)
-        .bind(csrf)
-        .bind(&t)
-        .bind(&t)
-        .execute(&self.pool)
-        .await?;
+        on!(&self.db, |p, q| {
+            sqlx::query(q(
+                "INSERT INTO web_session (id_hash, login, csrf, created_at, last_seen) VALUES (?, ?, ?, ?, ?)",
+            ))
+            .bind(id_hash)
+            .bind(login)
+            .bind(csrf)
+            .bind(&t)
+            .bind(&t)
+            .execute(p)
+            .await?;
+        });
         Ok(())
     }
 
     pub async fn session(&self, id_hash: &str) -> Result<Option<SessionRow>> {
-        let row = sqlx::query("SELECT * FROM web_session WHERE id_hash = ?")
-            .bind(id_hash)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| {
-            Ok(SessionRow {
-                login: r.try_get("login")?,
-                csrf: r.try_get("csrf")?,
-                created_at: time(&r.try_get::<String, _>("created_at")?)?,
-                last_seen: time(&r.try_get::<String, _>("last_seen")?)?,
+        on!(&self.db, |p, q| {
+            let row = sqlx::query(q("SELECT * FROM web_session WHERE id_hash = ?"))
+                .bind(id_hash)
+                .fetch_optional(p)
+                .await?;
+            row.map(|r| {
+                Ok(SessionRow {
+                    login: r.text("login")?,
+                    csrf: r.text("csrf")?,
+                    created_at: time(&r.text("created_at")?)?,
+                    last_seen: time(&r.text("last_seen")?)?,
+                })
             })
+            .transpose()
         })
-        .transpose()
     }
 
     pub async fn touch_session(&self, id_hash: &str, at: DateTime<Utc>) -> Result<()> {
-        sqlx::query("UPDATE web_session SET last_seen = ? WHERE id_hash = ?")
-            .bind(at.to_rfc3339())
-            .bind(id_hash)
-            .execute(&self.pool)
-            .await?;
+        on!(&self.db, |p, q| {
+            sqlx::query(q("UPDATE web_session SET last_seen = ? WHERE id_hash = ?"))
+                .bind(at.to_rfc3339())
+                .bind(id_hash)
+                .execute(p)
+                .await?;
+        });
         Ok(())
     }
 
     pub async fn end_session(&self, id_hash: &str) -> Result<()> {
-        sqlx::query("DELETE FROM web_session WHERE id_hash = ?")
-            .bind(id_hash)
-            .execute(&self.pool)
-            .await?;
+        on!(&self.db, |p, q| {
+            sqlx::query(q("DELETE FROM web_session WHERE id_hash = ?"))
+                .bind(id_hash)
+                .execute(p)
+                .await?;
+        });
         Ok(())
     }
 
     pub async fn end_sessions_of(&self, login: &str) -> Result<()> {
-        sqlx::query("DELETE FROM web_session WHERE login = ?")
-            .bind(login)
-            .execute(&self.pool)
-            .await?;
+        on!(&self.db, |p, q| {
+            sqlx::query(q("DELETE FROM web_session WHERE login = ?"))
+                .bind(login)
+                .execute(p)
+                .await?;
+        });
         Ok(())
     }
 
@@ -310,25 +320,32 @@ impl WebStore {
         created_before: DateTime<Utc>,
     ) -> Result<u64> {
         // RFC 3339 in UTC with the same offset form sorts as text.
-        let r = sqlx::query("DELETE FROM web_session WHERE last_seen < ? OR created_at < ?")
+        Ok(on!(&self.db, |p, q| {
+            sqlx::query(q(
+                "DELETE FROM web_session WHERE last_seen < ? OR created_at < ?",
+            ))
             .bind(idle_before.to_rfc3339())
             .bind(created_before.to_rfc3339())
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected())
+            .execute(p)
+            .await?
+            .rows_affected()
+        }))
     }
 
     /// The hub ids the identity index attaches to any of these blind indexes.
     pub async fn hub_ids_for(&self, keys: &[(KeyKind, String)]) -> Result<Vec<Uuid>> {
         let mut out = Vec::new();
         for (kind, key) in keys {
-            let rows = sqlx::query("SELECT hub_id FROM identity_key WHERE kind = ? AND key = ?")
+            let ids: Vec<String> = on!(&self.db, |p, q| {
+                sqlx::query_scalar(q(
+                    "SELECT hub_id FROM identity_key WHERE kind = ? AND key = ?",
+                ))
                 .bind(kind.name())
                 .bind(key)
-                .fetch_all(&self.pool)
-                .await?;
-            for r in rows {
-                let id: String = r.try_get(0)?;
+                .fetch_all(p)
+                .await?
+            });
+            for id in ids {
                 let id = Uuid::parse_str(&id).map_err(|_| WebError::Corrupt("hub id"))?;
                 if !out.contains(&id) {
                     out.push(id);
@@ -338,61 +355,63 @@ impl WebStore {
         Ok(out)
     }
 
-    fn dated(r: &sqlx::sqlite::SqliteRow) -> Result<DatedTransfer> {
+    fn dated(r: &impl Cols) -> Result<DatedTransfer> {
         let id = |s: String| Uuid::parse_str(&s).map_err(|_| WebError::Corrupt("uuid"));
         Ok(DatedTransfer {
             row: TransferRow {
-                transfer_id: id(r.try_get("transfer_id")?)?,
-                flow: r.try_get("flow")?,
-                sender: r.try_get("sender")?,
-                recipient: r.try_get("recipient")?,
-                hub_id: id(r.try_get("hub_id")?)?,
-                status: TransferStatus::parse_name(&r.try_get::<String, _>("status")?)
+                transfer_id: id(r.text("transfer_id")?)?,
+                flow: r.text("flow")?,
+                sender: r.text("sender")?,
+                recipient: r.text("recipient")?,
+                hub_id: id(r.text("hub_id")?)?,
+                status: TransferStatus::parse_name(&r.text("status")?)
                     .ok_or(WebError::Corrupt("status"))?,
-                reason: r.try_get("reason")?,
+                reason: r.opt_text("reason")?,
             },
-            created_at: time(&r.try_get::<String, _>("created_at")?)?,
-            updated_at: time(&r.try_get::<String, _>("updated_at")?)?,
-            sender_ref: r.try_get("sender_ref")?,
+            created_at: time(&r.text("created_at")?)?,
+            updated_at: time(&r.text("updated_at")?)?,
+            sender_ref: r.opt_text("sender_ref")?,
         })
     }
 
     /// The identity keys the index holds for a person (blind indexes, by kind).
     pub async fn keys_of(&self, hub_id: &Uuid) -> Result<Vec<(KeyKind, String)>> {
-        let rows = sqlx::query("SELECT kind, key FROM identity_key WHERE hub_id = ?")
-            .bind(hub_id.to_string())
-            .fetch_all(&self.pool)
-            .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let kind: String = r.try_get(0)?;
-            if let Some(k) = KeyKind::parse(&kind) {
-                out.push((k, r.try_get(1)?));
-            }
-        }
-        Ok(out)
+        let rows: Vec<(String, String)> = on!(&self.db, |p, q| {
+            sqlx::query_as(q("SELECT kind, key FROM identity_key WHERE hub_id = ?"))
+                .bind(hub_id.to_string())
+                .fetch_all(p)
+                .await?
+        });
+        Ok(rows
+            .into_iter()
+            .filter_map(|(kind, key)| KeyKind::parse(&kind).map(|k| (k, key)))
+            .collect())
     }
 
     /// One transfer with its dates.
     pub async fn transfer(&self, transfer_id: &Uuid) -> Result<Option<DatedTransfer>> {
-        let row = sqlx::query("SELECT * FROM transfer WHERE transfer_id = ?")
-            .bind(transfer_id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(Self::dated).transpose()
+        on!(&self.db, |p, q| {
+            let row = sqlx::query(q("SELECT * FROM transfer WHERE transfer_id = ?"))
+                .bind(transfer_id.to_string())
+                .fetch_optional(p)
+                .await?;
+            row.as_ref().map(Self::dated).transpose()
+        })
     }
 
     /// The transfers about these persons, oldest first.
     pub async fn transfers_about(&self, hub_ids: &[Uuid]) -> Result<Vec<DatedTransfer>> {
         let mut out = Vec::new();
         for h in hub_ids {
-            let rows = sqlx::query("SELECT * FROM transfer WHERE hub_id = ?")
-                .bind(h.to_string())
-                .fetch_all(&self.pool)
-                .await?;
-            for r in &rows {
-                out.push(Self::dated(r)?);
-            }
+            on!(&self.db, |p, q| {
+                let rows = sqlx::query(q("SELECT * FROM transfer WHERE hub_id = ?"))
+                    .bind(h.to_string())
+                    .fetch_all(p)
+                    .await?;
+                for r in &rows {
+                    out.push(Self::dated(r)?);
+                }
+            });
         }
         out.sort_by_key(|t| t.created_at);
         Ok(out)
@@ -400,22 +419,23 @@ impl WebStore {
 
     /// What `sender` sent, newest first, filtered.
     pub async fn sent_by(&self, sender: &str, f: &SentFilter) -> Result<Vec<DatedTransfer>> {
-        let mut qb = sqlx::QueryBuilder::new("SELECT * FROM transfer WHERE sender = ");
-        qb.push_bind(sender.to_owned());
-        if let Some(flow) = &f.flow {
-            qb.push(" AND flow = ").push_bind(flow.clone());
-        }
-        if let Some(s) = f.status {
-            qb.push(" AND status = ").push_bind(s.as_str());
-        }
-        let rows = qb
-            .push(" ORDER BY created_at DESC")
-            .build()
-            .fetch_all(&self.pool)
+        let status = f.status.map(|s| s.as_str());
+        let rows: Vec<DatedTransfer> = on!(&self.db, |p, q| {
+            let rows = sqlx::query(q(
+                "SELECT * FROM transfer WHERE sender = ? AND (? IS NULL OR flow = ?)
+                 AND (? IS NULL OR status = ?) ORDER BY created_at DESC",
+            ))
+            .bind(sender)
+            .bind(f.flow.as_deref())
+            .bind(f.flow.as_deref())
+            .bind(status)
+            .bind(status)
+            .fetch_all(p)
             .await?;
+            rows.iter().map(Self::dated).collect::<Result<_>>()?
+        });
         let mut out = Vec::new();
-        for r in &rows {
-            let t = Self::dated(r)?;
+        for t in rows {
             // Times are compared parsed: stored offsets need not all be written alike.
             if f.from.is_some_and(|from| t.created_at < from)
                 || f.to.is_some_and(|to| t.created_at >= to)

@@ -1,7 +1,8 @@
 //! A whole night through `Night`: a source feeding two flows with a refused item, routing,
 //! acknowledgement after sending, delivery per flow, a file peer answering later, and a
 //! reply that goes back only about persons its recipient sent first (with the
-//! recipient's own reference filled in).
+//! recipient's own reference filled in). Every night runs twice: with the hub state in
+//! SQLite, and in PostgreSQL (`PASSERELLE_TEST_PG_URL`).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -19,6 +20,8 @@ use passerelle_hub::*;
 use passerelle_model::Jeune;
 use passerelle_policy::{OrgKind, Policy, System};
 use passerelle_transport::embedded::EmbeddedConfig;
+
+mod common;
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -178,7 +181,8 @@ fn imilo_items() -> Vec<SourceItem> {
     .collect()
 }
 
-async fn engine(dir: &Path) -> Engine {
+/// An engine under `dir`, its state in SQLite there, or in PostgreSQL at `pg`.
+async fn engine(dir: &Path, pg: Option<&str>) -> Engine {
     let keyring = Keyring::open(dir).unwrap();
     for org in ["59350S00", "CD059"] {
         keyring.generate(org).unwrap();
@@ -194,7 +198,10 @@ async fn engine(dir: &Path) -> Engine {
         .build()
         .await
         .unwrap();
-    let state = HubState::open(&dir.join("state.sqlite")).await.unwrap();
+    let state = match pg {
+        None => HubState::open(&dir.join("state.sqlite")).await.unwrap(),
+        Some(url) => HubState::connect(url).await.unwrap(),
+    };
     let policy = Arc::new(Policy::load(workspace().join("schemas/policy/flows.toml")).unwrap());
     Engine::new(
         policy,
@@ -208,10 +215,9 @@ async fn engine(dir: &Path) -> Engine {
     .unwrap()
 }
 
-#[tokio::test]
-async fn a_night_routes_acknowledges_delivers_and_settles_late_answers() {
+async fn a_night_routes_acknowledges_delivers_and_settles_late_answers(pg: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
-    let engine = engine(dir.path()).await;
+    let engine = engine(dir.path(), pg).await;
     let peer = Arc::new(Peer::default());
     let solis_acked = Arc::new(Mutex::new(Vec::new()));
     let cd = Org::new(OrgKind::Cd, "CD059", System::Solis);
@@ -359,10 +365,9 @@ impl Source for DownSource {
     }
 }
 
-#[tokio::test]
-async fn a_peer_down_fails_its_own_part_and_what_waits_goes_the_next_night() {
+async fn a_peer_down_fails_its_own_part_and_what_waits_goes_the_next_night(pg: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
-    let engine = engine(dir.path()).await;
+    let engine = engine(dir.path(), pg).await;
     let cd = Org::new(OrgKind::Cd, "CD059", System::Solis);
     let solis = |acked: &Arc<Mutex<Vec<AckToken>>>| SourcePlan {
         name: "solis".into(),
@@ -444,10 +449,9 @@ impl Sink for Silent {
     }
 }
 
-#[tokio::test]
-async fn a_transfer_never_answered_is_settled_then_sent_again() {
+async fn a_transfer_never_answered_is_settled_then_sent_again(pg: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
-    let engine = engine(dir.path()).await;
+    let engine = engine(dir.path(), pg).await;
     let cd = Org::new(OrgKind::Cd, "CD059", System::Solis);
     let night = |answer_within: Option<Duration>| Night {
         sources: vec![SourcePlan::new(
@@ -498,3 +502,33 @@ async fn a_transfer_never_answered_is_settled_then_sent_again() {
     assert_eq!(rows.len(), 2);
     assert_eq!(report.flows["brsa-orientation"].delivered.delivered, 2);
 }
+
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(None).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if let Some(db) = super::common::PgDatabase::new("hubnight").await {
+                        super::$name(Some(&db.url)).await;
+                        db.finish().await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    a_night_routes_acknowledges_delivers_and_settles_late_answers,
+    a_peer_down_fails_its_own_part_and_what_waits_goes_the_next_night,
+    a_transfer_never_answered_is_settled_then_sent_again,
+);

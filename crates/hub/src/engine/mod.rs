@@ -100,8 +100,7 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Builds the engine: loads the identity index from the state store (row by row),
-    /// then journals what a crash left pending.
+    /// Builds the engine, then journals what a crash left pending.
     pub async fn new(
         policy: Arc<Policy>,
         state: HubState,
@@ -110,10 +109,10 @@ impl Engine {
         sealer: Arc<dyn Sealer>,
         pseudonyms: PseudonymKey,
     ) -> Result<Self> {
-        let mut identity = IdentityIndex::new();
-        state
-            .for_each_identity_entry(|e| identity.insert(&e))
-            .await?;
+        // Nothing is loaded at start: each chunk loads what the store holds about its
+        // keys (`HubState::decide_identities`), so the index is a cache of the persons
+        // met lately, emptied past `IDENTITY_CACHE_PERSONS`.
+        let identity = IdentityIndex::new();
         let engine = Self {
             policy,
             state,
@@ -152,7 +151,7 @@ impl Engine {
         &self.policy
     }
 
-    /// How many persons the identity index knows.
+    /// How many persons the identity index holds now (a cache: see `Engine::new`).
     pub async fn persons(&self) -> usize {
         self.identity.lock().await.len()
     }

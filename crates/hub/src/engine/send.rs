@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use passerelle_audit::{Event, NewEntry, Outcome, Subject};
-use passerelle_identity::{IdentityKeys, Resolution};
+use passerelle_identity::{IdentityKeys, KeyKind, Resolution};
 use passerelle_model::{FieldClass, Identifiants, Jeune, class_of};
 use passerelle_policy::{Decision, Flow, Party};
 use passerelle_transport::{Envelope, Header};
@@ -23,6 +23,10 @@ use crate::state::{PublishedRow, TransferRow, TransferStatus};
 /// Records per chunk in `send_routed`: one identity transaction, one pipelined
 /// publish, one journal batch and one state transaction each.
 pub const SEND_CHUNK: usize = 512;
+
+/// Persons the engine's identity index holds at most before it is emptied (about
+/// 730 bytes each: some 70 MB).
+pub const IDENTITY_CACHE_PERSONS: usize = 100_000;
 
 /// What became of one record offered to `prepare`, in the order offered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -428,30 +432,70 @@ impl Engine {
         summary: &mut SendSummary,
     ) -> Result<Vec<Resolved>> {
         let mut known = Vec::with_capacity(items.len());
-        let mut entries = Vec::new();
         let mut reviews = Vec::new();
+        let keys: Vec<IdentityKeys> = items
+            .iter()
+            .map(|i| IdentityKeys::of(&i.record, &self.pseudonyms))
+            .collect();
+        let touched: Vec<(KeyKind, String)> = keys
+            .iter()
+            .flat_map(|k| k.entries(Uuid::nil()))
+            .map(|e| (e.kind, e.key))
+            .collect();
         let mut index = self.identity.lock().await;
-        for (at, item) in items.into_iter().enumerate() {
+        // A cache, bounded: emptied, it is filled again from the store chunk by chunk
+        // with what each chunk's keys name, which is all a resolution looks at.
+        if index.len() > IDENTITY_CACHE_PERSONS {
+            *index = passerelle_identity::IdentityIndex::new();
+        }
+        // Decided in the store, under its locks on these keys: what another instance
+        // stored about them since this one loaded its index is taken first, so that a
+        // new person gets one hub id whichever instance reads them. Keys are stored
+        // before anything is published, and before the lock is released: another chunk
+        // about the same person publishes only once these keys are stored.
+        let resolutions = self
+            .state
+            .decide_identities(&touched, |stored| {
+                for e in &stored {
+                    index.insert(e);
+                }
+                let mut entries = Vec::new();
+                let out: Vec<Resolution> = keys
+                    .iter()
+                    .enumerate()
+                    .map(|(at, keys)| {
+                        let (r, added) = match forced.get(at).copied().flatten() {
+                            // A reviewer decided: the keys go to that person, whatever
+                            // they match.
+                            Some(hub_id) => {
+                                let added: Vec<_> = keys.entries(hub_id);
+                                for e in &added {
+                                    index.insert(e);
+                                }
+                                (Resolution::New { hub_id }, added)
+                            }
+                            None => index.resolve_new(keys, Uuid::new_v4),
+                        };
+                        // Only keys the index did not hold: the others are stored.
+                        if !matches!(r, Resolution::Review { .. }) {
+                            entries.extend(added);
+                        }
+                        r
+                    })
+                    .collect();
+                (out, entries)
+            })
+            .await?;
+        drop(index);
+        for ((at, item), resolution) in items.into_iter().enumerate().zip(resolutions) {
             let Routed {
                 from,
                 to,
                 mut record,
                 known_to_recipient,
             } = item;
-            let keys = IdentityKeys::of(&record, &self.pseudonyms);
-            let resolution = match forced.get(at).copied().flatten() {
-                // A reviewer decided: the keys go to that person, whatever they match.
-                Some(hub_id) => {
-                    let added: Vec<_> = keys.entries(hub_id);
-                    for e in &added {
-                        index.insert(e);
-                    }
-                    (Resolution::New { hub_id }, added)
-                }
-                None => index.resolve_new(&keys, Uuid::new_v4),
-            };
             match resolution {
-                (Resolution::Review { reason, candidates }, _) => {
+                Resolution::Review { reason, candidates } => {
                     summary.review += 1;
                     fates[at] = ItemFate::Review;
                     debug!(?reason, "record sent to identity review");
@@ -466,10 +510,8 @@ impl Engine {
                         },
                     ));
                 }
-                (r, added) => {
+                r => {
                     let hub_id = r.hub_id().expect("matched or new");
-                    // Only keys the index did not hold: the others are stored.
-                    entries.extend(added);
                     record.hub_id = Some(hub_id.to_string());
                     known.push(Resolved {
                         at,
@@ -482,10 +524,6 @@ impl Engine {
                 }
             }
         }
-        // Under the lock: another chunk about the same person publishes only once
-        // these keys are stored.
-        self.state.save_identity_entries(&entries).await?;
-        drop(index);
         for (reason, candidates, routed) in reviews {
             self.state
                 .save_review(flow_id, &reason, &candidates)
