@@ -15,6 +15,7 @@ pub mod auth;
 mod faj;
 pub mod html;
 mod pages;
+pub mod pdf;
 mod relance;
 mod revues;
 
