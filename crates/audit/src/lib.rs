@@ -16,6 +16,7 @@ pub mod export;
 pub mod journal;
 pub mod schema;
 pub mod subject;
+pub mod tsa;
 pub mod verify;
 
 pub use anchor::{Anchor, AnchorProblem};
@@ -24,4 +25,5 @@ pub use error::{AuditError, ErrorKind, Result};
 pub use export::{ExportFormat, Exporter};
 pub use journal::{Anchored, Appended, Filter, Journal, JournalConfig, PurgeLine, PurgeReport};
 pub use subject::{BlindIndex, Lookup, Subject};
+pub use tsa::{TsaCertificate, TsaError};
 pub use verify::{Checkpoint, Problem, Verification, VerifiedMark};
