@@ -10,6 +10,7 @@
 //! blind indexes (see [`subject`]).
 
 pub mod anchor;
+pub mod art15;
 pub mod entry;
 pub mod error;
 pub mod export;

@@ -565,14 +565,18 @@ async fn subject(place: &Place, journal: &Journal, s: SubjectArgs) -> anyhow::Re
     let mut out = stdout();
     match s.format {
         ListFormat::Table => {
-            let text = crate::art15::report(
+            let date = |t| {
+                passerelle_server::web::html::date_fr(t, passerelle_server::Timezone::EuropeParis)
+            };
+            let text = passerelle_audit::art15::report(
                 &entries,
                 &policy,
-                &crate::art15::Context {
+                &passerelle_audit::art15::Context {
                     now: Utc::now(),
                     actor: &actor,
                     names: &place.config.organisations,
                     flows_source: &source,
+                    date: &date,
                 },
             );
             out.write_all(text.as_bytes())?;
