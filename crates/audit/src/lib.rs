@@ -9,6 +9,7 @@
 //! pseudonym of the hub id, and the identifiers a DPO searches by are stored only as
 //! blind indexes (see [`subject`]).
 
+pub mod alerts;
 pub mod anchor;
 pub mod art15;
 pub mod entry;
