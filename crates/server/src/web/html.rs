@@ -61,6 +61,11 @@ fn nav_for(role: Role) -> Vec<Link> {
         ],
         Role::Dpo => vec![
             l("/", "Accueil"),
+            l("/dpo", "Console du DPO"),
+            l("/dpo/journal", "Journal"),
+            l("/dpo/registre", "Registre"),
+            l("/dpo/exports", "Exports"),
+            l("/dpo/purge", "Purge"),
             l("/recherche", "Rechercher une personne"),
             l("/envois", "Envois"),
         ],

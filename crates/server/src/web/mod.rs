@@ -12,6 +12,7 @@
 //! every refusal too (`denied`), with the account as actor and pseudonyms only.
 
 pub mod auth;
+mod dpo;
 mod faj;
 pub mod html;
 mod pages;
@@ -39,6 +40,7 @@ use crate::status::SharedStatus;
 use crate::tz::Timezone;
 
 pub use auth::{PasswordError, check_password, hash_password, verify_password};
+pub use dpo::{DeclaredHours, DpoSetup};
 pub use faj::{DeskError, FajDesk, Filed, Suivi};
 pub use relance::ReplayDesk;
 pub use revues::ReviewDesk;
@@ -59,6 +61,9 @@ pub struct WebConfig {
     pub login_window_minutes: u64,
     /// Organisation code → name shown on pages (`59350S00 = "Mission Locale de Lille"`).
     pub organisations: BTreeMap<String, String>,
+    /// Organisation code → the hours its accounts work (Europe/Paris); a consultation
+    /// outside them raises an alert on the DPO's console.
+    pub declared_hours: BTreeMap<String, DeclaredHours>,
 }
 
 impl Default for WebConfig {
@@ -70,6 +75,7 @@ impl Default for WebConfig {
             login_attempts: 5,
             login_window_minutes: 15,
             organisations: BTreeMap::new(),
+            declared_hours: BTreeMap::new(),
         }
     }
 }
@@ -133,6 +139,8 @@ struct Inner {
     reviews: std::sync::OnceLock<Arc<dyn ReviewDesk>>,
     /// The dead letters' replay (set by the cli).
     replay: std::sync::OnceLock<Arc<dyn ReplayDesk>>,
+    /// The DPO's console: the policy, the anchors, the alerts (set by the cli).
+    dpo: std::sync::OnceLock<Arc<dpo::DpoState>>,
 }
 
 /// The web application; clone it freely.
@@ -188,6 +196,7 @@ impl WebApp {
             faj: std::sync::OnceLock::new(),
             reviews: std::sync::OnceLock::new(),
             replay: std::sync::OnceLock::new(),
+            dpo: std::sync::OnceLock::new(),
         }))
     }
 
@@ -429,6 +438,12 @@ pub fn routes(app: WebApp) -> Router {
         .route("/faj/demande/{id}", get(faj::demande))
         .route("/revues", get(revues::liste))
         .route("/revues/{id}", get(revues::revue).post(revues::revue_post))
+        .route("/dpo", get(dpo::accueil))
+        .route("/dpo/personne/{handle}", get(dpo::personne))
+        .route("/dpo/journal", get(dpo::journal))
+        .route("/dpo/registre", get(dpo::registre))
+        .route("/dpo/exports", get(dpo::exports))
+        .route("/dpo/purge", get(dpo::purge).post(dpo::purge_post))
         .route("/style.css", get(style))
         .layer(axum::middleware::from_fn(no_store))
         .with_state(app)
