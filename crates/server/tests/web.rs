@@ -708,3 +708,200 @@ async fn an_operateur_replays_a_dead_letter_from_mes_envois_journaled() {
     assert_eq!(replays[0].actor, "operateur.autre");
     assert!(replays[0].subject.is_some(), "the person's pseudonym");
 }
+
+// ---------------------------------------------------------------- the DPO's console
+
+fn dpo_setup(anchors: &std::path::Path) -> passerelle_server::DpoSetup {
+    passerelle_server::DpoSetup {
+        policy: std::sync::Arc::new(
+            passerelle_policy::Policy::from_toml_str(include_str!(
+                "../../../schemas/policy/flows.toml"
+            ))
+            .unwrap(),
+        ),
+        flows_source: "le fichier des flux livré".into(),
+        measures: vec!["Chiffrement des données transmises.".into()],
+        anchor_key: Some(passerelle_crypto::AnchorKey::generate()),
+        anchor_file: Some(anchors.to_owned()),
+    }
+}
+
+#[tokio::test]
+async fn the_dpo_console_is_the_dpo_s_alerts_on_hours_purge_within_retention_csv_neutralised() {
+    let side = tempfile::tempdir().unwrap();
+    let mut config = passerelle_server::WebConfig::default();
+    // The ML declares no working hour at all: any consultation of its accounts is outside.
+    config.declared_hours.insert(
+        ML.into(),
+        passerelle_server::DeclaredHours {
+            start_hour: 0,
+            end_hour: 0,
+            saturday: false,
+            sunday: false,
+        },
+    );
+    let f = fixture_made(config, |w| {
+        w.with_dpo(dpo_setup(&side.path().join("a.jsonl")))
+    })
+    .await;
+
+    // A conseiller consults (journaled with its ML), and is refused the console.
+    let mut ml = Client::new(&f.app);
+    ml.login("conseiller.ml", PASSWORD).await;
+    let form = ml.get("/recherche").await;
+    let csrf = csrf_of(&form.body);
+    let found = ml
+        .post(
+            "/recherche",
+            &[("csrf", &csrf), ("mode", "nir"), ("nir", NIR)],
+        )
+        .await;
+    assert_eq!(found.code, StatusCode::SEE_OTHER, "{}", found.body);
+    let refused = ml.get("/dpo/registre").await;
+    assert_eq!(refused.code, StatusCode::FORBIDDEN);
+    assert!(refused.body.contains("réservée au délégué"));
+
+    let mut dpo = Client::new(&f.app);
+    dpo.login("dpo", PASSWORD).await;
+    let home = dpo.get("/dpo").await;
+    assert_eq!(home.code, StatusCode::OK);
+    assert!(home.body.contains("journal intact"), "{}", home.body);
+    assert!(
+        home.body
+            .contains("Consultation hors des horaires déclarés")
+            && home.body.contains("conseiller.ml (59350S00)"),
+        "{}",
+        home.body
+    );
+    assert_eq!(home.headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
+
+    // The DPO's search crosses organisations: the FAJ request of another ML is listed.
+    let csrf = csrf_of(&home.body);
+    let found = dpo
+        .post(
+            "/recherche",
+            &[
+                ("csrf", &csrf),
+                ("mode", "nir"),
+                ("nir", NIR),
+                ("suite", "dpo"),
+                ("recue_le", "2026-11-30"),
+            ],
+        )
+        .await;
+    assert!(
+        found.location.starts_with("/dpo/personne/")
+            && found.location.ends_with("?recue=2026-11-30"),
+        "{}",
+        found.location
+    );
+    let report = dpo.get(&found.location).await;
+    assert_eq!(report.code, StatusCode::OK);
+    for want in [
+        "30 novembre 2026",
+        "30 décembre 2026",
+        "Demande FAJ",
+        "Mission Locale de Lille",
+        "refusé : SOLIS E12: dossier inconnu",
+        "conseiller.ml",
+    ] {
+        assert!(
+            report.body.contains(want),
+            "{want} missing:\n{}",
+            report.body
+        );
+    }
+    assert!(!report.body.contains(NOM) || report.body.contains("Personne recherchée"));
+
+    // The register is the running flows', in French.
+    let reg = dpo.get("/dpo/registre").await;
+    assert!(
+        reg.body.contains("le fichier des flux livré"),
+        "{}",
+        reg.body
+    );
+    assert!(reg.body.contains("Chiffrement des données transmises."));
+
+    // Purge: inside the retention refused, a dry run removes nothing, CSRF needed.
+    let page = dpo.get("/dpo/purge").await;
+    let csrf = csrf_of(&page.body);
+    let today = chrono::Utc::now().date_naive().to_string();
+    let inside = dpo
+        .post(
+            "/dpo/purge",
+            &[
+                ("csrf", &csrf),
+                ("action", "purger"),
+                ("avant", &today),
+                ("confirmation", "oui"),
+            ],
+        )
+        .await;
+    assert_eq!(inside.code, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(inside.body.contains("dans la durée de conservation"));
+    let no_token = dpo
+        .post(
+            "/dpo/purge",
+            &[("action", "apercu"), ("avant", "2000-01-01")],
+        )
+        .await;
+    assert_eq!(no_token.code, StatusCode::FORBIDDEN);
+    let dry = dpo
+        .post(
+            "/dpo/purge",
+            &[
+                ("csrf", &csrf),
+                ("action", "apercu"),
+                ("avant", "2000-01-01"),
+            ],
+        )
+        .await;
+    assert!(dry.body.contains("Aperçu : 0 entrée(s)"), "{}", dry.body);
+    let unconfirmed = dpo
+        .post(
+            "/dpo/purge",
+            &[
+                ("csrf", &csrf),
+                ("action", "purger"),
+                ("avant", "2000-01-01"),
+            ],
+        )
+        .await;
+    assert!(unconfirmed.body.contains("Rien n'a encore été supprimé"));
+
+    // The export: `;`, BOM, formulas neutralised.
+    let mut e = passerelle_audit::NewEntry::new(
+        passerelle_audit::Event::Rejected,
+        "system",
+        passerelle_audit::Outcome::Refused,
+    );
+    e.reason = Some("=HYPERLINK(\"http://x\";\"y\")".into());
+    f.journal.append(e).await.unwrap();
+    let csv = dpo
+        .get(&format!("/dpo/exports?du={today}&au={today}&telecharger=1"))
+        .await;
+    assert!(csv.body.starts_with('\u{feff}'));
+    assert!(
+        csv.body
+            .contains("\"'=HYPERLINK(\"\"http://x\"\";\"\"y\"\")\""),
+        "{}",
+        csv.body
+    );
+    assert!(!csv.body.contains(NIR));
+
+    // Each raised alert is journaled once, however often the console is opened.
+    dpo.get("/dpo").await;
+    let entries = f.journal.entries(&Filter::default()).await.unwrap();
+    let alerted: Vec<_> = entries.iter().filter(|e| e.event == "alerted").collect();
+    assert_eq!(alerted.len(), 1, "{alerted:?}");
+    assert!(
+        alerted[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("outside_hours:")
+    );
+    assert!(entries.iter().any(|e| e.event == "denied"
+        && e.actor == "conseiller.ml"
+        && e.reason.as_deref() == Some("page /dpo/registre refusée au rôle conseiller")));
+}

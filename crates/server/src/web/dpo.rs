@@ -574,7 +574,7 @@ async fn build_report(
         .iter()
         .map(|id| match policy.flow(id) {
             Some(f) => (
-                format!("{} ({})", f.name, f.id),
+                plain_flow(policy, &f.id),
                 vec![
                     ("Finalité".to_owned(), f.purpose.clone()),
                     (
@@ -644,7 +644,13 @@ async fn build_report(
     }
 }
 
+/// A flow as the person reads it: its French label (spec/domain.md), else the flows
+/// file's own name.
 fn plain_flow(policy: &Policy, id: &str) -> String {
+    let label = html::flow_label(id);
+    if label != crate::page::escape_html(id) {
+        return label;
+    }
     policy
         .flow(id)
         .map(|f| f.name.clone())
