@@ -238,6 +238,12 @@ pub fn dpo_setup(
                 .context("cannot read or create the anchor key")?,
         ),
         anchor_file: Some(hub.data_dir.join("journal.anchors.jsonl")),
+        tsa_certificate: config
+            .audit
+            .tsa_certificate
+            .as_deref()
+            .map(passerelle_cli::tsa::certificate)
+            .transpose()?,
     })
 }
 

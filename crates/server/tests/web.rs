@@ -2,6 +2,8 @@
 //! search and the parcours des échanges, refusals, headers, consultations journaled.
 
 mod common;
+#[path = "../../audit/tests/tsa_world/mod.rs"]
+mod tsa_world;
 
 use std::collections::HashMap;
 
@@ -723,6 +725,7 @@ fn dpo_setup(anchors: &std::path::Path) -> passerelle_server::DpoSetup {
         measures: vec!["Chiffrement des données transmises.".into()],
         anchor_key: Some(passerelle_crypto::AnchorKey::generate()),
         anchor_file: Some(anchors.to_owned()),
+        tsa_certificate: None,
     }
 }
 
@@ -904,4 +907,53 @@ async fn the_dpo_console_is_the_dpo_s_alerts_on_hours_purge_within_retention_csv
     assert!(entries.iter().any(|e| e.event == "denied"
         && e.actor == "conseiller.ml"
         && e.reason.as_deref() == Some("page /dpo/registre refusée au rôle conseiller")));
+}
+
+#[tokio::test]
+async fn the_console_checks_each_anchor_s_time_stamp_token_against_the_tsa_certificate() {
+    let side = tempfile::tempdir().unwrap();
+    let tsa = tsa_world::Tsa::new(&side.path().join("tsa"), false);
+    let cert = passerelle_audit::TsaCertificate::from_pem(&tsa.cert_pem).unwrap();
+    let anchors = side.path().join("anchors.jsonl");
+    let mut setup = dpo_setup(&anchors);
+    let key = setup.anchor_key.clone().unwrap();
+    setup.tsa_certificate = Some(cert);
+    let f = fixture_made(passerelle_server::WebConfig::default(), |w| {
+        w.with_dpo(setup)
+    })
+    .await;
+    let stamp = async |s: Vec<u8>| {
+        let resp = tsa.reply(&passerelle_audit::tsa::request(&s, 5));
+        passerelle_audit::tsa::token_of_response(&resp, &s, 5)
+            .map(|t| Some(hex::encode(t)))
+            .map_err(|e| e.to_string())
+    };
+    let first = f.journal.anchor_with(&key, stamp).await.unwrap().unwrap();
+    f.journal
+        .append(passerelle_audit::NewEntry::new(
+            passerelle_audit::Event::Consulted,
+            "dpo",
+            passerelle_audit::Outcome::Ok,
+        ))
+        .await
+        .unwrap();
+    let second = f.journal.anchor_with(&key, stamp).await.unwrap().unwrap();
+
+    let mut dpo = Client::new(&f.app);
+    dpo.login("dpo", PASSWORD).await;
+    let home = dpo.get("/dpo").await;
+    assert!(home.body.contains("journal intact"), "{}", home.body);
+    assert!(home.body.contains("dont 2 horodatée(s)"), "{}", home.body);
+
+    // The copy kept outside the database: the first anchor with the second's token.
+    let mut moved = first.clone();
+    moved.timestamp = second.timestamp.clone();
+    passerelle_audit::anchor::append_file(&anchors, &[moved]).unwrap();
+    let home = dpo.get("/dpo").await;
+    assert!(
+        home.body.contains("journal altéré") && home.body.contains("another statement"),
+        "{}",
+        home.body
+    );
+    assert!(home.body.contains("Échec de la vérification du journal"));
 }

@@ -71,6 +71,9 @@ pub struct DpoSetup {
     pub anchor_key: Option<AnchorKey>,
     /// The anchor file kept outside the journal's database.
     pub anchor_file: Option<PathBuf>,
+    /// The time-stamping authority's certificate (`[audit] tsa_certificate`): each
+    /// anchor's RFC 3161 token is checked against it at every verification.
+    pub tsa_certificate: Option<passerelle_audit::TsaCertificate>,
 }
 
 impl std::fmt::Debug for DpoSetup {
@@ -249,11 +252,20 @@ async fn check(app: &WebApp, d: &DpoState) -> Checked {
                 problems.push(format!("chaîne rompue à l'entrée {} ({p})", p.seq()));
             }
             problems.extend(v.problems.iter().map(ToString::to_string));
-            let stamped = journal
-                .anchors()
-                .await
-                .map(|a| a.iter().filter(|a| a.timestamp.is_some()).count())
-                .unwrap_or(0);
+            let mut anchors = journal.anchors().await.unwrap_or_default();
+            for a in &outside {
+                if !anchors.contains(a) {
+                    anchors.push(a.clone());
+                }
+            }
+            let stamped = match &d.setup.tsa_certificate {
+                Some(cert) => {
+                    let t = anchor::check_timestamps(&anchors, cert);
+                    problems.extend(t.problems.iter().map(ToString::to_string));
+                    t.good
+                }
+                None => anchors.iter().filter(|a| a.timestamp.is_some()).count(),
+            };
             Checked {
                 at: Utc::now(),
                 entries: v.chain.entries,
