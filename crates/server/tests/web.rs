@@ -766,6 +766,12 @@ async fn the_dpo_console_is_the_dpo_s_alerts_on_hours_purge_within_retention_csv
 
     let mut dpo = Client::new(&f.app);
     dpo.login("dpo", PASSWORD).await;
+    assert!(
+        dpo.get("/")
+            .await
+            .body
+            .contains("<a href=\"/dpo\">Ouvrir la console du DPO</a>")
+    );
     let home = dpo.get("/dpo").await;
     assert_eq!(home.code, StatusCode::OK);
     assert!(home.body.contains("journal intact"), "{}", home.body);

@@ -687,7 +687,7 @@ fn report_html(r: &Report, pdf_href: &str) -> String {
          <dl class=\"fiche\"><dt>Demande reçue le</dt><dd>{}</dd>\
          <dt>Réponse due au plus tard le</dt><dd>{} (un mois, article 12(3) du RGPD)</dd></dl>\
          <p>{}</p>\
-         <p><a href=\"{}\">Télécharger le rapport en PDF</a> · pour l'imprimer, utilisez l'impression du navigateur (la page s'imprime sans le menu).</p>",
+         <p class=\"ecran\"><a href=\"{}\">Télécharger le rapport en PDF</a> · pour l'imprimer, utilisez l'impression du navigateur (la page s'imprime sans le menu).</p>",
         esc(r.how),
         esc(&r.typed),
         day_fr(r.received),

@@ -242,6 +242,11 @@ pub(super) async fn accueil(State(app): State<WebApp>, headers: HeaderMap) -> Re
             "<li><a href=\"/faj/nouvelle\">Déposer une demande FAJ</a> à partir d'un dossier I-MILO</li>",
         );
     }
+    if role == Role::Dpo {
+        body.push_str(
+            "<li><a href=\"/dpo\">Ouvrir la console du DPO</a> : état du journal et alertes, demandes d'accès (article 15), registre, exports et purge</li>",
+        );
+    }
     if matches!(role, Role::Operateur | Role::Admin) {
         body.push_str(
             "<li><a href=\"/exploitation\">Suivre les nuits d'échanges</a> (tableau de bord)</li>",
