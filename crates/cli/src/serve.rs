@@ -244,6 +244,8 @@ pub fn dpo_setup(
             .as_deref()
             .map(passerelle_cli::tsa::certificate)
             .transpose()?,
+        stamper: passerelle_cli::tsa::TsaClient::from_config(&config.audit)?
+            .map(|t| Arc::new(t) as Arc<dyn passerelle_server::Stamper>),
     })
 }
 

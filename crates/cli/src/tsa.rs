@@ -88,3 +88,12 @@ fn rand_nonce() -> u64 {
         .unwrap_or(0);
     t ^ (u64::from(std::process::id()) << 32)
 }
+
+#[async_trait::async_trait]
+impl passerelle_server::Stamper for TsaClient {
+    async fn stamp(&self, statement: &[u8]) -> Result<String, String> {
+        TsaClient::stamp(self, statement)
+            .await
+            .map_err(|e| format!("{e:#}"))
+    }
+}

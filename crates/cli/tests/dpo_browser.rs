@@ -313,6 +313,7 @@ async fn a_dpo_answers_an_access_request_and_sees_a_tampered_journal_in_a_real_b
         anchor_key: Some(hub.keyring.anchor_key().unwrap()),
         anchor_file: Some(hub_dir.join("journal.anchors.jsonl")),
         tsa_certificate: None,
+        stamper: None,
     });
     let app = passerelle_server::app_with_web(AppState::new(status, metrics.clone()), None, web);
     let listener = passerelle_server::bind("127.0.0.1:0".parse().unwrap())

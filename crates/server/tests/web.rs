@@ -726,6 +726,7 @@ fn dpo_setup(anchors: &std::path::Path) -> passerelle_server::DpoSetup {
         anchor_key: Some(passerelle_crypto::AnchorKey::generate()),
         anchor_file: Some(anchors.to_owned()),
         tsa_certificate: None,
+        stamper: None,
     }
 }
 
@@ -918,12 +919,13 @@ async fn the_dpo_console_is_the_dpo_s_alerts_on_hours_purge_within_retention_csv
 #[tokio::test]
 async fn the_console_checks_each_anchor_s_time_stamp_token_against_the_tsa_certificate() {
     let side = tempfile::tempdir().unwrap();
-    let tsa = tsa_world::Tsa::new(&side.path().join("tsa"), false);
+    let tsa = std::sync::Arc::new(tsa_world::Tsa::new(&side.path().join("tsa"), false));
     let cert = passerelle_audit::TsaCertificate::from_pem(&tsa.cert_pem).unwrap();
     let anchors = side.path().join("anchors.jsonl");
     let mut setup = dpo_setup(&anchors);
     let key = setup.anchor_key.clone().unwrap();
-    setup.tsa_certificate = Some(cert);
+    setup.tsa_certificate = Some(cert.clone());
+    setup.stamper = Some(std::sync::Arc::new(TestStamper(tsa.clone())));
     let f = fixture_made(passerelle_server::WebConfig::default(), |w| {
         w.with_dpo(setup)
     })
@@ -951,6 +953,38 @@ async fn the_console_checks_each_anchor_s_time_stamp_token_against_the_tsa_certi
     assert!(home.body.contains("journal intact"), "{}", home.body);
     assert!(home.body.contains("dont 2 horodatée(s)"), "{}", home.body);
 
+    // A purge from the console anchors the head after it, stamped by the authority.
+    let page = dpo.get("/dpo/purge").await;
+    let csrf = csrf_of(&page.body);
+    let done = dpo
+        .post(
+            "/dpo/purge",
+            &[
+                ("csrf", &csrf),
+                ("action", "purger"),
+                ("avant", "2000-01-01"),
+                ("confirmation", "oui"),
+            ],
+        )
+        .await;
+    assert!(
+        done.body.contains("ont été supprimées par dpo"),
+        "{}",
+        done.body
+    );
+    let anchored = f.journal.anchors().await.unwrap();
+    let t = passerelle_audit::anchor::check_timestamps(&anchored, &cert);
+    assert_eq!(
+        (t.good, t.without, t.problems.len()),
+        (3, 0, 0),
+        "{anchored:?}"
+    );
+    assert_eq!(
+        passerelle_audit::anchor::read_file(&anchors).unwrap().len(),
+        1,
+        "the purge's anchor is kept in the anchor file too"
+    );
+
     // The copy kept outside the database: the first anchor with the second's token.
     let mut moved = first.clone();
     moved.timestamp = second.timestamp.clone();
@@ -962,4 +996,17 @@ async fn the_console_checks_each_anchor_s_time_stamp_token_against_the_tsa_certi
         home.body
     );
     assert!(home.body.contains("Échec de la vérification du journal"));
+}
+
+/// The test TSA as the console's stamper (the cli's HTTP client does the same over HTTP).
+struct TestStamper(std::sync::Arc<tsa_world::Tsa>);
+
+#[async_trait::async_trait]
+impl passerelle_server::Stamper for TestStamper {
+    async fn stamp(&self, statement: &[u8]) -> Result<String, String> {
+        let resp = self.0.reply(&passerelle_audit::tsa::request(statement, 9));
+        passerelle_audit::tsa::token_of_response(&resp, statement, 9)
+            .map(hex::encode)
+            .map_err(|e| e.to_string())
+    }
 }

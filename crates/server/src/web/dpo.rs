@@ -74,6 +74,15 @@ pub struct DpoSetup {
     /// The time-stamping authority's certificate (`[audit] tsa_certificate`): each
     /// anchor's RFC 3161 token is checked against it at every verification.
     pub tsa_certificate: Option<passerelle_audit::TsaCertificate>,
+    /// The time-stamping authority's client (the cli's), so that the anchor a purge
+    /// from the console makes is stamped like `audit anchor`'s.
+    pub stamper: Option<Arc<dyn Stamper>>,
+}
+
+/// Asks a time-stamping authority for an RFC 3161 token (hex DER) over a statement.
+#[async_trait::async_trait]
+pub trait Stamper: Send + Sync {
+    async fn stamp(&self, statement: &[u8]) -> Result<String, String>;
 }
 
 impl std::fmt::Debug for DpoSetup {
@@ -1380,8 +1389,19 @@ pub(super) async fn purge_post(
         }
     };
     let mut kept: Vec<Anchor> = report.record.iter().cloned().collect();
-    if let Ok(Some(a)) = journal.anchor(key).await {
-        kept.push(a);
+    let anchored = match &d.setup.stamper {
+        Some(t) => {
+            journal
+                .anchor_with(key, async |s: Vec<u8>| t.stamp(&s).await.map(Some))
+                .await
+        }
+        None => journal.anchor(key).await,
+    };
+    match anchored {
+        Ok(Some(a)) => kept.push(a),
+        Ok(None) => {}
+        // The purge itself is signed and recorded; the head is anchored at the next try.
+        Err(e) => tracing::warn!("cannot anchor the journal after the purge: {e}"),
     }
     if let Some(path) = &d.setup.anchor_file {
         let known = anchor::read_file(path).unwrap_or_default();

@@ -40,7 +40,7 @@ use crate::status::SharedStatus;
 use crate::tz::Timezone;
 
 pub use auth::{PasswordError, check_password, hash_password, verify_password};
-pub use dpo::{DeclaredHours, DpoSetup};
+pub use dpo::{DeclaredHours, DpoSetup, Stamper};
 pub use faj::{DeskError, FajDesk, Filed, Suivi};
 pub use relance::ReplayDesk;
 pub use revues::ReviewDesk;
