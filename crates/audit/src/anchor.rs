@@ -160,6 +160,14 @@ pub enum AnchorProblem {
     CheckpointRemoved { seq: i64, at: String },
     /// Anchors exist but the keyring holds no anchor key to check them with.
     NoKey,
+    /// An anchor's RFC 3161 token does not check out against the configured TSA
+    /// certificate: for another statement, altered, or from another authority.
+    BadTimestamp {
+        kind: String,
+        seq: i64,
+        at: String,
+        reason: String,
+    },
 }
 
 impl std::fmt::Display for AnchorProblem {
@@ -188,6 +196,15 @@ impl std::fmt::Display for AnchorProblem {
             Self::NoKey => write!(
                 f,
                 "the journal holds signed anchors but the keyring has no anchor key to check them"
+            ),
+            Self::BadTimestamp {
+                kind,
+                seq,
+                at,
+                reason,
+            } => write!(
+                f,
+                "the time-stamp token of the {kind} anchor of entry {seq} made at {at} does not check out: {reason}"
             ),
         }
     }
@@ -264,6 +281,47 @@ pub fn check(
     }
     problems.dedup();
     problems
+}
+
+/// How the RFC 3161 tokens of a set of anchors checked out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Timestamps {
+    /// Anchors whose token verified, with the TSA's time of the latest.
+    pub good: usize,
+    pub last_gen_time: Option<String>,
+    /// Anchors without a token (made before a TSA was configured, or while it was down).
+    pub without: usize,
+    pub problems: Vec<AnchorProblem>,
+}
+
+/// Checks each anchor's token against its statement and the TSA certificate.
+pub fn check_timestamps(anchors: &[Anchor], cert: &crate::tsa::TsaCertificate) -> Timestamps {
+    let mut t = Timestamps::default();
+    for a in anchors {
+        let Some(token) = &a.timestamp else {
+            t.without += 1;
+            continue;
+        };
+        let checked = a
+            .statement()
+            .ok_or(crate::tsa::TsaError::Malformed { what: "anchor" })
+            .and_then(|s| crate::tsa::verify_hex(token, &s, cert));
+        match checked {
+            Ok(s) => {
+                t.good += 1;
+                if t.last_gen_time.as_ref().is_none_or(|g| *g < s.gen_time) {
+                    t.last_gen_time = Some(s.gen_time);
+                }
+            }
+            Err(e) => t.problems.push(AnchorProblem::BadTimestamp {
+                kind: a.kind.clone(),
+                seq: a.seq,
+                at: a.at.clone(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+    t
 }
 
 /// Reads an anchor file (JSON Lines); a missing file is no anchors. A bad line is an

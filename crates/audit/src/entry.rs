@@ -54,10 +54,12 @@ pub enum Event {
     Consulted,
     /// Entries past retention were removed (the checkpoint is in the reason).
     Purged,
+    /// An alert for the DPO was raised (its key and words in the reason; see `alerts`).
+    Alerted,
 }
 
 impl Event {
-    pub const ALL: [Event; 9] = [
+    pub const ALL: [Event; 10] = [
         Event::Received,
         Event::Published,
         Event::Delivered,
@@ -67,6 +69,7 @@ impl Event {
         Event::Denied,
         Event::Consulted,
         Event::Purged,
+        Event::Alerted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -80,6 +83,7 @@ impl Event {
             Event::Denied => "denied",
             Event::Consulted => "consulted",
             Event::Purged => "purged",
+            Event::Alerted => "alerted",
         }
     }
 

@@ -42,6 +42,9 @@ pub enum AuditError {
     Stopped,
     #[error("cannot write the export: {0}")]
     Io(Arc<std::io::Error>),
+    /// The time-stamping authority could not stamp an anchor (nothing was stored).
+    #[error("cannot time-stamp the anchor: {0}")]
+    Timestamp(String),
 }
 
 impl AuditError {
@@ -66,7 +69,7 @@ impl AuditError {
                 _ => ErrorKind::Unavailable,
             },
             Self::Corrupt(_) | Self::BrokenChain(_) => ErrorKind::Corrupt,
-            Self::Stopped => ErrorKind::Unavailable,
+            Self::Stopped | Self::Timestamp(_) => ErrorKind::Unavailable,
             Self::Io(_) => ErrorKind::Io,
             Self::Missing(_) => ErrorKind::Missing,
         }

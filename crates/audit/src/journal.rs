@@ -1113,15 +1113,17 @@ impl Journal {
     /// Signs the head with the hub's key and stores the anchor; `None` while the
     /// journal is empty. Anchoring an unchanged head again returns the stored anchor.
     pub async fn anchor(&self, key: &passerelle_crypto::AnchorKey) -> Result<Option<Anchor>> {
-        self.anchor_with(key, |_| None).await
+        self.anchor_with(key, async |_| Ok(None)).await
     }
 
-    /// As [`anchor`](Self::anchor), with `timestamp` giving an RFC 3161 token for the
-    /// statement (called before the anchor is stored).
+    /// As [`anchor`](Self::anchor), with `timestamp` giving an RFC 3161 token (hex DER)
+    /// for the statement, called before the anchor is stored. Its error (a TSA that
+    /// cannot be reached or answers wrong) stores nothing: the caller decides whether
+    /// to anchor without a token.
     pub async fn anchor_with(
         &self,
         key: &passerelle_crypto::AnchorKey,
-        timestamp: impl FnOnce(&[u8]) -> Option<String>,
+        timestamp: impl AsyncFnOnce(Vec<u8>) -> std::result::Result<Option<String>, String>,
     ) -> Result<Option<Anchor>> {
         let (seq, hash) = self.head().await?;
         if seq == 0 {
@@ -1135,7 +1137,10 @@ impl Journal {
             return Ok(Some(a));
         }
         let mut a = Anchor::head(seq, &hash, format_time(Utc::now())).sign(key);
-        a.timestamp = a.statement().and_then(|s| timestamp(&s));
+        a.timestamp = match a.statement() {
+            Some(s) => timestamp(s).await.map_err(AuditError::Timestamp)?,
+            None => None,
+        };
         match &self.backend {
             Backend::Sqlite(p) => insert_anchor!(p, &a),
             Backend::Postgres(p) => insert_anchor!(p, &a),

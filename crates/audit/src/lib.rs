@@ -9,13 +9,16 @@
 //! pseudonym of the hub id, and the identifiers a DPO searches by are stored only as
 //! blind indexes (see [`subject`]).
 
+pub mod alerts;
 pub mod anchor;
+pub mod art15;
 pub mod entry;
 pub mod error;
 pub mod export;
 pub mod journal;
 pub mod schema;
 pub mod subject;
+pub mod tsa;
 pub mod verify;
 
 pub use anchor::{Anchor, AnchorProblem};
@@ -24,4 +27,5 @@ pub use error::{AuditError, ErrorKind, Result};
 pub use export::{ExportFormat, Exporter};
 pub use journal::{Anchored, Appended, Filter, Journal, JournalConfig, PurgeLine, PurgeReport};
 pub use subject::{BlindIndex, Lookup, Subject};
+pub use tsa::{TsaCertificate, TsaError};
 pub use verify::{Checkpoint, Problem, Verification, VerifiedMark};

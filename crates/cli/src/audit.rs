@@ -331,8 +331,48 @@ async fn verify(place: &Place, journal: &Journal) -> anyhow::Result<ExitCode> {
         .verify_anchored(public.as_deref(), &outside)
         .await
         .context("cannot verify the journal")?;
+    let mut v = v;
+    // With a TSA certificate configured, every anchor's token is checked against it.
+    let stamps = match &place.config.audit.tsa_certificate {
+        Some(path) => {
+            let cert = passerelle_cli::tsa::certificate(path)?;
+            let mut anchors = journal.anchors().await.context("cannot read the anchors")?;
+            for a in &outside {
+                if !anchors.contains(a) {
+                    anchors.push(a.clone());
+                }
+            }
+            let t = anchor::check_timestamps(&anchors, &cert);
+            v.problems.extend(t.problems.iter().cloned());
+            Some(t)
+        }
+        None => None,
+    };
     let c = &v.chain;
     let mut out = stdout();
+    if let Some(t) = &stamps {
+        writeln!(
+            out,
+            "time-stamp tokens: {} checked against {}{}{}",
+            t.good,
+            place
+                .config
+                .audit
+                .tsa_certificate
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            t.last_gen_time
+                .as_ref()
+                .map(|g| format!(", latest stamped {g}"))
+                .unwrap_or_default(),
+            if t.without > 0 {
+                format!(", {} anchors without a token", t.without)
+            } else {
+                String::new()
+            }
+        )?;
+    }
     let from = match &c.checkpoint {
         Some(c) => format!(
             " after checkpoint seq {} hash {} (purged before {})",
@@ -415,23 +455,49 @@ async fn anchor_head(place: &Place, journal: &Journal) -> anyhow::Result<ExitCod
     if let Some(p) = v.problem {
         bail!("the chain is broken ({p}): it is not anchored, so that no tampering is signed");
     }
+    let tsa = passerelle_cli::tsa::TsaClient::from_config(&place.config.audit)?;
     let mut out = stdout();
-    match journal
-        .anchor(&key)
-        .await
-        .context("cannot anchor the journal")?
-    {
+    match anchor_stamped(journal, &key, tsa.as_ref()).await? {
         None => writeln!(out, "the journal is empty: nothing to anchor")?,
         Some(a) => {
             place.keep_outside(std::slice::from_ref(&a))?;
             writeln!(out, "anchored entry {} hash {} at {}", a.seq, a.hash, a.at)?;
             writeln!(out, "hub anchor key (Ed25519): {}", a.public_key)?;
             writeln!(out, "signature: {}", a.signature)?;
+            if a.timestamp.is_some() {
+                writeln!(
+                    out,
+                    "time-stamped by the authority (RFC 3161 token kept with the anchor)"
+                )?;
+            }
             writeln!(out, "copy kept in {}", place.anchor_file.display())?;
         }
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Anchors the head, time-stamped by the configured TSA when there is one: an
+/// authority that cannot stamp stores no anchor (run `audit anchor` again once it answers).
+async fn anchor_stamped(
+    journal: &Journal,
+    key: &passerelle_crypto::AnchorKey,
+    tsa: Option<&passerelle_cli::tsa::TsaClient>,
+) -> anyhow::Result<Option<Anchor>> {
+    let a = match tsa {
+        None => journal.anchor(key).await,
+        Some(t) => {
+            journal
+                .anchor_with(key, async |statement: Vec<u8>| {
+                    t.stamp(&statement)
+                        .await
+                        .map(Some)
+                        .map_err(|e| format!("{e:#}"))
+                })
+                .await
+        }
+    };
+    a.context("cannot anchor the journal")
 }
 
 fn lookup_of(s: &SubjectArgs) -> anyhow::Result<Lookup> {
@@ -499,14 +565,18 @@ async fn subject(place: &Place, journal: &Journal, s: SubjectArgs) -> anyhow::Re
     let mut out = stdout();
     match s.format {
         ListFormat::Table => {
-            let text = crate::art15::report(
+            let date = |t| {
+                passerelle_server::web::html::date_fr(t, passerelle_server::Timezone::EuropeParis)
+            };
+            let text = passerelle_audit::art15::report(
                 &entries,
                 &policy,
-                &crate::art15::Context {
+                &passerelle_audit::art15::Context {
                     now: Utc::now(),
                     actor: &actor,
                     names: &place.config.organisations,
                     flows_source: &source,
+                    date: &date,
                 },
             );
             out.write_all(text.as_bytes())?;
@@ -680,11 +750,8 @@ async fn purge(place: &Place, journal: &Journal, p: PurgeArgs) -> anyhow::Result
         .context("cannot purge the journal")?;
     // The record goes to the anchor file too, then the new head is anchored.
     let mut kept: Vec<Anchor> = report.record.iter().cloned().collect();
-    if let Some(a) = journal
-        .anchor(&key)
-        .await
-        .context("cannot anchor the journal")?
-    {
+    let tsa = passerelle_cli::tsa::TsaClient::from_config(&place.config.audit)?;
+    if let Some(a) = anchor_stamped(journal, &key, tsa.as_ref()).await? {
         kept.push(a);
     }
     place.keep_outside(&kept)?;

@@ -32,6 +32,9 @@ pub struct HubConfig {
     /// cursors, reviews, web accounts and sessions).
     #[serde(default)]
     pub state: StateSection,
+    /// Anchoring: the RFC 3161 time-stamping authority, when there is one.
+    #[serde(default)]
+    pub audit: AuditSection,
     /// `passerelle serve`: listen address, schedule (cron, Europe/Paris), grace.
     #[serde(default)]
     pub server: ServerConfig,
@@ -185,6 +188,36 @@ impl StateSection {
     }
 }
 
+/// `[audit]`: the time-stamping authority that stamps each anchor (RFC 3161, as X-Road
+/// does), and the certificate its tokens are checked with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// The TSA's URL (`http://…` or `https://…`), POSTed a TimeStampReq at each anchor.
+    #[serde(default)]
+    pub tsa_url: Option<String>,
+    /// The TSA's certificate (PEM): `audit verify` checks every token against it.
+    #[serde(default)]
+    pub tsa_certificate: Option<PathBuf>,
+    /// Seconds the TSA may take to answer (default 10).
+    #[serde(default = "default_tsa_timeout")]
+    pub tsa_timeout_s: u64,
+}
+
+fn default_tsa_timeout() -> u64 {
+    10
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        Self {
+            tsa_url: None,
+            tsa_certificate: None,
+            tsa_timeout_s: default_tsa_timeout(),
+        }
+    }
+}
+
 /// The national I-MILO and the structures (MLs) this hub serves.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -299,6 +332,19 @@ impl HubConfig {
 
     /// Checks everything that can be checked without I/O.
     pub fn validate(&self) -> Result<()> {
+        if let Some(u) = &self.audit.tsa_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                bail!("audit.tsa_url must be an http:// or https:// URL");
+            }
+            if self.audit.tsa_certificate.is_none() {
+                bail!(
+                    "audit.tsa_url needs audit.tsa_certificate (the TSA's PEM certificate), or its tokens could not be checked"
+                );
+            }
+        }
+        if self.audit.tsa_timeout_s == 0 {
+            bail!("audit.tsa_timeout_s must be at least 1 second");
+        }
         if self.night.peer_deadline_s == 0 || self.night.deadline_s == 0 {
             bail!("night.peer_deadline_s and night.deadline_s must be at least 1 second");
         }

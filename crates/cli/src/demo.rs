@@ -184,6 +184,7 @@ async fn serve_web(
     crate::serve::record(&status, &fm, report, started, chrono::Utc::now());
     let mut web = crate::serve::web_app(hub, &config.server, status.clone())
         .await?
+        .with_dpo(crate::serve::dpo_setup(hub, config)?)
         .with_review_desk(Arc::new(passerelle_cli::review_desk::ReviewDesk(
             hub.engine.clone(),
         )))

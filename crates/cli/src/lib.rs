@@ -9,6 +9,7 @@ pub mod faj_desk;
 pub mod lock;
 pub mod retention;
 pub mod review_desk;
+pub mod tsa;
 pub mod verified;
 pub mod wiring;
 pub mod world;

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod art15;
 mod audit;
 mod bilan;
 mod config_cmd;

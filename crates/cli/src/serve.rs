@@ -164,6 +164,7 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
     };
     let mut web = web_app(&hub, &config.server, status.clone())
         .await?
+        .with_dpo(dpo_setup(&hub, &config)?)
         .with_review_desk(Arc::new(passerelle_cli::review_desk::ReviewDesk(
             hub.engine.clone(),
         )))
@@ -206,6 +207,46 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
     }
     hub.close().await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the DPO's console needs of the running hub: its flows and where they come
+/// from, the security measures of this configuration (the register's), the anchor key
+/// and the anchor file (the one `passerelle audit` keeps, under the data folder).
+pub fn dpo_setup(
+    hub: &Hub,
+    config: &passerelle_cli::config::HubConfig,
+) -> Result<passerelle_server::DpoSetup> {
+    let flows_source = match &config.flows {
+        Some(p) => format!(
+            "le fichier des flux {}",
+            std::path::absolute(p)
+                .unwrap_or_else(|_| p.clone())
+                .display()
+        ),
+        None => format!(
+            "la copie du fichier des flux intégrée à passerelle {} (aucun fichier nommé par la configuration)",
+            env!("CARGO_PKG_VERSION")
+        ),
+    };
+    Ok(passerelle_server::DpoSetup {
+        policy: Arc::new(hub.engine.policy().clone()),
+        flows_source,
+        measures: crate::policy::running_facts(config),
+        anchor_key: Some(
+            hub.keyring
+                .anchor_key()
+                .context("cannot read or create the anchor key")?,
+        ),
+        anchor_file: Some(hub.data_dir.join("journal.anchors.jsonl")),
+        tsa_certificate: config
+            .audit
+            .tsa_certificate
+            .as_deref()
+            .map(passerelle_cli::tsa::certificate)
+            .transpose()?,
+        stamper: passerelle_cli::tsa::TsaClient::from_config(&config.audit)?
+            .map(|t| Arc::new(t) as Arc<dyn passerelle_server::Stamper>),
+    })
 }
 
 /// The web application over this hub's state store, journal and pseudonym key.

@@ -123,6 +123,21 @@ impl ServerConfig {
             1024,
             64 * 1024 * 1024,
         )?;
+        // Declared hours are whole hours of a day, the end after the start.
+        for h in self.web.declared_hours.values() {
+            range(
+                "web.declared_hours.start_hour",
+                u64::from(h.start_hour),
+                0,
+                23,
+            )?;
+            range(
+                "web.declared_hours.end_hour",
+                u64::from(h.end_hour),
+                u64::from(h.start_hour) + 1,
+                24,
+            )?;
+        }
         Ok(())
     }
 
@@ -179,6 +194,24 @@ mod tests {
 
     fn parse(s: &str) -> Result<ServerConfig, toml::de::Error> {
         toml::from_str(s)
+    }
+
+    #[test]
+    fn declared_hours_are_read_checked_and_strict() {
+        let c = parse(
+            "[web.declared_hours.59350S00]\nstart_hour = 8\nend_hour = 19\nsaturday = true\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        let h = &c.web.declared_hours["59350S00"];
+        let at = |s: &str| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap();
+        assert!(h.allows(at("2026-12-05 08:00")), "a Saturday, declared");
+        assert!(!h.allows(at("2026-12-06 10:00")), "a Sunday, not declared");
+        assert!(!h.allows(at("2026-12-04 19:00")), "the end hour is outside");
+        assert!(!h.allows(at("2026-12-04 07:59")));
+        let bad = parse("[web.declared_hours.59350S00]\nstart_hour = 19\nend_hour = 8\n").unwrap();
+        assert!(bad.validate().is_err());
+        assert!(parse("[web.declared_hours.59350S00]\nstart_hour = 8\nend = 19\n").is_err());
     }
 
     #[test]

@@ -91,4 +91,4 @@ pub use serve::{
 };
 pub use status::{FlowMetrics, FlowOutcome, FlowStatus, Night, SharedStatus, Status};
 pub use tz::Timezone;
-pub use web::{WebApp, WebConfig, WebDeps};
+pub use web::{DeclaredHours, DpoSetup, Stamper, WebApp, WebConfig, WebDeps};

@@ -113,6 +113,8 @@ pub fn app_with_web(
         .route("/metrics", get(metrics))
         .route("/api/status", get(api_status))
         .with_state(state.clone());
+    // The DPO's alerts are counted in /metrics (when the console is set up).
+    let web = web.with_alert_metrics(&state.metrics);
     let base = open.merge(crate::web::routes(web));
     let hooks = faj
         .map(|w| (FAJ_HOOK_PATH, w.router()))

@@ -2,6 +2,8 @@
 //! search and the parcours des échanges, refusals, headers, consultations journaled.
 
 mod common;
+#[path = "../../audit/tests/tsa_world/mod.rs"]
+mod tsa_world;
 
 use std::collections::HashMap;
 
@@ -707,4 +709,304 @@ async fn an_operateur_replays_a_dead_letter_from_mes_envois_journaled() {
     assert_eq!(replays.len(), 1);
     assert_eq!(replays[0].actor, "operateur.autre");
     assert!(replays[0].subject.is_some(), "the person's pseudonym");
+}
+
+// ---------------------------------------------------------------- the DPO's console
+
+fn dpo_setup(anchors: &std::path::Path) -> passerelle_server::DpoSetup {
+    passerelle_server::DpoSetup {
+        policy: std::sync::Arc::new(
+            passerelle_policy::Policy::from_toml_str(include_str!(
+                "../../../schemas/policy/flows.toml"
+            ))
+            .unwrap(),
+        ),
+        flows_source: "le fichier des flux livré".into(),
+        measures: vec!["Chiffrement des données transmises.".into()],
+        anchor_key: Some(passerelle_crypto::AnchorKey::generate()),
+        anchor_file: Some(anchors.to_owned()),
+        tsa_certificate: None,
+        stamper: None,
+    }
+}
+
+#[tokio::test]
+async fn the_dpo_console_is_the_dpo_s_alerts_on_hours_purge_within_retention_csv_neutralised() {
+    let side = tempfile::tempdir().unwrap();
+    let mut config = passerelle_server::WebConfig::default();
+    // The ML declares no working hour at all: any consultation of its accounts is outside.
+    config.declared_hours.insert(
+        ML.into(),
+        passerelle_server::DeclaredHours {
+            start_hour: 0,
+            end_hour: 0,
+            saturday: false,
+            sunday: false,
+        },
+    );
+    let f = fixture_made(config, |w| {
+        w.with_dpo(dpo_setup(&side.path().join("a.jsonl")))
+    })
+    .await;
+
+    // A conseiller consults (journaled with its ML), and is refused the console.
+    let mut ml = Client::new(&f.app);
+    ml.login("conseiller.ml", PASSWORD).await;
+    let form = ml.get("/recherche").await;
+    let csrf = csrf_of(&form.body);
+    let found = ml
+        .post(
+            "/recherche",
+            &[("csrf", &csrf), ("mode", "nir"), ("nir", NIR)],
+        )
+        .await;
+    assert_eq!(found.code, StatusCode::SEE_OTHER, "{}", found.body);
+    let refused = ml.get("/dpo/registre").await;
+    assert_eq!(refused.code, StatusCode::FORBIDDEN);
+    assert!(refused.body.contains("réservée au délégué"));
+
+    let mut dpo = Client::new(&f.app);
+    dpo.login("dpo", PASSWORD).await;
+    assert!(
+        dpo.get("/")
+            .await
+            .body
+            .contains("<a href=\"/dpo\">Ouvrir la console du DPO</a>")
+    );
+    let home = dpo.get("/dpo").await;
+    assert_eq!(home.code, StatusCode::OK);
+    assert!(home.body.contains("journal intact"), "{}", home.body);
+    assert!(
+        home.body
+            .contains("Consultation hors des horaires déclarés")
+            && home.body.contains("conseiller.ml (59350S00)"),
+        "{}",
+        home.body
+    );
+    assert_eq!(home.headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
+
+    // The DPO's search crosses organisations: the FAJ request of another ML is listed.
+    let csrf = csrf_of(&home.body);
+    let found = dpo
+        .post(
+            "/recherche",
+            &[
+                ("csrf", &csrf),
+                ("mode", "nir"),
+                ("nir", NIR),
+                ("suite", "dpo"),
+                ("recue_le", "2026-11-30"),
+            ],
+        )
+        .await;
+    assert!(
+        found.location.starts_with("/dpo/personne/")
+            && found.location.ends_with("?recue=2026-11-30"),
+        "{}",
+        found.location
+    );
+    let report = dpo.get(&found.location).await;
+    assert_eq!(report.code, StatusCode::OK);
+    for want in [
+        "30 novembre 2026",
+        "30 décembre 2026",
+        "Demande FAJ",
+        "Mission Locale de Lille",
+        "refusé : SOLIS E12: dossier inconnu",
+        "conseiller.ml",
+    ] {
+        assert!(
+            report.body.contains(want),
+            "{want} missing:\n{}",
+            report.body
+        );
+    }
+    assert!(!report.body.contains(NOM) || report.body.contains("Personne recherchée"));
+
+    // The register is the running flows', in French.
+    let reg = dpo.get("/dpo/registre").await;
+    assert!(
+        reg.body.contains("le fichier des flux livré"),
+        "{}",
+        reg.body
+    );
+    assert!(reg.body.contains("Chiffrement des données transmises."));
+
+    // Purge: inside the retention refused, a dry run removes nothing, CSRF needed.
+    let page = dpo.get("/dpo/purge").await;
+    let csrf = csrf_of(&page.body);
+    let today = chrono::Utc::now().date_naive().to_string();
+    let inside = dpo
+        .post(
+            "/dpo/purge",
+            &[
+                ("csrf", &csrf),
+                ("action", "purger"),
+                ("avant", &today),
+                ("confirmation", "oui"),
+            ],
+        )
+        .await;
+    assert_eq!(inside.code, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(inside.body.contains("dans la durée de conservation"));
+    let no_token = dpo
+        .post(
+            "/dpo/purge",
+            &[("action", "apercu"), ("avant", "2000-01-01")],
+        )
+        .await;
+    assert_eq!(no_token.code, StatusCode::FORBIDDEN);
+    let dry = dpo
+        .post(
+            "/dpo/purge",
+            &[
+                ("csrf", &csrf),
+                ("action", "apercu"),
+                ("avant", "2000-01-01"),
+            ],
+        )
+        .await;
+    assert!(dry.body.contains("Aperçu : 0 entrée(s)"), "{}", dry.body);
+    let unconfirmed = dpo
+        .post(
+            "/dpo/purge",
+            &[
+                ("csrf", &csrf),
+                ("action", "purger"),
+                ("avant", "2000-01-01"),
+            ],
+        )
+        .await;
+    assert!(unconfirmed.body.contains("Rien n'a encore été supprimé"));
+
+    // The export: `;`, BOM, formulas neutralised.
+    let mut e = passerelle_audit::NewEntry::new(
+        passerelle_audit::Event::Rejected,
+        "system",
+        passerelle_audit::Outcome::Refused,
+    );
+    e.reason = Some("=HYPERLINK(\"http://x\";\"y\")".into());
+    f.journal.append(e).await.unwrap();
+    let csv = dpo
+        .get(&format!("/dpo/exports?du={today}&au={today}&telecharger=1"))
+        .await;
+    assert!(csv.body.starts_with('\u{feff}'));
+    assert!(
+        csv.body
+            .contains("\"'=HYPERLINK(\"\"http://x\"\";\"\"y\"\")\""),
+        "{}",
+        csv.body
+    );
+    assert!(!csv.body.contains(NIR));
+
+    // Each raised alert is journaled once, however often the console is opened.
+    dpo.get("/dpo").await;
+    let entries = f.journal.entries(&Filter::default()).await.unwrap();
+    let alerted: Vec<_> = entries.iter().filter(|e| e.event == "alerted").collect();
+    assert_eq!(alerted.len(), 1, "{alerted:?}");
+    assert!(
+        alerted[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("outside_hours:")
+    );
+    assert!(entries.iter().any(|e| e.event == "denied"
+        && e.actor == "conseiller.ml"
+        && e.reason.as_deref() == Some("page /dpo/registre refusée au rôle conseiller")));
+}
+
+#[tokio::test]
+async fn the_console_checks_each_anchor_s_time_stamp_token_against_the_tsa_certificate() {
+    let side = tempfile::tempdir().unwrap();
+    let tsa = std::sync::Arc::new(tsa_world::Tsa::new(&side.path().join("tsa"), false));
+    let cert = passerelle_audit::TsaCertificate::from_pem(&tsa.cert_pem).unwrap();
+    let anchors = side.path().join("anchors.jsonl");
+    let mut setup = dpo_setup(&anchors);
+    let key = setup.anchor_key.clone().unwrap();
+    setup.tsa_certificate = Some(cert.clone());
+    setup.stamper = Some(std::sync::Arc::new(TestStamper(tsa.clone())));
+    let f = fixture_made(passerelle_server::WebConfig::default(), |w| {
+        w.with_dpo(setup)
+    })
+    .await;
+    let stamp = async |s: Vec<u8>| {
+        let resp = tsa.reply(&passerelle_audit::tsa::request(&s, 5));
+        passerelle_audit::tsa::token_of_response(&resp, &s, 5)
+            .map(|t| Some(hex::encode(t)))
+            .map_err(|e| e.to_string())
+    };
+    let first = f.journal.anchor_with(&key, stamp).await.unwrap().unwrap();
+    f.journal
+        .append(passerelle_audit::NewEntry::new(
+            passerelle_audit::Event::Consulted,
+            "dpo",
+            passerelle_audit::Outcome::Ok,
+        ))
+        .await
+        .unwrap();
+    let second = f.journal.anchor_with(&key, stamp).await.unwrap().unwrap();
+
+    let mut dpo = Client::new(&f.app);
+    dpo.login("dpo", PASSWORD).await;
+    let home = dpo.get("/dpo").await;
+    assert!(home.body.contains("journal intact"), "{}", home.body);
+    assert!(home.body.contains("dont 2 horodatée(s)"), "{}", home.body);
+
+    // A purge from the console anchors the head after it, stamped by the authority.
+    let page = dpo.get("/dpo/purge").await;
+    let csrf = csrf_of(&page.body);
+    let done = dpo
+        .post(
+            "/dpo/purge",
+            &[
+                ("csrf", &csrf),
+                ("action", "purger"),
+                ("avant", "2000-01-01"),
+                ("confirmation", "oui"),
+            ],
+        )
+        .await;
+    assert!(
+        done.body.contains("ont été supprimées par dpo"),
+        "{}",
+        done.body
+    );
+    let anchored = f.journal.anchors().await.unwrap();
+    let t = passerelle_audit::anchor::check_timestamps(&anchored, &cert);
+    assert_eq!(
+        (t.good, t.without, t.problems.len()),
+        (3, 0, 0),
+        "{anchored:?}"
+    );
+    assert_eq!(
+        passerelle_audit::anchor::read_file(&anchors).unwrap().len(),
+        1,
+        "the purge's anchor is kept in the anchor file too"
+    );
+
+    // The copy kept outside the database: the first anchor with the second's token.
+    let mut moved = first.clone();
+    moved.timestamp = second.timestamp.clone();
+    passerelle_audit::anchor::append_file(&anchors, &[moved]).unwrap();
+    let home = dpo.get("/dpo").await;
+    assert!(
+        home.body.contains("journal altéré") && home.body.contains("another statement"),
+        "{}",
+        home.body
+    );
+    assert!(home.body.contains("Échec de la vérification du journal"));
+}
+
+/// The test TSA as the console's stamper (the cli's HTTP client does the same over HTTP).
+struct TestStamper(std::sync::Arc<tsa_world::Tsa>);
+
+#[async_trait::async_trait]
+impl passerelle_server::Stamper for TestStamper {
+    async fn stamp(&self, statement: &[u8]) -> Result<String, String> {
+        let resp = self.0.reply(&passerelle_audit::tsa::request(statement, 9));
+        passerelle_audit::tsa::token_of_response(&resp, statement, 9)
+            .map(hex::encode)
+            .map_err(|e| e.to_string())
+    }
 }

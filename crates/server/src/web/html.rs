@@ -35,6 +35,7 @@ textarea{font:inherit;padding:.4em;border:1px solid #555;border-radius:3px;width
 .case{display:flex;gap:.5em;align-items:baseline}.case label{display:inline;margin:0}\
 .ligne{display:flex;flex-wrap:wrap;gap:0 1em;align-items:flex-end}\
 @media print{header,nav,form{display:none}}\
+@media print{.ecran{display:none}a{color:inherit;text-decoration:none}}\
 ";
 
 /// One navigation link.
@@ -61,6 +62,11 @@ fn nav_for(role: Role) -> Vec<Link> {
         ],
         Role::Dpo => vec![
             l("/", "Accueil"),
+            l("/dpo", "Console du DPO"),
+            l("/dpo/journal", "Journal"),
+            l("/dpo/registre", "Registre"),
+            l("/dpo/exports", "Exports"),
+            l("/dpo/purge", "Purge"),
             l("/recherche", "Rechercher une personne"),
             l("/envois", "Envois"),
         ],

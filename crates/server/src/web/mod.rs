@@ -12,9 +12,11 @@
 //! every refusal too (`denied`), with the account as actor and pseudonyms only.
 
 pub mod auth;
+mod dpo;
 mod faj;
 pub mod html;
 mod pages;
+pub mod pdf;
 mod relance;
 mod revues;
 
@@ -38,6 +40,7 @@ use crate::status::SharedStatus;
 use crate::tz::Timezone;
 
 pub use auth::{PasswordError, check_password, hash_password, verify_password};
+pub use dpo::{DeclaredHours, DpoSetup, Stamper};
 pub use faj::{DeskError, FajDesk, Filed, Suivi};
 pub use relance::ReplayDesk;
 pub use revues::ReviewDesk;
@@ -58,6 +61,9 @@ pub struct WebConfig {
     pub login_window_minutes: u64,
     /// Organisation code → name shown on pages (`59350S00 = "Mission Locale de Lille"`).
     pub organisations: BTreeMap<String, String>,
+    /// Organisation code → the hours its accounts work (Europe/Paris); a consultation
+    /// outside them raises an alert on the DPO's console.
+    pub declared_hours: BTreeMap<String, DeclaredHours>,
 }
 
 impl Default for WebConfig {
@@ -69,6 +75,7 @@ impl Default for WebConfig {
             login_attempts: 5,
             login_window_minutes: 15,
             organisations: BTreeMap::new(),
+            declared_hours: BTreeMap::new(),
         }
     }
 }
@@ -134,6 +141,8 @@ struct Inner {
     replay: std::sync::OnceLock<Arc<dyn ReplayDesk>>,
     /// Opens the senders' references and initials "Mes envois" shows (set by the cli).
     sealer: std::sync::OnceLock<Arc<dyn passerelle_hub::Sealer>>,
+    /// The DPO's console: the policy, the anchors, the alerts (set by the cli).
+    dpo: std::sync::OnceLock<Arc<dpo::DpoState>>,
 }
 
 /// The web application; clone it freely.
@@ -190,6 +199,7 @@ impl WebApp {
             reviews: std::sync::OnceLock::new(),
             replay: std::sync::OnceLock::new(),
             sealer: std::sync::OnceLock::new(),
+            dpo: std::sync::OnceLock::new(),
         }))
     }
 
@@ -443,6 +453,12 @@ pub fn routes(app: WebApp) -> Router {
         .route("/faj/demande/{id}", get(faj::demande))
         .route("/revues", get(revues::liste))
         .route("/revues/{id}", get(revues::revue).post(revues::revue_post))
+        .route("/dpo", get(dpo::accueil))
+        .route("/dpo/personne/{handle}", get(dpo::personne))
+        .route("/dpo/journal", get(dpo::journal))
+        .route("/dpo/registre", get(dpo::registre))
+        .route("/dpo/exports", get(dpo::exports))
+        .route("/dpo/purge", get(dpo::purge).post(dpo::purge_post))
         .route("/style.css", get(style))
         .layer(axum::middleware::from_fn(no_store))
         .with_state(app)

@@ -242,6 +242,11 @@ pub(super) async fn accueil(State(app): State<WebApp>, headers: HeaderMap) -> Re
             "<li><a href=\"/faj/nouvelle\">Déposer une demande FAJ</a> à partir d'un dossier I-MILO</li>",
         );
     }
+    if role == Role::Dpo {
+        body.push_str(
+            "<li><a href=\"/dpo\">Ouvrir la console du DPO</a> : état du journal et alertes, demandes d'accès (article 15), registre, exports et purge</li>",
+        );
+    }
     if matches!(role, Role::Operateur | Role::Admin) {
         body.push_str(
             "<li><a href=\"/exploitation\">Suivre les nuits d'échanges</a> (tableau de bord)</li>",
@@ -478,6 +483,15 @@ pub(super) async fn recherche_post(
         how,
         at: std::time::Instant::now(),
     });
+    // The DPO's search (from /dpo) goes on to the Art. 15 report, with the day the
+    // request was received (a date, not a personal value).
+    if c.account.role == Role::Dpo && get("suite") == "dpo" {
+        return Redirect::to(&format!(
+            "/dpo/personne/{id}?recue={}",
+            super::dpo::received_day(get("recue_le"))
+        ))
+        .into_response();
+    }
     Redirect::to(&format!("/personne/{id}")).into_response()
 }
 
@@ -485,18 +499,18 @@ pub(super) async fn recherche_post(
 
 /// One transfer on the timeline, as the journal tells it.
 #[derive(Debug)]
-struct Line {
-    at: DateTime<Utc>,
-    flow: String,
-    sender: String,
-    recipient: String,
-    subject: String,
-    fields: Vec<String>,
-    status: TransferStatus,
-    reason: Option<String>,
-    answered: Option<DateTime<Utc>>,
+pub(super) struct Line {
+    pub(super) at: DateTime<Utc>,
+    pub(super) flow: String,
+    pub(super) sender: String,
+    pub(super) recipient: String,
+    pub(super) subject: String,
+    pub(super) fields: Vec<String>,
+    pub(super) status: TransferStatus,
+    pub(super) reason: Option<String>,
+    pub(super) answered: Option<DateTime<Utc>>,
     /// Refused by the policy before leaving: nothing was sent.
-    denied: bool,
+    pub(super) denied: bool,
 }
 
 fn rank(s: TransferStatus) -> u8 {
@@ -508,7 +522,7 @@ fn rank(s: TransferStatus) -> u8 {
     }
 }
 
-fn timeline(entries: Vec<passerelle_audit::Entry>) -> Vec<Line> {
+pub(super) fn timeline(entries: Vec<passerelle_audit::Entry>) -> Vec<Line> {
     let mut lines: Vec<Line> = Vec::new();
     for e in entries {
         let Ok(at) = DateTime::parse_from_rfc3339(&e.at).map(|t| t.with_timezone(&Utc)) else {

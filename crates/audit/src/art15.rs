@@ -2,15 +2,20 @@
 //! entries and the flows file: who received what (field labels, not paths), when (local
 //! dates, Europe/Paris), why (purpose and legal basis of each flow), recipients by name,
 //! retention, and the consultations of their data.
+//!
+//! [`Report::build`] gathers it (shared by `passerelle audit subject` and the DPO's web
+//! console); [`report`] writes it as the plain text the cli prints. Dates are formatted
+//! by the caller's function (the server's Europe/Paris rendering), so this crate needs
+//! no time-zone table.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
-use passerelle_audit::Entry;
 use passerelle_model::{FIELDS, FieldClass};
 use passerelle_policy::Policy;
-use passerelle_server::Timezone;
+
+use crate::Entry;
 
 /// The French label of a canonical field path (canonical.md); the path itself for one
 /// this table does not know.
@@ -82,7 +87,8 @@ pub fn class_label(class: FieldClass) -> &'static str {
     }
 }
 
-fn event_label(event: &str) -> &str {
+/// What an event means for the person, in French.
+pub fn event_label(event: &str) -> &str {
     match event {
         "received" => "reçues par Passerelle depuis le système d'origine",
         "published" => "envoyées au destinataire (chiffrées)",
@@ -118,18 +124,14 @@ pub fn org_name(code: &str, names: &BTreeMap<String, String>) -> String {
     }
 }
 
-/// `3 décembre 2026 à 15 h 12` in Europe/Paris time, as the web pages write dates.
-pub fn local_date(at: DateTime<Utc>) -> String {
-    passerelle_server::web::html::date_fr(at, Timezone::EuropeParis)
-}
-
-fn entry_date(at: &str) -> String {
+fn entry_date(at: &str, date: &dyn Fn(DateTime<Utc>) -> String) -> String {
     DateTime::parse_from_rfc3339(at)
-        .map(|t| local_date(t.with_timezone(&Utc)))
+        .map(|t| date(t.with_timezone(&Utc)))
         .unwrap_or_else(|_| at.to_owned())
 }
 
-fn data_of(fields: &[String]) -> Vec<String> {
+/// The data of an entry by class: `Identité : nom de naissance, prénoms`.
+pub fn data_of(fields: &[String]) -> Vec<String> {
     let mut by_class: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
     for f in fields.iter().filter(|f| *f != "schema") {
         let class = FIELDS
@@ -156,13 +158,23 @@ fn data_of(fields: &[String]) -> Vec<String> {
 }
 
 /// Who asks, and when, for the heading.
-#[derive(Debug)]
 pub struct Context<'a> {
     pub now: DateTime<Utc>,
     pub actor: &'a str,
     pub names: &'a BTreeMap<String, String>,
     /// Where the flows come from, as said to the reader.
     pub flows_source: &'a str,
+    /// A date as the reader reads it (`3 décembre 2026 à 15 h 12`, Europe/Paris).
+    pub date: &'a dyn Fn(DateTime<Utc>) -> String,
+}
+
+impl std::fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("now", &self.now)
+            .field("actor", &self.actor)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The report, as plain text a DPO can send (or print).
@@ -175,7 +187,7 @@ pub fn report(entries: &[Entry], policy: &Policy, cx: &Context<'_>) -> String {
     let _ = writeln!(
         out,
         "Établi le {} (heure de Paris) par {}, à partir du journal d'audit de Passerelle.",
-        local_date(cx.now),
+        (cx.date)(cx.now),
         cx.actor
     );
     let _ = writeln!(
@@ -207,7 +219,7 @@ pub fn report(entries: &[Entry], policy: &Policy, cx: &Context<'_>) -> String {
         let _ = writeln!(
             out,
             "- Le {} : données {}",
-            entry_date(&e.at),
+            entry_date(&e.at, cx.date),
             event_label(&e.event)
         );
         let _ = writeln!(out, "  Flux : {what}");
@@ -267,7 +279,7 @@ pub fn report(entries: &[Entry], policy: &Policy, cx: &Context<'_>) -> String {
         let _ = writeln!(
             out,
             "- Le {} par {}{}",
-            entry_date(&e.at),
+            entry_date(&e.at, cx.date),
             e.actor,
             e.reason
                 .as_deref()
@@ -290,15 +302,7 @@ mod tests {
     }
 
     #[test]
-    fn dates_are_local_and_names_readable() {
-        let t = DateTime::parse_from_rfc3339("2026-12-03T14:12:30.123456Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        assert_eq!(local_date(t), "3 décembre 2026 à 15 h 12");
-        let t = DateTime::parse_from_rfc3339("2026-07-01T22:30:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        assert_eq!(local_date(t), "2 juillet 2026 à 0 h 30");
+    fn names_are_readable() {
         let mut names = BTreeMap::new();
         names.insert("59350S00".to_owned(), "Mission Locale de Lille".to_owned());
         assert_eq!(
