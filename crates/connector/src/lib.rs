@@ -3,6 +3,7 @@
 //! for the formats peers use (encoding detection, streaming XML, CSV, XLSX), and `feed`:
 //! a folder of complete files served record by record as a `Source`.
 
+pub mod conformance;
 pub mod csv;
 pub mod encoding;
 pub mod error;
