@@ -32,6 +32,12 @@ pub trait SourceHarness: Send + Sync {
     async fn plant_refused_file(&self) {
         panic!("this harness has no file to refuse; leave refused_file_is_reported_once out")
     }
+    /// Refusals the peer has been told of, for a source that reports a refused file
+    /// to its peer (a box's ACK file) rather than as `FileRefused` to the engine;
+    /// `None` (the default) for the others.
+    async fn refusals_told_to_peer(&self) -> Option<usize> {
+        None
+    }
     /// Turns a fault the source should meet as retryable on (`true`) or off.
     async fn transient_fault(&self, on: bool);
     /// Faults the peer has injected so far (0 when it cannot count them).
@@ -187,7 +193,8 @@ pub async fn unacked_items_are_served_again_after_restart(h: &dyn SourceHarness)
 }
 
 /// A file the source refuses whole yields no item and is reported once: as one
-/// `FileRefused` on the read that meets it, never again after a restart.
+/// `FileRefused` on the read that meets it (or, for a source that answers its peer,
+/// one refusal told to the peer), never again after a restart.
 pub async fn refused_file_is_reported_once(h: &dyn SourceHarness) {
     let mut source = h.source().await;
     let good = drain(source.as_mut()).await;
@@ -196,6 +203,7 @@ pub async fn refused_file_is_reported_once(h: &dyn SourceHarness) {
     drop(source);
 
     h.plant_refused_file().await;
+    let told_before = h.refusals_told_to_peer().await;
     let mut source = h.source().await;
     let read = drain(source.as_mut()).await;
     assert!(
@@ -203,19 +211,34 @@ pub async fn refused_file_is_reported_once(h: &dyn SourceHarness) {
         "a refused file yielded items: {:?}",
         keys(h, &read.items)
     );
-    assert_eq!(read.errors.len(), 1, "reported once: {:?}", read.errors);
-    assert!(
-        matches!(read.errors[0], ConnectorError::FileRefused { .. }),
-        "reported as FileRefused, got {}",
-        read.errors[0]
-    );
-    assert_eq!(read.errors[0].kind(), ErrorKind::InvalidInput);
+    match told_before {
+        None => {
+            assert_eq!(read.errors.len(), 1, "reported once: {:?}", read.errors);
+            assert!(
+                matches!(read.errors[0], ConnectorError::FileRefused { .. }),
+                "reported as FileRefused, got {}",
+                read.errors[0]
+            );
+            assert_eq!(read.errors[0].kind(), ErrorKind::InvalidInput);
+        }
+        Some(before) => {
+            no_errors("a refusal told to the peer", &read);
+            let told = h.refusals_told_to_peer().await.unwrap_or(0);
+            assert_eq!(told - before, 1, "the refusal told to the peer once");
+        }
+    }
+    let told = h.refusals_told_to_peer().await;
     drop(source);
     let mut restarted = h.source().await;
     let again = drain(restarted.as_mut()).await;
     assert!(
         again.items.is_empty() && again.errors.is_empty(),
         "{again:?}"
+    );
+    assert_eq!(
+        h.refusals_told_to_peer().await,
+        told,
+        "told again after a restart"
     );
 }
 
