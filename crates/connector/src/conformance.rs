@@ -259,11 +259,21 @@ pub async fn transient_faults_lose_nothing(h: &dyn SourceHarness) {
     h.transient_fault(true).await;
     let mut served = BTreeSet::new();
     let mut failures = 0;
+    // Items whose acknowledgement failed under the fault, acknowledged after it.
+    let mut unacked = Vec::new();
     for _ in 0..4 {
         match source.next_batch().await {
             Ok(batch) => {
                 served.extend(keys(h, &batch));
-                ack_all(source.as_mut(), &batch).await;
+                let tokens: Vec<_> = batch.iter().map(|i| i.ack.clone()).collect();
+                if tokens.is_empty() {
+                    continue;
+                }
+                if let Err(e) = source.ack(&tokens).await {
+                    assert!(e.is_retryable(), "a transient fault must be retryable: {e}");
+                    failures += 1;
+                    unacked.extend(batch);
+                }
             }
             Err(e) => {
                 assert!(e.is_retryable(), "a transient fault must be retryable: {e}");
@@ -272,6 +282,7 @@ pub async fn transient_faults_lose_nothing(h: &dyn SourceHarness) {
         }
     }
     h.transient_fault(false).await;
+    ack_all(source.as_mut(), &unacked).await;
     let injected = h.faults_seen().await - faults_before;
     assert!(
         failures > 0 || injected > 0,
