@@ -345,6 +345,12 @@ impl SimHandle {
         self.sim.store().demandes.len()
     }
 
+    /// The `Idempotency-Key` of every request filed, one each: what the conformance
+    /// suite sees of the platform.
+    pub fn idempotency_keys(&self) -> Vec<String> {
+        self.sim.store().by_key.keys().cloned().collect()
+    }
+
     /// Replaces the faults.
     pub fn set_faults(&self, faults: Faults) {
         *lock(&self.sim.faults) = faults;
