@@ -56,8 +56,8 @@ impl SinkHarness for Faj {
             SecretSource::Env("UNUSED_IN_THESE_TESTS".into()),
         );
         c.retry.max_attempts = 4;
-        c.retry.initial_backoff_ms = 2;
-        c.retry.max_backoff_ms = 20;
+        c.retry.base_delay_ms = 2;
+        c.retry.max_delay_ms = 20;
         c.validate().unwrap();
         let client = FajClient::new(&c, Secret::new("sim-secret")).unwrap();
         Box::new(FajSink::new(client))

@@ -35,10 +35,10 @@ pub fn config(addr: SocketAddr) -> FajConfig {
         SecretSource::Env("UNUSED_IN_THESE_TESTS".into()),
         SecretSource::Env("UNUSED_IN_THESE_TESTS".into()),
     );
-    c.retry.initial_backoff_ms = 10;
-    c.retry.max_backoff_ms = 100;
+    c.retry.base_delay_ms = 10;
+    c.retry.max_delay_ms = 100;
     c.retry.max_attempts = 8;
-    c.retry.budget_ms = 5_000;
+    c.retry.max_elapsed_ms = 5_000;
     c
 }
 
