@@ -1,7 +1,10 @@
 //! Test support shared by the workspace's tests, a dev-dependency only: `LogCapture`
-//! (what the code logs, kept to search it for secrets and personal values) and the
-//! rule of the house for services a test needs (`service_url`, `missing`): found, or
-//! the test skipped with the reason printed, and failed instead when `CI` is set.
+//! (what the code logs, kept to search it for secrets and personal values), the rule
+//! of the house for services a test needs (`service_url`, `program`, `missing`):
+//! found, or the test skipped with the reason printed, and failed instead when `CI`
+//! is set; and `fixtures`, the one harness of expected files, rewritten by `BLESS=1`.
+
+pub mod fixtures;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
