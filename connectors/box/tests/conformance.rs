@@ -172,12 +172,4 @@ impl SinkHarness for BoxPeer {
     }
 }
 
-connector_conformance_tests!(harness();
-    acked_items_are_never_served_again,
-    unacked_items_are_served_again_after_restart,
-    refused_file_is_reported_once,
-    transient_faults_lose_nothing,
-    repeated_write_changes_nothing,
-    retryable_failure_is_retried,
-    permanent_failure_is_not_retried,
-);
+connector_conformance_tests!(harness(); file_source, sink);

@@ -54,9 +54,4 @@ impl SourceHarness for Cnaf {
     }
 }
 
-connector_conformance_tests!(harness();
-    acked_items_are_never_served_again,
-    unacked_items_are_served_again_after_restart,
-    refused_file_is_reported_once,
-    transient_faults_lose_nothing,
-);
+connector_conformance_tests!(harness(); file_source);

@@ -105,8 +105,4 @@ impl SinkHarness for Faj {
     }
 }
 
-connector_conformance_tests!(harness();
-    repeated_write_changes_nothing,
-    retryable_failure_is_retried,
-    permanent_failure_is_not_retried,
-);
+connector_conformance_tests!(harness(); sink);

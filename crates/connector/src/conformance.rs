@@ -80,6 +80,8 @@ pub trait SinkHarness: Send + Sync {
 pub struct Drained {
     pub items: Vec<SourceItem>,
     pub errors: Vec<ConnectorError>,
+    /// The size of each batch that was not empty, in order.
+    pub batches: Vec<usize>,
 }
 
 /// Reads a source until it answers empty [`EMPTY_CALLS`] times in a row.
@@ -96,6 +98,7 @@ pub async fn drain(source: &mut dyn Source) -> Drained {
             }
             Ok(batch) => {
                 empty = 0;
+                out.batches.push(batch.len());
                 out.items.extend(batch);
             }
             Err(e) => {
@@ -432,20 +435,39 @@ pub async fn permanent_failure_is_not_retried(h: &dyn SinkHarness) {
     );
 }
 
-/// Expands to one `#[tokio::test]` per named check. `$make` is an async expression
-/// giving the harness (a [`SourceHarness`] for source checks, a [`SinkHarness`] for
-/// sink checks); list the checks that apply to the connector, and say in the test
-/// file why any is left out.
+/// Expands to one `#[tokio::test]` per check. `$make` is an async expression giving
+/// the harness (a [`SourceHarness`] for source checks, a [`SinkHarness`] for sink
+/// checks). Name checks one by one, or by group: `file_source` (every source check),
+/// `api_source` (all but the refused file: a peer that sends no files), `sink`
+/// (every sink check). Say in the test file why a check is left out.
 #[macro_export]
 macro_rules! connector_conformance_tests {
-    ($make:expr; $($name:ident),+ $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let h = $make.await;
-                $crate::conformance::$name(&h).await;
-            }
-        )+
+    ($make:expr; $($group:ident),+ $(,)?) => {
+        $( $crate::connector_conformance_tests!(@group $make; $group); )+
+    };
+    (@group $make:expr; file_source) => {
+        $crate::connector_conformance_tests!(@group $make; api_source);
+        $crate::connector_conformance_tests!(@test $make; refused_file_is_reported_once);
+    };
+    (@group $make:expr; api_source) => {
+        $crate::connector_conformance_tests!(@test $make; acked_items_are_never_served_again);
+        $crate::connector_conformance_tests!(@test $make; unacked_items_are_served_again_after_restart);
+        $crate::connector_conformance_tests!(@test $make; transient_faults_lose_nothing);
+    };
+    (@group $make:expr; sink) => {
+        $crate::connector_conformance_tests!(@test $make; repeated_write_changes_nothing);
+        $crate::connector_conformance_tests!(@test $make; retryable_failure_is_retried);
+        $crate::connector_conformance_tests!(@test $make; permanent_failure_is_not_retried);
+    };
+    (@group $make:expr; $name:ident) => {
+        $crate::connector_conformance_tests!(@test $make; $name);
+    };
+    (@test $make:expr; $name:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let h = $make.await;
+            $crate::conformance::$name(&h).await;
+        }
     };
 }
 
