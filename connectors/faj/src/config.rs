@@ -241,6 +241,31 @@ mod tests {
     }
 
     #[test]
+    fn retry_tables_keep_the_former_names_and_the_faj_defaults() {
+        let text = r#"
+            base_url = "https://faj.example.fr"
+            client_id = "ml-59"
+            client_secret = { env = "FAJ_SECRET" }
+            webhook_secret = { file = "/run/secrets/faj" }
+            [retry]
+            initial_backoff_ms = 50
+            max_backoff_ms = 500
+            budget_ms = 9000
+        "#;
+        let c: FajConfig = toml::from_str(text).unwrap();
+        c.validate().unwrap();
+        let r = &c.retry;
+        assert_eq!(
+            (r.base_delay_ms, r.max_delay_ms, r.max_elapsed_ms),
+            (50, 500, 9000)
+        );
+        assert_eq!(r.max_attempts, default_retry().max_attempts);
+        let none: FajConfig = toml::from_str(&text[..text.find("[retry]").unwrap()]).unwrap();
+        assert_eq!(none.retry, default_retry());
+        assert_eq!(none.rate_limit_per_s, 0.0, "no pacing unless asked");
+    }
+
+    #[test]
     fn validate_rules() {
         sample().validate().unwrap();
         let mut c = sample();
