@@ -206,16 +206,17 @@ mod tests {
         )
     }
 
+    /// What a `[[faj]]` table must say, secrets by their source.
+    const ESSENTIALS: &str = r#"
+        base_url = "https://faj.example.fr"
+        client_id = "ml-59"
+        client_secret = { env = "FAJ_SECRET" }
+        webhook_secret = { file = "/run/secrets/faj" }
+    "#;
+
     #[test]
     fn toml_form_and_unknown_fields() {
-        let text = r#"
-            base_url = "https://faj.example.fr"
-            client_id = "ml-59"
-            client_secret = { env = "FAJ_SECRET" }
-            webhook_secret = { file = "/run/secrets/faj" }
-            [retry]
-            max_attempts = 3
-        "#;
+        let text = &format!("{ESSENTIALS}[retry]\nmax_attempts = 3\n");
         let c: FajConfig = toml::from_str(text).unwrap();
         c.validate().unwrap();
         assert_eq!(c.retry.max_attempts, 3);
@@ -242,17 +243,10 @@ mod tests {
 
     #[test]
     fn retry_tables_keep_the_former_names_and_the_faj_defaults() {
-        let text = r#"
-            base_url = "https://faj.example.fr"
-            client_id = "ml-59"
-            client_secret = { env = "FAJ_SECRET" }
-            webhook_secret = { file = "/run/secrets/faj" }
-            [retry]
-            initial_backoff_ms = 50
-            max_backoff_ms = 500
-            budget_ms = 9000
-        "#;
-        let c: FajConfig = toml::from_str(text).unwrap();
+        let text = format!(
+            "{ESSENTIALS}[retry]\ninitial_backoff_ms = 50\nmax_backoff_ms = 500\nbudget_ms = 9000\n"
+        );
+        let c: FajConfig = toml::from_str(&text).unwrap();
         c.validate().unwrap();
         let r = &c.retry;
         assert_eq!(
@@ -260,7 +254,7 @@ mod tests {
             (50, 500, 9000)
         );
         assert_eq!(r.max_attempts, default_retry().max_attempts);
-        let none: FajConfig = toml::from_str(&text[..text.find("[retry]").unwrap()]).unwrap();
+        let none: FajConfig = toml::from_str(ESSENTIALS).unwrap();
         assert_eq!(none.retry, default_retry());
         assert_eq!(none.rate_limit_per_s, 0.0, "no pacing unless asked");
     }
