@@ -17,10 +17,7 @@ use async_trait::async_trait;
 use passerelle_connector::conformance::{SinkHarness, SourceHarness};
 use passerelle_connector::{Delivery, Sink, Source, connector_conformance_tests};
 use passerelle_imilo::sim::{self, Faults, SimConfig, SimHandle, SimKeys};
-use passerelle_imilo::{
-    ApiKey, EventSource, FamilyKeys, ImiloClient, ImiloConfig, ImiloSink, KeySource, KeySources,
-    RetryConfig,
-};
+use passerelle_imilo::{EventSource, ImiloClient, ImiloSink, RetryConfig};
 use passerelle_model::Jeune;
 
 struct Imilo {
@@ -47,30 +44,14 @@ async fn harness() -> Imilo {
 
 impl Imilo {
     fn client(&self) -> ImiloClient {
-        let env = |n: &str| KeySource::Env(n.into());
-        let mut c = ImiloConfig::new(
-            format!("http://{}", self.addr),
-            KeySources {
-                dossiers: env("UNUSED_D"),
-                events: env("UNUSED_E"),
-                situations: env("UNUSED_S"),
-                partenaires: env("UNUSED_P"),
-            },
-        );
-        c.rate_limit_per_s = 0.0;
+        let mut c = sim::client_config(self.addr);
         c.retry = RetryConfig {
             base_delay_ms: 2,
             max_delay_ms: 20,
             max_attempts: 4,
             ..RetryConfig::default()
         };
-        let k = SimKeys::default();
-        let keys = FamilyKeys::from_keys(
-            ApiKey::new(&k.dossiers).unwrap(),
-            ApiKey::new(&k.events).unwrap(),
-            ApiKey::new(&k.situations).unwrap(),
-            ApiKey::new(&k.partenaires).unwrap(),
-        );
+        let keys = SimKeys::default().family_keys().unwrap();
         ImiloClient::with_keys(&c, keys).unwrap()
     }
 

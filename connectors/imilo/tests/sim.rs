@@ -11,8 +11,7 @@ use futures::StreamExt;
 use passerelle_connector::{Delivery, ErrorKind, ReceiptStatus, Sink, Source};
 use passerelle_imilo::sim::{self, Faults, SimConfig, SimHandle, SimKeys, SimStats};
 use passerelle_imilo::{
-    ApiKey, EventSource, FamilyKeys, ImiloClient, ImiloConfig, ImiloSink, KeySource, KeySources,
-    ReconcileSource, RetryConfig,
+    EventSource, FamilyKeys, ImiloClient, ImiloConfig, ImiloSink, ReconcileSource, RetryConfig,
 };
 use passerelle_model::Jeune;
 
@@ -28,17 +27,7 @@ async fn start(jeunes: u64, keys: SimKeys) -> (SocketAddr, SimHandle) {
 }
 
 fn config(addr: SocketAddr) -> ImiloConfig {
-    let env = |n: &str| KeySource::Env(n.into());
-    let mut c = ImiloConfig::new(
-        format!("http://{addr}"),
-        KeySources {
-            dossiers: env("UNUSED_D"),
-            events: env("UNUSED_E"),
-            situations: env("UNUSED_S"),
-            partenaires: env("UNUSED_P"),
-        },
-    );
-    c.rate_limit_per_s = 0.0;
+    let mut c = sim::client_config(addr);
     c.concurrency = 16;
     c.request_timeout_ms = 10_000;
     c.retry = RetryConfig {
@@ -50,12 +39,7 @@ fn config(addr: SocketAddr) -> ImiloConfig {
 }
 
 fn keys_of(k: &SimKeys) -> FamilyKeys {
-    FamilyKeys::from_keys(
-        ApiKey::new(&k.dossiers).unwrap(),
-        ApiKey::new(&k.events).unwrap(),
-        ApiKey::new(&k.situations).unwrap(),
-        ApiKey::new(&k.partenaires).unwrap(),
-    )
+    k.family_keys().unwrap()
 }
 
 fn client(addr: SocketAddr, tweak: impl FnOnce(&mut ImiloConfig)) -> ImiloClient {
