@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use passerelle_connector::conformance::SinkHarness;
 use passerelle_connector::{Delivery, Sink, connector_conformance_tests};
 use passerelle_faj::sim::{Faults, SimConfig, SimHandle, spawn};
-use passerelle_faj::{FajClient, FajConfig, FajSink, Secret, SecretSource};
+use passerelle_faj::{FajClient, FajSink, Secret};
 use passerelle_model::Jeune;
 
 struct Faj {
@@ -49,12 +49,7 @@ fn record(naissance: &str) -> Jeune {
 #[async_trait]
 impl SinkHarness for Faj {
     async fn sink(&self) -> Box<dyn Sink> {
-        let mut c = FajConfig::new(
-            format!("http://{}", self.addr),
-            "sim-client",
-            SecretSource::Env("UNUSED_IN_THESE_TESTS".into()),
-            SecretSource::Env("UNUSED_IN_THESE_TESTS".into()),
-        );
+        let mut c = passerelle_faj::sim::client_config(self.addr);
         c.retry.max_attempts = 4;
         c.retry.base_delay_ms = 2;
         c.retry.max_delay_ms = 20;

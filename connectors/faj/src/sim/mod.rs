@@ -371,6 +371,19 @@ impl SimHandle {
     }
 }
 
+/// A client configuration for a simulator at `addr` with its default client id; the
+/// secret sources name nothing (give the secret to `FajClient::new`), every other
+/// setting its default.
+pub fn client_config(addr: SocketAddr) -> crate::FajConfig {
+    let unused = || crate::SecretSource::Env("UNUSED_SIM_SECRET".into());
+    crate::FajConfig::new(
+        format!("http://{addr}"),
+        SimConfig::default().client_id,
+        unused(),
+        unused(),
+    )
+}
+
 /// Starts the simulator; returns the address it listens on and its handle.
 pub async fn spawn(config: SimConfig) -> std::io::Result<(SocketAddr, SimHandle)> {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
