@@ -2,8 +2,10 @@
 //! (what the code logs, kept to search it for secrets and personal values), the rule
 //! of the house for services a test needs (`service_url`, `program`, `missing`):
 //! found, or the test skipped with the reason printed, and failed instead when `CI`
-//! is set; and `fixtures`, the one harness of expected files, rewritten by `BLESS=1`.
+//! is set; `fixtures`, the one harness of expected files, rewritten by `BLESS=1`; and
+//! `bench`, what the connectors' benchmarks measure alike.
 
+pub mod bench;
 pub mod fixtures;
 
 use std::io::Write;
