@@ -153,3 +153,23 @@ fn only_transport_knows_lapin_and_only_audit_hub_transport_know_sqlx() {
         }
     }
 }
+
+#[test]
+fn the_testkit_is_a_dev_dependency_only() {
+    let root = workspace_root();
+    let mut manifests = vec![root.join("tests/Cargo.toml")];
+    for top in ["crates", "connectors"] {
+        for entry in fs::read_dir(root.join(top)).unwrap().flatten() {
+            manifests.push(entry.path().join("Cargo.toml"));
+        }
+    }
+    let read: Vec<_> = manifests.into_iter().filter(|m| m.exists()).collect();
+    assert!(read.len() > 10, "found only {} manifests", read.len());
+    for manifest in read {
+        assert!(
+            !dependencies(&manifest).contains(&"passerelle-testkit".to_owned()),
+            "{} depends on passerelle-testkit outside [dev-dependencies]",
+            manifest.display()
+        );
+    }
+}

@@ -1,15 +1,17 @@
 //! Data-driven mapping tests: every folder under `tests/fixtures/` holds one box file
 //! (CSV or XLSX), optionally a `mapping` file naming a mapping in `schemas/mappings/`,
 //! and `expected.jsonl`: one line per data row, the canonical record or the rejection,
-//! with warnings. `BLESS=1` rewrites the expected files (review the diff!).
+//! with warnings. `BLESS=1` rewrites the expected files (review the diff!); the harness
+//! is `passerelle_testkit::fixtures`.
 
 use std::path::{Path, PathBuf};
 
 use passerelle_box::{BrsaReader, Mapping};
+use passerelle_testkit::fixtures::{expect_text, fixtures_dir};
 use serde_json::{Value, json};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    fixtures_dir(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn mappings() -> PathBuf {
@@ -59,13 +61,7 @@ fn check_dir(dir: &Path) -> Vec<Value> {
         .find(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("csv" | "xlsx")))
         .unwrap_or_else(|| panic!("no data file in {}", dir.display()));
     let got = render(&data, &mapping);
-    let expected_path = dir.join("expected.jsonl");
-    if std::env::var_os("BLESS").is_some() {
-        std::fs::write(&expected_path, &got).unwrap();
-    }
-    let expected = std::fs::read_to_string(&expected_path)
-        .unwrap_or_else(|_| panic!("missing {}", expected_path.display()));
-    assert_eq!(got, expected, "fixture {}", dir.display());
+    expect_text(&dir.join("expected.jsonl"), &got);
     got.lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()

@@ -477,17 +477,10 @@ fn keygen(path: &Path) {
 }
 
 fn start_sshd() -> Option<Sshd> {
-    let sshd = Path::new("/usr/sbin/sshd");
-    if !sshd.exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "/usr/sbin/sshd is missing and CI is set"
-        );
-        eprintln!(
-            "skipping the sftp suite: /usr/sbin/sshd is missing (apt-get install openssh-server)"
-        );
-        return None;
-    }
+    let sshd = passerelle_testkit::program(
+        "/usr/sbin/sshd",
+        "the sftp suite needs it: apt-get install openssh-server, or run scripts/test",
+    )?;
     // sshd running as root wants its privilege-separation folder.
     let _ = std::fs::create_dir_all("/run/sshd");
     let dir = tempfile::tempdir().unwrap();

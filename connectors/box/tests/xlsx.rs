@@ -95,7 +95,7 @@ fn workbook() -> Vec<u8> {
 
 #[test]
 fn cd080_workbook() {
-    if std::env::var_os("BLESS").is_some() || !path().exists() {
+    if passerelle_testkit::fixtures::blessing() || !path().exists() {
         std::fs::write(path(), workbook()).unwrap();
     }
     let mapping = Mapping::load(

@@ -3,40 +3,15 @@
 //! time (per core: the machine may be shared), for the check pass and the mapping
 //! pass (with JSON serialisation), and the process's peak resident memory (VmHWM).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use passerelle_testkit::bench::{self, timed, vm_hwm_kib};
 
 use passerelle_cnaf::Flux;
 use passerelle_cnaf::sim::{SimOptions, write_flux};
 
-/// CPU time of this thread so far (from /proc/thread-self/schedstat).
-fn cpu() -> Duration {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .map(Duration::from_nanos)
-        .unwrap_or_default()
-}
-
-fn vm_hwm_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// Runs `f`, returning its result and (wall, cpu) durations.
-fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration, Duration) {
-    let (w, c) = (Instant::now(), cpu());
-    let out = f();
-    (out, w.elapsed(), cpu() - c)
-}
-
-#[allow(clippy::print_stdout)]
 fn report(what: &str, n: u64, wall: Duration, cpu: Duration) {
-    println!(
-        "cnaf: {what}: {n} records, wall {wall:.2?} ({:.0} records/s), cpu {cpu:.2?} ({:.0} records/s per core)",
-        n as f64 / wall.as_secs_f64(),
-        n as f64 / cpu.as_secs_f64()
-    );
+    bench::report("cnaf", what, n, "records", wall, cpu);
 }
 
 #[allow(clippy::print_stdout)]

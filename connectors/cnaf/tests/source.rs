@@ -21,20 +21,9 @@ fn names_in(dir: &Path) -> Vec<String> {
 }
 
 async fn drain<S: Source>(source: &mut S) -> (Vec<SourceItem>, Vec<ConnectorError>) {
-    let mut items = Vec::new();
-    let mut errors = Vec::new();
-    let mut empty = 0;
-    while empty < 2 {
-        match source.next_batch().await {
-            Ok(batch) if batch.is_empty() => empty += 1,
-            Ok(batch) => {
-                assert!(batch.len() <= 200);
-                items.extend(batch);
-            }
-            Err(e) => errors.push(e),
-        }
-    }
-    (items, errors)
+    let d = passerelle_connector::conformance::drain(source).await;
+    assert!(d.batches.iter().all(|&n| n <= 200), "{:?}", d.batches);
+    (d.items, d.errors)
 }
 
 fn on(day: u32) -> NaiveDate {

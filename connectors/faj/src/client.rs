@@ -2,8 +2,10 @@
 //!
 //! One token is cached and renewed ahead of its `expires_in`; a 401 on a call drops it,
 //! fetches one new token and retries that call exactly once. 503, 429, other 5xx,
-//! timeouts and connection errors are retried with exponential backoff (and the peer's
-//! `Retry-After`) within an attempt count and a time budget; every failure ends as a
+//! timeouts and connection errors are retried by the kit's `Retrier`
+//! (`passerelle_connector::http`: full-jitter backoff, the peer's `Retry-After`, an
+//! attempt count, a time limit and an overall budget), paced by its `TokenBucket` when
+//! a rate limit is set; every failure ends as a
 //! `ConnectorError` whose kind the engine decides on. Retrying a `POST` is safe because
 //! it carries `Idempotency-Key`.
 
@@ -12,6 +14,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use passerelle_connector::ConnectorError;
+use passerelle_connector::http::{
+    HttpSettings, Retrier, RetryStats, Secret, TokenBucket, parse_retry_after,
+};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::Deserialize;
 use tokio::sync::Mutex;
@@ -19,9 +24,8 @@ use tokio::time::Instant;
 use tracing::{debug, instrument, warn};
 
 use crate::PEER;
-use crate::config::{FajConfig, RetryConfig};
+use crate::config::FajConfig;
 use crate::mapping::{DemandeBody, DemandePlateforme, ErreurChamp, Erreurs};
-use crate::secret::Secret;
 
 /// A token and when to renew it.
 struct CachedToken {
@@ -39,7 +43,9 @@ struct Inner {
     client_secret: Secret,
     platform: String,
     margin: Duration,
-    retry: RetryConfig,
+    retry: Retrier,
+    /// Paces every call when the configuration sets a rate.
+    limiter: Option<TokenBucket>,
     concurrency: usize,
     token: Mutex<Option<CachedToken>>,
     generation: std::sync::atomic::AtomicU64,
@@ -127,14 +133,12 @@ fn retryable_status(s: StatusCode) -> bool {
 
 /// The `Retry-After` header in seconds, when present.
 fn retry_after(resp: &Response) -> Option<Duration> {
-    resp.headers()
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
+    parse_retry_after(
+        resp.headers()
+            .get(reqwest::header::RETRY_AFTER)?
+            .to_str()
+            .ok()?,
+    )
 }
 
 /// Describes a transport error without its URL or body.
@@ -153,16 +157,8 @@ fn describe(e: &reqwest::Error) -> &'static str {
 impl FajClient {
     /// Makes the client; no call is made until the first request.
     pub fn new(config: &FajConfig, client_secret: Secret) -> Result<Self, ConnectorError> {
-        // reqwest is built without a TLS provider of its own (see notes/machine.md);
-        // install ring unless the binary already installed one.
-        if rustls::crypto::CryptoProvider::get_default().is_none() {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout())
-            .timeout(config.request_timeout())
-            .build()
-            .map_err(|_| ConnectorError::Config("the http client could not be made".into()))?;
+        let http =
+            HttpSettings::new(config.request_timeout(), config.connect_timeout()).client()?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
@@ -171,7 +167,8 @@ impl FajClient {
                 client_secret,
                 platform: config.platform.clone(),
                 margin: Duration::from_secs(config.token_refresh_margin_s),
-                retry: config.retry.clone(),
+                retry: Retrier::new(PEER, config.retry.clone()),
+                limiter: TokenBucket::optional(config.rate_limit_per_s, config.rate_burst),
                 concurrency: config.concurrency.max(1),
                 token: Mutex::new(None),
                 generation: std::sync::atomic::AtomicU64::new(0),
@@ -184,6 +181,11 @@ impl FajClient {
         self.inner.concurrency
     }
 
+    /// What the retry layer did so far.
+    pub fn retry_stats(&self) -> RetryStats {
+        self.inner.retry.stats()
+    }
+
     /// The platform's id in `sources[].organisation`.
     pub fn platform(&self) -> &str {
         &self.inner.platform
@@ -193,49 +195,46 @@ impl FajClient {
         format!("{}{path}", self.inner.base)
     }
 
-    /// Sends a request built by `build`, retrying retryable failures with backoff
-    /// within the budget. Returns the first answer that is not worth retrying.
+    /// Sends a request built by `build`, retrying retryable failures under the
+    /// retry policy. Returns the first answer that is not worth retrying.
     async fn send_retrying(
         &self,
         what: &str,
         build: &(dyn Fn() -> RequestBuilder + Send + Sync),
     ) -> Result<Response, ConnectorError> {
-        let r = &self.inner.retry;
-        let start = Instant::now();
-        let budget = Duration::from_millis(r.budget_ms);
-        let mut backoff = Duration::from_millis(r.initial_backoff_ms);
-        let max_backoff = Duration::from_millis(r.max_backoff_ms);
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let (failure, hint) = match build().send().await {
-                Ok(resp) if retryable_status(resp.status()) => {
-                    let hint = retry_after(&resp);
-                    (format!("http {}", resp.status().as_u16()), hint)
-                }
-                Ok(resp) => return Ok(resp),
-                Err(e) => (describe(&e).to_owned(), None),
-            };
-            let wait = hint.unwrap_or(backoff).min(max_backoff);
-            let jitter = Duration::from_millis(rand::random_range(0..=wait.as_millis() as u64 / 4));
-            let wait = wait + jitter;
-            if attempt >= r.max_attempts || start.elapsed() + wait > budget {
-                warn!(peer = PEER, what, attempt, "giving up: {failure}");
-                return Err(unavailable(
-                    format!("{what}: {failure} after {attempt} attempts"),
-                    hint,
-                ));
+        let attempt = || async {
+            if let Some(limiter) = &self.inner.limiter {
+                limiter.acquire().await;
             }
-            debug!(
+            match build().send().await {
+                Ok(resp) if retryable_status(resp.status()) => Err(unavailable(
+                    format!("{what}: http {}", resp.status().as_u16()),
+                    retry_after(&resp),
+                )),
+                Ok(resp) => Ok(resp),
+                Err(e) => Err(unavailable(format!("{what}: {}", describe(&e)), None)),
+            }
+        };
+        self.inner.retry.run(what, attempt).await.map_err(|g| {
+            warn!(
                 peer = PEER,
                 what,
-                attempt,
-                wait_ms = wait.as_millis() as u64,
-                "retrying: {failure}"
+                attempt = g.attempts,
+                "giving up: {}",
+                g.error
             );
-            tokio::time::sleep(wait).await;
-            backoff = (backoff * 2).min(max_backoff);
-        }
+            match g.error {
+                ConnectorError::Unavailable {
+                    reason,
+                    retry_after,
+                    ..
+                } => unavailable(
+                    format!("{reason} after {} attempts", g.attempts),
+                    retry_after,
+                ),
+                other => other,
+            }
+        })
     }
 
     /// A valid token (cached, or fetched now) and its generation.

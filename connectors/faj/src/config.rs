@@ -1,154 +1,36 @@
-//! `FajConfig`: where the platform is, where its secrets come from, timeouts and the
-//! retry budget. `validate` is pure; `build` reads the secrets and makes the client.
+//! `FajConfig`: where the platform is, where its secrets come from, timeouts, the
+//! retry budget and the rate limit (the kit's, `passerelle_connector::http`).
+//! `validate` is pure; `build` reads the secrets and makes the client.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use passerelle_connector::ConnectorError;
+use passerelle_connector::http::Secret;
+pub use passerelle_connector::http::{RetryConfig, SecretSource};
 use serde::{Deserialize, Serialize};
 
 use crate::client::FajClient;
-use crate::secret::Secret;
 
-/// Where a secret comes from. The secret itself is never written in the config file.
-///
-/// TOML: `client_secret = { env = "FAJ_CLIENT_SECRET" }` or
-/// `client_secret = { file = "/run/secrets/faj_client" }`.
-///
-/// A secret written in clear (`client_secret = "…"`) is refused with a message that
-/// never holds it: serde's own would quote the string it did not expect.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SecretSource {
-    /// An environment variable's name.
-    Env(String),
-    /// A file holding the secret (surrounding whitespace is trimmed).
-    File(PathBuf),
-}
-
-impl<'de> Deserialize<'de> for SecretSource {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        const HOW: &str = "a secret must come from { env = \"NAME\" } or { file = \"/path\" }, never be written in the configuration";
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = SecretSource;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("{ env = \"NAME\" } or { file = \"/path\" }")
-            }
-            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
-                Err(E::custom(HOW))
-            }
-            fn visit_string<E: serde::de::Error>(self, _: String) -> Result<Self::Value, E> {
-                Err(E::custom(HOW))
-            }
-            fn visit_bytes<E: serde::de::Error>(self, _: &[u8]) -> Result<Self::Value, E> {
-                Err(E::custom(HOW))
-            }
-            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
-                Err(E::custom(HOW))
-            }
-            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
-                Err(E::custom(HOW))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<Self::Value, A::Error> {
-                let mut out = None;
-                while let Some(key) = map.next_key::<String>()? {
-                    if out.is_some() {
-                        return Err(serde::de::Error::custom(
-                            "a secret names one source: env or file",
-                        ));
-                    }
-                    out = Some(match key.as_str() {
-                        "env" => SecretSource::Env(map.next_value()?),
-                        "file" => SecretSource::File(map.next_value()?),
-                        _ => {
-                            // The value is not read back into the message.
-                            let _ = map.next_value::<serde::de::IgnoredAny>()?;
-                            return Err(serde::de::Error::custom(HOW));
-                        }
-                    });
-                }
-                out.ok_or_else(|| serde::de::Error::custom(HOW))
-            }
-        }
-        d.deserialize_any(Visitor)
+/// The retry policy of the platform's calls when the configuration says nothing:
+/// fewer attempts and a shorter limit than the kit's default (a conseiller may be
+/// waiting on the form), a `Retry-After` above 5 s left to the engine.
+pub fn default_retry() -> RetryConfig {
+    RetryConfig {
+        max_attempts: 5,
+        base_delay_ms: 200,
+        max_delay_ms: 5_000,
+        max_retry_after_ms: 5_000,
+        max_elapsed_ms: 30_000,
+        ..RetryConfig::default()
     }
 }
 
-impl SecretSource {
-    fn validate(&self, what: &str) -> Result<(), ConnectorError> {
-        match self {
-            Self::Env(name) => {
-                let ok = !name.is_empty()
-                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                    && !name.as_bytes()[0].is_ascii_digit();
-                if !ok {
-                    return Err(ConnectorError::Config(format!(
-                        "{what}: env must name an environment variable (letters, digits, _)"
-                    )));
-                }
-            }
-            Self::File(path) => {
-                if path.as_os_str().is_empty() {
-                    return Err(ConnectorError::Config(format!(
-                        "{what}: file must not be empty"
-                    )));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Reads the secret. Errors name the variable or file, never the value.
-    pub fn resolve(&self, what: &str) -> Result<Secret, ConnectorError> {
-        let value = match self {
-            Self::Env(name) => std::env::var(name).map_err(|_| {
-                ConnectorError::Config(format!(
-                    "{what}: environment variable {name} is not set or not unicode"
-                ))
-            })?,
-            Self::File(path) => std::fs::read_to_string(path)
-                .map_err(|e| ConnectorError::io(format!("{what} file {}", path.display()), e))?,
-        };
-        let value = value.trim();
-        if value.is_empty() {
-            return Err(ConnectorError::Config(format!(
-                "{what}: the secret is empty"
-            )));
-        }
-        Ok(Secret::new(value))
-    }
-}
-
-/// Retries of one call on 503, 429, 5xx, timeouts and connection errors.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RetryConfig {
-    /// Attempts in all, the first included.
-    pub max_attempts: u32,
-    /// Backoff before the second attempt; it doubles up to `max_backoff_ms`.
-    pub initial_backoff_ms: u64,
-    pub max_backoff_ms: u64,
-    /// No new attempt starts once this much time went by since the first.
-    pub budget_ms: u64,
-}
-
-impl Default for RetryConfig {
-    fn default() -> Self {
-        Self {
-            max_attempts: 5,
-            initial_backoff_ms: 200,
-            max_backoff_ms: 5_000,
-            budget_ms: 30_000,
-        }
-    }
+fn retry_over_defaults<'de, D: serde::Deserializer<'de>>(d: D) -> Result<RetryConfig, D::Error> {
+    RetryConfig::deserialize_over(d, default_retry())
 }
 
 /// The FAJ connector's configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FajConfig {
     /// The platform's base URL (`https://faj.example.fr`); paths are appended to it.
@@ -167,8 +49,16 @@ pub struct FajConfig {
     /// How long before `expires_in` a token is renewed (capped at a quarter of its life).
     #[serde(default = "default_refresh_margin")]
     pub token_refresh_margin_s: u64,
-    #[serde(default)]
+    /// Retries of 503, 429, other 5xx, timeouts and connection errors; the former
+    /// names `initial_backoff_ms`, `max_backoff_ms` and `budget_ms` are still read.
+    #[serde(default = "default_retry", deserialize_with = "retry_over_defaults")]
     pub retry: RetryConfig,
+    /// Requests per second to the platform; 0 (the default) paces nothing.
+    #[serde(default)]
+    pub rate_limit_per_s: f64,
+    /// Requests the limiter lets through at once after an idle period.
+    #[serde(default = "default_rate_burst")]
+    pub rate_burst: u32,
     /// Requests a batch keeps in flight at once (`FajSink::deliver_batch`), 1 to 64.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
@@ -179,6 +69,10 @@ pub struct FajConfig {
 }
 
 fn default_concurrency() -> usize {
+    4
+}
+
+fn default_rate_burst() -> u32 {
     4
 }
 
@@ -219,7 +113,9 @@ impl FajConfig {
             connect_timeout_ms: default_connect_timeout(),
             request_timeout_ms: default_request_timeout(),
             token_refresh_margin_s: default_refresh_margin(),
-            retry: RetryConfig::default(),
+            retry: default_retry(),
+            rate_limit_per_s: 0.0,
+            rate_burst: default_rate_burst(),
             concurrency: default_concurrency(),
             webhook: crate::webhook::WebhookLimits::default(),
         }
@@ -256,20 +152,16 @@ impl FajConfig {
                 "connect_timeout_ms and request_timeout_ms: must be above 0".into(),
             ));
         }
-        let r = &self.retry;
-        if r.max_attempts == 0 || r.max_attempts > 20 {
+        self.retry.validate(20)?;
+        if self.retry.base_delay_ms == 0 {
             return Err(ConnectorError::Config(
-                "retry.max_attempts: must be 1 to 20".into(),
+                "retry.base_delay_ms: must be above 0".into(),
             ));
         }
-        if r.initial_backoff_ms == 0 || r.max_backoff_ms < r.initial_backoff_ms {
+        if !self.rate_limit_per_s.is_finite() || self.rate_limit_per_s < 0.0 || self.rate_burst == 0
+        {
             return Err(ConnectorError::Config(
-                "retry: initial_backoff_ms must be above 0 and at most max_backoff_ms".into(),
-            ));
-        }
-        if r.budget_ms == 0 {
-            return Err(ConnectorError::Config(
-                "retry.budget_ms: must be above 0".into(),
+                "rate_limit_per_s must be 0 (off) or positive, rate_burst at least 1".into(),
             ));
         }
         if self.concurrency == 0 || self.concurrency > 64 {
@@ -314,20 +206,21 @@ mod tests {
         )
     }
 
+    /// What a `[[faj]]` table must say, secrets by their source.
+    const ESSENTIALS: &str = r#"
+        base_url = "https://faj.example.fr"
+        client_id = "ml-59"
+        client_secret = { env = "FAJ_SECRET" }
+        webhook_secret = { file = "/run/secrets/faj" }
+    "#;
+
     #[test]
     fn toml_form_and_unknown_fields() {
-        let text = r#"
-            base_url = "https://faj.example.fr"
-            client_id = "ml-59"
-            client_secret = { env = "FAJ_SECRET" }
-            webhook_secret = { file = "/run/secrets/faj" }
-            [retry]
-            max_attempts = 3
-        "#;
+        let text = &format!("{ESSENTIALS}[retry]\nmax_attempts = 3\n");
         let c: FajConfig = toml::from_str(text).unwrap();
         c.validate().unwrap();
         assert_eq!(c.retry.max_attempts, 3);
-        assert_eq!(c.retry.budget_ms, RetryConfig::default().budget_ms);
+        assert_eq!(c.retry.max_elapsed_ms, default_retry().max_elapsed_ms);
         assert_eq!(c.client_secret, SecretSource::Env("FAJ_SECRET".into()));
 
         // A secret in clear is not a field: refused, not ignored.
@@ -346,6 +239,24 @@ mod tests {
         let other = text.replace("{ env = \"FAJ_SECRET\" }", "{ value = \"hunter2\" }");
         let e = toml::from_str::<FajConfig>(&other).unwrap_err();
         assert!(!e.message().contains("hunter2"), "{}", e.message());
+    }
+
+    #[test]
+    fn retry_tables_keep_the_former_names_and_the_faj_defaults() {
+        let text = format!(
+            "{ESSENTIALS}[retry]\ninitial_backoff_ms = 50\nmax_backoff_ms = 500\nbudget_ms = 9000\n"
+        );
+        let c: FajConfig = toml::from_str(&text).unwrap();
+        c.validate().unwrap();
+        let r = &c.retry;
+        assert_eq!(
+            (r.base_delay_ms, r.max_delay_ms, r.max_elapsed_ms),
+            (50, 500, 9000)
+        );
+        assert_eq!(r.max_attempts, default_retry().max_attempts);
+        let none: FajConfig = toml::from_str(ESSENTIALS).unwrap();
+        assert_eq!(none.retry, default_retry());
+        assert_eq!(none.rate_limit_per_s, 0.0, "no pacing unless asked");
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //!   secrets and makes the HTTP client);
 //! - [`mapping`]: canonical `faj[]` + identity + address ⇄ the platform's JSON;
 //! - [`client`]: `FajClient`, OAuth2 client credentials with a token cache, one refresh
-//!   and retry on 401, bounded retries with backoff on 503 and connection errors;
+//!   and retry on 401, bounded retries with backoff on 503 and connection errors (the
+//!   kit's stack, `passerelle_connector::http`, as I-MILO's);
 //! - [`sink`]: `passerelle_connector::Sink` for flow `faj-demande` (batches filed
 //!   concurrently, at most `concurrency` at once);
 //! - [`intake`]: hands decisions on exactly once (`DecisionHandler`, `SeenStore`); a
@@ -23,7 +24,6 @@ pub mod config;
 pub mod intake;
 pub mod mapping;
 pub mod reconcile;
-pub mod secret;
 pub mod seen;
 pub mod sim;
 pub mod sink;
@@ -36,8 +36,8 @@ pub use intake::{
     MemorySeenStore, Reservation, SeenStore, SeenStoreError,
 };
 pub use mapping::{DemandePlateforme, ErreurChamp, InstructeurRef, JeuneRef, PlatformDecision};
+pub use passerelle_connector::http::Secret;
 pub use reconcile::{ReconcileReport, reconcile};
-pub use secret::Secret;
 pub use seen::FileSeenStore;
 pub use sink::FajSink;
 pub use webhook::{

@@ -9,34 +9,13 @@ use std::time::Instant;
 
 use passerelle_connector::Source;
 use passerelle_imilo::sim::{self, Faults, SimConfig, SimKeys};
-use passerelle_imilo::{
-    ApiKey, FamilyKeys, ImiloClient, ImiloConfig, KeySource, KeySources, ReconcileSource,
-};
-
-fn keys() -> FamilyKeys {
-    let k = SimKeys::default();
-    FamilyKeys::from_keys(
-        ApiKey::new(&k.dossiers).unwrap(),
-        ApiKey::new(&k.events).unwrap(),
-        ApiKey::new(&k.situations).unwrap(),
-        ApiKey::new(&k.partenaires).unwrap(),
-    )
-}
+use passerelle_imilo::{ImiloClient, ReconcileSource};
 
 fn client(addr: std::net::SocketAddr, rate: f64) -> ImiloClient {
-    let env = |n: &str| KeySource::Env(n.into());
-    let mut c = ImiloConfig::new(
-        format!("http://{addr}"),
-        KeySources {
-            dossiers: env("UNUSED"),
-            events: env("UNUSED"),
-            situations: env("UNUSED"),
-            partenaires: env("UNUSED"),
-        },
-    );
+    let mut c = sim::client_config(addr);
     c.rate_limit_per_s = rate;
     c.concurrency = 4;
-    ImiloClient::with_keys(&c, keys()).unwrap()
+    ImiloClient::with_keys(&c, SimKeys::default().family_keys().unwrap()).unwrap()
 }
 
 /// Reads every dossier of `structures` through `ReconcileSource` (mapping included).

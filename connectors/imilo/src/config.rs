@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use passerelle_connector::ConnectorError;
+pub use passerelle_connector::http::RetryConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::client::ImiloClient;
@@ -42,41 +43,6 @@ pub struct ImiloConfig {
     pub concurrency: usize,
     #[serde(default)]
     pub retry: RetryConfig,
-}
-
-/// Retries of 429, 5xx, timeouts and connection errors.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RetryConfig {
-    /// Attempts per request, the first included.
-    pub max_attempts: u32,
-    /// Backoff: a random wait in `[0, min(max, base·2^n))` (full jitter).
-    pub base_delay_ms: u64,
-    pub max_delay_ms: u64,
-    /// The longest `Retry-After` the client waits for; above it, the request fails
-    /// as retryable and the engine schedules it later.
-    pub max_retry_after_ms: u64,
-    /// Wall-clock limit for one request and its retries.
-    pub max_elapsed_ms: u64,
-    /// Overall budget: a bucket of retry tokens, each request adds `budget_ratio`
-    /// (capped at `budget_capacity`), each retry takes one. An outage then costs a
-    /// bounded number of retries instead of multiplying the load.
-    pub budget_capacity: f64,
-    pub budget_ratio: f64,
-}
-
-impl Default for RetryConfig {
-    fn default() -> Self {
-        Self {
-            max_attempts: 8,
-            base_delay_ms: 100,
-            max_delay_ms: 5_000,
-            max_retry_after_ms: 60_000,
-            max_elapsed_ms: 120_000,
-            budget_capacity: 200.0,
-            budget_ratio: 0.5,
-        }
-    }
 }
 
 fn default_request_timeout_ms() -> u64 {
@@ -125,7 +91,7 @@ impl ImiloConfig {
             return bad("base_url must not hold a query, a fragment or credentials".into());
         }
         for f in Family::ALL {
-            self.keys.get(f).validate(f)?;
+            self.keys.get(f).validate(&format!("keys.{f}"))?;
         }
         if self.request_timeout_ms == 0 || self.connect_timeout_ms == 0 {
             return bad("request_timeout_ms and connect_timeout_ms must be above 0".into());
@@ -151,17 +117,8 @@ impl ImiloConfig {
         if self.concurrency == 0 || self.concurrency > 256 {
             return bad("concurrency must be from 1 to 256".into());
         }
-        let r = &self.retry;
-        if r.max_attempts == 0 {
-            return bad("retry.max_attempts must be at least 1".into());
-        }
-        if r.base_delay_ms > r.max_delay_ms {
-            return bad("retry.base_delay_ms must not exceed retry.max_delay_ms".into());
-        }
-        let non_negative = |x: f64| x.is_finite() && x >= 0.0;
-        if !non_negative(r.budget_capacity) || !non_negative(r.budget_ratio) {
-            return bad("retry.budget_capacity and retry.budget_ratio must be 0 or more".into());
-        }
+        // The kit's rules; more than 100 attempts for one request is no policy.
+        self.retry.validate(100)?;
         Ok(())
     }
 

@@ -1,9 +1,10 @@
 //! The HTTP layers, each wrapping the next: `Retrying` (backoff, `Retry-After`,
 //! budget) around `RateLimited` (a token bucket per key) around `Plain` (one reqwest
-//! exchange, status mapped to a `ConnectorError`).
+//! exchange, status mapped to a `ConnectorError`). The retry policy, the bucket and
+//! the client's making are the kit's (`passerelle_connector::http`); what is I-MILO's
+//! is the key per family and what each status means.
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -11,7 +12,9 @@ use passerelle_connector::ConnectorError;
 use reqwest::Method;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 
-use crate::config::RetryConfig;
+use passerelle_connector::http::{HttpSettings, Retrier, RetryConfig};
+pub use passerelle_connector::http::{RetryStats, TokenBucket, parse_retry_after};
+
 use crate::key::{Family, FamilyKeys};
 use crate::wire::ErrorBody;
 
@@ -97,14 +100,11 @@ impl Plain {
         timeout: Duration,
         connect_timeout: Duration,
     ) -> Result<Self, ConnectorError> {
-        // reqwest is built without a crypto provider; ring is the one of the workspace.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(connect_timeout)
-            .pool_max_idle_per_host(64)
-            .build()
-            .map_err(|_| ConnectorError::Config("cannot build the http client".into()))?;
+        let http = HttpSettings {
+            pool_max_idle_per_host: Some(64),
+            ..HttpSettings::new(timeout, connect_timeout)
+        }
+        .client()?;
         Ok(Self {
             http,
             base_url: base_url.trim().trim_end_matches('/').to_owned(),
@@ -155,11 +155,6 @@ impl Exchange for Plain {
         }
         Err(status_error(req, status, &body, retry_after))
     }
-}
-
-/// `Retry-After` in seconds (the API never sends an HTTP date).
-pub fn parse_retry_after(v: &str) -> Option<Duration> {
-    v.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 fn transport_error(req: &ApiRequest, e: &reqwest::Error, timeout: Duration) -> ConnectorError {
@@ -223,48 +218,6 @@ pub fn status_error(
     }
 }
 
-/// A token bucket that paces by reservation: a caller takes a token even when the
-/// bucket is empty and sleeps until its token would have been there, so waiting
-/// callers are served in order at exactly the configured rate.
-#[derive(Debug)]
-pub struct TokenBucket {
-    rate: f64,
-    burst: f64,
-    state: Mutex<(f64, Instant)>,
-}
-
-impl TokenBucket {
-    pub fn new(rate_per_s: f64, burst: u32) -> Self {
-        Self {
-            rate: rate_per_s,
-            burst: f64::from(burst),
-            state: Mutex::new((f64::from(burst), Instant::now())),
-        }
-    }
-
-    /// How long the caller must wait for its token (zero when one is there).
-    pub fn reserve(&self) -> Duration {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        let elapsed = now.duration_since(st.1).as_secs_f64();
-        st.0 = (st.0 + elapsed * self.rate).min(self.burst);
-        st.1 = now;
-        st.0 -= 1.0;
-        if st.0 >= 0.0 {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64(-st.0 / self.rate)
-        }
-    }
-
-    pub async fn acquire(&self) {
-        let wait = self.reserve();
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
-    }
-}
-
 /// Paces requests per key so the client stays under the API's limit.
 #[derive(Debug)]
 pub struct RateLimited<E> {
@@ -297,114 +250,35 @@ impl<E: Exchange> Exchange for RateLimited<E> {
     }
 }
 
-/// Counters of the retry layer, for tests and metrics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RetryStats {
-    pub requests: u64,
-    pub retries: u64,
-    pub budget_exhausted: u64,
-}
-
-#[derive(Debug)]
-struct Budget {
-    tokens: f64,
-    stats: RetryStats,
-}
-
-/// Retries what is retryable (429, 5xx, timeouts, connection errors) with full-jitter
-/// exponential backoff, waiting at least `Retry-After`, within a per-request limit
-/// (attempts and elapsed time) and an overall budget of retry tokens.
+/// Retries what is retryable (429, 5xx, timeouts, connection errors) under the
+/// kit's `Retrier`: full-jitter backoff, at least `Retry-After`, a per-request limit
+/// and an overall budget of retry tokens.
 #[derive(Debug)]
 pub struct Retrying<E> {
     inner: E,
-    policy: RetryConfig,
-    budget: Mutex<Budget>,
+    retrier: Retrier,
 }
 
 impl<E> Retrying<E> {
     pub fn new(inner: E, policy: RetryConfig) -> Self {
-        let tokens = policy.budget_capacity;
         Self {
             inner,
-            policy,
-            budget: Mutex::new(Budget {
-                tokens,
-                stats: RetryStats::default(),
-            }),
+            retrier: Retrier::new(PEER, policy),
         }
     }
 
     pub fn stats(&self) -> RetryStats {
-        self.lock().stats
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Budget> {
-        self.budget.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn backoff(&self, attempt: u32) -> Duration {
-        let cap = self
-            .policy
-            .base_delay_ms
-            .saturating_mul(1u64 << attempt.min(30))
-            .min(self.policy.max_delay_ms);
-        if cap == 0 {
-            return Duration::ZERO;
-        }
-        Duration::from_millis(rand::random_range(0..=cap))
+        self.retrier.stats()
     }
 }
 
 #[async_trait]
 impl<E: Exchange> Exchange for Retrying<E> {
     async fn exchange(&self, req: &ApiRequest) -> Result<ApiResponse, ConnectorError> {
-        {
-            let mut b = self.lock();
-            b.stats.requests += 1;
-            b.tokens = (b.tokens + self.policy.budget_ratio).min(self.policy.budget_capacity);
-        }
-        let started = Instant::now();
-        let max_elapsed = Duration::from_millis(self.policy.max_elapsed_ms);
-        let max_retry_after = Duration::from_millis(self.policy.max_retry_after_ms);
-        let mut attempt = 0u32;
-        loop {
-            let err = match self.inner.exchange(req).await {
-                Ok(r) => return Ok(r),
-                Err(e) => e,
-            };
-            attempt += 1;
-            if !err.is_retryable() || attempt >= self.policy.max_attempts {
-                return Err(err);
-            }
-            let hint = match &err {
-                ConnectorError::Unavailable { retry_after, .. } => *retry_after,
-                _ => None,
-            };
-            if hint.is_some_and(|h| h > max_retry_after) {
-                // The peer asks for a long pause: let the engine schedule it.
-                return Err(err);
-            }
-            let wait = match hint {
-                // Honour the peer's pause, plus a little jitter so callers spread out.
-                Some(h) => h + self.backoff(0),
-                None => self.backoff(attempt - 1),
-            };
-            if started.elapsed() + wait > max_elapsed {
-                return Err(err);
-            }
-            {
-                let mut b = self.lock();
-                if b.tokens < 1.0 {
-                    b.stats.budget_exhausted += 1;
-                    tracing::warn!(route = req.route, "imilo retry budget exhausted");
-                    return Err(err);
-                }
-                b.tokens -= 1.0;
-                b.stats.retries += 1;
-            }
-            tracing::debug!(route = req.route, attempt, wait_ms = wait.as_millis() as u64, error = %err, "imilo retry");
-            tokio::time::sleep(wait).await;
-        }
+        self.retrier
+            .run(req.route, || self.inner.exchange(req))
+            .await
+            .map_err(|g| g.error)
     }
 }
 
@@ -523,20 +397,6 @@ mod tests {
         // Two retries in the bucket for both requests together, then none.
         assert_eq!(tight.inner.calls.load(Ordering::SeqCst), 4);
         assert_eq!(tight.stats().budget_exhausted, 2);
-    }
-
-    #[test]
-    fn bucket_paces_after_burst() {
-        let b = TokenBucket::new(10.0, 2);
-        assert_eq!(b.reserve(), Duration::ZERO);
-        assert_eq!(b.reserve(), Duration::ZERO);
-        let w = b.reserve();
-        assert!(
-            w > Duration::from_millis(80) && w <= Duration::from_millis(100),
-            "{w:?}"
-        );
-        let w2 = b.reserve();
-        assert!(w2 > Duration::from_millis(180), "{w2:?}");
     }
 
     #[test]

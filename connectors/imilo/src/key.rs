@@ -1,11 +1,15 @@
-//! API keys: one per endpoint family, read from the environment or a secret file,
-//! never printed (`Debug` is redacted and there is no `Display`).
+//! API keys: one per endpoint family, read from the environment or a secret file
+//! (the kit's `SecretSource`), never printed (`Debug` is redacted and there is no `Display`).
 
 use std::fmt;
-use std::path::PathBuf;
 
 use passerelle_connector::ConnectorError;
+use passerelle_connector::http::Secret;
 use serde::{Deserialize, Serialize};
+
+/// Where a key comes from: the config names the source, never the key (the kit's
+/// `SecretSource`: `{ env = "NAME" }` or `{ file = "/path" }`).
+pub use passerelle_connector::http::SecretSource as KeySource;
 
 /// The endpoint families of the I-MILO API; each has its own key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -46,9 +50,10 @@ impl fmt::Display for Family {
     }
 }
 
-/// An API key. Its only way out is `expose`, used when building the request header.
+/// An API key: a `Secret` that is also a valid header value. Its only way out is
+/// `expose`, used when building the request header.
 #[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(String);
+pub struct ApiKey(Secret);
 
 impl ApiKey {
     /// Wraps a key (trimmed; a trailing newline in a secret file is not part of it).
@@ -62,74 +67,29 @@ impl ApiKey {
                 "api key must be printable ascii without spaces".into(),
             ));
         }
-        Ok(Self(k.to_owned()))
+        Ok(Self(Secret::new(k)))
+    }
+
+    /// Reads a family's key from its source. Errors name the variable or file, never
+    /// the content.
+    pub fn load(source: &KeySource, family: Family) -> Result<Self, ConnectorError> {
+        let what = format!("keys.{family}");
+        let raw = source.resolve(&what)?;
+        Self::new(raw.expose()).map_err(|e| match e {
+            ConnectorError::Config(reason) => ConnectorError::Config(format!("{what}: {reason}")),
+            other => other,
+        })
     }
 
     /// The key itself, for the `X-Gravitee-Api-Key` header only.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose()
     }
 }
 
 impl fmt::Debug for ApiKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ApiKey(<redacted>)")
-    }
-}
-
-/// Where a key comes from: the config names the source, never the key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum KeySource {
-    /// An environment variable holding the key.
-    Env(String),
-    /// A file holding the key (a mounted secret); surrounding whitespace is ignored.
-    File(PathBuf),
-}
-
-impl KeySource {
-    /// Checks the source's shape without reading it.
-    pub fn validate(&self, family: Family) -> Result<(), ConnectorError> {
-        match self {
-            KeySource::Env(name) => {
-                let ok = !name.is_empty()
-                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                    && !name.as_bytes()[0].is_ascii_digit();
-                if !ok {
-                    return Err(ConnectorError::Config(format!(
-                        "keys.{family}: environment variable name {name:?} must be letters, digits and underscores"
-                    )));
-                }
-            }
-            KeySource::File(path) => {
-                if path.as_os_str().is_empty() {
-                    return Err(ConnectorError::Config(format!(
-                        "keys.{family}: secret file path is empty"
-                    )));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Reads the key. Errors name the variable or file, never the content.
-    pub fn load(&self, family: Family) -> Result<ApiKey, ConnectorError> {
-        let raw = match self {
-            KeySource::Env(name) => std::env::var(name).map_err(|_| {
-                ConnectorError::Config(format!(
-                    "keys.{family}: environment variable {name} is not set or not unicode"
-                ))
-            })?,
-            KeySource::File(path) => std::fs::read_to_string(path).map_err(|e| {
-                ConnectorError::io(format!("keys.{family} secret file {}", path.display()), e)
-            })?,
-        };
-        ApiKey::new(raw).map_err(|e| match e {
-            ConnectorError::Config(reason) => {
-                ConnectorError::Config(format!("keys.{family}: {reason}"))
-            }
-            other => other,
-        })
     }
 }
 
@@ -162,10 +122,10 @@ impl FamilyKeys {
     /// Loads every key from its source.
     pub fn load(sources: &KeySources) -> Result<Self, ConnectorError> {
         Ok(Self([
-            sources.dossiers.load(Family::Dossiers)?,
-            sources.events.load(Family::Events)?,
-            sources.situations.load(Family::Situations)?,
-            sources.partenaires.load(Family::Partenaires)?,
+            ApiKey::load(&sources.dossiers, Family::Dossiers)?,
+            ApiKey::load(&sources.events, Family::Events)?,
+            ApiKey::load(&sources.situations, Family::Situations)?,
+            ApiKey::load(&sources.partenaires, Family::Partenaires)?,
         ]))
     }
 
@@ -209,23 +169,28 @@ mod tests {
         let path = dir.path().join("k");
         std::fs::write(&path, "file-key-123\n").unwrap();
         let src = KeySource::File(path);
-        assert_eq!(src.load(Family::Events).unwrap().expose(), "file-key-123");
+        assert_eq!(
+            ApiKey::load(&src, Family::Events).unwrap().expose(),
+            "file-key-123"
+        );
         let missing = KeySource::Env("PASSERELLE_IMILO_TEST_SURELY_UNSET".into());
-        let err = missing.load(Family::Dossiers).unwrap_err().to_string();
+        let err = ApiKey::load(&missing, Family::Dossiers)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("PASSERELLE_IMILO_TEST_SURELY_UNSET"), "{err}");
         assert!(
             KeySource::Env("1BAD".into())
-                .validate(Family::Dossiers)
+                .validate("keys.dossiers")
                 .is_err()
         );
         assert!(
             KeySource::Env("BAD-NAME".into())
-                .validate(Family::Dossiers)
+                .validate("keys.dossiers")
                 .is_err()
         );
         assert!(
             KeySource::Env("GOOD_NAME".into())
-                .validate(Family::Dossiers)
+                .validate("keys.dossiers")
                 .is_ok()
         );
     }

@@ -112,12 +112,15 @@ impl Source for EventSource {
             .collect()
             .await;
             let mut items = Vec::new();
+            // Marked in flight only once the whole batch is read: a failed read
+            // returns nothing, so the next call must serve these events again.
+            let mut served = Vec::new();
             for (id, result) in fetched {
                 let idents = by_dossier.remove(&id).unwrap_or_default();
                 match result {
                     Ok(d) => {
                         self.stats.dossiers_read += 1;
-                        self.in_flight.extend(idents.iter().cloned());
+                        served.extend(idents.iter().cloned());
                         let token = AckToken(idents.join(","));
                         items.push(dossier_to_jeune(&d).into_item(&id.to_string(), token));
                     }
@@ -135,6 +138,7 @@ impl Source for EventSource {
                     .await?;
                 self.stats.settled += settle.len() as u64;
             }
+            self.in_flight.extend(served);
             if !items.is_empty() {
                 return Ok(items);
             }

@@ -1,7 +1,7 @@
 //! Fixture tests of the mapping: each `fixtures/dossier_*.json` (an I-MILO dossier)
 //! against `*.expected.json` (canonical record and issues), each `*.input.json` (a
-//! delivery) against the body I-MILO gets. `IMILO_BLESS=1` rewrites expected files
-//! (review the diff before committing).
+//! delivery) against the body I-MILO gets. `BLESS=1` rewrites expected files
+//! (review the diff before committing); the harness is `passerelle_testkit::fixtures`.
 
 use std::path::{Path, PathBuf};
 
@@ -9,28 +9,15 @@ use passerelle_connector::Delivery;
 use passerelle_imilo::wire::Dossier;
 use passerelle_imilo::{dossier_to_jeune, evenement_request, orientation_request};
 use passerelle_model::{Date, Jeune};
+use passerelle_testkit::fixtures::{expect_json, fixtures_dir};
 use serde_json::{Value, json};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    fixtures_dir(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn check(expected_path: &Path, actual: &Value) {
-    if std::env::var_os("IMILO_BLESS").is_some() {
-        let text = serde_json::to_string_pretty(actual).unwrap() + "\n";
-        std::fs::write(expected_path, text).unwrap();
-        return;
-    }
-    let text = std::fs::read_to_string(expected_path)
-        .unwrap_or_else(|_| panic!("missing {}", expected_path.display()));
-    let expected: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(
-        &expected,
-        actual,
-        "{} differs:\n{}",
-        expected_path.display(),
-        serde_json::to_string_pretty(actual).unwrap()
-    );
+    expect_json(expected_path, actual);
 }
 
 fn inputs(prefix: &str, suffix: &str) -> Vec<PathBuf> {

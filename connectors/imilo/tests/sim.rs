@@ -4,15 +4,14 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use passerelle_connector::{Delivery, ErrorKind, ReceiptStatus, Sink, Source};
 use passerelle_imilo::sim::{self, Faults, SimConfig, SimHandle, SimKeys, SimStats};
 use passerelle_imilo::{
-    ApiKey, EventSource, FamilyKeys, ImiloClient, ImiloConfig, ImiloSink, KeySource, KeySources,
-    ReconcileSource, RetryConfig,
+    EventSource, FamilyKeys, ImiloClient, ImiloConfig, ImiloSink, ReconcileSource, RetryConfig,
 };
 use passerelle_model::Jeune;
 
@@ -28,17 +27,7 @@ async fn start(jeunes: u64, keys: SimKeys) -> (SocketAddr, SimHandle) {
 }
 
 fn config(addr: SocketAddr) -> ImiloConfig {
-    let env = |n: &str| KeySource::Env(n.into());
-    let mut c = ImiloConfig::new(
-        format!("http://{addr}"),
-        KeySources {
-            dossiers: env("UNUSED_D"),
-            events: env("UNUSED_E"),
-            situations: env("UNUSED_S"),
-            partenaires: env("UNUSED_P"),
-        },
-    );
-    c.rate_limit_per_s = 0.0;
+    let mut c = sim::client_config(addr);
     c.concurrency = 16;
     c.request_timeout_ms = 10_000;
     c.retry = RetryConfig {
@@ -50,12 +39,7 @@ fn config(addr: SocketAddr) -> ImiloConfig {
 }
 
 fn keys_of(k: &SimKeys) -> FamilyKeys {
-    FamilyKeys::from_keys(
-        ApiKey::new(&k.dossiers).unwrap(),
-        ApiKey::new(&k.events).unwrap(),
-        ApiKey::new(&k.situations).unwrap(),
-        ApiKey::new(&k.partenaires).unwrap(),
-    )
+    k.family_keys().unwrap()
 }
 
 fn client(addr: SocketAddr, tweak: impl FnOnce(&mut ImiloConfig)) -> ImiloClient {
@@ -527,36 +511,9 @@ async fn everything_read_and_written_exactly_once_under_faults() {
     sim.shutdown().await;
 }
 
-/// Collects every log line of the test's thread.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn keys_never_reach_debug_logs_or_errors() {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(capture.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (capture, _guard) = passerelle_testkit::LogCapture::start("trace");
 
     let keys = SimKeys {
         dossiers: "KEY-dossiers-3f9a61c2".into(),
@@ -597,7 +554,7 @@ async fn keys_never_reach_debug_logs_or_errors() {
     for id in 1..=10 {
         let _ = c.dossier(id).await;
     }
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert!(
         logs.contains("imilo retry"),
         "the capture saw no retry log: {logs}"

@@ -5,45 +5,20 @@
 //! time (the machine may be shared), and peak resident memory (VmHWM).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use passerelle_connector::Delivery;
 use passerelle_model::{Accompagnement, Date, Dispositif, Jeune, SolisId};
 use passerelle_solis::sim::{SimOptions, answer_imports, id_solis, write_export};
 use passerelle_solis::{ExportFlux, SolisAckSource, SolisPeerConfig, SolisSink};
+use passerelle_testkit::bench::{self, timed};
 
-/// CPU time of this thread so far (from /proc/thread-self/schedstat).
-fn cpu() -> Duration {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .map(Duration::from_nanos)
-        .unwrap_or_default()
+fn report(what: &str, n: u64, unit: &str, wall: Duration, cpu: Duration) {
+    bench::report("solis engine", what, n, unit, wall, cpu);
 }
 
 fn vm_hwm_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?.to_owned();
-            line.split_whitespace().nth(1)?.parse().ok()
-        })
-        .unwrap_or(0)
-}
-
-fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration, Duration) {
-    let (w, c) = (Instant::now(), cpu());
-    let out = f();
-    (out, w.elapsed(), cpu() - c)
-}
-
-#[allow(clippy::print_stdout)]
-fn report(what: &str, n: u64, unit: &str, wall: Duration, cpu: Duration) {
-    println!(
-        "solis engine: {what}: {n} {unit}, wall {wall:.2?} ({:.0} {unit}/s), cpu {cpu:.2?} ({:.0} {unit}/s per core)",
-        n as f64 / wall.as_secs_f64(),
-        n as f64 / cpu.as_secs_f64()
-    );
+    bench::vm_hwm_kib().unwrap_or(0)
 }
 
 fn env(name: &str, default: u64) -> u64 {

@@ -459,20 +459,9 @@ async fn ack_forgetting_an_element_rejects_it() {
 
 /// Drains a source: items and errors, acknowledging nothing.
 async fn drain(source: &mut SolisExportSource) -> (Vec<SourceItem>, Vec<ConnectorError>) {
-    let mut items = Vec::new();
-    let mut errors = Vec::new();
-    let mut empty = 0;
-    while empty < 2 {
-        match source.next_batch().await {
-            Ok(batch) if batch.is_empty() => empty += 1,
-            Ok(batch) => {
-                assert!(batch.len() <= 500);
-                items.extend(batch);
-            }
-            Err(e) => errors.push(e),
-        }
-    }
-    (items, errors)
+    let d = passerelle_connector::conformance::drain(source).await;
+    assert!(d.batches.iter().all(|&n| n <= 500), "{:?}", d.batches);
+    (d.items, d.errors)
 }
 
 fn peer(dir: &Path, flux: &[&str]) -> SolisPeerConfig {

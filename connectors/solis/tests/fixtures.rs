@@ -1,65 +1,27 @@
 //! Fixture tests: each `fixtures/NAME.xml` is read as `passerelle import` reads it,
 //! and its JSON Lines and issue lines are compared with `NAME.jsonl` and `NAME.err`
-//! (checked in). `UPDATE_FIXTURES=1` rewrites the expected files (review the diff).
+//! (checked in). `BLESS=1` rewrites the expected files (review the diff); the harness is
+//! `passerelle_testkit::fixtures`.
 
 use std::path::{Path, PathBuf};
 
 use passerelle_solis::{Export, SolisConfig};
+use passerelle_testkit::fixtures::{check_import, fixtures_dir, import_lines};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    fixtures_dir(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// Reads a file into (stdout lines, stderr lines) as the import command would.
 fn run(path: &Path) -> (String, String) {
-    let mut out = String::new();
-    let mut err = String::new();
-    match Export::open(path, &SolisConfig::default()) {
-        Err(e) => {
-            let msg = e.to_string().replace(&path.display().to_string(), "FILE");
-            err.push_str(&format!("refused: {msg}\n"));
-        }
-        Ok(export) => {
-            for item in export.records().unwrap() {
-                let item = item.unwrap();
-                for w in &item.warnings {
-                    err.push_str(&format!("warning: {}\n", w.to_line()));
-                }
-                match item.outcome {
-                    Ok(j) => {
-                        out.push_str(&j.to_json_line());
-                        out.push('\n');
-                    }
-                    Err(issues) => {
-                        for i in issues {
-                            err.push_str(&format!("rejected: {}\n", i.to_line()));
-                        }
-                    }
-                }
-            }
-        }
-    }
-    (out, err)
+    import_lines(
+        Export::open(path, &SolisConfig::default()).map(|f| f.records().unwrap()),
+        path,
+    )
 }
 
 fn check(name: &str) {
-    let path = fixtures().join(format!("{name}.xml"));
-    let (out, err) = run(&path);
-    let jsonl = fixtures().join(format!("{name}.jsonl"));
-    let errf = fixtures().join(format!("{name}.err"));
-    if std::env::var_os("UPDATE_FIXTURES").is_some() {
-        std::fs::write(&jsonl, &out).unwrap();
-        std::fs::write(&errf, &err).unwrap();
-    }
-    let want_out = std::fs::read_to_string(&jsonl).unwrap_or_default();
-    let want_err = std::fs::read_to_string(&errf).unwrap_or_default();
-    assert_eq!(out, want_out, "stdout of {name}");
-    assert_eq!(err, want_err, "stderr of {name}");
-    // Every output line is a valid canonical record.
-    for line in out.lines() {
-        let j: passerelle_model::Jeune = serde_json::from_str(line).unwrap();
-        assert_eq!(j.to_json_line(), line);
-    }
+    check_import(&fixtures(), name, run);
 }
 
 #[test]

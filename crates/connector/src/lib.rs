@@ -1,12 +1,16 @@
 //! What every connector shares: the `Source` and `Sink` traits, `ConnectorError` with
 //! the kind the engine decides on, file reports for `passerelle import`, and readers
 //! for the formats peers use (encoding detection, streaming XML, CSV, XLSX), and `feed`:
-//! a folder of complete files served record by record as a `Source`.
+//! a folder of complete files served record by record as a `Source`; `http`: the
+//! client stack of the API connectors (secrets, retries with a budget, rate limit,
+//! TLS); `conformance`: the suite every connector runs against its simulator.
 
+pub mod conformance;
 pub mod csv;
 pub mod encoding;
 pub mod error;
 pub mod feed;
+pub mod http;
 pub mod limits;
 pub mod redact;
 pub mod report;

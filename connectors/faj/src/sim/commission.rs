@@ -16,8 +16,8 @@ use tracing::debug;
 
 use super::{Sim, bump};
 use crate::mapping::{PlatformDecision, statut_to_platform};
-use crate::secret::Secret;
 use crate::webhook::sign;
+use passerelle_connector::http::Secret;
 
 const MOTIFS_REFUS: &[&str] = &[
     "ressources supérieures au barème départemental",

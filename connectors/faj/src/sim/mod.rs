@@ -345,6 +345,12 @@ impl SimHandle {
         self.sim.store().demandes.len()
     }
 
+    /// The `Idempotency-Key` of every request filed, one each: what the conformance
+    /// suite sees of the platform.
+    pub fn idempotency_keys(&self) -> Vec<String> {
+        self.sim.store().by_key.keys().cloned().collect()
+    }
+
     /// Replaces the faults.
     pub fn set_faults(&self, faults: Faults) {
         *lock(&self.sim.faults) = faults;
@@ -363,6 +369,19 @@ impl SimHandle {
         let _ = self.server.await;
         self.sim.tasks.wait().await;
     }
+}
+
+/// A client configuration for a simulator at `addr` with its default client id; the
+/// secret sources name nothing (give the secret to `FajClient::new`), every other
+/// setting its default.
+pub fn client_config(addr: SocketAddr) -> crate::FajConfig {
+    let unused = || crate::SecretSource::Env("UNUSED_SIM_SECRET".into());
+    crate::FajConfig::new(
+        format!("http://{addr}"),
+        SimConfig::default().client_id,
+        unused(),
+        unused(),
+    )
 }
 
 /// Starts the simulator; returns the address it listens on and its handle.

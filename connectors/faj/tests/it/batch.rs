@@ -33,7 +33,7 @@ async fn batches_retried_whole_file_each_request_once() {
     let mut cfg = config(addr);
     cfg.concurrency = 6;
     cfg.retry.max_attempts = 12;
-    cfg.retry.budget_ms = 20_000;
+    cfg.retry.max_elapsed_ms = 20_000;
     cfg.validate().unwrap();
     let sink = FajSink::new(FajClient::new(&cfg, Secret::new("sim-secret")).unwrap());
     assert_eq!(sink.client().concurrency(), 6);

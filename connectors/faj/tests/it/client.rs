@@ -161,6 +161,38 @@ async fn retries_503_within_the_budget() {
     sim.shutdown().await;
 }
 
+/// The kit's rate limit, off by default, paces every call once set; the kit's retry
+/// counters see the 503s.
+#[tokio::test]
+async fn a_rate_limit_paces_the_calls() {
+    let (addr, sim) = sim(no_commission()).await;
+    let mut cfg = config(addr);
+    cfg.rate_limit_per_s = 5.0;
+    cfg.rate_burst = 1;
+    cfg.validate().unwrap();
+    let c = FajClient::new(&cfg, Secret::new("sim-secret")).unwrap();
+    let started = std::time::Instant::now();
+    // A token call and three filings: three waits of 200 ms after the first.
+    for i in 0..3 {
+        c.file_demande(&format!("t-{i}"), &body()).await.unwrap();
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(550),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(c.retry_stats().retries, 0);
+    sim.set_faults(Faults {
+        rate_503: 1.0,
+        ..Faults::default()
+    });
+    assert!(c.file_demande("t-x", &body()).await.is_err());
+    assert!(c.retry_stats().retries > 0);
+    cfg.rate_limit_per_s = -1.0;
+    assert!(cfg.validate().is_err());
+    sim.shutdown().await;
+}
+
 #[tokio::test]
 async fn connection_refused_is_retryable() {
     tls();

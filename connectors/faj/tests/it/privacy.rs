@@ -2,9 +2,6 @@
 //! values goes through rejection, filing, a failure and a webhook while every log line
 //! of this crate is captured.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use passerelle_connector::Sink;
 use passerelle_faj::mapping::demande_body;
 use passerelle_faj::sim::{Faults, SimConfig};
@@ -39,19 +36,6 @@ fn personal_record(naissance: &str) -> Jeune {
     serde_json::from_str(&json).unwrap()
 }
 
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn assert_clean(what: &str, text: &str) {
     for p in PERSONAL {
         assert!(
@@ -63,14 +47,9 @@ fn assert_clean(what: &str, text: &str) {
 
 #[tokio::test]
 async fn no_personal_value_in_errors_logs_or_debug() {
-    let buf = Buffer::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("passerelle_faj=trace"))
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // The connector's own lines, and the kit's it runs on (retries).
+    let (logs, _guard) =
+        passerelle_testkit::LogCapture::start("passerelle_faj=trace,passerelle_connector=trace");
 
     let rx = Receiver::start("sim-webhook").await;
     let (addr, sim) = sim(SimConfig {
@@ -144,7 +123,7 @@ async fn no_personal_value_in_errors_logs_or_debug() {
 
     sim.shutdown().await;
     rx.stop().await;
-    let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     assert!(logs.contains("request refused by the platform"), "{logs}");
     assert!(logs.contains("request filed"), "{logs}");
     assert!(logs.contains("webhook refused"), "{logs}");

@@ -13,7 +13,7 @@ use passerelle_faj::sim::{SimConfig, SimHandle, spawn};
 use passerelle_faj::webhook::{RefusalWindow, WebhookAudit, WebhookLimits};
 use passerelle_faj::{
     Decision, DecisionHandler, DecisionIntake, FajClient, FajConfig, HandlerError, MemorySeenStore,
-    Secret, SecretSource, SeenStore, WebhookState,
+    Secret, SeenStore, WebhookState,
 };
 use passerelle_model::Jeune;
 use tokio_util::sync::CancellationToken;
@@ -29,16 +29,11 @@ pub async fn sim(cfg: SimConfig) -> (SocketAddr, SimHandle) {
 
 /// A config pointing at a simulator, with short backoffs so that tests stay quick.
 pub fn config(addr: SocketAddr) -> FajConfig {
-    let mut c = FajConfig::new(
-        format!("http://{addr}"),
-        "sim-client",
-        SecretSource::Env("UNUSED_IN_THESE_TESTS".into()),
-        SecretSource::Env("UNUSED_IN_THESE_TESTS".into()),
-    );
-    c.retry.initial_backoff_ms = 10;
-    c.retry.max_backoff_ms = 100;
+    let mut c = passerelle_faj::sim::client_config(addr);
+    c.retry.base_delay_ms = 10;
+    c.retry.max_delay_ms = 100;
     c.retry.max_attempts = 8;
-    c.retry.budget_ms = 5_000;
+    c.retry.max_elapsed_ms = 5_000;
     c
 }
 

@@ -24,7 +24,8 @@ mod state;
 pub use population::{Population, Structure};
 pub use state::SimState;
 
-use crate::key::Family;
+use crate::config::ImiloConfig;
+use crate::key::{ApiKey, Family, FamilyKeys, KeySource, KeySources};
 
 /// The key of each family. Defaults: `sim-dossiers`, `sim-events`, `sim-situations`,
 /// `sim-partenaires`.
@@ -96,6 +97,34 @@ impl SimKeys {
     pub fn family_of(&self, key: &str) -> Option<Family> {
         Family::ALL.into_iter().find(|f| self.get(*f) == key)
     }
+
+    /// These keys as a client holds them (`ImiloClient::with_keys`).
+    pub fn family_keys(&self) -> Result<FamilyKeys, passerelle_connector::ConnectorError> {
+        Ok(FamilyKeys::from_keys(
+            ApiKey::new(&self.dossiers)?,
+            ApiKey::new(&self.events)?,
+            ApiKey::new(&self.situations)?,
+            ApiKey::new(&self.partenaires)?,
+        ))
+    }
+}
+
+/// A client configuration for a simulator at `addr`: no client-side pacing (the
+/// simulator limits only when told to), key sources that name nothing (the keys are
+/// given with `SimKeys::family_keys`), every other setting its default.
+pub fn client_config(addr: std::net::SocketAddr) -> ImiloConfig {
+    let unused = || KeySource::Env("UNUSED_SIM_KEY".into());
+    let mut c = ImiloConfig::new(
+        format!("http://{addr}"),
+        KeySources {
+            dossiers: unused(),
+            events: unused(),
+            situations: unused(),
+            partenaires: unused(),
+        },
+    );
+    c.rate_limit_per_s = 0.0;
+    c
 }
 
 /// Faults set by `POST /sim/faults` (every field optional; `{}` clears them).

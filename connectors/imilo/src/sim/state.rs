@@ -424,6 +424,18 @@ impl SimState {
         self.pop.structure_index(code).is_some()
     }
 
+    /// The `referenceExterne` of every write stored (prescriptions, événements,
+    /// situations): what the conformance suite sees of the peer.
+    pub fn written_references(&self) -> Vec<String> {
+        let w = lock(&self.writes);
+        w.orientations
+            .keys()
+            .chain(w.evenements.keys())
+            .chain(w.situations.keys())
+            .cloned()
+            .collect()
+    }
+
     /// Stores a prescription, once per `referenceExterne`. A new one (not a replay)
     /// to a known structure also opens a dossier there, when that is on, and queues
     /// its `DOSSIER`/`CREATE` event: the Mission Locale took the young person in.
