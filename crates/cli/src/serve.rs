@@ -226,7 +226,10 @@ pub async fn web_app(
         config: server.web.clone(),
         timezone: server.timezone(),
     };
-    Ok(passerelle_server::WebApp::new(deps, status))
+    let bilans = passerelle_hub::bilan::Bilans::open(hub.engine.state())
+        .await
+        .context("cannot open the bilan")?;
+    Ok(passerelle_server::WebApp::new(deps, status).with_bilans(bilans))
 }
 
 /// Delivers one recipient's queue until shutdown.

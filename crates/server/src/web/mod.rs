@@ -12,6 +12,7 @@
 //! every refusal too (`denied`), with the account as actor and pseudonyms only.
 
 pub mod auth;
+pub mod bilans;
 mod faj;
 pub mod html;
 mod pages;
@@ -132,6 +133,8 @@ struct Inner {
     reviews: std::sync::OnceLock<Arc<dyn ReviewDesk>>,
     /// The dead letters' replay (set by the cli).
     replay: std::sync::OnceLock<Arc<dyn ReplayDesk>>,
+    /// The shared bilan's reach into the hub's state (set by the cli).
+    bilans: std::sync::OnceLock<passerelle_hub::bilan::Bilans>,
 }
 
 /// The web application; clone it freely.
@@ -187,6 +190,7 @@ impl WebApp {
             faj: std::sync::OnceLock::new(),
             reviews: std::sync::OnceLock::new(),
             replay: std::sync::OnceLock::new(),
+            bilans: std::sync::OnceLock::new(),
         }))
     }
 
@@ -215,6 +219,16 @@ impl WebApp {
 
     pub(crate) fn replay_desk(&self) -> Option<Arc<dyn ReplayDesk>> {
         self.0.replay.get().cloned()
+    }
+
+    /// Gives the `/bilans` page its source; set once.
+    pub fn with_bilans(self, bilans: passerelle_hub::bilan::Bilans) -> Self {
+        let _ = self.0.bilans.set(bilans);
+        self
+    }
+
+    pub(crate) fn bilans(&self) -> Option<passerelle_hub::bilan::Bilans> {
+        self.0.bilans.get().cloned()
     }
 
     pub(crate) fn faj_desk(&self) -> Option<Arc<dyn FajDesk>> {
@@ -428,6 +442,9 @@ pub fn routes(app: WebApp) -> Router {
         .route("/faj/demande/{id}", get(faj::demande))
         .route("/revues", get(revues::liste))
         .route("/revues/{id}", get(revues::revue).post(revues::revue_post))
+        .route("/bilans", get(bilans::bilans))
+        .route("/bilans/export.csv", get(bilans::export_csv))
+        .route("/bilans/export.xlsx", get(bilans::export_xlsx))
         .route("/style.css", get(style))
         .layer(axum::middleware::from_fn(no_store))
         .with_state(app)
