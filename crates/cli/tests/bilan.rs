@@ -213,6 +213,53 @@ async fn three_demo_nights_give_known_figures_in_every_format() {
         assert!(l.ends_with(";< 5;echanges"), "{l}");
     }
 
+    // Another ML files three requests (through the engine's hook into the bilan's
+    // aggregates): their count and amount are secrets in every format.
+    let state = passerelle_hub::HubState::open(&dir.path().join("state.sqlite"))
+        .await
+        .unwrap();
+    let three: Vec<_> = (0..3)
+        .map(|_| {
+            (
+                "faj-demande".to_owned(),
+                "59001S00".to_owned(),
+                "FAJ059".to_owned(),
+                passerelle_hub::bilan::FajFigure {
+                    outcome: "demande".into(),
+                    cents: 25_000,
+                },
+            )
+        })
+        .collect();
+    passerelle_hub::bilan::record_faj(&state, chrono::Utc::now(), &three)
+        .await
+        .unwrap();
+    state.close().await;
+    let other = |format: &str| {
+        String::from_utf8(bilan(
+            dir.path(),
+            &["--month", &month, "--org", "59001S00", "--format", format],
+        ))
+        .unwrap()
+    };
+    let csv = other("csv");
+    let l = csv
+        .lines()
+        .find(|l| l.contains(";faj_montant_demande;"))
+        .unwrap();
+    assert!(l.ends_with(";< 5;centimes"), "{l}");
+    let json = other("json");
+    assert!(json.contains(r#""valeur": "< 5""#), "{json}");
+    assert!(
+        !csv.contains("75000") && !json.contains("75000"),
+        "{csv}{json}"
+    );
+    // In the whole hub's bilan the amount is 15 requests', shown.
+    let whole: serde_json::Value =
+        serde_json::from_slice(&bilan(dir.path(), &["--month", &month, "--format", "json"]))
+            .unwrap();
+    assert_eq!(value(&whole, "faj_montant_demande", ""), n(15 * 25_000));
+
     // XLSX: a workbook, to a file.
     let xlsx = dir.path().join("bilan.xlsx");
     bilan(

@@ -261,13 +261,16 @@ const COLOURS: [&str; 3] = ["#0b4f8a", "#c35a00", "#2e7d32"];
 /// A bar chart of months × series, in SVG with a title and a description; masked
 /// figures drawn as no bar with `< 5` written, so the picture never shows them.
 fn chart(id: &str, title: &str, mois: &[String], series: &[Series<'_>]) -> String {
-    let (w, h, left, bottom, top) = (720.0f64, 260.0f64, 48.0f64, 40.0f64, 16.0f64);
+    // The legend goes under the axis, one line a series.
+    let legend = 18.0 * series.len() as f64;
+    let (w, left, bottom, top) = (720.0f64, 48.0f64, 28.0 + legend, 16.0f64);
+    let h = 220.0 + bottom;
     let max = series
         .iter()
         .flat_map(|s| s.values.iter().flatten())
         .filter_map(|f| f.value())
         .fold(0.0f64, f64::max);
-    let scale_max = if max <= 0.0 { 1.0 } else { max * 1.1 };
+    let scale_max = nice_max(max);
     let plot_h = h - bottom - top;
     let slot = (w - left - 8.0) / mois.len().max(1) as f64;
     let bar = (slot * 0.8) / series.len().max(1) as f64;
@@ -287,8 +290,8 @@ fn chart(id: &str, title: &str, mois: &[String], series: &[Series<'_>]) -> Strin
             w - 8.0,
             left - 4.0,
             y + 4.0,
-            if scale_max >= 10.0 || i == 0 {
-                format!("{}", v.round() as i64)
+            if v.fract() == 0.0 {
+                format!("{}", v as i64)
             } else {
                 format!("{v:.1}").replace('.', ",")
             }
@@ -331,20 +334,35 @@ fn chart(id: &str, title: &str, mois: &[String], series: &[Series<'_>]) -> Strin
     }
     // The legend.
     for (si, s) in series.iter().enumerate() {
-        let x = left + 200.0 * si as f64;
+        let (x, y) = (left, h - legend + 18.0 * si as f64);
         let _ = write!(
             svg,
             "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"12\" height=\"12\" fill=\"{}\"/>\
              <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"#333\">{}</text>",
-            h - 16.0,
+            y,
             COLOURS[si % COLOURS.len()],
             x + 16.0,
-            h - 6.0,
-            esc(&truncate(&s.label, 34))
+            y + 10.0,
+            esc(&truncate(&s.label, 100))
         );
     }
     svg.push_str("</svg>");
     svg
+}
+
+/// The top of the axis: four steps of 1, 2, 2.5 or 5 times a power of ten.
+fn nice_max(max: f64) -> f64 {
+    if max <= 0.0 {
+        return 4.0;
+    }
+    let raw = max / 4.0;
+    let pow = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * pow)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * pow);
+    step * 4.0
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -853,6 +871,14 @@ mod tests {
         let svg = chart("y", "Orientés", &b.mois, &series);
         // One bar for November (7), the October one of height zero, the legend.
         assert_eq!(svg.matches("<rect").count(), 3, "{svg}");
+    }
+
+    #[test]
+    fn axes_end_on_round_numbers() {
+        assert_eq!(nice_max(199.0), 200.0);
+        assert_eq!(nice_max(7.0), 8.0);
+        assert!((nice_max(0.3) - 0.4).abs() < 1e-9);
+        assert_eq!(nice_max(0.0), 4.0);
     }
 
     #[test]
