@@ -16,6 +16,7 @@ pub mod bilans;
 mod faj;
 pub mod html;
 mod pages;
+pub mod pdf;
 mod relance;
 mod revues;
 
