@@ -45,6 +45,8 @@ enum Format {
     Csv,
     Json,
     Xlsx,
+    /// The one-page bilan of the last month (organisations by kind and code).
+    Pdf,
 }
 
 fn month_bounds(month: Option<&str>) -> anyhow::Result<(NaiveDate, NaiveDate)> {
@@ -102,6 +104,10 @@ pub async fn run(globals: &crate::Globals, args: Args) -> anyhow::Result<ExitCod
         .context("cannot compute the bilan")?;
     let bytes = match args.format {
         Format::Csv => passerelle_server::web::bilans::csv(&figures),
+        Format::Pdf => {
+            let names = passerelle_server::web::WebConfig::default();
+            passerelle_server::web::bilans::pdf(&figures, &|o: &str| names.org_name(o))
+        }
         Format::Xlsx => passerelle_server::web::bilans::xlsx(&figures)
             .map_err(|e| anyhow::anyhow!("cannot write the workbook: {e}"))?,
         Format::Json => {

@@ -276,6 +276,27 @@ async fn three_demo_nights_give_known_figures_in_every_format() {
     let bytes = std::fs::read(&xlsx).unwrap();
     assert!(bytes.starts_with(b"PK") && bytes.len() > 4000);
 
+    // The one-page PDF of the whole hub (the longest: every flow, every reason).
+    let pdf = dir.path().join("bilan.pdf");
+    bilan(
+        dir.path(),
+        &[
+            "--month",
+            &month,
+            "--format",
+            "pdf",
+            "--output",
+            pdf.to_str().unwrap(),
+        ],
+    );
+    let raw = String::from_utf8_lossy(&std::fs::read(&pdf).unwrap()).into_owned();
+    assert!(raw.starts_with("%PDF-"));
+    assert_eq!(
+        raw.matches("/Type /Page").count() - raw.matches("/Type /Pages").count(),
+        1,
+        "one page"
+    );
+
     // The definitions, listed without a data folder.
     let out = Command::new(env!("CARGO_BIN_EXE_passerelle"))
         .args(["bilan", "--list"])

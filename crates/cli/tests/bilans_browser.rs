@@ -191,6 +191,21 @@ async fn steps(d: &Driver, base: &str, axe: &str, dir: &Path, month: &str) -> Re
     check(page == cli, "the page's CSV is the command's")?;
     let (_, xlsx) = get(format!("/bilans/export.xlsx?mois={month}")).await?;
     check(xlsx.starts_with(b"PK"), "the XLSX export is a workbook")?;
+    // The one-page PDF of the convention.
+    let (kind, pdf) = get(format!("/bilans/bilan.pdf?mois={month}&partenaire=CD059")).await?;
+    check(kind == "application/pdf", &format!("a PDF: {kind}"))?;
+    let raw = String::from_utf8_lossy(&pdf).into_owned();
+    check(
+        raw.matches("/Type /Page").count() - raw.matches("/Type /Pages").count() == 1,
+        "the PDF bilan is one page",
+    )?;
+    let text = passerelle_server::web::pdf::text_of(&pdf).join("\n");
+    check(
+        text.contains("Mission Locale de Lille et Conseil départemental du Nord")
+            && text.contains("199"),
+        &format!("the PDF names the convention and its figures: {text}"),
+    )?;
+    std::fs::write(shots.join("bilan.pdf"), &pdf).map_err(|e| e.to_string())?;
     let (_, year) = get(format!("/bilans/export.csv?mois={month}&periode=12")).await?;
     let year_cli = passerelle(
         dir,

@@ -147,6 +147,62 @@ pub fn xlsx(b: &Bilan) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
     book.save_to_buffer()
 }
 
+/// The one-page bilan of a convention (an organisation and a partner) for the last
+/// month of `b`, as PDF: each indicator's value, details on one line; `names` gives
+/// organisations' names.
+pub fn pdf(b: &Bilan, names: &dyn Fn(&str) -> String) -> Vec<u8> {
+    let mois = b.mois.last().cloned().unwrap_or_default();
+    let whose = match (&b.scope.org, &b.scope.partner) {
+        (Some(o), Some(p)) => format!("{} et {}", names(o), names(p)),
+        (Some(o), None) => format!("{} et ses partenaires", names(o)),
+        (None, Some(p)) => format!("toutes les organisations avec {}", names(p)),
+        (None, None) => "toutes les organisations du hub".into(),
+    };
+    // One line a figure: a detailed indicator gets a line per detail, so that the
+    // labels keep the width and the page holds the whole bilan.
+    let mut rows = Vec::new();
+    for d in bilan::definitions() {
+        let figs: Vec<&Figure> = b.of(&d.id, &mois).collect();
+        if d.detail.is_some() {
+            if figs.is_empty() {
+                rows.push(vec![d.libelle.clone(), "aucun".to_owned()]);
+            }
+            for f in figs {
+                rows.push(vec![
+                    format!("{} — {}", d.libelle, plain_detail(&d.id, &f.detail)),
+                    shown(f),
+                ]);
+            }
+        } else {
+            let v = figs.first().map_or("0".into(), |f| shown(f));
+            rows.push(vec![d.libelle.clone(), v]);
+        }
+    }
+    super::pdf::Document::new(format!("Bilan partagé de {}", month_plain(&mois)))
+        .paragraph(format!(
+            "Convention : {whose}. Chiffres calculés par Passerelle à partir des échanges \
+             (aucune donnée personnelle) ; un chiffre qui porte sur moins de cinq jeunes ou \
+             échanges est noté « < 5 ». Définitions : passerelle bilan --list."
+        ))
+        .table(&["Indicateur", "Valeur"], rows)
+        .to_pdf()
+}
+
+/// `month_fr` without HTML escaping (for the PDF).
+fn month_plain(m: &str) -> String {
+    month_fr(m).replace("&amp;", "&")
+}
+
+/// `detail_fr` without HTML escaping (for the PDF).
+fn plain_detail(id: &str, d: &str) -> String {
+    detail_fr(id, d)
+        .replace("&#39;", "'")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
 fn file_lines_one(b: &Bilan, d: &bilan::Indicateur, f: &Figure) -> [String; 9] {
     [
         f.mois.clone(),
@@ -615,7 +671,8 @@ fn render(app: &WebApp, c: &super::Current, a: &Asked, b: &Bilan, partners: &[St
         body,
         "<nav aria-label=\"Exporter le bilan\" class=\"exports\"><p>Exporter le bilan de {m} : \
          <a href=\"/bilans/export.csv?{q}\">tableur CSV (point-virgule)</a> · \
-         <a href=\"/bilans/export.xlsx?{q}\">classeur XLSX</a>. Sur douze mois : \
+         <a href=\"/bilans/export.xlsx?{q}\">classeur XLSX</a> · \
+         <a href=\"/bilans/bilan.pdf?{q}\">bilan d'une page (PDF)</a>. Sur douze mois : \
          <a href=\"/bilans/export.csv?{q}&amp;periode=12\">CSV</a> · \
          <a href=\"/bilans/export.xlsx?{q}&amp;periode=12\">XLSX</a>.</p></nav>",
         m = month_fr(&a.mois)
@@ -688,12 +745,20 @@ fn render(app: &WebApp, c: &super::Current, a: &Asked, b: &Bilan, partners: &[St
     body
 }
 
-/// `GET /bilans/export.csv` and `/bilans/export.xlsx`.
+/// Which file an export is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Csv,
+    Xlsx,
+    Pdf,
+}
+
+/// `GET /bilans/export.csv`, `/bilans/export.xlsx` and `/bilans/bilan.pdf`.
 async fn export(
     app: WebApp,
     headers: HeaderMap,
     q: HashMap<String, String>,
-    xlsx_file: bool,
+    kind: Kind,
 ) -> Response {
     let Some(c) = app.current(&headers).await else {
         return to_login();
@@ -705,7 +770,9 @@ async fn export(
         Ok(a) => a,
         Err(r) => return r,
     };
-    let Ok(mois) = bilan::months_ending(&a.mois, a.months) else {
+    // The PDF is one month's page.
+    let months = if kind == Kind::Pdf { 1 } else { a.months };
+    let Ok(mois) = bilan::months_ending(&a.mois, months) else {
         return StatusCode::BAD_REQUEST.into_response();
     };
     let scope = Scope {
@@ -720,51 +787,50 @@ async fn export(
         }
     };
     let name = format!(
-        "bilan-{}-{}{}",
+        "bilan-{}{}-{}{}",
         a.org.as_deref().unwrap_or("hub"),
+        a.partner
+            .as_deref()
+            .map(|p| format!("-{p}"))
+            .unwrap_or_default(),
         a.mois,
-        if a.months > 1 { "-12mois" } else { "" }
+        if months > 1 { "-12mois" } else { "" }
     );
     // Codes and a month only: safe in a header.
     let name: String = name
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
         .collect();
-    if xlsx_file {
-        match xlsx(&b) {
+    let (mime, ext, bytes) = match kind {
+        Kind::Csv => ("text/csv; charset=utf-8", "csv", csv(&b)),
+        Kind::Pdf => (
+            "application/pdf",
+            "pdf",
+            pdf(&b, &|o: &str| app.org_name(o)),
+        ),
+        Kind::Xlsx => match xlsx(&b) {
             Ok(bytes) => (
-                [
-                    (
-                        header::CONTENT_TYPE,
-                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-                            .to_owned(),
-                    ),
-                    (
-                        header::CONTENT_DISPOSITION,
-                        format!("attachment; filename=\"{name}.xlsx\""),
-                    ),
-                ],
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                "xlsx",
                 bytes,
-            )
-                .into_response(),
+            ),
             Err(e) => {
                 tracing::warn!("bilan workbook failed: {e}");
-                StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
             }
-        }
-    } else {
-        (
-            [
-                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-                (
-                    header::CONTENT_DISPOSITION,
-                    format!("attachment; filename=\"{name}.csv\""),
-                ),
-            ],
-            csv(&b),
-        )
-            .into_response()
-    }
+        },
+    };
+    (
+        [
+            (header::CONTENT_TYPE, mime.to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}.{ext}\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response()
 }
 
 pub(super) async fn export_csv(
@@ -772,7 +838,7 @@ pub(super) async fn export_csv(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    export(app, headers, q, false).await
+    export(app, headers, q, Kind::Csv).await
 }
 
 pub(super) async fn export_xlsx(
@@ -780,7 +846,15 @@ pub(super) async fn export_xlsx(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    export(app, headers, q, true).await
+    export(app, headers, q, Kind::Xlsx).await
+}
+
+pub(super) async fn export_pdf(
+    State(app): State<WebApp>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    export(app, headers, q, Kind::Pdf).await
 }
 
 #[cfg(test)]
@@ -871,6 +945,24 @@ mod tests {
         let svg = chart("y", "Orientés", &b.mois, &series);
         // One bar for November (7), the October one of height zero, the legend.
         assert_eq!(svg.matches("<rect").count(), 3, "{svg}");
+    }
+
+    #[test]
+    fn the_pdf_is_one_page_with_every_indicator_and_masks_small_counts() {
+        let b = sample();
+        let bytes = pdf(&b, &|o: &str| format!("org {o}"));
+        assert!(bytes.starts_with(b"%PDF-"));
+        let raw = String::from_utf8_lossy(&bytes).into_owned();
+        let pages = raw.matches("/Type /Page").count() - raw.matches("/Type /Pages").count();
+        assert_eq!(pages, 1, "one page");
+        let text = super::super::pdf::text_of(&bytes).join("\n");
+        assert!(text.contains("Bilan partagé de novembre 2026"), "{text}");
+        assert!(text.contains("org 59350S00 et ses partenaires"), "{text}");
+        assert!(text.contains("< 5"), "{text}");
+        for d in bilan::definitions() {
+            let start: String = d.libelle.chars().take(20).collect();
+            assert!(text.contains(&start), "{} missing from {text}", d.id);
+        }
     }
 
     #[test]

@@ -446,6 +446,7 @@ pub fn routes(app: WebApp) -> Router {
         .route("/bilans", get(bilans::bilans))
         .route("/bilans/export.csv", get(bilans::export_csv))
         .route("/bilans/export.xlsx", get(bilans::export_xlsx))
+        .route("/bilans/bilan.pdf", get(bilans::export_pdf))
         .route("/style.css", get(style))
         .layer(axum::middleware::from_fn(no_store))
         .with_state(app)
