@@ -502,6 +502,17 @@ async fn asked(
     let wanted_org = q.get("organisation").filter(|s| !s.is_empty()).cloned();
     let org = if role.scoped() {
         let own = c.account.org.clone();
+        // A scoped account without an organisation sees no bilan, never the whole hub's.
+        if own.is_none() {
+            return Err(refuse(
+                app,
+                c,
+                StatusCode::FORBIDDEN,
+                "Votre compte n'est rattaché à aucune organisation : il ne voit aucun bilan.",
+                "page /bilans refusée : compte sans organisation",
+            )
+            .await);
+        }
         if let (Some(o), Some(w)) = (&own, &wanted_org)
             && o != w
         {
