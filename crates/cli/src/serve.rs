@@ -267,7 +267,12 @@ pub async fn web_app(
         config: server.web.clone(),
         timezone: server.timezone(),
     };
-    Ok(passerelle_server::WebApp::new(deps, status).with_sealer(hub.engine.sealer()))
+    let bilans = passerelle_hub::bilan::Bilans::open(hub.engine.state())
+        .await
+        .context("cannot open the bilan")?;
+    Ok(passerelle_server::WebApp::new(deps, status)
+        .with_sealer(hub.engine.sealer())
+        .with_bilans(bilans))
 }
 
 /// Delivers one recipient's queue until shutdown.

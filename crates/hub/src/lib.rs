@@ -4,6 +4,7 @@
 //! keeps the durable state that makes a rerun after a crash lose nothing and duplicate
 //! nothing (hashes, transfers and their receipts, the identity index, cursors).
 
+pub mod bilan;
 pub mod change;
 pub mod engine;
 pub mod night;

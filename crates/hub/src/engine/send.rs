@@ -65,6 +65,8 @@ struct Outgoing {
     hash: [u8; 32],
     /// The record's place among those offered to `prepare`.
     at: usize,
+    /// What a FAJ transfer adds to the bilan's aggregates (`bilan::faj_figure`).
+    faj: Option<crate::bilan::FajFigure>,
 }
 
 /// A chunk ready to publish.
@@ -326,6 +328,7 @@ impl Engine {
                 stream,
                 hash,
                 at: r.at,
+                faj: crate::bilan::faj_figure(flow_id, &projection),
             });
         }
         self.journal_denials(flow_id, denials).await?;
@@ -372,6 +375,7 @@ impl Engine {
         let mut first_error = None;
         let mut rows = Vec::with_capacity(outgoing.len());
         let mut entries = Vec::with_capacity(outgoing.len());
+        let mut faj = Vec::with_capacity(outgoing.len());
         for (o, r) in outgoing.into_iter().zip(results) {
             match r {
                 Ok(_) => {
@@ -392,6 +396,7 @@ impl Engine {
                         entries: o.entries.iter().map(keep).collect(),
                     });
                     entries.push(o.entries);
+                    faj.push(o.faj);
                 }
                 Err(e) => {
                     first_error.get_or_insert(e);
@@ -406,6 +411,21 @@ impl Engine {
                 return Err(e.into());
             }
         };
+        // The bilan's FAJ aggregates, for transfers recorded for the first time only;
+        // a figure lost to an error never stops a transfer.
+        let figures: Vec<_> = rows
+            .iter()
+            .zip(faj)
+            .zip(&new)
+            .filter(|(_, new)| **new)
+            .filter_map(|((p, f), _)| {
+                let r = &p.row;
+                f.map(|f| (r.flow.clone(), r.sender.clone(), r.recipient.clone(), f))
+            })
+            .collect();
+        if let Err(e) = crate::bilan::record_faj(&self.state, chrono::Utc::now(), &figures).await {
+            tracing::warn!("cannot add FAJ figures to the bilan: {e}");
+        }
         let entries: Vec<NewEntry> = entries
             .into_iter()
             .zip(new)

@@ -23,7 +23,7 @@ use sqlx::sqlite::{
 use uuid::Uuid;
 
 pub(crate) mod db;
-mod schema;
+pub(crate) mod schema;
 
 pub(crate) use db::{Cols, Db, on};
 

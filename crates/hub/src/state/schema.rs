@@ -62,6 +62,12 @@ CREATE TABLE IF NOT EXISTS review_held (
     sender TEXT NOT NULL, recipient TEXT NOT NULL, sealed BLOB,
     created_at TEXT NOT NULL, expires_at TEXT NOT NULL, settled_at TEXT, outcome TEXT);
 CREATE INDEX IF NOT EXISTS review_held_by_sender ON review_held (sender, settled_at);
+-- The shared bilan's FAJ figures, aggregates only (`bilan.rs`): per month (UTC), flow,
+-- parties and outcome, how many transfers and the sum of their amounts in cents.
+CREATE TABLE IF NOT EXISTS bilan_faj (
+    month TEXT NOT NULL, flow TEXT NOT NULL, sender TEXT NOT NULL, recipient TEXT NOT NULL,
+    outcome TEXT NOT NULL, count BIGINT NOT NULL, cents BIGINT NOT NULL,
+    PRIMARY KEY (month, flow, sender, recipient, outcome));
 "#;
 
 /// The same tables on PostgreSQL (`BYTEA` for blobs, `BIGINT` for integers, sequences
@@ -111,4 +117,10 @@ CREATE TABLE IF NOT EXISTS review_held (
     sender TEXT NOT NULL, recipient TEXT NOT NULL, sealed BYTEA,
     created_at TEXT NOT NULL, expires_at TEXT NOT NULL, settled_at TEXT, outcome TEXT);
 CREATE INDEX IF NOT EXISTS review_held_by_sender ON review_held (sender, settled_at);
+-- The shared bilan's FAJ figures, aggregates only (`bilan.rs`): per month (UTC), flow,
+-- parties and outcome, how many transfers and the sum of their amounts in cents.
+CREATE TABLE IF NOT EXISTS bilan_faj (
+    month TEXT NOT NULL, flow TEXT NOT NULL, sender TEXT NOT NULL, recipient TEXT NOT NULL,
+    outcome TEXT NOT NULL, count BIGINT NOT NULL, cents BIGINT NOT NULL,
+    PRIMARY KEY (month, flow, sender, recipient, outcome));
 "#;

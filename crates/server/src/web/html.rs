@@ -34,6 +34,7 @@ textarea{font:inherit;padding:.4em;border:1px solid #555;border-radius:3px;width
 .fiche{display:grid;grid-template-columns:max-content 1fr;gap:.2em 1em}.fiche dt{font-weight:600}.fiche dd{margin:0}\
 .case{display:flex;gap:.5em;align-items:baseline}.case label{display:inline;margin:0}\
 .ligne{display:flex;flex-wrap:wrap;gap:0 1em;align-items:flex-end}\
+.cote{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}.cote figure{margin:0;flex:1 1 28em}.cote .tableau{flex:1 1 20em}.graphique{width:100%;height:auto}.detail{margin:0;padding-left:1.2em}\
 @media print{header,nav,form{display:none}}\
 @media print{.ecran{display:none}a{color:inherit;text-decoration:none}}\
 ";
@@ -52,6 +53,7 @@ fn nav_for(role: Role) -> Vec<Link> {
             l("/recherche", "Rechercher une personne"),
             l("/envois", "Mes envois"),
             l("/revues", "Revues d'identité"),
+            l("/bilans", "Bilans"),
         ],
         Role::Operateur => vec![
             l("/", "Accueil"),
@@ -59,6 +61,7 @@ fn nav_for(role: Role) -> Vec<Link> {
             l("/envois", "Envois de l'organisation"),
             l("/revues", "Revues d'identité"),
             l("/exploitation", "Exploitation"),
+            l("/bilans", "Bilans"),
         ],
         Role::Dpo => vec![
             l("/", "Accueil"),
@@ -69,11 +72,13 @@ fn nav_for(role: Role) -> Vec<Link> {
             l("/dpo/purge", "Purge"),
             l("/recherche", "Rechercher une personne"),
             l("/envois", "Envois"),
+            l("/bilans", "Bilans"),
         ],
         Role::Admin => vec![
             l("/", "Accueil"),
             l("/exploitation", "Exploitation"),
             l("/admin/comptes", "Comptes"),
+            l("/bilans", "Bilans"),
         ],
     }
 }

@@ -12,6 +12,7 @@
 //! every refusal too (`denied`), with the account as actor and pseudonyms only.
 
 pub mod auth;
+pub mod bilans;
 mod dpo;
 mod faj;
 pub mod html;
@@ -143,6 +144,8 @@ struct Inner {
     sealer: std::sync::OnceLock<Arc<dyn passerelle_hub::Sealer>>,
     /// The DPO's console: the policy, the anchors, the alerts (set by the cli).
     dpo: std::sync::OnceLock<Arc<dpo::DpoState>>,
+    /// The shared bilan's reach into the hub's state (set by the cli).
+    bilans: std::sync::OnceLock<passerelle_hub::bilan::Bilans>,
 }
 
 /// The web application; clone it freely.
@@ -200,6 +203,7 @@ impl WebApp {
             replay: std::sync::OnceLock::new(),
             sealer: std::sync::OnceLock::new(),
             dpo: std::sync::OnceLock::new(),
+            bilans: std::sync::OnceLock::new(),
         }))
     }
 
@@ -240,6 +244,16 @@ impl WebApp {
 
     pub(crate) fn replay_desk(&self) -> Option<Arc<dyn ReplayDesk>> {
         self.0.replay.get().cloned()
+    }
+
+    /// Gives the `/bilans` page its source; set once.
+    pub fn with_bilans(self, bilans: passerelle_hub::bilan::Bilans) -> Self {
+        let _ = self.0.bilans.set(bilans);
+        self
+    }
+
+    pub(crate) fn bilans(&self) -> Option<passerelle_hub::bilan::Bilans> {
+        self.0.bilans.get().cloned()
     }
 
     pub(crate) fn faj_desk(&self) -> Option<Arc<dyn FajDesk>> {
@@ -459,6 +473,10 @@ pub fn routes(app: WebApp) -> Router {
         .route("/dpo/registre", get(dpo::registre))
         .route("/dpo/exports", get(dpo::exports))
         .route("/dpo/purge", get(dpo::purge).post(dpo::purge_post))
+        .route("/bilans", get(bilans::bilans))
+        .route("/bilans/export.csv", get(bilans::export_csv))
+        .route("/bilans/export.xlsx", get(bilans::export_xlsx))
+        .route("/bilans/bilan.pdf", get(bilans::export_pdf))
         .route("/style.css", get(style))
         .layer(axum::middleware::from_fn(no_store))
         .with_state(app)
