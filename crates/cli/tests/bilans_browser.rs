@@ -10,7 +10,6 @@ mod webdriver;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use passerelle_hub::{HubState, Role, WebStore};
 use passerelle_server::{AppState, Metrics, Status, WebApp, WebDeps};
@@ -256,18 +255,9 @@ async fn steps(d: &Driver, base: &str, axe: &str, dir: &Path, month: &str) -> Re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shared_bilan_reads_in_a_real_browser() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let has = |p: &str| Path::new(p).exists();
-    if !has("/usr/bin/chromium") && missing("chromium") {
-        return;
-    }
-    if !has("/usr/bin/chromedriver") && missing("chromium-driver") {
-        return;
-    }
-    let Some(axe) = axe_path() else {
-        missing("axe-core (PASSERELLE_TEST_AXE)");
+    let Some(axe) = browser_and_axe() else {
         return;
     };
-    let axe = std::fs::read_to_string(axe).unwrap();
 
     // Three demo nights, as a person runs them.
     let dir = tempfile::tempdir().unwrap();
@@ -342,31 +332,14 @@ async fn the_shared_bilan_reads_in_a_real_browser() {
     )
     .with_bilans(passerelle_hub::bilan::Bilans::open(&state).await.unwrap());
     let app = passerelle_server::app_with_web(AppState::new(status, Metrics::new()), None, web);
-    let listener = passerelle_server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let stop = tokio_util::sync::CancellationToken::new();
-    let server = tokio::spawn(passerelle_server::serve_listener(
-        listener,
-        app,
-        stop.clone(),
-        Duration::from_secs(1),
-    ));
+    let served = serve(app).await;
+    let base = served.base.clone();
     let profile = tempfile::tempdir().unwrap();
     let d = Driver::start(profile.path())
         .await
         .expect("WebDriver session");
     let result = steps(&d, &base, &axe, dir.path(), &month).await;
-    if let Err(e) = &result {
-        let shot = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../target/browser-screenshots/the_shared_bilan_reads_in_a_real_browser.png");
-        d.screenshot(&shot).await;
-        let _ = d.cmd("DELETE", "", Value::Null).await;
-        panic!("{e} (screenshot: {})", shot.display());
-    }
-    let _ = d.cmd("DELETE", "", Value::Null).await;
-    stop.cancel();
-    let _ = server.await;
+    finish(&d, "the_shared_bilan_reads_in_a_real_browser", result).await;
+    served.stop().await;
     state.close().await;
 }

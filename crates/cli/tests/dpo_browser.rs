@@ -10,7 +10,6 @@ mod webdriver;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::Datelike;
 use passerelle_cli::wiring::Hub;
@@ -244,18 +243,9 @@ async fn steps(d: &Driver, base: &str, axe: &str, journal: &Path) -> Result<(), 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dpo_answers_an_access_request_and_sees_a_tampered_journal_in_a_real_browser() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let has = |p: &str| Path::new(p).exists();
-    if !has("/usr/bin/chromium") && missing("chromium") {
-        return;
-    }
-    if !has("/usr/bin/chromedriver") && missing("chromium-driver") {
-        return;
-    }
-    let Some(axe) = axe_path() else {
-        missing("axe-core (PASSERELLE_TEST_AXE)");
+    let Some(axe) = browser_and_axe() else {
         return;
     };
-    let axe = std::fs::read_to_string(axe).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let mut world = World::start(dir.path(), &WorldOptions::new(50, 1))
@@ -316,30 +306,14 @@ async fn a_dpo_answers_an_access_request_and_sees_a_tampered_journal_in_a_real_b
         stamper: None,
     });
     let app = passerelle_server::app_with_web(AppState::new(status, metrics.clone()), None, web);
-    let listener = passerelle_server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let stop = tokio_util::sync::CancellationToken::new();
-    let server = tokio::spawn(passerelle_server::serve_listener(
-        listener,
-        app,
-        stop.clone(),
-        Duration::from_secs(1),
-    ));
+    let served = serve(app).await;
+    let base = served.base.clone();
     let profile = tempfile::tempdir().unwrap();
     let d = Driver::start(profile.path())
         .await
         .expect("WebDriver session");
     let result = steps(&d, &base, &axe, &hub_dir.join("journal.sqlite")).await;
-    if let Err(e) = &result {
-        let shot = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../target/browser-screenshots/a_dpo_answers_an_access_request.png");
-        d.screenshot(&shot).await;
-        let _ = d.cmd("DELETE", "", Value::Null).await;
-        panic!("{e} (screenshot: {})", shot.display());
-    }
-    let _ = d.cmd("DELETE", "", Value::Null).await;
+    finish(&d, "a_dpo_answers_an_access_request", result).await;
     let rendered = metrics.render();
     assert!(
         rendered.contains("passerelle_alerts_raised_total{kind=\"verification_failed\"} 1"),
@@ -349,8 +323,7 @@ async fn a_dpo_answers_an_access_request_and_sees_a_tampered_journal_in_a_real_b
         rendered.contains("passerelle_alerts_active{kind=\"verification_failed\"} 1"),
         "{rendered}"
     );
-    stop.cancel();
-    let _ = server.await;
+    served.stop().await;
 
     let entries = hub
         .engine

@@ -214,18 +214,9 @@ async fn steps(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conseiller_files_a_faj_request_in_a_real_browser() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let has = |p: &str| Path::new(p).exists();
-    if !has("/usr/bin/chromium") && missing("chromium") {
-        return;
-    }
-    if !has("/usr/bin/chromedriver") && missing("chromium-driver") {
-        return;
-    }
-    let Some(axe) = axe_path() else {
-        missing("axe-core (PASSERELLE_TEST_AXE)");
+    let Some(axe) = browser_and_axe() else {
         return;
     };
-    let axe = std::fs::read_to_string(axe).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let mut world = World::start(dir.path(), &WorldOptions::new(300, 1))
@@ -275,33 +266,16 @@ async fn a_conseiller_files_a_faj_request_in_a_real_browser() {
     .with_faj_desk(Arc::new(desk))
     .with_sealer(hub.engine.sealer());
     let app = passerelle_server::app_with_web(AppState::new(status, Metrics::new()), None, web);
-    let listener = passerelle_server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let stop = tokio_util::sync::CancellationToken::new();
-    let server = tokio::spawn(passerelle_server::serve_listener(
-        listener,
-        app,
-        stop.clone(),
-        Duration::from_secs(1),
-    ));
+    let served = serve(app).await;
+    let base = served.base.clone();
     let profile = tempfile::tempdir().unwrap();
     let d = Driver::start(profile.path())
         .await
         .expect("WebDriver session");
     let stats = format!("http://{}/sim/stats", world.faj_addr);
     let result = steps(&d, &base, &axe, &found, &stats).await;
-    if let Err(e) = &result {
-        let shot = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../target/browser-screenshots/a_conseiller_files_a_faj_request.png");
-        d.screenshot(&shot).await;
-        let _ = d.cmd("DELETE", "", Value::Null).await;
-        panic!("{e} (screenshot: {})", shot.display());
-    }
-    let _ = d.cmd("DELETE", "", Value::Null).await;
-    stop.cancel();
-    let _ = server.await;
+    finish(&d, "a_conseiller_files_a_faj_request", result).await;
+    served.stop().await;
 
     // Journaled like any transfer, and the readings of the dossier as consultations.
     let journal = hub.engine.journal();

@@ -7,9 +7,6 @@
 #[path = "../../server/tests/webdriver/mod.rs"]
 mod webdriver;
 
-use std::path::Path;
-use std::time::Duration;
-
 use passerelle_cli::review_desk::ReviewDesk;
 use passerelle_cli::wiring::Hub;
 use passerelle_cli::world::{World, WorldOptions};
@@ -17,7 +14,6 @@ use passerelle_hub::{Role, WebStore};
 use passerelle_model::Jeune;
 use passerelle_policy::{OrgKind, Party, System};
 use passerelle_server::{AppState, Metrics, Status, WebApp, WebDeps};
-use serde_json::Value;
 use std::sync::Arc;
 use webdriver::*;
 
@@ -95,18 +91,9 @@ async fn steps(d: &Driver, base: &str, axe: &str) -> Result<(), String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conseiller_settles_an_identity_review_in_a_real_browser() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let has = |p: &str| Path::new(p).exists();
-    if !has("/usr/bin/chromium") && missing("chromium") {
-        return;
-    }
-    if !has("/usr/bin/chromedriver") && missing("chromium-driver") {
-        return;
-    }
-    let Some(axe) = axe_path() else {
-        missing("axe-core (PASSERELLE_TEST_AXE)");
+    let Some(axe) = browser_and_axe() else {
         return;
     };
-    let axe = std::fs::read_to_string(axe).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let mut world = World::start(dir.path(), &WorldOptions::new(50, 1))
@@ -159,32 +146,15 @@ async fn a_conseiller_settles_an_identity_review_in_a_real_browser() {
     )
     .with_review_desk(Arc::new(ReviewDesk(hub.engine.clone())));
     let app = passerelle_server::app_with_web(AppState::new(status, Metrics::new()), None, web);
-    let listener = passerelle_server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let stop = tokio_util::sync::CancellationToken::new();
-    let server = tokio::spawn(passerelle_server::serve_listener(
-        listener,
-        app,
-        stop.clone(),
-        Duration::from_secs(1),
-    ));
+    let served = serve(app).await;
+    let base = served.base.clone();
     let profile = tempfile::tempdir().unwrap();
     let d = Driver::start(profile.path())
         .await
         .expect("WebDriver session");
     let result = steps(&d, &base, &axe).await;
-    if let Err(e) = &result {
-        let shot = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../target/browser-screenshots/a_conseiller_settles_an_identity_review.png");
-        d.screenshot(&shot).await;
-        let _ = d.cmd("DELETE", "", Value::Null).await;
-        panic!("{e} (screenshot: {})", shot.display());
-    }
-    let _ = d.cmd("DELETE", "", Value::Null).await;
-    stop.cancel();
-    let _ = server.await;
+    finish(&d, "a_conseiller_settles_an_identity_review", result).await;
+    served.stop().await;
 
     let entries = hub
         .engine

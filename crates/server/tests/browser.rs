@@ -13,11 +13,7 @@
 mod common;
 mod webdriver;
 
-use std::path::Path;
-use std::time::Duration;
-
 use common::*;
-use serde_json::Value;
 use webdriver::*;
 
 async fn steps(d: &Driver, base: &str, axe: &str) -> Result<(), String> {
@@ -137,18 +133,9 @@ impl passerelle_server::web::ReplayDesk for Replays {
 #[tokio::test]
 async fn a_conseiller_in_a_real_browser() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let has = |p: &str| Path::new(p).exists();
-    if !has("/usr/bin/chromium") && missing("chromium") {
-        return;
-    }
-    if !has("/usr/bin/chromedriver") && missing("chromium-driver") {
-        return;
-    }
-    let Some(axe) = axe_path() else {
-        missing("axe-core (PASSERELLE_TEST_AXE)");
+    let Some(axe) = browser_and_axe() else {
         return;
     };
-    let axe = std::fs::read_to_string(axe).unwrap();
     let f = fixture_made(passerelle_server::WebConfig::default(), |w| {
         w.with_replay_desk(std::sync::Arc::new(Replays))
     })
@@ -162,30 +149,13 @@ async fn a_conseiller_in_a_real_browser() {
         )
         .await
         .unwrap();
-    let listener = passerelle_server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let stop = tokio_util::sync::CancellationToken::new();
-    let server = tokio::spawn(passerelle_server::serve_listener(
-        listener,
-        f.app.clone(),
-        stop.clone(),
-        Duration::from_secs(1),
-    ));
+    let served = serve(f.app.clone()).await;
+    let base = served.base.clone();
     let profile = tempfile::tempdir().unwrap();
     let d = Driver::start(profile.path())
         .await
         .expect("WebDriver session");
     let result = steps(&d, &base, &axe).await;
-    if let Err(e) = &result {
-        let shot = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../target/browser-screenshots/a_conseiller_in_a_real_browser.png");
-        d.screenshot(&shot).await;
-        let _ = d.cmd("DELETE", "", Value::Null).await;
-        panic!("{e} (screenshot: {})", shot.display());
-    }
-    let _ = d.cmd("DELETE", "", Value::Null).await;
-    stop.cancel();
-    let _ = server.await;
+    finish(&d, "a_conseiller_in_a_real_browser", result).await;
+    served.stop().await;
 }

@@ -297,3 +297,64 @@ pub async fn accessible(d: &Driver, axe: &str, page: &str) -> Result<(), String>
     let v = d.axe(axe).await?;
     check(v.is_empty(), &format!("{page}: axe-core found {v:#?}"))
 }
+
+/// What a browser test needs: Debian's chromium and chromium-driver, and axe-core.
+/// axe-core's script, or `None` when one is missing outside CI (`missing` says which;
+/// under CI it fails the test).
+pub fn browser_and_axe() -> Option<String> {
+    let has = |p: &str| Path::new(p).exists();
+    if !has("/usr/bin/chromium") && missing("chromium") {
+        return None;
+    }
+    if !has("/usr/bin/chromedriver") && missing("chromium-driver") {
+        return None;
+    }
+    let Some(axe) = axe_path() else {
+        missing("axe-core (PASSERELLE_TEST_AXE)");
+        return None;
+    };
+    Some(std::fs::read_to_string(axe).expect("axe-core readable"))
+}
+
+/// An application served on a free loopback port for one test.
+pub struct Served {
+    pub base: String,
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), passerelle_server::ServerError>>,
+}
+
+pub async fn serve(app: axum::Router) -> Served {
+    let listener = passerelle_server::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(passerelle_server::serve_listener(
+        listener,
+        app,
+        stop.clone(),
+        Duration::from_secs(1),
+    ));
+    Served { base, stop, task }
+}
+
+impl Served {
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// Ends a browser session: when `result` failed, saves a screenshot as
+/// `target/browser-screenshots/{name}.png` and panics naming it; the session is
+/// closed either way.
+pub async fn finish(d: &Driver, name: &str, result: Result<(), String>) {
+    if let Err(e) = &result {
+        let shot = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("../../target/browser-screenshots/{name}.png"));
+        d.screenshot(&shot).await;
+        let _ = d.cmd("DELETE", "", Value::Null).await;
+        panic!("{e} (screenshot: {})", shot.display());
+    }
+    let _ = d.cmd("DELETE", "", Value::Null).await;
+}
