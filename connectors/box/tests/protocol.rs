@@ -5,12 +5,9 @@
 #![allow(clippy::print_stderr)]
 
 use std::io::Read;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use passerelle_box::Mapping;
 use passerelle_box::folder::{BoxFolder, LocalFolder};
@@ -452,92 +449,17 @@ fn protocol_over_a_local_folder() {
     suite(Arc::new(LocalFolder::new(dir.path())));
 }
 
-/// A private sshd on loopback, killed on drop.
-struct Sshd {
-    child: Child,
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn keygen(path: &Path) {
-    let ok = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(path)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "ssh-keygen failed");
-}
+use passerelle_testkit::sshd::Sshd;
 
 fn start_sshd() -> Option<Sshd> {
-    let sshd = passerelle_testkit::program(
-        "/usr/sbin/sshd",
-        "the sftp suite needs it: apt-get install openssh-server, or run scripts/test",
-    )?;
-    // sshd running as root wants its privilege-separation folder.
-    let _ = std::fs::create_dir_all("/run/sshd");
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    keygen(&d.join("host_key"));
-    keygen(&d.join("user_key"));
-    std::fs::copy(d.join("user_key.pub"), d.join("authorized_keys")).unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = format!(
-        "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nAuthorizedKeysFile {ak}\n\
-         PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
-         Subsystem sftp internal-sftp\nStrictModes no\nPidFile {pid}\nUsePAM no\n",
-        hk = d.join("host_key").display(),
-        ak = d.join("authorized_keys").display(),
-        pid = d.join("sshd.pid").display(),
-    );
-    std::fs::write(d.join("sshd_config"), config).unwrap();
-    let host_pub = std::fs::read_to_string(d.join("host_key.pub")).unwrap();
-    std::fs::write(
-        d.join("known_hosts"),
-        format!("[127.0.0.1]:{port} {host_pub}"),
-    )
-    .unwrap();
-    let child = Command::new(sshd)
-        .args(["-D", "-e", "-f"])
-        .arg(d.join("sshd_config"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "sshd did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Some(Sshd { child, dir, port })
-}
-
-fn current_user() -> String {
-    let out = Command::new("id").arg("-un").output().unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    Sshd::start()
 }
 
 fn sftp_folder(sshd: &Sshd, root: &Path) -> SftpConfig {
     SftpConfig {
-        url: format!(
-            "sftp://{}@127.0.0.1:{}{}",
-            current_user(),
-            sshd.port,
-            root.display()
-        ),
-        identity_file: sshd.dir.path().join("user_key"),
-        known_hosts_file: sshd.dir.path().join("known_hosts"),
+        url: sshd.url(root),
+        identity_file: sshd.identity_file(),
+        known_hosts_file: sshd.known_hosts_file(),
         program: PathBuf::from("sftp"),
         connect_timeout_secs: 10,
         multiplex: true,
@@ -570,7 +492,7 @@ fn sftp_refuses_an_unknown_host_key_and_a_wrong_user_key() {
     );
 
     let mut cfg = sftp_folder(&sshd, root.path());
-    keygen(&other.path().join("stranger"));
+    passerelle_testkit::sshd::keygen(&other.path().join("stranger"));
     cfg.identity_file = other.path().join("stranger");
     let err = cfg.build().unwrap().list("P/depot").unwrap_err();
     assert_eq!(

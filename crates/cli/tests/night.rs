@@ -586,3 +586,58 @@ async fn a_night_walks_the_journal_from_where_the_last_one_ended() {
     assert_eq!(checked, third_end);
     world.stop().await;
 }
+
+/// `config check` logs into a box over SFTP and lists its folder: OK with the right
+/// keys; with a key the box does not know, the key named and the login refused.
+#[test]
+fn config_check_logs_into_an_sftp_box() {
+    let Some(sshd) = passerelle_testkit::sshd::Sshd::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("box");
+    std::fs::create_dir_all(root.join("59350S00/depot")).unwrap();
+    let state = dir.path().join("box-state");
+    std::fs::create_dir_all(&state).unwrap();
+    let toml = |identity: &std::path::Path| {
+        format!(
+            "[[departement]]\ncode = \"059\"\n\n[[departement.box]]\nurl = \"{}\"\npartenaire = \"59350S00\"\nstate_dir = \"{}\"\n\n[departement.box.sftp]\nidentity_file = \"{}\"\nknown_hosts_file = \"{}\"\n",
+            sshd.url(&root),
+            state.display(),
+            identity.display(),
+            sshd.known_hosts_file().display()
+        )
+    };
+    let config = dir.path().join("passerelle.toml");
+    let check = |toml: String| {
+        std::fs::write(&config, toml).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_passerelle"))
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path().join("hub"))
+            .args(["config", "check"])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, text) = check(toml(&sshd.identity_file()));
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("departement 059 box 59350S00") && l.ends_with(": OK")),
+        "{text}"
+    );
+    let stranger = dir.path().join("stranger");
+    passerelle_testkit::sshd::keygen(&stranger);
+    let (code, text) = check(toml(&stranger));
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("departement 059 box 59350S00")
+            && l.contains("departement.box.sftp: logging in and listing 59350S00: the credentials were refused")),
+        "{text}"
+    );
+}

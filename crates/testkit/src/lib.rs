@@ -3,10 +3,12 @@
 //! of the house for services a test needs (`service_url`, `program`, `missing`):
 //! found, or the test skipped with the reason printed, and failed instead when `CI`
 //! is set; `fixtures`, the one harness of expected files, rewritten by `BLESS=1`; and
-//! `bench`, what the connectors' benchmarks measure alike.
+//! `bench`, what the connectors' benchmarks measure alike; `sshd`, a private sshd on
+//! loopback for the SFTP tests.
 
 pub mod bench;
 pub mod fixtures;
+pub mod sshd;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
