@@ -510,6 +510,19 @@ impl Bilans {
     }
 }
 
+/// The delays of what was answered in month `m`: median, then 90th percentile, each
+/// over as many answers.
+fn delays(
+    push: &mut impl FnMut(&'static str, &str, String, u64, f64),
+    [median, p90]: [&'static str; 2],
+    m: &str,
+    d: &[f64],
+) {
+    for (id, q) in [(median, 50.0), (p90, 90.0)] {
+        push(id, m, String::new(), d.len() as u64, percentile(d, q));
+    }
+}
+
 /// Days between two instants.
 fn days(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
     (to - from).num_seconds().max(0) as f64 / 86_400.0
@@ -707,19 +720,11 @@ pub fn compute(
             d.len() as u64,
             d.len() as f64,
         );
-        push(
-            "brsa_delai_suivi_median",
+        delays(
+            &mut push,
+            ["brsa_delai_suivi_median", "brsa_delai_suivi_p90"],
             m,
-            String::new(),
-            d.len() as u64,
-            percentile(&d, 50.0),
-        );
-        push(
-            "brsa_delai_suivi_p90",
-            m,
-            String::new(),
-            d.len() as u64,
-            percentile(&d, 90.0),
+            &d,
         );
 
         let (a, applied, known) = ase.get(m).copied().unwrap_or_default();
@@ -740,19 +745,11 @@ pub fn compute(
         let (c, cents) = faj_granted.get(m).copied().unwrap_or_default();
         push("faj_montant_accorde", m, String::new(), c, cents as f64);
         let (_, d) = answered(&fajp, m);
-        push(
-            "faj_delai_decision_median",
+        delays(
+            &mut push,
+            ["faj_delai_decision_median", "faj_delai_decision_p90"],
             m,
-            String::new(),
-            d.len() as u64,
-            percentile(&d, 50.0),
-        );
-        push(
-            "faj_delai_decision_p90",
-            m,
-            String::new(),
-            d.len() as u64,
-            percentile(&d, 90.0),
+            &d,
         );
 
         let (n, d) = answered(&of, m);
@@ -764,19 +761,11 @@ pub fn compute(
             d.len() as u64,
             d.len() as f64,
         );
-        push(
-            "of_delai_reponse_median",
+        delays(
+            &mut push,
+            ["of_delai_reponse_median", "of_delai_reponse_p90"],
             m,
-            String::new(),
-            d.len() as u64,
-            percentile(&d, 50.0),
-        );
-        push(
-            "of_delai_reponse_p90",
-            m,
-            String::new(),
-            d.len() as u64,
-            percentile(&d, 90.0),
+            &d,
         );
 
         for (id, map) in [

@@ -151,6 +151,22 @@ pub struct PendingEntry {
     pub since: String,
 }
 
+/// The two tables of per-person hashes: what was last sent, what was last denied.
+#[derive(Debug, Clone, Copy)]
+enum HashTable {
+    Sent,
+    Denied,
+}
+
+impl HashTable {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Sent => "sent_hash",
+            Self::Denied => "denied_hash",
+        }
+    }
+}
+
 /// The hub's state store, on SQLite or PostgreSQL.
 #[derive(Debug, Clone)]
 pub struct HubState {
@@ -286,15 +302,28 @@ impl HubState {
         recipient: &str,
         hub_ids: &[Uuid],
     ) -> Result<HashMap<Uuid, [u8; 32]>> {
+        self.hashes_in(HashTable::Sent, flow, recipient, hub_ids)
+            .await
+    }
+
+    /// The hashes `table` holds about these persons under a flow to a recipient.
+    async fn hashes_in(
+        &self,
+        table: HashTable,
+        flow: &str,
+        recipient: &str,
+        hub_ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, [u8; 32]>> {
         let mut out = HashMap::with_capacity(hub_ids.len());
         // SQLite binds at most 32,766 values; chunks stay far below.
         for ids in hub_ids.chunks(500) {
             let sql = format!(
-                "SELECT hub_id, hash FROM sent_hash WHERE flow = ? AND recipient = ? AND hub_id IN ({})",
+                "SELECT hub_id, hash FROM {} WHERE flow = ? AND recipient = ? AND hub_id IN ({})",
+                table.name(),
                 marks(ids.len(), "?")
             );
             let rows: Vec<(String, Vec<u8>)> = on!(&self.db, |p, q| {
-                // Only `?` marks are formatted in: the values are bound.
+                // Only a table name and `?` marks are formatted in: the values are bound.
                 let mut qq = sqlx::query_as(q(&sql)).bind(flow).bind(recipient);
                 for id in ids {
                     qq = qq.bind(id.to_string());
@@ -667,25 +696,8 @@ impl HubState {
         recipient: &str,
         hub_ids: &[Uuid],
     ) -> Result<HashMap<Uuid, [u8; 32]>> {
-        let mut out = HashMap::new();
-        for ids in hub_ids.chunks(500) {
-            let sql = format!(
-                "SELECT hub_id, hash FROM denied_hash WHERE flow = ? AND recipient = ? AND hub_id IN ({})",
-                marks(ids.len(), "?")
-            );
-            let rows: Vec<(String, Vec<u8>)> = on!(&self.db, |p, q| {
-                // Only `?` marks are formatted in: the values are bound.
-                let mut qq = sqlx::query_as(q(&sql)).bind(flow).bind(recipient);
-                for id in ids {
-                    qq = qq.bind(id.to_string());
-                }
-                qq.fetch_all(p).await?
-            });
-            for (hub, bytes) in rows {
-                out.insert(uuid(&hub, "hub id")?, hash32(bytes)?);
-            }
-        }
-        Ok(out)
+        self.hashes_in(HashTable::Denied, flow, recipient, hub_ids)
+            .await
     }
 
     /// Remembers denials once journaled: (flow, recipient, hub id, hash).
