@@ -33,16 +33,6 @@ fn passerelle(dir: &Path, args: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
-async fn login(d: &Driver, base: &str, who: &str) -> Result<(), String> {
-    d.goto(&format!("{base}/connexion")).await?;
-    d.type_in("#identifiant", who).await?;
-    d.type_in("#mot_de_passe", PASSWORD).await?;
-    d.click("main button[type=submit]").await?;
-    let home = format!("{base}/");
-    d.wait_url(|u| u == home).await?;
-    Ok(())
-}
-
 /// The text of the cell beside a row header, in the page.
 async fn cell(d: &Driver, label: &str) -> Result<String, String> {
     let script = format!(
@@ -58,7 +48,7 @@ async fn cell(d: &Driver, label: &str) -> Result<String, String> {
 }
 
 async fn steps(d: &Driver, base: &str, axe: &str, dir: &Path, month: &str) -> Result<(), String> {
-    login(d, base, "bilan.ml").await?;
+    login(d, base, "bilan.ml", PASSWORD).await?;
     d.click("a[href='/bilans']").await?;
     d.wait_url(|u| u.ends_with("/bilans")).await?;
     let src = d.wait_text("Bilans partagés").await?;
@@ -229,7 +219,7 @@ async fn steps(d: &Driver, base: &str, axe: &str, dir: &Path, month: &str) -> Re
     d.wait_url(|u| u.ends_with("/connexion")).await?;
 
     // The dpo sees the whole hub.
-    login(d, base, "bilan.dpo").await?;
+    login(d, base, "bilan.dpo", PASSWORD).await?;
     d.click("a[href='/bilans']").await?;
     let src = d.wait_text("toutes les organisations du hub").await?;
     check(src.contains("Bilans partagés"), "the dpo's bilan")?;

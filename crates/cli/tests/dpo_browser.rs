@@ -36,16 +36,6 @@ fn person(ml: &str) -> Jeune {
     .unwrap()
 }
 
-async fn login(d: &Driver, base: &str, who: &str) -> Result<(), String> {
-    d.goto(&format!("{base}/connexion")).await?;
-    d.type_in("#identifiant", who).await?;
-    d.type_in("#mot_de_passe", PASSWORD).await?;
-    d.click("main button[type=submit]").await?;
-    let home = format!("{base}/");
-    d.wait_url(|u| u == home).await?;
-    Ok(())
-}
-
 /// The browser's session cookie, to fetch a download as the browser would.
 async fn session_cookie(d: &Driver) -> Result<String, String> {
     let v = d.cmd("GET", "/cookie/passerelle", Value::Null).await?;
@@ -94,7 +84,7 @@ fn day_fr(d: chrono::NaiveDate) -> String {
 }
 
 async fn steps(d: &Driver, base: &str, axe: &str, journal: &Path) -> Result<(), String> {
-    login(d, base, "dpo").await?;
+    login(d, base, "dpo", PASSWORD).await?;
     d.click("header a[href='/dpo']").await?;
     d.wait_url(|u| u.ends_with("/dpo")).await?;
     let src = d.wait_text("État du journal d'audit").await?;
@@ -229,7 +219,7 @@ async fn steps(d: &Driver, base: &str, axe: &str, journal: &Path) -> Result<(), 
     d.click("header form button[type=submit]").await?;
     d.wait_url(|u| u.ends_with("/connexion")).await?;
 
-    login(d, base, "conseiller.ml").await?;
+    login(d, base, "conseiller.ml", PASSWORD).await?;
     d.goto(&format!("{base}/dpo")).await?;
     check(
         d.source()

@@ -54,16 +54,6 @@ async fn dossiers(world: &World, ml: &str) -> Found {
     panic!("no adult's dossier in the ML");
 }
 
-async fn login(d: &Driver, base: &str, who: &str) -> Result<(), String> {
-    d.goto(&format!("{base}/connexion")).await?;
-    d.type_in("#identifiant", who).await?;
-    d.type_in("#mot_de_passe", PASSWORD).await?;
-    d.click("main button[type=submit]").await?;
-    let home = format!("{base}/");
-    d.wait_url(|u| u == home).await?;
-    Ok(())
-}
-
 async fn steps(
     d: &Driver,
     base: &str,
@@ -73,7 +63,7 @@ async fn steps(
 ) -> Result<(), String> {
     // A conseiller of another ML: the dossier is not theirs.
     let (id, j) = &found.adult;
-    login(d, base, "conseiller.autre").await?;
+    login(d, base, "conseiller.autre", PASSWORD).await?;
     d.goto(&format!("{base}/faj/nouvelle")).await?;
     d.type_in("#dossier", &id.to_string()).await?;
     d.click("main button[type=submit]").await?;
@@ -87,7 +77,7 @@ async fn steps(
     d.click("header form button[type=submit]").await?;
     d.wait_url(|u| u.ends_with("/connexion")).await?;
 
-    login(d, base, "conseiller.ml").await?;
+    login(d, base, "conseiller.ml", PASSWORD).await?;
     check(
         d.source().await?.contains("Déposer une demande FAJ"),
         "home offers the FAJ form to an ML's conseiller",

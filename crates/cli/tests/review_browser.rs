@@ -31,18 +31,8 @@ fn person(nir: &str, solis: &str, ml: &str) -> Jeune {
     .unwrap()
 }
 
-async fn login(d: &Driver, base: &str, who: &str) -> Result<(), String> {
-    d.goto(&format!("{base}/connexion")).await?;
-    d.type_in("#identifiant", who).await?;
-    d.type_in("#mot_de_passe", PASSWORD).await?;
-    d.click("main button[type=submit]").await?;
-    let home = format!("{base}/");
-    d.wait_url(|u| u == home).await?;
-    Ok(())
-}
-
 async fn steps(d: &Driver, base: &str, axe: &str) -> Result<(), String> {
-    login(d, base, "conseiller.cd").await?;
+    login(d, base, "conseiller.cd", PASSWORD).await?;
     d.click("a[href='/revues']").await?;
     d.wait_url(|u| u.ends_with("/revues")).await?;
     check(
@@ -79,7 +69,7 @@ async fn steps(d: &Driver, base: &str, axe: &str) -> Result<(), String> {
     d.click("header form button[type=submit]").await?;
     d.wait_url(|u| u.ends_with("/connexion")).await?;
 
-    login(d, base, "conseiller.ml").await?;
+    login(d, base, "conseiller.ml", PASSWORD).await?;
     d.goto(&url).await?;
     check(
         d.source().await?.contains("une autre organisation"),

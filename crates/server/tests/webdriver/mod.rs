@@ -358,3 +358,14 @@ pub async fn finish(d: &Driver, name: &str, result: Result<(), String>) {
     }
     let _ = d.cmd("DELETE", "", Value::Null).await;
 }
+
+/// Signs `who` in with `password` through the login form and waits for the home page.
+pub async fn login(d: &Driver, base: &str, who: &str, password: &str) -> Result<(), String> {
+    d.goto(&format!("{base}/connexion")).await?;
+    d.type_in("#identifiant", who).await?;
+    d.type_in("#mot_de_passe", password).await?;
+    d.click("main button[type=submit]").await?;
+    let home = format!("{base}/");
+    d.wait_url(|u| u == home).await?;
+    Ok(())
+}
