@@ -102,7 +102,10 @@ async fn steps(d: &Driver, base: &str, axe: &str, journal: &Path) -> Result<(), 
     )?;
     check(!url.contains(NIR), "no identifier in the URL")?;
     let src = d.wait_text("Rapport d'accès").await?;
-    let today = chrono::Utc::now().date_naive();
+    // The console counts Paris days: from 23:00 UTC in winter, Paris is on the next day.
+    let today = passerelle_server::Timezone::EuropeParis
+        .to_local(chrono::Utc::now())
+        .date();
     let due = today.checked_add_months(chrono::Months::new(1)).unwrap();
     for want in [
         "Demande reçue le",

@@ -835,7 +835,11 @@ async fn the_dpo_console_is_the_dpo_s_alerts_on_hours_purge_within_retention_csv
     // Purge: inside the retention refused, a dry run removes nothing, CSRF needed.
     let page = dpo.get("/dpo/purge").await;
     let csrf = csrf_of(&page.body);
-    let today = chrono::Utc::now().date_naive().to_string();
+    // The console counts Paris days: from 23:00 UTC in winter, Paris is on the next day.
+    let today = passerelle_server::Timezone::EuropeParis
+        .to_local(chrono::Utc::now())
+        .date()
+        .to_string();
     let inside = dpo
         .post(
             "/dpo/purge",

@@ -169,13 +169,10 @@ impl WebApp {
     }
 }
 
-/// The day a request was received, from the form (`AAAA-MM-JJ` or `JJ/MM/AAAA`); today
+/// The day a request was received, from the form (`AAAA-MM-JJ` or `JJ/MM/AAAA`); `today`
 /// when absent or unreadable.
-pub(super) fn received_day(s: &str) -> String {
-    parse_day(s)
-        .unwrap_or_else(|| Utc::now().date_naive())
-        .format("%Y-%m-%d")
-        .to_string()
+pub(super) fn received_day(s: &str, today: NaiveDate) -> String {
+    parse_day(s).unwrap_or(today).format("%Y-%m-%d").to_string()
 }
 
 fn parse_day(s: &str) -> Option<NaiveDate> {
@@ -417,9 +414,9 @@ fn checked_html(app: &WebApp, c: &Checked) -> String {
     s
 }
 
-fn search_form(csrf: &str) -> String {
+fn search_form(csrf: &str, today: NaiveDate) -> String {
     let csrf = esc(csrf);
-    let today = Utc::now().date_naive().format("%Y-%m-%d");
+    let today = today.format("%Y-%m-%d");
     let common = |mode: &str, id: &str| {
         format!(
             "<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"mode\" value=\"{mode}\">\
@@ -481,7 +478,7 @@ pub(super) async fn accueil(State(app): State<WebApp>, headers: HeaderMap) -> Re
         body.push_str("</ul>");
     }
     body.push_str("<h2>Répondre à une demande d'accès (article 15 du RGPD)</h2>");
-    body.push_str(&search_form(&c.csrf));
+    body.push_str(&search_form(&c.csrf, app.today()));
     body.push_str(
         "<h2>Autres outils</h2><ul>\
          <li><a href=\"/dpo/registre\">Registre des activités de traitement (article 30)</a></li>\
@@ -869,7 +866,7 @@ pub(super) async fn personne(
     let received = q
         .get("recue")
         .and_then(|s| parse_day(s))
-        .unwrap_or_else(|| Utc::now().date_naive());
+        .unwrap_or_else(|| app.today());
     let pdf = q.get("format").is_some_and(|f| f == "pdf");
     app.journal_consulted(
         &c.account,
@@ -1165,7 +1162,7 @@ pub(super) async fn exports(
     }
     app.journal_consulted(&c.account, &[], "page /dpo/exports")
         .await;
-    let today = Utc::now().date_naive();
+    let today = app.today();
     let mut body = String::new();
     if du.is_some() && au.is_some() && du > au {
         body.push_str(

@@ -268,6 +268,12 @@ impl WebApp {
         self.0.deps.timezone
     }
 
+    /// Today as the application's users count days (Europe/Paris), not in UTC: from
+    /// 22:00 or 23:00 UTC, Paris is already on the next day.
+    pub(crate) fn today(&self) -> chrono::NaiveDate {
+        self.tz().to_local(Utc::now()).date()
+    }
+
     pub(crate) fn org_name(&self, code: &str) -> String {
         self.0.deps.config.org_name(code)
     }

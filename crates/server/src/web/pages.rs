@@ -488,7 +488,7 @@ pub(super) async fn recherche_post(
     if c.account.role == Role::Dpo && get("suite") == "dpo" {
         return Redirect::to(&format!(
             "/dpo/personne/{id}?recue={}",
-            super::dpo::received_day(get("recue_le"))
+            super::dpo::received_day(get("recue_le"), app.today())
         ))
         .into_response();
     }
