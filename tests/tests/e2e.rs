@@ -19,11 +19,11 @@ use common::{
     status_counts,
 };
 use passerelle_audit::Filter;
-use passerelle_cli::wiring::{self, Hub};
-use passerelle_cli::world::{World, WorldOptions};
 use passerelle_connector::{ConnectorError, Delivery, Receipt, Sink, Source};
 use passerelle_hub::{NightReport, TransferStatus};
 use passerelle_model::Jeune;
+use passerelle_runtime::wiring::{self, Hub};
+use passerelle_world::{World, WorldOptions};
 
 /// Test 1: a whole night, every flow, on RabbitMQ with the journal on PostgreSQL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@
 //! The FAJ connector has no `Source`: the platform's decisions reach the hub through
 //! the signed webhook and `reconcile`, both feeding `DecisionIntake` (checked in
 //! `tests/it/webhook.rs` and `tests/it/e2e.rs`); the `Source` the engine reads them
-//! from is `passerelle_cli::decisions::FajDecisions`, outside this crate.
+//! from is `passerelle_runtime::decisions::FajDecisions`, outside this crate.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

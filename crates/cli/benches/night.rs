@@ -25,12 +25,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use passerelle_cli::config::{HubConfig, TransportKind};
-use passerelle_cli::wiring::{self, Hub};
-use passerelle_cli::world::{World, WorldOptions};
 use passerelle_hub::{NightReport, Progress};
+use passerelle_runtime::config::{HubConfig, TransportKind};
+use passerelle_runtime::wiring::{self, Hub};
 use passerelle_transport::amqp::AmqpConfig;
 use passerelle_transport::{Envelope, Transport};
+use passerelle_world::{World, WorldOptions};
 
 const ROLE_VAR: &str = "PASSERELLE_BENCH_CHILD";
 const MODE_VAR: &str = "PASSERELLE_BENCH_CHILD_MODE";

@@ -160,14 +160,14 @@ struct Place {
     /// An explicit journal URL (option, variable or configuration).
     url: Option<String>,
     anchor_file: PathBuf,
-    config: passerelle_cli::config::HubConfig,
+    config: passerelle_runtime::config::HubConfig,
 }
 
 impl Place {
     fn new(globals: &crate::Globals, args: &Args) -> anyhow::Result<Self> {
         let data_dir =
             std::path::absolute(&globals.data_dir).unwrap_or_else(|_| globals.data_dir.clone());
-        let config = passerelle_cli::config::HubConfig::load_or_default(&globals.config)?;
+        let config = passerelle_runtime::config::HubConfig::load_or_default(&globals.config)?;
         let url = args.journal.clone().or_else(|| config.journal.url.clone());
         let anchor_file = args
             .anchor_file
@@ -256,7 +256,7 @@ impl Place {
                 Ok((policy, format!("le fichier des flux {}", abs.display())))
             }
             None => Ok((
-                Policy::from_toml_str(passerelle_cli::wiring::SHIPPED_FLOWS)
+                Policy::from_toml_str(passerelle_runtime::wiring::SHIPPED_FLOWS)
                     .context("the embedded flows file")?,
                 format!(
                     "la copie du fichier des flux intégrée à passerelle {} (aucun fichier nommé par la configuration)",
@@ -335,7 +335,7 @@ async fn verify(place: &Place, journal: &Journal) -> anyhow::Result<ExitCode> {
     // With a TSA certificate configured, every anchor's token is checked against it.
     let stamps = match &place.config.audit.tsa_certificate {
         Some(path) => {
-            let cert = passerelle_cli::tsa::certificate(path)?;
+            let cert = passerelle_runtime::tsa::certificate(path)?;
             let mut anchors = journal.anchors().await.context("cannot read the anchors")?;
             for a in &outside {
                 if !anchors.contains(a) {
@@ -455,7 +455,7 @@ async fn anchor_head(place: &Place, journal: &Journal) -> anyhow::Result<ExitCod
     if let Some(p) = v.problem {
         bail!("the chain is broken ({p}): it is not anchored, so that no tampering is signed");
     }
-    let tsa = passerelle_cli::tsa::TsaClient::from_config(&place.config.audit)?;
+    let tsa = passerelle_runtime::tsa::TsaClient::from_config(&place.config.audit)?;
     let mut out = stdout();
     match anchor_stamped(journal, &key, tsa.as_ref()).await? {
         None => writeln!(out, "the journal is empty: nothing to anchor")?,
@@ -482,7 +482,7 @@ async fn anchor_head(place: &Place, journal: &Journal) -> anyhow::Result<ExitCod
 async fn anchor_stamped(
     journal: &Journal,
     key: &passerelle_crypto::AnchorKey,
-    tsa: Option<&passerelle_cli::tsa::TsaClient>,
+    tsa: Option<&passerelle_runtime::tsa::TsaClient>,
 ) -> anyhow::Result<Option<Anchor>> {
     let a = match tsa {
         None => journal.anchor(key).await,
@@ -647,7 +647,7 @@ async fn export(journal: &Journal, e: ExportArgs) -> anyhow::Result<ExitCode> {
 
 fn register(place: &Place, r: &RegisterArgs) -> anyhow::Result<ExitCode> {
     let (policy, source) = place.policy(r.flows.as_deref())?;
-    let measures = crate::policy::running_facts(&place.config);
+    let measures = passerelle_runtime::facts::running_facts(&place.config);
     let fr = passerelle_policy::register::French {
         source: &source,
         measures: &measures,
@@ -750,7 +750,7 @@ async fn purge(place: &Place, journal: &Journal, p: PurgeArgs) -> anyhow::Result
         .context("cannot purge the journal")?;
     // The record goes to the anchor file too, then the new head is anchored.
     let mut kept: Vec<Anchor> = report.record.iter().cloned().collect();
-    let tsa = passerelle_cli::tsa::TsaClient::from_config(&place.config.audit)?;
+    let tsa = passerelle_runtime::tsa::TsaClient::from_config(&place.config.audit)?;
     if let Some(a) = anchor_stamped(journal, &key, tsa.as_ref()).await? {
         kept.push(a);
     }

@@ -77,8 +77,8 @@ pub async fn run(globals: &crate::Globals, args: Args) -> anyhow::Result<ExitCod
         return Ok(ExitCode::SUCCESS);
     }
     let (first, next) = month_bounds(args.month.as_deref())?;
-    let config = passerelle_cli::config::HubConfig::load_or_default(&globals.config)?;
-    if !passerelle_cli::wiring::state_exists(&config, &globals.data_dir) {
+    let config = passerelle_runtime::config::HubConfig::load_or_default(&globals.config)?;
+    if !passerelle_runtime::wiring::state_exists(&config, &globals.data_dir) {
         bail!(
             "no hub state in {} (run a night first, or give --data-dir)",
             std::path::absolute(&globals.data_dir)
@@ -86,7 +86,7 @@ pub async fn run(globals: &crate::Globals, args: Args) -> anyhow::Result<ExitCod
                 .display()
         );
     }
-    let state = passerelle_cli::wiring::open_state(&config, &globals.data_dir).await?;
+    let state = passerelle_runtime::wiring::open_state(&config, &globals.data_dir).await?;
     let month = first.format("%Y-%m").to_string();
     let months = bilan::months_ending(&month, args.months.into())?;
     let scope = Scope {

@@ -1,10 +1,10 @@
-//! `passerelle config check`: see `passerelle_cli::check`.
+//! `passerelle config check`: see `passerelle_runtime::check`.
 
 use std::process::ExitCode;
 
 use anyhow::Result;
-use passerelle_cli::check;
-use passerelle_cli::config::HubConfig;
+use passerelle_runtime::check;
+use passerelle_runtime::config::HubConfig;
 
 /// Arguments of `passerelle config`.
 #[derive(Debug, clap::Args)]

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use passerelle_cli::wiring::{self, Hub};
-use passerelle_cli::world::{World, WorldOptions};
 use passerelle_hub::NightReport;
+use passerelle_runtime::wiring::{self, Hub};
+use passerelle_world::{World, WorldOptions};
 
 /// Arguments of `passerelle demo`.
 #[derive(Debug, clap::Args)]
@@ -72,7 +72,7 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
     // The night.
     let mut night = wiring::plan(&world.config, &hub, &[]).await?;
     let bar = crate::sync::progress_bar(None);
-    let between = || -> std::result::Result<(), passerelle_cli::wiring::BoxError> {
+    let between = || -> std::result::Result<(), passerelle_runtime::wiring::BoxError> {
         // SOLIS processes the night's imports, the CD reads its box; the FAJ
         // commission meets.
         world.peers_answer()?;
@@ -122,7 +122,7 @@ fn say(line: &str) {
 /// One demo account per role, with a fresh password each run, printed once.
 async fn demo_accounts(
     hub: &Hub,
-    config: &passerelle_cli::config::HubConfig,
+    config: &passerelle_runtime::config::HubConfig,
 ) -> Result<Vec<(String, String, String)>> {
     use passerelle_hub::Role;
     let orgs = wiring::organisations(config);
@@ -169,7 +169,7 @@ async fn demo_accounts(
 /// The web application (the same as `serve`'s) with the night's figures, until Ctrl-C.
 async fn serve_web(
     hub: &Hub,
-    config: &passerelle_cli::config::HubConfig,
+    config: &passerelle_runtime::config::HubConfig,
     port: u16,
     report: &NightReport,
     started: chrono::DateTime<chrono::Utc>,
@@ -181,20 +181,20 @@ async fn serve_web(
     if let Ok(mut s) = status.write() {
         s.begin_night(started);
     }
-    crate::serve::record(&status, &fm, report, started, chrono::Utc::now());
-    let mut web = crate::serve::web_app(hub, &config.server, status.clone())
+    passerelle_runtime::serve::record(&status, &fm, report, started, chrono::Utc::now());
+    let mut web = passerelle_runtime::serve::web_app(hub, &config.server, status.clone())
         .await?
-        .with_dpo(crate::serve::dpo_setup(hub, config)?)
-        .with_review_desk(Arc::new(passerelle_cli::review_desk::ReviewDesk(
+        .with_dpo(passerelle_runtime::serve::dpo_setup(hub, config)?)
+        .with_review_desk(Arc::new(passerelle_runtime::review_desk::ReviewDesk(
             hub.engine.clone(),
         )))
-        .with_replay_desk(Arc::new(passerelle_cli::review_desk::ReplayDesk(
+        .with_replay_desk(Arc::new(passerelle_runtime::review_desk::ReplayDesk(
             hub.transport.clone(),
         )));
     // No consumer runs after the demo's night: the form's desk delivers each request
     // to the simulated platform itself.
     if let (Some(desk), Some(f)) = (
-        passerelle_cli::faj_desk::FajDesk::new(config, hub)?,
+        passerelle_runtime::faj_desk::FajDesk::new(config, hub)?,
         config.faj.first(),
     ) {
         let sink = Arc::new(passerelle_faj::FajSink::new(f.build()?.client));

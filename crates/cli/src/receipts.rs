@@ -8,10 +8,10 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use passerelle_cli::config::HubConfig;
-use passerelle_cli::{choices, wiring};
 use passerelle_hub::engine::open_sender_ref;
 use passerelle_hub::{KeyringSealer, ReceiptRow, Sealer};
+use passerelle_runtime::config::HubConfig;
+use passerelle_runtime::{choices, wiring};
 
 use crate::output::Format;
 

@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use passerelle_cli::config::HubConfig;
-use passerelle_cli::lock::{EXIT_NIGHT_RUNNING, LockError, NightLock};
-use passerelle_cli::wiring::{self, Hub};
 use passerelle_hub::{NightReport, Progress};
+use passerelle_runtime::config::HubConfig;
+use passerelle_runtime::lock::{EXIT_NIGHT_RUNNING, LockError, NightLock};
+use passerelle_runtime::wiring::{self, Hub};
 
 use crate::output::Format;
 
@@ -62,7 +62,7 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
     let config = HubConfig::load(&globals.config)?;
     crate::config_cmd::at_start(&config)?;
     // A typo in a cron line fails here, not as a night that reads nothing.
-    let flows = passerelle_cli::choices::flows(&config, &args.flows)?;
+    let flows = passerelle_runtime::choices::flows(&config, &args.flows)?;
     let _lock = match lock(globals, "sync", args.wait).await? {
         Ok(l) => l,
         Err(code) => return Ok(code),
@@ -80,7 +80,7 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
     remember_night_seconds(&globals.data_dir, report.seconds);
     // Files a past night set aside and whose retention has passed; a failure here is
     // told and makes the night partial, the files wait for the next one.
-    let swept = passerelle_cli::retention::sweep_all(
+    let swept = passerelle_runtime::retention::sweep_all(
         &config,
         hub.engine.journal(),
         std::time::SystemTime::now(),
@@ -88,7 +88,7 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
     .await;
     hub.close().await?;
     let verification =
-        passerelle_cli::verified::verify_night(hub.engine.journal(), &globals.data_dir).await?;
+        passerelle_runtime::verified::verify_night(hub.engine.journal(), &globals.data_dir).await?;
     let format = if args.json { Format::Json } else { args.format };
     match format {
         Format::Json => {

@@ -39,7 +39,7 @@ enum Command {
 /// Opens the web store of the hub's state: where `[state] url` says, else the state
 /// database under `data_dir` (created when missing, private).
 pub async fn open_store(
-    config: &passerelle_cli::config::HubConfig,
+    config: &passerelle_runtime::config::HubConfig,
     data_dir: &std::path::Path,
 ) -> Result<(HubState, WebStore)> {
     use passerelle_connector::safe_fs::{private_dir, private_file};
@@ -48,7 +48,7 @@ pub async fn open_store(
         let path = data_dir.join("state.sqlite");
         private_file(&path).with_context(|| format!("cannot make {} private", path.display()))?;
     }
-    let state = passerelle_cli::wiring::open_state(config, data_dir).await?;
+    let state = passerelle_runtime::wiring::open_state(config, data_dir).await?;
     let web = WebStore::open(&state)
         .await
         .context("cannot open the web accounts")?;
@@ -134,7 +134,7 @@ pub async fn add(
 }
 
 pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
-    let config = passerelle_cli::config::HubConfig::load_or_default(&globals.config)?;
+    let config = passerelle_runtime::config::HubConfig::load_or_default(&globals.config)?;
     let (state, web) = open_store(&config, &globals.data_dir).await?;
     let out = match args.command {
         Command::Add { login, role, org } => {

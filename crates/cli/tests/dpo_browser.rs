@@ -12,12 +12,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::Datelike;
-use passerelle_cli::wiring::Hub;
-use passerelle_cli::world::{World, WorldOptions};
 use passerelle_hub::{Role, WebStore};
 use passerelle_model::Jeune;
 use passerelle_policy::{OrgKind, Party, System};
+use passerelle_runtime::wiring::Hub;
 use passerelle_server::{AppState, DpoSetup, Metrics, Status, WebApp, WebDeps};
+use passerelle_world::{World, WorldOptions};
 use serde_json::Value;
 use webdriver::*;
 

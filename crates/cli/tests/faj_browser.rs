@@ -15,12 +15,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use passerelle_cli::faj_desk::FajDesk;
-use passerelle_cli::wiring::Hub;
-use passerelle_cli::world::{World, WorldOptions};
 use passerelle_hub::{Role, WebStore};
 use passerelle_model::{Date, Jeune};
+use passerelle_runtime::faj_desk::FajDesk;
+use passerelle_runtime::wiring::Hub;
 use passerelle_server::{AppState, Metrics, Status, WebApp, WebDeps};
+use passerelle_world::{World, WorldOptions};
 use serde_json::Value;
 use webdriver::*;
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use passerelle_cli::world::{World, WorldOptions};
+use passerelle_world::{World, WorldOptions};
 
 fn sync(config: &Path, data: &Path, extra: &[&str]) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_passerelle"))
@@ -562,7 +562,7 @@ async fn a_night_walks_the_journal_from_where_the_last_one_ended() {
     }
     assert!(second_end > first_end, "{second_end} after {first_end}");
     assert_eq!(checked, second_end - first_end);
-    let mark = data.join(passerelle_cli::verified::MARK_FILE);
+    let mark = data.join(passerelle_runtime::verified::MARK_FILE);
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
         std::fs::metadata(&mark).unwrap().permissions().mode() & 0o777,

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use passerelle_cli::world::{World, WorldOptions};
+use passerelle_world::{World, WorldOptions};
 
 fn run(config: &Path, data: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_passerelle"))

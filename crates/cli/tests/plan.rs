@@ -1,8 +1,8 @@
 //! What `passerelle sync --flow` reads: the sources that feed the named flow, each whole
 //! (for every flow it feeds), since a source acknowledges what it served.
 
-use passerelle_cli::wiring::{self, Hub};
-use passerelle_cli::world::{World, WorldOptions};
+use passerelle_runtime::wiring::{self, Hub};
+use passerelle_world::{World, WorldOptions};
 
 fn plan_of(night: &passerelle_hub::Night) -> Vec<(String, Vec<String>)> {
     night

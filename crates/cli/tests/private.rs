@@ -4,8 +4,8 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use passerelle_cli::config::HubConfig;
-use passerelle_cli::wiring::Hub;
+use passerelle_runtime::config::HubConfig;
+use passerelle_runtime::wiring::Hub;
 
 fn mode(p: &std::path::Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use passerelle_box::folder::LocalFolder;
-use passerelle_cli::world::{BOX_PARTENAIRE, World, WorldOptions};
+use passerelle_world::{BOX_PARTENAIRE, World, WorldOptions};
 
 const NAME: &str = "BRSA_LISTE_059_CD059_20261201080000.csv";
 

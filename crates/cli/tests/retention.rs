@@ -5,7 +5,7 @@
 use std::time::{Duration, SystemTime};
 
 use passerelle_audit::{Filter, JournalConfig};
-use passerelle_cli::config::HubConfig;
+use passerelle_runtime::config::HubConfig;
 
 const DAY: Duration = Duration::from_secs(86_400);
 
@@ -52,7 +52,7 @@ flux_dir = "{}"
         .unwrap();
 
     let now = SystemTime::now();
-    let early = passerelle_cli::retention::sweep_all(&config, &journal, now + 9 * DAY)
+    let early = passerelle_runtime::retention::sweep_all(&config, &journal, now + 9 * DAY)
         .await
         .unwrap();
     assert_eq!(early.iter().map(|f| f.swept.removed).sum::<u64>(), 0);
@@ -65,7 +65,7 @@ flux_dir = "{}"
             .is_empty()
     );
 
-    let late = passerelle_cli::retention::sweep_all(&config, &journal, now + 11 * DAY)
+    let late = passerelle_runtime::retention::sweep_all(&config, &journal, now + 11 * DAY)
         .await
         .unwrap();
     assert_eq!(late.len(), 3, "three folders: {late:?}");

@@ -7,13 +7,13 @@
 #[path = "../../server/tests/webdriver/mod.rs"]
 mod webdriver;
 
-use passerelle_cli::review_desk::ReviewDesk;
-use passerelle_cli::wiring::Hub;
-use passerelle_cli::world::{World, WorldOptions};
 use passerelle_hub::{Role, WebStore};
 use passerelle_model::Jeune;
 use passerelle_policy::{OrgKind, Party, System};
+use passerelle_runtime::review_desk::ReviewDesk;
+use passerelle_runtime::wiring::Hub;
 use passerelle_server::{AppState, Metrics, Status, WebApp, WebDeps};
+use passerelle_world::{World, WorldOptions};
 use std::sync::Arc;
 use webdriver::*;
 

@@ -5,8 +5,8 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use passerelle_cli::config::HubConfig;
-use passerelle_cli::world::{World, WorldOptions};
+use passerelle_runtime::config::HubConfig;
+use passerelle_world::{World, WorldOptions};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

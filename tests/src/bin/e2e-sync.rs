@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use passerelle_cli::config::HubConfig;
-use passerelle_cli::wiring::{self, Hub};
 use passerelle_hub::Progress;
+use passerelle_runtime::config::HubConfig;
+use passerelle_runtime::wiring::{self, Hub};
 
 fn arg(args: &[String], name: &str) -> Result<PathBuf> {
     let i = args

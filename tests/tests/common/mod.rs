@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use passerelle_cli::config::{HubConfig, TransportKind};
 use passerelle_hub::{HubState, TransferStatus};
+use passerelle_runtime::config::{HubConfig, TransportKind};
 use passerelle_transport::amqp::AmqpConfig;
 use sqlx::Connection;
 
@@ -174,8 +174,8 @@ pub fn config_toml(config: &HubConfig) -> String {
         }
         if let Some(via) = d.of_signalement {
             let via = match via {
-                passerelle_cli::config::Via::Solis => "solis",
-                passerelle_cli::config::Via::Box => "box",
+                passerelle_runtime::config::Via::Solis => "solis",
+                passerelle_runtime::config::Via::Box => "box",
             };
             t.insert("of_signalement".into(), via.into());
         }
@@ -295,10 +295,10 @@ pub async fn transfers_per_flow(state: &HubState) -> BTreeMap<String, u64> {
 /// (as `passerelle sync`).
 pub async fn reference_night(
     dir: &Path,
-    opts: &passerelle_cli::world::WorldOptions,
+    opts: &passerelle_world::WorldOptions,
 ) -> BTreeMap<String, u64> {
-    use passerelle_cli::wiring::{self, Hub};
-    let mut world = passerelle_cli::world::World::start(&dir.join("world"), opts)
+    use passerelle_runtime::wiring::{self, Hub};
+    let mut world = passerelle_world::World::start(&dir.join("world"), opts)
         .await
         .expect("reference world");
     let hub = Hub::open(&world.config, &dir.join("hub"))
@@ -346,7 +346,7 @@ pub struct BoxFiles(std::sync::Mutex<BTreeMap<String, String>>);
 
 impl BoxFiles {
     /// Keeps a copy of every complete `JEUNES_OF` file now in the box.
-    pub fn capture(&self, world: &passerelle_cli::world::World) {
+    pub fn capture(&self, world: &passerelle_world::World) {
         let mut found = Vec::new();
         files(&world.dir.join("peers/box"), "JEUNES_OF_", &mut found);
         let mut kept = self.0.lock().expect("box files lock");
@@ -360,7 +360,7 @@ impl BoxFiles {
     }
 
     /// The peers answer (SOLIS its imports, the CD its box), the box files kept first.
-    pub fn peers_answer(&self, world: &passerelle_cli::world::World) -> anyhow::Result<()> {
+    pub fn peers_answer(&self, world: &passerelle_world::World) -> anyhow::Result<()> {
         self.capture(world);
         world.peers_answer()
     }
@@ -383,7 +383,7 @@ impl BoxFiles {
 /// transfers).
 pub async fn assert_once_everywhere(
     state: &HubState,
-    world: &passerelle_cli::world::World,
+    world: &passerelle_world::World,
     box_files: &BoxFiles,
 ) {
     let counts = status_counts(state, &NIGHT_FLOWS).await;

@@ -18,7 +18,7 @@ use passerelle_imilo::{ImiloConfig, KeySource, KeySources};
 use passerelle_model::Departement;
 use passerelle_solis::{ExportFlux, SolisPeerConfig};
 
-use crate::config::{DepartementSection, HubConfig, ImiloSection};
+use passerelle_runtime::config::{DepartementSection, HubConfig, ImiloSection};
 
 /// How big a world and how faulty.
 #[derive(Debug, Clone)]
@@ -279,7 +279,7 @@ impl World {
                     reading: Default::default(),
                 }],
                 // Both CD sinks at work: follow-ups as SOLIS imports, reports in the box.
-                of_signalement: Some(crate::config::Via::Box),
+                of_signalement: Some(passerelle_runtime::config::Via::Box),
             }],
             faj: vec![faj_config],
             ..Default::default()
@@ -395,7 +395,7 @@ impl World {
     /// project. Returns what the engine did with them.
     pub async fn conseiller_requests(
         &self,
-        hub: &crate::wiring::Hub,
+        hub: &passerelle_runtime::wiring::Hub,
         n: usize,
     ) -> Result<passerelle_hub::SendSummary> {
         use passerelle_connector::Source;
@@ -449,7 +449,7 @@ impl World {
             }
         }
         hub.ensure_keys(FAJ_PLATFORM)?;
-        let Some(desk) = crate::faj_desk::FajDesk::new(&self.config, hub)? else {
+        let Some(desk) = passerelle_runtime::faj_desk::FajDesk::new(&self.config, hub)? else {
             return Ok(hub.engine.send_routed("faj-demande", picked).await?);
         };
         use passerelle_server::web::{FajDesk as _, Filed};
