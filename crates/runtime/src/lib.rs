@@ -9,6 +9,7 @@ pub mod config;
 pub mod decisions;
 pub mod facts;
 pub mod faj_desk;
+pub mod hooks;
 pub mod lock;
 pub mod retention;
 pub mod review_desk;

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::HubConfig;
+use crate::hooks::FajHook;
 use crate::lock::NightLock;
 use crate::wiring::{self, EngineDecisions, Hub};
 
@@ -182,7 +183,8 @@ pub async fn run(
         .draining_on(shutdown.clone());
     // Kept to hand the audit the refusals still being counted when serving stops.
     let hooks = faj.clone();
-    let app = passerelle_server::app_with_web(state, faj, web);
+    let webhooks = faj.map(|w| Arc::new(FajHook(w)) as Arc<dyn passerelle_server::Webhook>);
+    let app = passerelle_server::app_with_web(state, webhooks, web);
     let addr: SocketAddr = config.server.listen_addr().context("[server] listen")?;
     listening(addr);
     passerelle_server::serve_with_limits(

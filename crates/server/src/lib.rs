@@ -24,6 +24,7 @@
 //! How `passerelle serve` puts it together (the engine's part is the closure):
 //!
 //! ```no_run
+//! use std::sync::Arc;
 //! use passerelle_server::*;
 //! use tokio_util::sync::CancellationToken;
 //!
@@ -39,8 +40,8 @@
 //! let state = AppState::new(status.clone(), metrics.clone())
 //!     .with_readiness(readiness)
 //!     .draining_on(shutdown.clone());
-//! let faj_webhook: Option<passerelle_faj::WebhookState> = None; // from the FAJ config
-//! let routes = app(state, faj_webhook);
+//! let webhooks: Vec<Arc<dyn Webhook>> = Vec::new(); // the FAJ platform's, from the runtime
+//! let routes = app(state, webhooks);
 //!
 //! if let Some(schedule) = config.schedule()? {
 //!     let scheduler = Scheduler::new("nightly", schedule)
@@ -80,7 +81,7 @@ pub use config::ServerConfig;
 pub use error::{ConfigError, ErrorKind, ScheduleError, ServerError};
 pub use metrics::{Counter, CounterVec, Gauge, GaugeVec, Metrics, MetricsError};
 pub use readiness::{CheckResult, Readiness, ReadinessReport};
-pub use router::{AppState, FAJ_HOOK_PATH, app, app_with_web, router, with_hooks};
+pub use router::{AppState, Webhook, app, app_with_web, router, with_hooks};
 pub use schedule::Schedule;
 pub use scheduler::{
     Clock, ManualClock, Scheduler, SchedulerReport, SchedulerStats, SystemClock, run_on_schedule,

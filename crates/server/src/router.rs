@@ -1,6 +1,7 @@
 //! The HTTP routes: `/health`, `/ready`, `/metrics`, `/api/status`, `/`, and the place
-//! where webhook routers are nested (`/hooks/faj`, …).
+//! where webhook routers are nested (a [`Webhook`] each: `/hooks/faj`, …).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
@@ -16,8 +17,15 @@ use crate::page;
 use crate::readiness::{Readiness, ReadinessReport};
 use crate::status::{SharedStatus, Status};
 
-/// Where the FAJ decision webhook is mounted.
-pub const FAJ_HOOK_PATH: &str = "/hooks/faj";
+/// A webhook receiver a peer calls (a FAJ platform's decisions): the server nests its
+/// routes under its path and counts its requests, and knows nothing else of it (the
+/// runtime implements it over the connector's receiver).
+pub trait Webhook: Send + Sync {
+    /// Where its routes are nested (`/hooks/faj`).
+    fn path(&self) -> &str;
+    /// Its routes, answered under [`Webhook::path`].
+    fn router(&self) -> Router;
+}
 
 /// The Prometheus text format's content type.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -76,8 +84,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Nests `hooks` under `path` (for instance [`FAJ_HOOK_PATH`] and
-/// `passerelle_faj::WebhookState::router()`), then counts every request of the whole
+/// Nests `hooks` under `path` (a [`Webhook`]'s path and router), then counts every request of the whole
 /// router in `passerelle_http_requests_total{route,status}`.
 pub fn with_hooks(base: Router, hooks: Vec<(&str, Router)>, state: &AppState) -> Router {
     let mut r = base;
@@ -90,13 +97,16 @@ pub fn with_hooks(base: Router, hooks: Vec<(&str, Router)>, state: &AppState) ->
     }
 }
 
-/// The usual assembly: the routes, the FAJ webhook when there is one, request metrics.
-pub fn app(state: AppState, faj: Option<passerelle_faj::WebhookState>) -> Router {
-    let hooks = faj
-        .map(|w| (FAJ_HOOK_PATH, w.router()))
-        .into_iter()
-        .collect();
-    with_hooks(router(state.clone()), hooks, &state)
+/// Each webhook's path and routes, for [`with_hooks`].
+fn mounted(hooks: &[Arc<dyn Webhook>]) -> Vec<(&str, Router)> {
+    hooks.iter().map(|h| (h.path(), h.router())).collect()
+}
+
+/// The usual assembly: the routes, the webhooks (none, or the FAJ platform's), request
+/// metrics.
+pub fn app(state: AppState, hooks: impl IntoIterator<Item = Arc<dyn Webhook>>) -> Router {
+    let hooks: Vec<_> = hooks.into_iter().collect();
+    with_hooks(router(state.clone()), mounted(&hooks), &state)
 }
 
 /// [`app`] with the web application: its pages replace the status page at `/` (which
@@ -104,9 +114,10 @@ pub fn app(state: AppState, faj: Option<passerelle_faj::WebhookState>) -> Router
 /// security headers (CSP, `nosniff`, `no-referrer`, no framing).
 pub fn app_with_web(
     state: AppState,
-    faj: Option<passerelle_faj::WebhookState>,
+    hooks: impl IntoIterator<Item = Arc<dyn Webhook>>,
     web: crate::web::WebApp,
 ) -> Router {
+    let hooks: Vec<_> = hooks.into_iter().collect();
     let open = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
@@ -116,11 +127,8 @@ pub fn app_with_web(
     // The DPO's alerts are counted in /metrics (when the console is set up).
     let web = web.with_alert_metrics(&state.metrics);
     let base = open.merge(crate::web::routes(web));
-    let hooks = faj
-        .map(|w| (FAJ_HOOK_PATH, w.router()))
-        .into_iter()
-        .collect();
-    with_hooks(base, hooks, &state).layer(middleware::from_fn(crate::web::security_headers))
+    with_hooks(base, mounted(&hooks), &state)
+        .layer(middleware::from_fn(crate::web::security_headers))
 }
 
 async fn count(State(counter): State<CounterVec>, req: Request, next: Next) -> Response {
@@ -356,71 +364,41 @@ mod tests {
         );
     }
 
-    #[derive(Default)]
-    struct Collect(std::sync::Mutex<Vec<String>>);
+    /// A webhook of a test: answers its path, counting its calls.
+    struct Echo(Arc<std::sync::atomic::AtomicUsize>);
 
-    #[async_trait::async_trait]
-    impl passerelle_faj::DecisionHandler for Collect {
-        async fn handle(
-            &self,
-            d: passerelle_faj::Decision,
-        ) -> Result<(), passerelle_faj::HandlerError> {
-            self.0.lock().unwrap().push(d.id_demande);
-            Ok(())
+    impl Webhook for Echo {
+        fn path(&self) -> &str {
+            "/hooks/echo"
+        }
+        fn router(&self) -> Router {
+            let calls = self.0.clone();
+            Router::new().route(
+                "/",
+                axum::routing::post(move || {
+                    calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    async { "recu" }
+                }),
+            )
         }
     }
 
     #[tokio::test]
-    async fn faj_webhook_is_mounted_under_hooks_faj() {
-        use passerelle_faj::webhook::{LogAudit, SIGNATURE_HEADER};
-        use passerelle_faj::{DecisionIntake, MemorySeenStore, Secret, WebhookState, sign};
-        use std::sync::Arc;
-
-        let handler = Arc::new(Collect::default());
-        let intake = DecisionIntake::new(handler.clone(), Arc::new(MemorySeenStore::new()));
-        let secret = Secret::new("hook-secret");
-        let webhook = WebhookState::new(secret.clone(), intake, Arc::new(LogAudit));
-        let st = state();
-        let app = app(st, Some(webhook));
-        // The webhook refuses a `horodatage` outside its window: now.
-        let body = format!(
-            r#"{{"id_demande":"D-42","statut":"ACCORDEE","evenement_id":"E-1","horodatage":"{}"}}"#,
-            chrono::Utc::now().to_rfc3339()
-        );
-        let body = body.into_bytes();
-
-        let unsigned = app
+    async fn webhooks_are_mounted_under_their_path_and_counted() {
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let hook: Arc<dyn Webhook> = Arc::new(Echo(calls.clone()));
+        let app = app(state(), Some(hook));
+        let resp = app
             .clone()
-            .oneshot(
-                Request::post(FAJ_HOOK_PATH)
-                    .header(header::CONTENT_TYPE, "application/json")
-                    .body(Body::from(body.clone()))
-                    .unwrap(),
-            )
+            .oneshot(Request::post("/hooks/echo").body(Body::empty()).unwrap())
             .await
             .unwrap();
-        assert_eq!(unsigned.status(), StatusCode::UNAUTHORIZED);
-
-        let signed = app
-            .clone()
-            .oneshot(
-                Request::post(FAJ_HOOK_PATH)
-                    .header(header::CONTENT_TYPE, "application/json")
-                    .header(SIGNATURE_HEADER, sign(&secret, &body))
-                    .body(Body::from(body.clone()))
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(signed.status(), StatusCode::OK);
-        let answer = to_bytes(signed.into_body(), 1 << 16).await.unwrap();
-        assert_eq!(&answer[..], br#"{"resultat":"recu"}"#);
-        assert_eq!(*handler.0.lock().unwrap(), ["D-42"]);
-
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
         let (_, _, metrics) = get_it(app, "/metrics").await;
         assert!(
             metrics.contains(
-                "passerelle_http_requests_total{route=\"/hooks/faj\",status=\"401\"} 1\n"
+                "passerelle_http_requests_total{route=\"/hooks/echo\",status=\"200\"} 1\n"
             ),
             "{metrics}"
         );
