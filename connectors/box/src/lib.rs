@@ -22,6 +22,7 @@ pub mod of;
 pub mod protocol;
 pub mod sent;
 pub mod sftp;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod sink;
 pub mod source;

@@ -7,6 +7,7 @@
 //! format is national, so there is no per-département configuration.
 
 pub mod flux;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod source;
 

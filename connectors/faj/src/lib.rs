@@ -25,6 +25,7 @@ pub mod intake;
 pub mod mapping;
 pub mod reconcile;
 pub mod seen;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod sink;
 pub mod webhook;

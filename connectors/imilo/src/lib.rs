@@ -6,13 +6,14 @@
 //! - `mapping`: dossier ↔ canonical record, canonical → orientation/événement bodies.
 //! - `source`: `EventSource` (change events) and `ReconcileSource` (listings).
 //! - `sink`: `ImiloSink` (orientations and événements).
-//! - `sim`: the simulator (`sim::spawn`).
+//! - `sim`: the simulator (`sim::spawn`), with the `sim` feature.
 
 pub mod client;
 pub mod config;
 pub mod http;
 pub mod key;
 pub mod mapping;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod sink;
 pub mod source;

@@ -12,6 +12,7 @@ pub mod acks;
 pub mod config;
 pub mod export;
 pub mod import;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod sink;
 pub mod source;

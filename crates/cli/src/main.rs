@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod audit;
 mod bilan;
 mod config_cmd;
+#[cfg(feature = "sim")]
 mod demo;
 mod import;
 mod keys;
@@ -17,6 +18,7 @@ mod output;
 mod policy;
 mod receipts;
 mod serve;
+#[cfg(feature = "sim")]
 mod simulate;
 mod sync;
 mod users;
@@ -77,6 +79,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a whole night on simulated peers, in one process with no external service.
+    #[cfg(feature = "sim")]
     Demo(demo::Args),
     /// Run one night of every configured flow (or the named ones) and print a summary.
     Sync(sync::Args),
@@ -90,6 +93,7 @@ enum Command {
     /// Parse one peer file into canonical JSON Lines, touching nothing.
     Import(import::Args),
     /// Run one peer simulator alone (for tests, demos and connector development).
+    #[cfg(feature = "sim")]
     Simulate(simulate::Args),
     /// Generate or rotate an organisation's keys.
     Keys(keys::Args),
@@ -138,12 +142,14 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
+            #[cfg(feature = "sim")]
             Command::Demo(args) => demo::run(&globals, args).await,
             Command::Sync(args) => sync::run(&globals, args).await,
             Command::Serve(args) => serve::run(&globals, args).await,
             Command::Receipts(args) => receipts::run(&globals, args).await,
             Command::Bilan(args) => bilan::run(&globals, args).await,
             Command::Import(args) => import::run(&globals, args).await,
+            #[cfg(feature = "sim")]
             Command::Simulate(args) => simulate::run(&globals, args).await,
             Command::Keys(args) => keys::run(&globals, args).await,
             Command::Policy(args) => policy::run(&globals, args).await,
