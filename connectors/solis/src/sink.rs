@@ -147,6 +147,9 @@ fn departement_of(recipient: &str) -> Result<Departement, ConnectorError> {
 }
 
 impl SolisSink {
+    /// The flows this sink takes, one import flux each (`ImportFlux::for_flow`).
+    pub const FLOWS: &[&str] = &["brsa-suivi", "of-signalement"];
+
     /// A sink writing into `import_dir`; `ack_dir` is where SOLIS answers (checked so a
     /// new import never takes the name of an answered one).
     pub fn new(import_dir: impl Into<PathBuf>, ack_dir: impl Into<PathBuf>) -> Self {
@@ -414,6 +417,13 @@ impl Sink for SolisSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_flow_it_takes_has_its_import_flux() {
+        for flow in SolisSink::FLOWS {
+            assert!(ImportFlux::for_flow(flow).is_some(), "{flow}");
+        }
+    }
 
     #[test]
     fn paris_time_follows_eu_summer_time() {

@@ -107,3 +107,44 @@ async fn a_flow_filter_picks_sources_and_reads_them_whole() {
     assert!(wiring::reconciliation_due(Some("not a date"), 7, now));
     world.stop().await;
 }
+
+/// Which source feeds which flow is the flows file's `sources`: a flows file in which
+/// no source feeds `ase-majorite` plans the SOLIS exports for `brsa-orientation` only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_flows_file_says_which_source_feeds_which_flow() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let mut world = World::start(dir.path(), &WorldOptions::new(50, 5))
+        .await
+        .unwrap();
+    let shipped = wiring::SHIPPED_FLOWS;
+    let fed = "from = { kinds = [\"cd\"], systems = [\"solis\"] }\nsources = [\"solis\"]\n";
+    assert_eq!(
+        shipped.matches(fed).count(),
+        1,
+        "ase-majorite's lines changed"
+    );
+    let flows = dir.path().join("flows.toml");
+    std::fs::write(
+        &flows,
+        shipped.replace(fed, "from = { kinds = [\"cd\"], systems = [\"solis\"] }\n"),
+    )
+    .unwrap();
+    let mut config = world.config.clone();
+    config.flows = Some(flows);
+    let hub = Hub::open(&config, &dir.path().join("hub")).await.unwrap();
+
+    let all = wiring::plan(&config, &hub, &[]).await.unwrap();
+    let solis = plan_of(&all)
+        .into_iter()
+        .find(|(n, _)| n == "solis:CD059")
+        .expect("the SOLIS exports are planned");
+    assert_eq!(solis.1, ["brsa-orientation"]);
+    // Filtered on a flow nothing feeds, the night reads no source.
+    let ase = wiring::plan(&config, &hub, &["ase-majorite".into()])
+        .await
+        .unwrap();
+    assert!(plan_of(&ase).is_empty(), "{:?}", plan_of(&ase));
+    hub.close().await.unwrap();
+    world.stop().await;
+}

@@ -51,6 +51,12 @@ pub struct Flow {
     pub data_subjects: String,
     pub from: Endpoint,
     pub to: Endpoint,
+    /// Which of the hub's sources read this flow's records from the sender's system
+    /// (`"solis"`: SOLIS exports, `"cnaf"`, `"box"`, `"imilo"`, `"faj"`: a platform's
+    /// decisions), one of [`SOURCE_KINDS`] each, and each of a system `from` names.
+    /// Empty for a flow no source feeds (sent from the hub's own pages, or none yet).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
     pub direction: Direction,
     pub fields: Fields,
     pub retention_days: Retention,
@@ -60,6 +66,15 @@ pub struct Flow {
     #[serde(default, skip_serializing_if = "Special::is_empty")]
     pub special: Special,
 }
+
+/// The kinds of source a flow's `sources` may name, each reading one system.
+pub const SOURCE_KINDS: &[(&str, System)] = &[
+    ("solis", System::Solis),
+    ("cnaf", System::Cnaf),
+    ("box", System::Box),
+    ("imilo", System::Imilo),
+    ("faj", System::Faj),
+];
 
 /// GDPR Art. 6 point and the French text that gives the mission.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -19,7 +19,7 @@ pub use decide::{Decision, DenyReason, Party, departement_of, glob_match};
 pub use error::{PolicyError, PolicyErrorKind};
 pub use flow::{
     Direction, Endpoint, Fields, Flow, LegalBasis, OrgKind, PolicyFile, RegisterInfo, Retention,
-    Special, System,
+    SOURCE_KINDS, Special, System,
 };
 
 /// The flows file shipped with the project, relative to the workspace root.
@@ -61,6 +61,16 @@ impl Policy {
     /// The flow with this id.
     pub fn flow(&self, id: &str) -> Option<&Flow> {
         self.file.flows.iter().find(|f| f.id == id)
+    }
+
+    /// The flows a kind of source feeds (its `sources` name it), in file order: what
+    /// the hub reads from a peer's system goes under these flows and no other.
+    pub fn flows_fed_by(&self, kind: &str) -> Vec<&Flow> {
+        self.file
+            .flows
+            .iter()
+            .filter(|f| f.sources.iter().any(|k| k == kind))
+            .collect()
     }
 
     /// The flows that join `from` to `to`.

@@ -7,7 +7,7 @@ use std::path::Path;
 use passerelle_model::{FieldClass, class_of, is_known_path};
 
 use crate::error::{PolicyError, PolicyErrorKind};
-use crate::flow::{Endpoint, Flow, PolicyFile};
+use crate::flow::{Endpoint, Flow, PolicyFile, SOURCE_KINDS};
 
 /// The only format version this build reads.
 pub const SUPPORTED_VERSION: u32 = 1;
@@ -145,6 +145,37 @@ pub fn validate(file: &PolicyFile) -> Result<(), PolicyError> {
     Ok(())
 }
 
+/// Each source kind is known, named once, and reads a system the flow's `from` names.
+fn sources(flow: &Flow) -> Result<(), PolicyError> {
+    let id = Some(flow.id.as_str());
+    let mut seen = BTreeSet::new();
+    for kind in &flow.sources {
+        let Some((_, system)) = SOURCE_KINDS.iter().find(|(k, _)| k == kind) else {
+            let known: Vec<&str> = SOURCE_KINDS.iter().map(|(k, _)| *k).collect();
+            return Err(PolicyError::invalid(
+                id,
+                "sources",
+                format!("unknown source kind `{kind}` (one of {})", known.join(", ")),
+            ));
+        };
+        if !seen.insert(kind.as_str()) {
+            return Err(PolicyError::invalid(
+                id,
+                "sources",
+                format!("source kind `{kind}` listed twice"),
+            ));
+        }
+        if !flow.from.systems.contains(system) {
+            return Err(PolicyError::invalid(
+                id,
+                "sources",
+                format!("source kind `{kind}` reads {system}, a system `from` does not name"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn non_empty(flow: Option<&str>, key: &str, value: &str) -> Result<(), PolicyError> {
     if value.trim().is_empty() {
         Err(PolicyError::invalid(flow, key, "must not be empty"))
@@ -187,6 +218,7 @@ fn validate_flow(flow: &Flow) -> Result<(), PolicyError> {
     }
     endpoint(id, "from", &flow.from)?;
     endpoint(id, "to", &flow.to)?;
+    sources(flow)?;
     if flow.retention_days.recipient == 0 {
         return Err(PolicyError::invalid(
             id,

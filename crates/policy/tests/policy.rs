@@ -386,6 +386,45 @@ fn unknown_class_and_path_are_refused() {
 }
 
 #[test]
+fn sources_name_known_kinds_of_a_system_the_sender_has() {
+    let fields = r#"fields = { classes = ["identite"] }"#;
+    let p = Policy::from_toml_str(&minimal(&format!("{fields}\nsources = [\"solis\"]"))).unwrap();
+    let fed: Vec<&str> = p
+        .flows_fed_by("solis")
+        .iter()
+        .map(|f| f.id.as_str())
+        .collect();
+    assert_eq!(fed, ["test-flow"]);
+    assert!(p.flows_fed_by("cnaf").is_empty());
+
+    let e = err(&minimal(&format!("{fields}\nsources = [\"minitel\"]")));
+    assert_eq!(e.kind, PolicyErrorKind::Invalid);
+    assert_eq!(e.flow.as_deref(), Some("test-flow"));
+    assert_eq!(e.key.as_deref(), Some("sources"));
+    assert!(e.reason.contains("unknown source kind `minitel`"), "{e}");
+    assert!(e.to_string().contains("test-flow"), "{e}");
+    // `from` names SOLIS only: a CNAF source cannot read this flow's records.
+    let e = err(&minimal(&format!("{fields}\nsources = [\"cnaf\"]")));
+    assert!(e.reason.contains("cnaf"), "{e}");
+    let e = err(&minimal(&format!(
+        "{fields}\nsources = [\"solis\", \"solis\"]"
+    )));
+    assert!(e.reason.contains("twice"), "{e}");
+}
+
+#[test]
+fn shipped_sources_feed_the_flows_the_hub_reads() {
+    let p = shipped();
+    let fed =
+        |kind: &str| -> Vec<String> { p.flows_fed_by(kind).iter().map(|f| f.id.clone()).collect() };
+    assert_eq!(fed("solis"), ["brsa-orientation", "ase-majorite"]);
+    assert_eq!(fed("cnaf"), ["brsa-orientation"]);
+    assert_eq!(fed("box"), ["brsa-orientation", "of-suivi"]);
+    assert_eq!(fed("imilo"), ["brsa-suivi", "of-signalement"]);
+    assert_eq!(fed("faj"), ["faj-decision"]);
+}
+
+#[test]
 fn duplicate_flow_id_is_refused() {
     let one = minimal(r#"fields = { classes = ["identite"] }"#);
     let flow = &one[one.find("[[flow]]").unwrap()..];

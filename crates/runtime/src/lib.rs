@@ -13,6 +13,7 @@ pub mod hooks;
 pub mod lock;
 pub mod retention;
 pub mod review_desk;
+mod routing;
 pub mod serve;
 pub mod tsa;
 pub mod verified;

@@ -12,11 +12,11 @@ use anyhow::{Context, Result};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use passerelle_audit::{Journal, JournalConfig};
-use passerelle_box::{BoxOfSink, BoxSource};
+use passerelle_box::{BoxOfSink, BoxSource, FLOW_OF_SIGNALEMENT};
 use passerelle_connector::Sink;
 use passerelle_crypto::Keyring;
 use passerelle_faj::{Decision, DecisionHandler, FajSink, HandlerError};
-use passerelle_hub::routes::{self, Territoires};
+use passerelle_hub::routes::Territoires;
 use passerelle_hub::{
     Cursor, Engine, FlowRoute, HubState, KeyringSealer, Night, Org, Routed, SinkByFlow, SinkPlan,
     SourcePlan,
@@ -29,6 +29,7 @@ use tokio::sync::Mutex;
 
 use crate::config::{HubConfig, TransportKind, Via};
 use crate::decisions::FajDecisions;
+use crate::routing::Routing;
 
 /// What a night's interlude may fail with (see `hub::Night::run_with`).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -226,8 +227,13 @@ fn served_only(
 /// `feeds_wanted`). The FAJ platforms' decisions are replies: read once the night's
 /// first deliveries (their requests) are done.
 pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<Night> {
-    let territoires = Arc::new(config.territoires.clone());
-    let today = chrono::Local::now().date_naive();
+    // Which flows each kind of source feeds: flows.toml's `sources`.
+    let policy = hub.engine.policy();
+    let mut routing = Routing {
+        territoires: Arc::new(config.territoires.clone()),
+        today: chrono::Local::now().date_naive(),
+        cd_systems: Default::default(),
+    };
     let mut night = Night {
         deadlines: config.night.deadlines(),
         answer_within: Some(std::time::Duration::from_secs(
@@ -260,16 +266,7 @@ pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<Nig
             };
             if let Some(source) = source {
                 let from = Org::new(OrgKind::Cd, &cd, System::Solis);
-                let fl = vec![
-                    FlowRoute::new(
-                        "brsa-orientation",
-                        routes::brsa_orientation(from.clone(), territoires.clone()),
-                    ),
-                    FlowRoute::new(
-                        "ase-majorite",
-                        routes::ase_majorite(from, territoires.clone(), today),
-                    ),
-                ];
+                let fl = routing.fed(policy, "solis", &from, None)?;
                 if feeds_wanted(&fl, flows) {
                     night.sources.push(SourcePlan::new(
                         format!("solis:{cd}"),
@@ -300,20 +297,30 @@ pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<Nig
             };
             if let Some((sink, acks)) = built {
                 let sink: Arc<dyn Sink> = Arc::new(sink);
-                let mut s = cd_sinks
-                    .remove(&cd)
-                    .unwrap_or_default()
-                    .with("brsa-suivi", sink.clone());
-                if d.of_signalement != Some(Via::Box) {
-                    s = s.with("of-signalement", sink);
+                let mut s = cd_sinks.remove(&cd).unwrap_or_default();
+                for flow in passerelle_solis::SolisSink::FLOWS {
+                    // Unless the CD takes its reports through its box.
+                    if *flow == FLOW_OF_SIGNALEMENT && d.of_signalement == Some(Via::Box) {
+                        continue;
+                    }
+                    s = s.with(flow, sink.clone());
                 }
                 cd_sinks.insert(cd.clone(), s);
                 cd_systems.insert(cd.clone(), System::Solis);
                 night.receipts.push(Box::new(acks));
             }
         }
+        let cnaf_fl = match &d.cnaf {
+            Some(_) => routing.fed(
+                policy,
+                "cnaf",
+                &Org::new(OrgKind::Cd, &cd, System::Cnaf),
+                None,
+            )?,
+            None => Vec::new(),
+        };
         let cnaf = match &d.cnaf {
-            Some(cnaf) if wanted(flows, "brsa-orientation") => match cnaf.build() {
+            Some(cnaf) if feeds_wanted(&cnaf_fl, flows) => match cnaf.build() {
                 Err(e) if folder_missing(&e) => {
                     night
                         .unplanned
@@ -346,24 +353,12 @@ pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<Nig
             night.sources.push(SourcePlan::new(
                 format!("cnaf:{cd}"),
                 Box::new(source),
-                vec![FlowRoute::new(
-                    "brsa-orientation",
-                    routes::brsa_orientation(
-                        Org::new(OrgKind::Cd, &cd, System::Cnaf),
-                        territoires.clone(),
-                    ),
-                )],
+                cnaf_fl,
             ));
         }
         for b in &d.boxes {
             let from = Org::new(OrgKind::Cd, &cd, System::Box);
-            let fl = vec![
-                FlowRoute::new(
-                    "brsa-orientation",
-                    routes::brsa_orientation(from.clone(), territoires.clone()),
-                ),
-                FlowRoute::new("of-suivi", routes::of_suivi(from, b.partenaire.clone())),
-            ];
+            let fl = routing.fed(policy, "box", &from, Some(&b.partenaire))?;
             let mut down = None;
             if feeds_wanted(&fl, flows) {
                 match b.build() {
@@ -385,7 +380,7 @@ pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<Nig
             }
             // Reports go through the box unless SOLIS takes them.
             let s = cd_sinks.remove(&cd).unwrap_or_default();
-            let has_of = s.flows().any(|f| f == "of-signalement");
+            let has_of = s.flows().any(|f| f == FLOW_OF_SIGNALEMENT);
             let folder = match (has_of, down) {
                 (true, _) => None,
                 (false, Some(why)) => {
@@ -412,7 +407,7 @@ pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<Nig
                     let sink = BoxOfSink::new(b.sent_ledger(&cd)?)
                         .with_box(&cd, folder)
                         .with_context(|| format!("{cd}: box sink"))?;
-                    s.with("of-signalement", Arc::new(sink))
+                    s.with(FLOW_OF_SIGNALEMENT, Arc::new(sink))
                 }
             };
             cd_sinks.insert(cd.clone(), s);
@@ -440,25 +435,11 @@ pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<Nig
                 sink: sink.clone(),
             });
         }
-        let systems = Arc::new(cd_systems);
-        let to_cd = |route: passerelle_hub::Route| -> passerelle_hub::Route {
-            let systems = systems.clone();
-            Arc::new(move |record| {
-                let (from, mut to) = route(record)?;
-                // Only to CDs this hub reaches, through the system they take.
-                to.system = *systems
-                    .get(&to.org)
-                    .ok_or_else(|| format!("{} is not a département this hub serves", to.org))?;
-                Ok((from, to))
-            })
-        };
-        let fl = vec![
-            FlowRoute::new("brsa-suivi", to_cd(routes::brsa_suivi(System::Solis))).replies_only(),
-            FlowRoute::new(
-                "of-signalement",
-                to_cd(routes::of_signalement(System::Solis)),
-            ),
-        ];
+        // What MLs send CDs goes only to CDs this hub reaches, through their system.
+        routing.cd_systems = Arc::new(cd_systems);
+        // The sender is each record's ML (its routes read it from the record).
+        let from = Org::new(OrgKind::Ml, "", System::Imilo);
+        let fl = routing.fed(policy, "imilo", &from, None)?;
         if feeds_wanted(&fl, flows) {
             let since = hub.engine.state().cursor(CURSOR_IMILO).await?;
             if reconciliation_due(
@@ -504,13 +485,18 @@ pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<Nig
     for f in &config.faj {
         let built = f.build().context("FAJ client")?;
         hub.ensure_keys(&f.platform)?;
-        if wanted(flows, "faj-demande") {
+        if wanted(flows, passerelle_faj::FLOW_DEMANDE) {
             night.sinks.push(SinkPlan {
                 recipient: f.platform.clone(),
                 sink: Arc::new(FajSink::new(built.client.clone())),
             });
         }
-        if wanted(flows, "faj-decision") {
+        let fed: Vec<String> = policy
+            .flows_fed_by("faj")
+            .iter()
+            .map(|fl| fl.id.clone())
+            .collect();
+        if fed.iter().any(|flow| wanted(flows, flow)) {
             let key = cursor_faj(&f.platform);
             let since = match hub.engine.state().cursor(&key).await? {
                 Some(s) => DateTime::parse_from_rfc3339(&s)
@@ -525,13 +511,14 @@ pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<Nig
             let served = served.clone();
             let route: passerelle_hub::Route =
                 Arc::new(move |record| served_only(&served, route(record)));
+            // Every flow a platform's decisions feed goes back to the filing ML.
+            let fl = fed
+                .iter()
+                .map(|flow| FlowRoute::new(flow, route.clone()))
+                .collect();
             night.replies.push(
-                SourcePlan::new(
-                    format!("faj:{}", f.platform),
-                    Box::new(source),
-                    vec![FlowRoute::new("faj-decision", route)],
-                )
-                .with_cursor(cursor),
+                SourcePlan::new(format!("faj:{}", f.platform), Box::new(source), fl)
+                    .with_cursor(cursor),
             );
         }
     }
@@ -574,7 +561,10 @@ impl DecisionHandler for EngineDecisions {
             known_to_recipient: false,
         };
         self.recipients.lock().await.insert(routed.to.org.clone());
-        let s = self.engine.send_routed("faj-decision", [routed]).await?;
+        let s = self
+            .engine
+            .send_routed(passerelle_faj::FLOW_DECISION, [routed])
+            .await?;
         *report += &s;
         Ok(())
     }
