@@ -1,5 +1,6 @@
 //! Tidy checks over the whole workspace: every Rust file says what it holds, and the
-//! layering of design.md holds (the model does no I/O).
+//! layering of design.md holds (the model does no I/O, the server knows no connector,
+//! the cli plans nothing, simulators are behind `sim`, the plan names no flow).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -170,6 +171,142 @@ fn the_testkit_is_a_dev_dependency_only() {
             !dependencies(&manifest).contains(&"passerelle-testkit".to_owned()),
             "{} depends on passerelle-testkit outside [dev-dependencies]",
             manifest.display()
+        );
+    }
+}
+
+const CONNECTORS: [&str; 5] = ["solis", "cnaf", "box", "imilo", "faj"];
+
+/// A manifest's dependency table by name (normal dependencies only), for the features
+/// a dependency asks for.
+fn dependency_table(manifest: &Path) -> toml::Table {
+    let text =
+        fs::read_to_string(manifest).unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
+    let doc: toml::Table = text
+        .parse()
+        .unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
+    doc.get("dependencies")
+        .and_then(|d| d.as_table())
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_server_knows_no_connector() {
+    let deps = dependencies(&workspace_root().join("crates/server/Cargo.toml"));
+    assert!(
+        deps.contains(&"axum".to_owned()),
+        "manifest not read: {deps:?}"
+    );
+    for c in CONNECTORS {
+        let name = format!("passerelle-{c}");
+        assert!(!deps.contains(&name), "crates/server depends on {name}");
+    }
+    // Webhooks come through its `Webhook` trait; no route names a connector's type.
+    let mut files = Vec::new();
+    rust_files(&workspace_root().join("crates/server/src"), &mut files);
+    for f in files {
+        let text = fs::read_to_string(&f).unwrap();
+        for c in CONNECTORS {
+            assert!(
+                !text.contains(&format!("passerelle_{c}::")),
+                "{} names passerelle_{c}",
+                f.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn the_cli_is_a_thin_binary_that_plans_nothing() {
+    let root = workspace_root();
+    let cli = root.join("crates/cli");
+    let text = fs::read_to_string(cli.join("Cargo.toml")).unwrap();
+    assert!(!text.contains("[lib]"), "crates/cli has a library again");
+    assert!(
+        !cli.join("src/lib.rs").exists(),
+        "crates/cli/src/lib.rs exists"
+    );
+    let deps = dependencies(&cli.join("Cargo.toml"));
+    assert!(
+        deps.contains(&"passerelle-runtime".to_owned()),
+        "manifest not read: {deps:?}"
+    );
+    let mut files = Vec::new();
+    rust_files(&cli.join("src"), &mut files);
+    assert!(files.len() > 5, "found only {} files", files.len());
+    // Planning is the runtime's: the night's parts are never built here.
+    for f in files {
+        let text = fs::read_to_string(&f).unwrap();
+        for planning in [
+            "SourcePlan",
+            "SinkPlan",
+            "FlowRoute",
+            "SinkByFlow",
+            "routes::",
+        ] {
+            assert!(
+                !text.contains(planning),
+                "{} plans ({planning}): planning belongs to crates/runtime",
+                f.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn simulators_are_behind_the_sim_feature() {
+    let root = workspace_root();
+    for c in CONNECTORS {
+        let lib = fs::read_to_string(root.join(format!("connectors/{c}/src/lib.rs"))).unwrap();
+        assert!(
+            lib.contains("#[cfg(feature = \"sim\")]\npub mod sim;"),
+            "connectors/{c}: `sim` is not behind the `sim` feature"
+        );
+    }
+    // The runtime (what production runs) neither asks for the simulators nor knows
+    // the simulated world; the cli has them only under its `sim` feature.
+    let runtime = dependency_table(&root.join("crates/runtime/Cargo.toml"));
+    assert!(runtime.contains_key("passerelle-hub"), "manifest not read");
+    assert!(
+        !runtime.contains_key("passerelle-world"),
+        "runtime depends on the world"
+    );
+    for (name, spec) in &runtime {
+        let features = spec.get("features").and_then(|f| f.as_array());
+        assert!(
+            !features.is_some_and(|f| f.iter().any(|x| x.as_str() == Some("sim"))),
+            "crates/runtime asks {name} for its simulator"
+        );
+    }
+    let cli = dependency_table(&root.join("crates/cli/Cargo.toml"));
+    let world = cli.get("passerelle-world").expect("the cli's world");
+    assert_eq!(
+        world.get("optional").and_then(|o| o.as_bool()),
+        Some(true),
+        "the cli's world is not optional"
+    );
+}
+
+#[test]
+fn the_plan_takes_its_flows_from_the_flows_file() {
+    let root = workspace_root();
+    let flows: toml::Table = fs::read_to_string(root.join("schemas/policy/flows.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let ids: Vec<String> = flows["flow"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(ids.len() > 5, "flows not read: {ids:?}");
+    let wiring = fs::read_to_string(root.join("crates/runtime/src/wiring.rs")).unwrap();
+    for id in &ids {
+        assert!(
+            !wiring.contains(&format!("\"{id}\"")),
+            "crates/runtime/src/wiring.rs names flow {id}: which source feeds which flow is flows.toml's `sources`"
         );
     }
 }

@@ -7,21 +7,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::status::Status;
 
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// Escapes text for HTML element content and quoted attribute values: the register's
+/// escaping, one rule for every page the hub writes.
+pub use passerelle_policy::register::html_escape as escape_html;
 
 fn time(t: Option<DateTime<Utc>>) -> String {
     t.map_or_else(
