@@ -16,7 +16,7 @@ use passerelle_audit::{Event, NewEntry, Outcome};
 use passerelle_cli::config::HubConfig;
 use passerelle_cli::lock::NightLock;
 use passerelle_cli::wiring::{self, EngineDecisions, Hub};
-use passerelle_faj::{DecisionIntake, FileSeenStore, RefusalWindow, WebhookAudit, WebhookState};
+use passerelle_faj::{DecisionIntake, PeerSeenStore, RefusalWindow, WebhookAudit, WebhookState};
 use passerelle_hub::{NightReport, SinkPlan};
 use passerelle_server::{
     AppState, CounterVec, FlowMetrics, FlowOutcome, FlowStatus, Metrics, Readiness, Scheduler,
@@ -85,7 +85,9 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
             let seen_file = format!("faj-seen-{}.log", f.platform);
             passerelle_connector::safe_fs::check_name(&seen_file)
                 .map_err(|e| anyhow::anyhow!("FAJ platform name: {e}"))?;
-            let seen = FileSeenStore::open(&globals.data_dir.join(&seen_file))
+            let old_file = globals.data_dir.join(&seen_file);
+            let seen = PeerSeenStore::open(hub.peer_store(), &f.platform, Some(&old_file))
+                .await
                 .context("FAJ webhook seen-store")?;
             let intake = DecisionIntake::new(handler, Arc::new(seen))
                 .with_origin_lookup(built.client.clone());
