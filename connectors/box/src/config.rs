@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use passerelle_connector::ConnectorError;
+use passerelle_connector::{ConnectorError, PeerStore};
 use passerelle_model::StructureCode;
 use serde::Deserialize;
 
@@ -13,7 +13,7 @@ use crate::folder::{BoxFolder, LocalFolder};
 use crate::mapping::Mapping;
 use crate::protocol::BoxHub;
 use crate::sftp::SftpConfig;
-use crate::state::JsonFileState;
+use crate::state::{JsonFileState, PeerBoxState};
 
 /// One box as configured.
 #[derive(Debug, Clone, Deserialize)]
@@ -112,16 +112,43 @@ impl BoxConfig {
         crate::sent::SentLedger::open(&self.state_dir, cd)
     }
 
+    /// The ledger of a CD's files in `store` (the hub's state, shared by its
+    /// instances), taking in once what this box's `state_dir` held.
+    pub async fn sent_ledger_shared(
+        &self,
+        cd: &str,
+        store: Arc<dyn PeerStore>,
+    ) -> Result<crate::sent::SentLedger, ConnectorError> {
+        self.validate()?;
+        crate::sent::SentLedger::shared(store, &self.state_dir, cd).await
+    }
+
     /// Loads the mapping and the state, and returns the hub's side of the box.
     pub fn build(&self) -> Result<BoxHub<JsonFileState>, ConnectorError> {
+        let (folder, mapping) = self.folder_and_mapping()?;
+        let state = JsonFileState::open(&self.state_dir, &self.partenaire)?;
+        Ok(BoxHub::new(folder, self.partenaire.clone(), state, mapping))
+    }
+
+    /// `build` with the state in `store` (the hub's state: every instance on it sees
+    /// the files the others read), taking in once the JSON state of `state_dir`.
+    pub async fn build_shared(
+        &self,
+        store: Arc<dyn PeerStore>,
+    ) -> Result<BoxHub<PeerBoxState>, ConnectorError> {
+        let (folder, mapping) = self.folder_and_mapping()?;
+        let state = PeerBoxState::open(store, &self.state_dir, &self.partenaire).await?;
+        Ok(BoxHub::new(folder, self.partenaire.clone(), state, mapping))
+    }
+
+    fn folder_and_mapping(&self) -> Result<(Arc<dyn BoxFolder>, Mapping), ConnectorError> {
         let folder = self.folder()?;
         let mut mapping = match &self.mapping {
             Some(path) => Mapping::load(path).map_err(|e| ConnectorError::Config(e.to_string()))?,
             None => Mapping::default_brsa(),
         };
         mapping.reading = self.reading.clone();
-        let state = JsonFileState::open(&self.state_dir, &self.partenaire)?;
-        Ok(BoxHub::new(folder, self.partenaire.clone(), state, mapping))
+        Ok((folder, mapping))
     }
 }
 

@@ -369,7 +369,7 @@ impl<S: BoxState> BoxHub<S> {
             hex::encode(hasher.finalize())
         };
 
-        if let Some(seen) = self.state.by_name(name)
+        if let Some(seen) = self.state.by_name(name)?
             && seen.sha256 == digest
             && seen.stage == Stage::Acked
         {
@@ -406,7 +406,7 @@ impl<S: BoxState> BoxHub<S> {
             return self.refuse(name, "sha-256 of the file does not match its .sha256");
         }
 
-        if let Some(first) = self.state.by_digest(&digest) {
+        if let Some(first) = self.state.by_digest(&digest)? {
             let mut ack = String::from(BOM);
             push_csv_line(&mut ack, ACK_HEADER);
             push_csv_line(
@@ -597,12 +597,10 @@ impl<S: BoxState> BoxHub<S> {
 
     fn clean_up(&mut self, name: &str, digest: &str) -> Result<(), ConnectorError> {
         self.remove_files(name)?;
-        let seen_at = self
-            .state
-            .by_name(name)
-            .map_or((self.clock)(), |s| s.seen_at);
+        let seen = self.state.by_name(name)?;
+        let seen_at = seen.as_ref().map_or((self.clock)(), |s| s.seen_at);
         // Keep the first name seen for this content, for the duplicate's report.
-        if self.state.by_name(name).is_some_and(|s| s.sha256 == digest) {
+        if seen.is_some_and(|s| s.sha256 == digest) {
             self.state.record(SeenFile {
                 name: name.to_owned(),
                 sha256: digest.to_owned(),

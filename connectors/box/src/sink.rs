@@ -275,7 +275,7 @@ fn write_group(
         if todo.iter().any(|&j| deliveries[j].transfer_id == tid) || done_now.contains(&tid) {
             continue;
         }
-        match inner.sent.get(tid) {
+        match inner.sent.get(tid)? {
             Some(e) if e.stage == SentStage::Written => {}
             Some(e) if g.folder.exists(&format!("{}.ok", e.file))? => done_now.push(tid),
             _ => todo.push(i),

@@ -140,7 +140,7 @@ impl<S: BoxState + 'static> Source for BoxSource<S> {
                 let mut items = Vec::new();
                 let next = hub.read_next(&skip, &mut |file, r| items.push(to_item(file, r)))?;
                 match next {
-                    None => return Ok(None),
+                    None => return Ok::<_, ConnectorError>(None),
                     Some(Processed::Done(outcome)) => {
                         // Refused or duplicate: already answered and removed.
                         if let crate::protocol::FileOutcome::Refused { name, .. }

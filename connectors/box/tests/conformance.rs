@@ -2,7 +2,9 @@
 //! `BoxSource` over a simulated département's drops (a file failing its checksum and
 //! the box lost for a while as faults; the refusal is told to the département in an
 //! ACK file, not to the engine) and `BoxOfSink` writing `JEUNES_OF` files (the box lost
-//! for a while; a record the file cannot carry refused for good).
+//! for a while; a record the file cannot carry refused for good). Twice: with the
+//! state and ledger in JSON files under `state_dir`, and in a `PeerStore` (as the hub
+//! keeps them, in its state).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,6 +26,8 @@ struct BoxPeer {
     root: PathBuf,
     /// The hub's state: what it read, what it wrote.
     state: PathBuf,
+    /// Where the hub keeps what it read and wrote instead of `state`, when it does.
+    peers: Option<passerelle_connector::MemoryPeerStore>,
     next: AtomicUsize,
 }
 
@@ -48,7 +52,17 @@ async fn harness() -> BoxPeer {
         _root: tmp,
         root,
         state,
+        peers: None,
         next: AtomicUsize::new(0),
+    }
+}
+
+/// The same peer, the hub's memory of it in a `PeerStore` that outlives each source
+/// and sink (the hub's state across restarts).
+async fn shared_harness() -> BoxPeer {
+    BoxPeer {
+        peers: Some(passerelle_connector::MemoryPeerStore::new()),
+        ..harness().await
     }
 }
 
@@ -81,7 +95,15 @@ impl BoxPeer {
 #[async_trait]
 impl SourceHarness for BoxPeer {
     async fn source(&self) -> Box<dyn Source> {
-        Box::new(BoxSource::new(self.config().build().unwrap()))
+        match &self.peers {
+            None => Box::new(BoxSource::new(self.config().build().unwrap())),
+            Some(p) => Box::new(BoxSource::new(
+                self.config()
+                    .build_shared(Arc::new(p.clone()))
+                    .await
+                    .unwrap(),
+            )),
+        }
     }
 
     async fn plant_refused_file(&self) {
@@ -137,9 +159,14 @@ impl SinkHarness for BoxPeer {
     async fn sink(&self) -> Box<dyn Sink> {
         let c = self.config();
         let folder: Arc<dyn BoxFolder> = c.folder().unwrap();
-        let sink = BoxOfSink::new(c.sent_ledger("CD059").unwrap())
-            .with_box("CD059", folder)
-            .unwrap();
+        let ledger = match &self.peers {
+            None => c.sent_ledger("CD059").unwrap(),
+            Some(p) => c
+                .sent_ledger_shared("CD059", Arc::new(p.clone()))
+                .await
+                .unwrap(),
+        };
+        let sink = BoxOfSink::new(ledger).with_box("CD059", folder).unwrap();
         Box::new(sink)
     }
 
@@ -173,3 +200,8 @@ impl SinkHarness for BoxPeer {
 }
 
 connector_conformance_tests!(harness(); file_source, sink);
+
+mod in_a_peer_store {
+    use super::*;
+    connector_conformance_tests!(shared_harness(); file_source, sink);
+}

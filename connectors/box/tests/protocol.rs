@@ -977,7 +977,8 @@ async fn the_sink_remembers_across_a_restart() {
     assert_eq!(
         SentLedger::open(&dir.path().join("state"), "CD059")
             .unwrap()
-            .len(),
+            .len()
+            .unwrap(),
         1
     );
     assert!(

@@ -15,7 +15,8 @@
 //! - [`webhook`]: the axum receiver for signed decision webhooks (flow `faj-decision`),
 //!   with its limits (body size, rate per client, timestamp window, refusals counted
 //!   per window);
-//! - [`seen`]: `FileSeenStore`, the durable seen-store that outlives a restart;
+//! - [`seen`]: `PeerSeenStore` and `FileSeenStore`, the durable seen-stores that
+//!   outlive a restart (the first shared by every hub instance on one state);
 //! - [`reconcile`]: the nightly `modifie_depuis` listing, feeding the same intake;
 //! - [`sim`]: the platform simulator (token endpoint, validation, commission, webhooks).
 
@@ -39,7 +40,7 @@ pub use intake::{
 pub use mapping::{DemandePlateforme, ErreurChamp, InstructeurRef, JeuneRef, PlatformDecision};
 pub use passerelle_connector::http::Secret;
 pub use reconcile::{ReconcileReport, reconcile};
-pub use seen::FileSeenStore;
+pub use seen::{FileSeenStore, PeerSeenStore};
 pub use sink::FajSink;
 pub use webhook::{
     RefusalWindow, WebhookAudit, WebhookLimits, WebhookState, sign, verify_signature,

@@ -5,19 +5,20 @@
 //!
 //! The platform's request id comes back as the receipt's `peer_ref`, which the engine
 //! does not keep: the FAJ sink is wrapped ([`FajDesk::observe`]) so that the desk
-//! remembers which transfer became which request, in memory and in `faj_requests.tsv`
-//! in the data folder (a transfer id and the platform's request number a line, mode
-//! 0600; nothing about the person), so that a request's page shows its decision after
-//! a restart too.
+//! remembers which transfer became which request in the hub's state (a `PeerStore`:
+//! the transfer id and the platform's request number; nothing about the person), so
+//! that a request's page shows its decision after a restart too, and on any instance
+//! sharing a PostgreSQL state. An earlier data folder's `faj_requests.tsv` is taken
+//! in once.
 
-use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use passerelle_connector::{ConnectorError, Delivery, ErrorKind, Receipt, ReceiptStatus, Sink};
+use passerelle_connector::{
+    ConnectorError, Delivery, ErrorKind, PeerStore, PeerStoreError, Receipt, ReceiptStatus, Sink,
+};
 use passerelle_faj::FajClient;
 use passerelle_hub::{Engine, ItemFate, Org, Routed};
 use passerelle_imilo::ImiloClient;
@@ -29,72 +30,80 @@ use uuid::Uuid;
 use crate::config::HubConfig;
 use crate::wiring::Hub;
 
-/// The file, in the data folder, where the desk keeps which transfer became which
-/// request on the platform.
+/// The file, in the data folder, where the desk kept which transfer became which
+/// request on the platform, before the hub's state kept it: taken in once, then
+/// renamed `faj_requests.tsv.migrated`.
 pub const REQUESTS_FILE: &str = "faj_requests.tsv";
 
-/// Transfer id → the platform's request id, kept in [`REQUESTS_FILE`] as well.
-#[derive(Clone, Default)]
+/// The namespace of the request ids in the hub's `PeerStore`.
+pub const REQUESTS_NAMESPACE: &str = "faj/requests";
+
+/// Transfer id → the platform's request id, in the hub's state (`PeerStore`: every
+/// instance on a PostgreSQL state shows the decision of a request another one filed).
+#[derive(Clone)]
 struct Requests {
-    map: Arc<Mutex<HashMap<Uuid, String>>>,
-    file: Option<PathBuf>,
+    store: Arc<dyn PeerStore>,
+    /// The earlier [`REQUESTS_FILE`], taken in at the first use.
+    old_file: Option<PathBuf>,
+    taken_in: Arc<tokio::sync::OnceCell<()>>,
 }
 
 impl Requests {
-    /// What `path` holds (lines that do not read are skipped: a line cut by a crash).
-    fn open(path: &Path) -> Self {
-        let mut map = HashMap::new();
-        if let Ok(text) = std::fs::read_to_string(path) {
-            if !text.is_empty() && !text.ends_with('\n') {
-                // A line cut by a crash: the next one starts on its own line.
-                let _ = std::fs::OpenOptions::new()
-                    .append(true)
-                    .open(path)
-                    .and_then(|mut f| f.write_all(b"\n"));
-            }
-            for line in text.lines() {
-                if let Some((t, id)) = line.split_once('\t')
-                    && let Ok(t) = Uuid::parse_str(t)
-                    && !id.is_empty()
-                {
-                    map.insert(t, id.to_owned());
-                }
-            }
-        }
+    fn new(store: Arc<dyn PeerStore>, old_file: Option<&Path>) -> Self {
         Self {
-            map: Arc::new(Mutex::new(map)),
-            file: Some(path.to_owned()),
+            store,
+            old_file: old_file.map(Path::to_owned),
+            taken_in: Arc::new(tokio::sync::OnceCell::new()),
         }
     }
 
-    fn get(&self, t: &Uuid) -> Option<String> {
-        self.map
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(t)
-            .cloned()
+    /// Takes the earlier file in once (lines that do not read are skipped: a line
+    /// cut by a crash), a pair already in the store left as it is. Until that
+    /// succeeds it is tried again at each use.
+    async fn take_in(&self) -> Result<(), PeerStoreError> {
+        let Some(path) = &self.old_file else {
+            return Ok(());
+        };
+        self.taken_in
+            .get_or_try_init(|| async {
+                let Ok(text) = std::fs::read_to_string(path) else {
+                    return Ok(());
+                };
+                for line in text.lines() {
+                    if let Some((t, id)) = line.split_once('\t')
+                        && let Ok(t) = Uuid::parse_str(t)
+                        && !id.is_empty()
+                    {
+                        self.store
+                            .insert_if_absent(REQUESTS_NAMESPACE, &t.to_string(), id)
+                            .await?;
+                    }
+                }
+                let mut to = path.as_os_str().to_owned();
+                to.push(".migrated");
+                // Another instance may have moved it first.
+                let _ = std::fs::rename(path, PathBuf::from(to));
+                Ok(())
+            })
+            .await
+            .map(|_| ())
     }
 
-    /// Keeps a new pair; one already known is not written again. A failed write is
-    /// logged: the page then shows that request's receipt only after a restart.
-    fn insert(&self, t: Uuid, id: &str) {
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        if map.get(&t).is_some_and(|known| known == id) {
-            return;
-        }
-        map.insert(t, id.to_owned());
-        let Some(path) = &self.file else { return };
-        let written = (|| {
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o600)
-                .open(path)?;
-            writeln!(f, "{t}\t{id}")
-        })();
-        if let Err(e) = written {
-            tracing::warn!(file = %path.display(), "FAJ request number not kept: {e}");
+    async fn get(&self, t: &Uuid) -> Result<Option<String>, PeerStoreError> {
+        self.take_in().await?;
+        self.store.get(REQUESTS_NAMESPACE, &t.to_string()).await
+    }
+
+    /// Keeps a pair (the transfer id and the platform's request number: nothing about
+    /// the person). A failed write is logged: the page then shows that request's
+    /// receipt only, not its decision.
+    async fn insert(&self, t: Uuid, id: &str) {
+        let kept = match self.take_in().await {
+            Ok(()) => self.store.put(REQUESTS_NAMESPACE, &t.to_string(), id).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = kept {
+            tracing::warn!("FAJ request number not kept: {e}");
         }
     }
 }
@@ -126,14 +135,14 @@ struct Observed {
 }
 
 impl Observed {
-    fn note(&self, r: &Result<Receipt, ConnectorError>) {
+    async fn note(&self, r: &Result<Receipt, ConnectorError>) {
         if let Ok(Receipt {
             transfer_id,
             status: ReceiptStatus::Applied { peer_ref: Some(id) },
         }) = r
             && let Ok(t) = Uuid::parse_str(transfer_id)
         {
-            self.requests.insert(t, id);
+            self.requests.insert(t, id).await;
         }
     }
 }
@@ -142,7 +151,7 @@ impl Observed {
 impl Sink for Observed {
     async fn deliver(&self, delivery: Delivery) -> Result<Receipt, ConnectorError> {
         let r = self.inner.deliver(delivery).await;
-        self.note(&r);
+        self.note(&r).await;
         r
     }
 
@@ -152,7 +161,7 @@ impl Sink for Observed {
     ) -> Vec<Result<Receipt, ConnectorError>> {
         let out = self.inner.deliver_batch(deliveries).await;
         for r in &out {
-            self.note(r);
+            self.note(r).await;
         }
         out
     }
@@ -180,7 +189,7 @@ impl FajDesk {
             imilo: imilo.client.build()?,
             faj: faj.build()?.client,
             platform: faj.platform.clone(),
-            requests: Requests::open(&hub.data_dir.join(REQUESTS_FILE)),
+            requests: Requests::new(hub.peer_store(), Some(&hub.data_dir.join(REQUESTS_FILE))),
             deliver_now: None,
         }))
     }
@@ -294,7 +303,7 @@ impl passerelle_server::web::FajDesk for FajDesk {
     }
 
     async fn follow(&self, transfer_id: Uuid) -> Result<Suivi, DeskError> {
-        let id = self.requests.get(&transfer_id);
+        let id = self.requests.get(&transfer_id).await.map_err(unavailable)?;
         let Some(id) = id else {
             return Ok(Suivi::default());
         };
@@ -310,37 +319,57 @@ impl passerelle_server::web::FajDesk for FajDesk {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
-    #[test]
-    fn request_numbers_outlive_the_desk() {
+    #[tokio::test]
+    async fn request_numbers_outlive_the_desk() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(REQUESTS_FILE);
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-        let r = Requests::open(&path);
-        assert_eq!(r.get(&a), None);
-        r.insert(a, "FAJ-059-2026-000123");
-        r.insert(a, "FAJ-059-2026-000123");
-        r.insert(b, "FAJ-059-2026-000124");
-        // A line cut by a crash is skipped, the rest read.
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap()
-            .write_all(b"not-a-uuid")
-            .unwrap();
-        let again = Requests::open(&path);
-        assert_eq!(again.get(&a).as_deref(), Some("FAJ-059-2026-000123"));
-        assert_eq!(again.get(&b).as_deref(), Some("FAJ-059-2026-000124"));
-        let c = Uuid::new_v4();
-        again.insert(c, "FAJ-059-2026-000125");
-        let third = Requests::open(&path);
-        assert_eq!(third.get(&c).as_deref(), Some("FAJ-059-2026-000125"));
-        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 4);
-        use std::os::unix::fs::PermissionsExt;
+        // What an earlier desk left in the data folder, its last line cut by a crash.
+        let mut f = std::fs::File::create(&path).unwrap();
+        writeln!(f, "{a}\tFAJ-059-2026-000123").unwrap();
+        write!(f, "not-a-uuid").unwrap();
+        drop(f);
+        let state = dir.path().join("state.sqlite");
+        let store: Arc<dyn PeerStore> =
+            Arc::new(passerelle_hub::HubState::open(&state).await.unwrap());
+        let r = Requests::new(store, Some(&path));
+        assert_eq!(r.get(&b).await.unwrap(), None);
         assert_eq!(
-            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
+            r.get(&a).await.unwrap().as_deref(),
+            Some("FAJ-059-2026-000123")
+        );
+        assert!(!path.exists(), "the file is taken in once");
+        r.insert(a, "FAJ-059-2026-000123").await;
+        r.insert(b, "FAJ-059-2026-000124").await;
+        // A restart (or another instance): the same state, nothing lost.
+        let store: Arc<dyn PeerStore> =
+            Arc::new(passerelle_hub::HubState::open(&state).await.unwrap());
+        let again = Requests::new(store.clone(), Some(&path));
+        assert_eq!(
+            again.get(&a).await.unwrap().as_deref(),
+            Some("FAJ-059-2026-000123")
+        );
+        assert_eq!(
+            again.get(&b).await.unwrap().as_deref(),
+            Some("FAJ-059-2026-000124")
+        );
+        let c = Uuid::new_v4();
+        again.insert(c, "FAJ-059-2026-000125").await;
+        let third = Requests::new(store.clone(), None);
+        assert_eq!(
+            third.get(&c).await.unwrap().as_deref(),
+            Some("FAJ-059-2026-000125")
+        );
+        // One pair per transfer: ids and request numbers only.
+        let kept = store.list(REQUESTS_NAMESPACE, "").await.unwrap();
+        assert_eq!(kept.len(), 3);
+        assert!(
+            kept.iter()
+                .all(|(k, v)| Uuid::parse_str(k).is_ok() && v.starts_with("FAJ-"))
         );
     }
 }

@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use async_trait::async_trait;
 use chrono::Utc;
 use passerelle_audit::{Event, NewEntry, Outcome};
-use passerelle_faj::{DecisionIntake, FileSeenStore, RefusalWindow, WebhookAudit, WebhookState};
+use passerelle_faj::{DecisionIntake, PeerSeenStore, RefusalWindow, WebhookAudit, WebhookState};
 use passerelle_hub::{NightReport, SinkPlan};
 use passerelle_server::{
     AppState, CounterVec, FlowMetrics, FlowOutcome, FlowStatus, Metrics, Readiness, Scheduler,
@@ -91,7 +91,9 @@ pub async fn run(
             let seen_file = format!("faj-seen-{}.log", f.platform);
             passerelle_connector::safe_fs::check_name(&seen_file)
                 .map_err(|e| anyhow::anyhow!("FAJ platform name: {e}"))?;
-            let seen = FileSeenStore::open(&data_dir.join(&seen_file))
+            let old_file = data_dir.join(&seen_file);
+            let seen = PeerSeenStore::open(hub.peer_store(), &f.platform, Some(&old_file))
+                .await
                 .context("FAJ webhook seen-store")?;
             let intake = DecisionIntake::new(handler, Arc::new(seen))
                 .with_origin_lookup(built.client.clone());

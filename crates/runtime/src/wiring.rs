@@ -117,6 +117,12 @@ impl Hub {
         Ok(())
     }
 
+    /// The connectors' memory of their peers (box files, sent ledgers, FAJ events and
+    /// requests): the hub's state, so that every instance on a PostgreSQL state shares it.
+    pub fn peer_store(&self) -> Arc<dyn passerelle_connector::PeerStore> {
+        Arc::new(self.engine.state().clone())
+    }
+
     /// Closes the transport (settling what is in flight).
     pub async fn close(&self) -> Result<()> {
         self.transport.close().await?;
@@ -361,7 +367,7 @@ pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<Nig
             let fl = routing.fed(policy, "box", &from, Some(&b.partenaire))?;
             let mut down = None;
             if feeds_wanted(&fl, flows) {
-                match b.build() {
+                match b.build_shared(hub.peer_store()).await {
                     Err(e) if folder_missing(&e) => {
                         let why = format!("box of {}: {e}", b.partenaire);
                         night
@@ -404,7 +410,7 @@ pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<Nig
             let s = match folder {
                 None => s,
                 Some(folder) => {
-                    let sink = BoxOfSink::new(b.sent_ledger(&cd)?)
+                    let sink = BoxOfSink::new(b.sent_ledger_shared(&cd, hub.peer_store()).await?)
                         .with_box(&cd, folder)
                         .with_context(|| format!("{cd}: box sink"))?;
                     s.with(FLOW_OF_SIGNALEMENT, Arc::new(sink))

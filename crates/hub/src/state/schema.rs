@@ -124,3 +124,26 @@ CREATE TABLE IF NOT EXISTS bilan_faj (
     outcome TEXT NOT NULL, count BIGINT NOT NULL, cents BIGINT NOT NULL,
     PRIMARY KEY (month, flow, sender, recipient, outcome));
 "#;
+
+// --- Connectors' peer state (`state/peer.rs`, `passerelle_connector::PeerStore`) ---
+// Kept apart from the tables above: what connectors remember about their peers (box
+// files read, transfers in box files, FAJ events done, FAJ request ids) as namespaced
+// keys to small values, ids and digests only; and the sequences no two instances draw
+// the same number from. `updated_at` is RFC 3339 in UTC with microseconds and `Z`, one
+// fixed width, so that text order is time order.
+
+pub(crate) const SQLITE_PEER: &str = r#"
+CREATE TABLE IF NOT EXISTS peer_state (
+    namespace TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+    updated_at TEXT NOT NULL, PRIMARY KEY (namespace, key));
+CREATE INDEX IF NOT EXISTS peer_state_by_time ON peer_state (namespace, updated_at);
+CREATE TABLE IF NOT EXISTS peer_sequence (namespace TEXT PRIMARY KEY, last BIGINT NOT NULL);
+"#;
+
+pub(crate) const POSTGRES_PEER: &str = r#"
+CREATE TABLE IF NOT EXISTS peer_state (
+    namespace TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+    updated_at TEXT NOT NULL, PRIMARY KEY (namespace, key));
+CREATE INDEX IF NOT EXISTS peer_state_by_time ON peer_state (namespace, updated_at);
+CREATE TABLE IF NOT EXISTS peer_sequence (namespace TEXT PRIMARY KEY, last BIGINT NOT NULL);
+"#;

@@ -51,6 +51,11 @@ impl PgDatabase {
     }
 
     pub async fn finish(self) {
+        self.drop_database().await;
+    }
+
+    /// `finish` for a harness that only holds a reference.
+    pub async fn drop_database(&self) {
         if let Ok(mut c) = PgConnection::connect(&self.admin).await {
             let _ = c
                 .execute(AssertSqlSafe(format!(
