@@ -78,6 +78,14 @@ impl OrgKeys {
         })
     }
 
+    /// The keys of an organisation that has just its first one.
+    pub fn first(org: impl Into<String>, kek: Kek) -> Self {
+        Self {
+            org: org.into(),
+            keys: vec![kek],
+        }
+    }
+
     pub fn org(&self) -> &str {
         &self.org
     }
