@@ -48,6 +48,11 @@ impl Kek {
     pub(crate) fn bytes(&self) -> &[u8; 32] {
         &self.bytes
     }
+
+    /// The key bytes, for wrapping into a key store; never for logging.
+    pub fn expose_bytes(&self) -> &[u8; 32] {
+        &self.bytes
+    }
 }
 
 impl fmt::Debug for Kek {
