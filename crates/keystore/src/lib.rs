@@ -15,7 +15,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use passerelle_crypto::{CryptoError, FolderStore, Keyring, MasterKey};
+use passerelle_crypto::{CryptoError, FolderStore, Keyring, MasterKey, OrgKeys};
 use serde::Deserialize;
 
 pub use postgres::PgKeyStore;
@@ -205,6 +205,71 @@ impl KeysConfig {
             .as_deref()
             .ok_or_else(|| CryptoError::store("shared folder", "keys.path is not set"))
     }
+}
+
+/// What [`import`] copied: for each organisation, how many keys it added; whether
+/// the pseudonym key was copied (`false`: the store already held that same key).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Imported {
+    pub orgs: Vec<(String, usize)>,
+    pub pseudonym: bool,
+}
+
+/// Whether `held` is where `source` started: the same keys, in order.
+fn is_prefix(held: &OrgKeys, source: &OrgKeys) -> bool {
+    held.keys().len() <= source.keys().len()
+        && held
+            .keys()
+            .iter()
+            .zip(source.keys())
+            .all(|(h, s)| h.id() == s.id() && h.expose_bytes() == s.expose_bytes())
+}
+
+/// For `passerelle keys import`: copies the organisation keys and the pseudonym key
+/// of `from` (a one-machine keyring) into `into`'s store, so that a hub moving to
+/// several instances keeps opening its envelopes and keeps its pseudonyms and blind
+/// indexes. Refused, before anything of that organisation is written, where the
+/// store already holds another history of keys or another pseudonym key.
+pub fn import(from: &Keyring, into: &Keyring) -> Result<Imported, CryptoError> {
+    let mut out = Imported::default();
+    let store = into.to_string();
+    if let Some(p) = from.store().load_pseudonym()?
+        && let Some(held) = into.store().load_pseudonym()?
+        && held != p
+    {
+        return Err(CryptoError::store(
+            &store,
+            "it holds another pseudonym key: importing would change every pseudonym and blind index",
+        ));
+    }
+    for org in from.orgs()? {
+        let source = from.open_for(&org)?;
+        let mut added = 0;
+        into.store().update_org(&org, &mut |held| match held {
+            Some(held) if !is_prefix(&held, &source) => Err(CryptoError::store(
+                &store,
+                format!(
+                    "it holds other keys for `{org}`: importing would mix two histories of its keys"
+                ),
+            )),
+            held => {
+                added = source.keys().len() - held.map_or(0, |h| h.keys().len());
+                Ok(source.clone())
+            }
+        })?;
+        out.orgs.push((org, added));
+    }
+    if let Some(p) = from.store().load_pseudonym()? {
+        let (stored, created) = into.store().init_pseudonym(p.clone())?;
+        if stored != p {
+            return Err(CryptoError::store(
+                &store,
+                "it holds another pseudonym key: importing would change every pseudonym and blind index",
+            ));
+        }
+        out.pseudonym = created;
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
