@@ -165,6 +165,15 @@ async fn instances_over_postgres_never_generate_and_share_what_keys_generates() 
     assert!(!a_dir.join("keyring/pseudonym.key.json").exists());
     assert!(!a_dir.join("keyring/CD059.keys.json").exists());
 
+    // The DPO's lookup on an instance reads the pseudonym key from the store too.
+    let out = ok(&passerelle(
+        &config_path,
+        &a_dir,
+        &["audit", "subject", "--nir", "180057512345627"],
+    ));
+    assert!(!out.is_empty());
+    assert!(!a_dir.join("keyring/pseudonym.key.json").exists());
+
     // Rotation by the operator is seen by a running instance's keyring.
     ok(&passerelle(
         &config_path,

@@ -108,6 +108,20 @@ impl Keyring {
         })
     }
 
+    /// As [`shared`](Self::shared), for commands that only read: `<data_dir>/keyring`
+    /// must exist (nothing is created there).
+    pub fn shared_existing(
+        data_dir: impl AsRef<Path>,
+        store: Arc<dyn KeyStore>,
+    ) -> Result<Keyring, CryptoError> {
+        let local = FolderStore::private_existing(data_dir.as_ref().join("keyring"))?;
+        Ok(Keyring {
+            local,
+            store,
+            generates: false,
+        })
+    }
+
     /// The data directory's keyring folder (the anchor key's; in the one-machine
     /// layout, every key's).
     pub fn dir(&self) -> &Path {

@@ -188,6 +188,19 @@ impl KeysConfig {
         }
     }
 
+    /// For commands that only read (`audit subject`, `receipts`): as [`open`](Self::open),
+    /// creating nothing in `data_dir`, which must hold a keyring folder.
+    pub fn open_existing(&self, data_dir: &Path) -> Result<Keyring, CryptoError> {
+        match self.store {
+            StoreKind::Folder => Keyring::open_existing(data_dir),
+            StoreKind::SharedFolder => {
+                let path = self.shared_path()?;
+                Keyring::shared_existing(data_dir, Arc::new(FolderStore::shared(path)?))
+            }
+            StoreKind::Postgres => Keyring::shared_existing(data_dir, Arc::new(self.postgres()?)),
+        }
+    }
+
     /// `passerelle keys`' keyring: the same store, which it may write (a shared folder
     /// is created if missing, a PostgreSQL table on the first key).
     pub fn open_for_writing(&self, data_dir: &Path) -> Result<Keyring, CryptoError> {
