@@ -211,12 +211,15 @@ impl Place {
 
     /// The keyring, which must exist (a wrong folder is refused, not filled).
     fn keyring(&self) -> anyhow::Result<Keyring> {
-        Keyring::open_existing(&self.data_dir).with_context(|| {
-            format!(
-                "no hub keyring in {} (give the --data-dir the hub runs with)",
-                self.data_dir.display()
-            )
-        })
+        self.config
+            .keys
+            .open_existing(&self.data_dir)
+            .with_context(|| {
+                format!(
+                    "no hub keyring in {} (give the --data-dir the hub runs with)",
+                    self.data_dir.display()
+                )
+            })
     }
 
     fn outside_anchors(&self) -> anyhow::Result<Vec<Anchor>> {

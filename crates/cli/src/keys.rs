@@ -1,5 +1,6 @@
-//! `passerelle keys`: generate and rotate an organisation's keys in the keyring under
-//! `--data-dir`. Prints key ids, never key bytes.
+//! `passerelle keys`: generate and rotate an organisation's keys in the configured key
+//! store (`[keys]`: the keyring under `--data-dir` by default, else the store several
+//! instances share, which only this command writes). Prints key ids, never key bytes.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -30,6 +31,13 @@ enum KeysCommand {
     },
     /// List the organisations and their key ids.
     List,
+    /// Copy a one-machine keyring (`DIR/keyring`) into the configured shared key store,
+    /// so that the hub keeps its envelopes, pseudonyms and blind indexes.
+    Import {
+        /// The data directory the hub ran with on one machine.
+        #[arg(long)]
+        from: std::path::PathBuf,
+    },
 }
 
 fn print_info(verb: &str, info: &KeyInfo, ring: &Keyring) -> anyhow::Result<()> {
@@ -47,12 +55,13 @@ fn print_info(verb: &str, info: &KeyInfo, ring: &Keyring) -> anyhow::Result<()> 
         info.org,
         info.all.join(", ")
     )?;
-    writeln!(out, "keyring: {}", ring.dir().display())?;
+    writeln!(out, "keyring: {ring}")?;
     Ok(())
 }
 
 pub async fn run(globals: &crate::Globals, args: Args) -> anyhow::Result<ExitCode> {
-    let ring = Keyring::open(&globals.data_dir).with_context(|| {
+    let keys = passerelle_runtime::config::HubConfig::load_or_default(&globals.config)?.keys;
+    let ring = keys.open_for_writing(&globals.data_dir).with_context(|| {
         format!(
             "cannot open the keyring under {}",
             globals.data_dir.display()
@@ -62,6 +71,10 @@ pub async fn run(globals: &crate::Globals, args: Args) -> anyhow::Result<ExitCod
         KeysCommand::Generate { org } => {
             let info = ring.generate(&org).context("cannot generate keys")?;
             print_info("generated", &info, &ring)?;
+            // A shared store's pseudonym key comes from here too: instances never make one.
+            if !ring.generates() && ring.init_pseudonym_key()? {
+                writeln!(std::io::stdout(), "generated the pseudonym key in {ring}")?;
+            }
         }
         KeysCommand::Rotate { org } => {
             let info = ring.rotate(&org).context("cannot rotate keys")?;
@@ -79,6 +92,25 @@ pub async fn run(globals: &crate::Globals, args: Args) -> anyhow::Result<ExitCod
                     ids.join(", ")
                 )?;
             }
+        }
+        KeysCommand::Import { from } => {
+            let source = Keyring::open_existing(&from)
+                .with_context(|| format!("no keyring under {}", from.display()))?;
+            let done = passerelle_keystore::import(&source, &ring).context("cannot import")?;
+            let mut out = std::io::stdout().lock();
+            for (org, added) in &done.orgs {
+                writeln!(out, "{org}: {added} key(s) added")?;
+            }
+            writeln!(
+                out,
+                "pseudonym key copied: {}",
+                if done.pseudonym {
+                    "yes"
+                } else {
+                    "no (already there)"
+                }
+            )?;
+            writeln!(out, "keyring: {ring}")?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -64,7 +64,9 @@ pub async fn run(globals: &crate::Globals, args: Args) -> anyhow::Result<ExitCod
         .collect();
     // Read-only: a sealed reference opens only where the sender's keys are; nothing is
     // created in the data folder.
-    let sealer = passerelle_crypto::Keyring::open_existing(&globals.data_dir)
+    let sealer = config
+        .keys
+        .open_existing(&globals.data_dir)
         .ok()
         .map(KeyringSealer::new);
     let lines: Vec<Line> = rows

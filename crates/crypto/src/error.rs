@@ -18,6 +18,12 @@ pub enum CryptoErrorKind {
     Keyring,
     /// A file could not be read or written.
     Io,
+    /// A shared key store lacks a key the hub needs; hub instances sharing keys never
+    /// generate one (`passerelle keys generate` does, against the store).
+    Missing,
+    /// The master key of a shared key store is malformed, unreadable or not the one
+    /// its keys are wrapped under.
+    MasterKey,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +46,19 @@ pub enum CryptoError {
         #[source]
         source: std::io::Error,
     },
+    /// `store` says where (a folder, a table on a server), never a password.
+    #[error("key store {store}: {reason}")]
+    Store { store: String, reason: String },
+    #[error(
+        "organisation `{org}` has no keys in the key store {store}: run `passerelle keys generate --org {org}` against this key store (hub instances sharing their keys never generate them)"
+    )]
+    NoOrgKeys { org: String, store: String },
+    #[error(
+        "the key store {store} holds no pseudonym key: run `passerelle keys generate --org <code>` against this key store, which creates it with an organisation's first key (hub instances sharing their keys never generate them)"
+    )]
+    NoPseudonymKey { store: String },
+    #[error("master key: {reason}")]
+    MasterKey { reason: String },
 }
 
 impl CryptoError {
@@ -51,6 +70,17 @@ impl CryptoError {
             Self::WrongRecipient { .. } => CryptoErrorKind::WrongRecipient,
             Self::Keyring { .. } => CryptoErrorKind::Keyring,
             Self::Io { .. } => CryptoErrorKind::Io,
+            Self::Store { .. } => CryptoErrorKind::Keyring,
+            Self::NoOrgKeys { .. } | Self::NoPseudonymKey { .. } => CryptoErrorKind::Missing,
+            Self::MasterKey { .. } => CryptoErrorKind::MasterKey,
+        }
+    }
+
+    /// An error of a key store outside this crate (PostgreSQL's), naming the store.
+    pub fn store(store: impl std::fmt::Display, reason: impl Into<String>) -> Self {
+        Self::Store {
+            store: store.to_string(),
+            reason: reason.into(),
         }
     }
 

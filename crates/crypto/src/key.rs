@@ -48,6 +48,11 @@ impl Kek {
     pub(crate) fn bytes(&self) -> &[u8; 32] {
         &self.bytes
     }
+
+    /// The key bytes, for wrapping into a key store; never for logging.
+    pub fn expose_bytes(&self) -> &[u8; 32] {
+        &self.bytes
+    }
 }
 
 impl fmt::Debug for Kek {
@@ -76,6 +81,14 @@ impl OrgKeys {
             org: org.into(),
             keys,
         })
+    }
+
+    /// The keys of an organisation that has just its first one.
+    pub fn first(org: impl Into<String>, kek: Kek) -> Self {
+        Self {
+            org: org.into(),
+            keys: vec![kek],
+        }
     }
 
     pub fn org(&self) -> &str {

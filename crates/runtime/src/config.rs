@@ -56,6 +56,10 @@ pub struct HubConfig {
     /// How long a night and each peer may take.
     #[serde(default)]
     pub night: NightSection,
+    /// Where the organisation keys and the pseudonym key come from: `<data-dir>` by
+    /// default, a store shared by several instances otherwise (never generated there).
+    #[serde(default)]
+    pub keys: passerelle_keystore::KeysConfig,
 }
 
 /// A night's bounds: past them, what is left waits for the next night and the
@@ -328,6 +332,7 @@ impl HubConfig {
         if let Some(n) = env_u64("PASSERELLE_NIGHT_DEADLINE_S") {
             self.night.deadline_s = n;
         }
+        self.keys.apply_env();
     }
 
     /// Checks everything that can be checked without I/O.
@@ -362,6 +367,7 @@ impl HubConfig {
             c.validate().context("transport.rabbitmq")?;
         }
         self.state.validate()?;
+        self.keys.validate()?;
         self.territoires.validate()?;
         if let Some(i) = &self.imilo {
             i.client.validate().context("imilo.client")?;

@@ -57,13 +57,15 @@ impl Hub {
     /// Opens the hub under `data_dir` as `config` says.
     pub async fn open(config: &HubConfig, data_dir: &Path) -> Result<Self> {
         private_data_dir(config, data_dir)?;
-        let keyring = Keyring::open(data_dir).context("cannot open the keyring")?;
-        // Records held for an identity review are sealed to the hub's own review key.
-        if keyring.open_for(passerelle_hub::REVIEW_ORG).is_err() {
-            keyring
-                .generate(passerelle_hub::REVIEW_ORG)
-                .context("cannot create the identity reviews' key")?;
-        }
+        let keyring = config
+            .keys
+            .open(data_dir)
+            .context("cannot open the keyring")?;
+        // Records held for an identity review are sealed to the hub's own review key
+        // (created here on one machine; in a shared key store, by `passerelle keys`).
+        keyring
+            .ensure(passerelle_hub::REVIEW_ORG)
+            .context("the identity reviews' key")?;
         let pseudonyms = keyring
             .pseudonym_key()
             .context("cannot read the pseudonym key")?;
@@ -94,7 +96,7 @@ impl Hub {
             state,
             journal,
             transport.clone(),
-            Arc::new(KeyringSealer::new(Keyring::open(data_dir)?)),
+            Arc::new(KeyringSealer::new(keyring.clone())),
             pseudonyms,
         )
         .await
@@ -107,13 +109,12 @@ impl Hub {
         })
     }
 
-    /// Creates the keys of an organisation this hub seals for, once.
+    /// Creates the keys of an organisation this hub seals for, once (on one machine;
+    /// a shared key store must already hold them).
     pub fn ensure_keys(&self, org: &str) -> Result<()> {
-        if self.keyring.open_for(org).is_err() {
-            self.keyring
-                .generate(org)
-                .with_context(|| format!("cannot create the keys of {org}"))?;
-        }
+        self.keyring
+            .ensure(org)
+            .with_context(|| format!("the keys of {org}"))?;
         Ok(())
     }
 
