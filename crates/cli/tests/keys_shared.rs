@@ -9,9 +9,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use passerelle_crypto::Keyring;
 use passerelle_runtime::config::HubConfig;
 use passerelle_runtime::wiring::Hub;
-use passerelle_crypto::Keyring;
 use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Connection, Executor, Row};
 
