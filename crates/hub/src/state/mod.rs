@@ -221,7 +221,7 @@ impl HubState {
             .connect_with(opts)
             .await?;
         sqlx::raw_sql(schema::SQLITE).execute(&pool).await?;
-        sqlx::raw_sql(schema::SQLITE_PEER).execute(&pool).await?;
+        sqlx::raw_sql(schema::PEER).execute(&pool).await?;
         add_sender_ref_column(&pool).await?;
         Ok(Self {
             db: Db::Sqlite(pool),
@@ -242,9 +242,7 @@ impl HubState {
             .execute(&mut *tx)
             .await?;
         sqlx::raw_sql(schema::POSTGRES).execute(&mut *tx).await?;
-        sqlx::raw_sql(schema::POSTGRES_PEER)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::raw_sql(schema::PEER).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(Self {
             db: Db::Postgres(pool),

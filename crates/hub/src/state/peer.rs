@@ -2,7 +2,7 @@
 //! transfers in box files, FAJ events done, FAJ request ids, sequences) in the hub's
 //! own database, so that on PostgreSQL every instance shares it and on SQLite it lives
 //! beside the rest of the state. Tables `peer_state` and `peer_sequence`
-//! (`schema::SQLITE_PEER`, `schema::POSTGRES_PEER`).
+//! (`schema::PEER`, one text for both engines).
 //!
 //! Each method is one statement, atomic on either engine: `insert_if_absent` is an
 //! `ON CONFLICT DO NOTHING` (one row wins), `next_in_sequence` an upsert that

@@ -132,15 +132,8 @@ CREATE TABLE IF NOT EXISTS bilan_faj (
 // the same number from. `updated_at` is RFC 3339 in UTC with microseconds and `Z`, one
 // fixed width, so that text order is time order.
 
-pub(crate) const SQLITE_PEER: &str = r#"
-CREATE TABLE IF NOT EXISTS peer_state (
-    namespace TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
-    updated_at TEXT NOT NULL, PRIMARY KEY (namespace, key));
-CREATE INDEX IF NOT EXISTS peer_state_by_time ON peer_state (namespace, updated_at);
-CREATE TABLE IF NOT EXISTS peer_sequence (namespace TEXT PRIMARY KEY, last BIGINT NOT NULL);
-"#;
-
-pub(crate) const POSTGRES_PEER: &str = r#"
+// One text for both engines: these few types mean the same on SQLite and PostgreSQL.
+pub(crate) const PEER: &str = r#"
 CREATE TABLE IF NOT EXISTS peer_state (
     namespace TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
     updated_at TEXT NOT NULL, PRIMARY KEY (namespace, key));
