@@ -22,6 +22,7 @@ use sqlx::sqlite::{
 };
 use uuid::Uuid;
 
+pub mod coord;
 pub(crate) mod db;
 pub(crate) mod schema;
 
@@ -220,6 +221,7 @@ impl HubState {
             .connect_with(opts)
             .await?;
         sqlx::raw_sql(schema::SQLITE).execute(&pool).await?;
+        sqlx::raw_sql(schema::COORD_SQLITE).execute(&pool).await?;
         add_sender_ref_column(&pool).await?;
         Ok(Self {
             db: Db::Sqlite(pool),
@@ -240,6 +242,9 @@ impl HubState {
             .execute(&mut *tx)
             .await?;
         sqlx::raw_sql(schema::POSTGRES).execute(&mut *tx).await?;
+        sqlx::raw_sql(schema::COORD_POSTGRES)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(Self {
             db: Db::Postgres(pool),
