@@ -21,6 +21,7 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -154,11 +155,13 @@ impl HubState {
                     path: path.clone(),
                     source,
                 };
+                // Private as every file under the data folder.
                 let mut file = OpenOptions::new()
                     .read(true)
                     .write(true)
                     .create(true)
                     .truncate(false)
+                    .mode(0o600)
                     .open(&path)
                     .map_err(io)?;
                 loop {
