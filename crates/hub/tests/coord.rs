@@ -154,7 +154,8 @@ async fn a_dead_instances_items_are_taken_over_once_its_lease_passed() {
     let keys: Vec<String> = (0..50).map(|i| format!("structure-{i:02}")).collect();
     let dead = s[0].claims(night, "hub-dead");
     dead.offer(WorkKind::ImiloStructure, &keys).await.unwrap();
-    let short = Duration::from_millis(800);
+    // Long enough for the live ones to drain the rest first on a loaded machine.
+    let short = Duration::from_secs(3);
     let held = dead
         .claim_next(WorkKind::ImiloStructure, 20, short)
         .await
@@ -317,15 +318,16 @@ async fn the_shared_bucket_keeps_all_instances_within_the_limit() {
         .collect();
     at.sort();
     assert_eq!(at.len(), 60);
-    // In any one second, at most the burst and a second's rate (and one for the
-    // round trip between the server's clock and the taker's).
+    // In any one second, at most the burst and a second's rate, and a little for
+    // takers that woke late on a loaded machine (three buckets of their own would
+    // let through three times as many).
     let window = Duration::from_secs(1);
     let most = at
         .iter()
         .map(|t| at.iter().filter(|u| *u >= t && **u < *t + window).count())
         .max()
         .unwrap();
-    let limit = burst as usize + rate as usize + 1;
+    let limit = burst as usize + rate as usize + 3;
     assert!(most <= limit, "{most} requests in a second, limit {limit}");
     // Taken together: 60 requests at 20/s after a burst of 5 take about 2.75 s (each
     // instance alone with its own bucket would have taken 0.75 s).

@@ -1108,10 +1108,12 @@ async fn work_items_are_claimed_once_under_a_lease(h: &mut Harness) {
         vec![keys[1].clone()]
     );
     // A lease that passed: the item is taken over (a "dead" holder's work).
-    let short = std::time::Duration::from_millis(200);
+    // Short, yet long enough that a loaded machine does not let it pass between two
+    // statements.
+    let short = std::time::Duration::from_millis(1000);
     assert!(a.claim(WorkKind::BoxPartner, "CD059", short).await.unwrap());
     assert!(!b.claim(WorkKind::BoxPartner, "CD059", lease).await.unwrap());
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
     assert!(b.claim(WorkKind::BoxPartner, "CD059", lease).await.unwrap());
     assert!(
         !a.renew(WorkKind::BoxPartner, "CD059", lease).await.unwrap(),
@@ -1136,7 +1138,7 @@ async fn work_items_are_claimed_once_under_a_lease(h: &mut Harness) {
             .unwrap()
             .is_empty()
     );
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
     assert_eq!(
         b.claim_next(WorkKind::AckFolder, 1, lease).await.unwrap(),
         vec!["CD059/ACK".to_owned()]
