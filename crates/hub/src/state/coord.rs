@@ -103,6 +103,8 @@ pub struct NightLock {
 enum Held {
     File(#[allow(dead_code)] File),
     Postgres(PgConnection),
+    /// A database in memory: one process has it, there is nothing to share.
+    Nothing,
 }
 
 impl std::fmt::Debug for NightLock {
@@ -110,6 +112,7 @@ impl std::fmt::Debug for NightLock {
         let kind = match self.held {
             Held::File(_) => "flock",
             Held::Postgres(_) => "advisory",
+            Held::Nothing => "in memory",
         };
         f.debug_struct("NightLock")
             .field("kind", &kind)
@@ -129,6 +132,7 @@ impl NightLock {
     pub async fn release(self) {
         match self.held {
             Held::File(f) => drop(f),
+            Held::Nothing => {}
             Held::Postgres(mut c) => {
                 let _ = sqlx::query("SELECT pg_advisory_unlock(7215, $1)")
                     .bind(NIGHT_LOCK_KEY)
@@ -148,7 +152,15 @@ impl HubState {
         let since = stamp(Utc::now());
         match &self.db {
             Db::Sqlite(pool) => {
-                let mut path = pool.connect_options().get_filename().as_os_str().to_owned();
+                let opts = pool.connect_options();
+                let file = opts.get_filename();
+                if file.as_os_str().is_empty() || file == std::path::Path::new(":memory:") {
+                    return Ok(NightLock {
+                        held: Held::Nothing,
+                        since,
+                    });
+                }
+                let mut path = file.as_os_str().to_owned();
                 path.push(".night-lock");
                 let path = PathBuf::from(path);
                 let io = |source| CoordError::Io {
