@@ -60,6 +60,29 @@ impl ImiloClient {
         Self::from_parts(config, keys)
     }
 
+    /// `with_keys`, paced by these buckets (one per family) instead of its own: shared
+    /// ones (`passerelle_hub::state::coord::SharedBucket`) keep every hub instance
+    /// together within the API's limit.
+    pub fn with_keys_and_buckets(
+        config: &ImiloConfig,
+        keys: FamilyKeys,
+        buckets: [Arc<dyn crate::http::Bucket>; 4],
+    ) -> Result<Self, ConnectorError> {
+        config.validate()?;
+        let plain = Plain::new(
+            &config.base_url,
+            keys,
+            config.request_timeout(),
+            config.connect_timeout(),
+        )?;
+        let limited = RateLimited::with_buckets(plain, buckets);
+        Ok(Self {
+            stack: Arc::new(Retrying::new(limited, config.retry.clone())),
+            page_size: config.page_size,
+            concurrency: config.concurrency,
+        })
+    }
+
     pub fn retry_stats(&self) -> RetryStats {
         self.stack.stats()
     }

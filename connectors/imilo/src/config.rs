@@ -129,6 +129,17 @@ impl ImiloConfig {
         ImiloClient::from_parts(self, keys)
     }
 
+    /// `build`, the client paced by these buckets (one per family): shared by every
+    /// hub instance, they keep all of them together within the API's limit.
+    pub fn build_with_buckets(
+        &self,
+        buckets: [std::sync::Arc<dyn crate::http::Bucket>; 4],
+    ) -> Result<ImiloClient, ConnectorError> {
+        self.validate()?;
+        let keys = FamilyKeys::load(&self.keys)?;
+        ImiloClient::with_keys_and_buckets(self, keys, buckets)
+    }
+
     pub(crate) fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
     }

@@ -4,6 +4,7 @@
 //! the client's making are the kit's (`passerelle_connector::http`); what is I-MILO's
 //! is the key per family and what each status means.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,8 +13,8 @@ use passerelle_connector::ConnectorError;
 use reqwest::Method;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 
+pub use passerelle_connector::http::{Bucket, RetryStats, TokenBucket, parse_retry_after};
 use passerelle_connector::http::{HttpSettings, Retrier, RetryConfig};
-pub use passerelle_connector::http::{RetryStats, TokenBucket, parse_retry_after};
 
 use crate::key::{Family, FamilyKeys};
 use crate::wire::ErrorBody;
@@ -218,25 +219,29 @@ pub fn status_error(
     }
 }
 
-/// Paces requests per key so the client stays under the API's limit.
+/// Paces requests per key so the client stays under the API's limit: one bucket per
+/// family, in this process or shared by every hub instance (`with_buckets`).
 #[derive(Debug)]
 pub struct RateLimited<E> {
     inner: E,
-    buckets: Option<[TokenBucket; 4]>,
+    buckets: Option<[Arc<dyn Bucket>; 4]>,
 }
 
 impl<E> RateLimited<E> {
     /// `rate_per_s == 0` means no pacing.
     pub fn new(inner: E, rate_per_s: f64, burst: u32) -> Self {
-        let buckets = (rate_per_s > 0.0).then(|| {
-            [
-                TokenBucket::new(rate_per_s, burst),
-                TokenBucket::new(rate_per_s, burst),
-                TokenBucket::new(rate_per_s, burst),
-                TokenBucket::new(rate_per_s, burst),
-            ]
-        });
+        let bucket = || Arc::new(TokenBucket::new(rate_per_s, burst)) as Arc<dyn Bucket>;
+        let buckets = (rate_per_s > 0.0).then(|| [bucket(), bucket(), bucket(), bucket()]);
         Self { inner, buckets }
+    }
+
+    /// Paced by these buckets, one per family (`Family::index`): shared ones keep
+    /// every instance together within the API's limit.
+    pub fn with_buckets(inner: E, buckets: [Arc<dyn Bucket>; 4]) -> Self {
+        Self {
+            inner,
+            buckets: Some(buckets),
+        }
     }
 }
 
@@ -244,7 +249,7 @@ impl<E> RateLimited<E> {
 impl<E: Exchange> Exchange for RateLimited<E> {
     async fn exchange(&self, req: &ApiRequest) -> Result<ApiResponse, ConnectorError> {
         if let Some(b) = &self.buckets {
-            b[req.family.index()].acquire().await;
+            b[req.family.index()].pace().await?;
         }
         self.inner.exchange(req).await
     }

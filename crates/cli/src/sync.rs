@@ -71,11 +71,19 @@ pub async fn run(globals: &crate::Globals, args: Args) -> Result<ExitCode> {
     let mut night = wiring::plan(&config, &hub, &flows)
         .await
         .context("cannot prepare the night")?;
+    night.coordination.wait = Duration::from_secs(args.wait);
     let bar = progress_bar(last_night_seconds(&globals.data_dir));
-    let report = night
-        .run(&hub.engine, &|p| bar.show(&p))
-        .await
-        .context("the night stopped")?;
+    let report = match night.run(&hub.engine, &|p| bar.show(&p)).await {
+        // Another instance's night, on the cluster's state: as for the data folder.
+        Err(e) if passerelle_runtime::lock::another_night(&e) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("passerelle: {e}");
+            }
+            return Ok(ExitCode::from(EXIT_NIGHT_RUNNING));
+        }
+        r => r.context("the night stopped")?,
+    };
     bar.done();
     remember_night_seconds(&globals.data_dir, report.seconds);
     // Files a past night set aside and whose retention has passed; a failure here is

@@ -40,6 +40,20 @@ pub trait FileReader: Send + 'static {
     fn open(&self, path: &Path) -> Result<Items, ConnectorError>;
 }
 
+/// What a folder source asks before it reads a file, when several hub instances read
+/// the same folder (a share mounted on each): the file is read by the instance that
+/// claims it, and said done once it is acknowledged whole (moved to `traites/`). The
+/// hub's claims (`passerelle_hub::state::coord::FileClaims`) implement it; without a
+/// gate every file is read. Called from the source's blocking thread.
+pub trait FileGate: Send + Sync {
+    /// Whether this instance may read `name` now (claims it when it may); a file
+    /// another instance holds or finished is left to it.
+    fn claim(&self, name: &str) -> Result<bool, ConnectorError>;
+
+    /// `name` was acknowledged whole: no instance reads it again.
+    fn done(&self, name: &str) -> Result<(), ConnectorError>;
+}
+
 /// Acknowledgement progress of a file being served.
 #[derive(Debug, Default)]
 struct Progress {
@@ -90,6 +104,8 @@ pub struct FolderFeed<R> {
     /// Entries refused in this run that could not be moved aside (a read-only folder):
     /// skipped from then on, so that a refusal is reported once, never in a loop.
     set_aside: std::collections::HashSet<std::ffi::OsString>,
+    /// Asked before a file is read (see `FileGate`); none: every file is read.
+    gate: Option<Arc<dyn FileGate>>,
 }
 
 impl<R> std::fmt::Debug for FolderFeed<R> {
@@ -151,7 +167,14 @@ impl<R: FileReader> FolderFeed<R> {
             refused: 0,
             finished: 0,
             set_aside: std::collections::HashSet::new(),
+            gate: None,
         }
+    }
+
+    /// Reads only the files `gate` lets this instance claim.
+    pub fn with_gate(mut self, gate: Arc<dyn FileGate>) -> Self {
+        self.gate = Some(gate);
+        self
     }
 
     /// Files refused since start (each also reported once by `next_batch`).
@@ -185,16 +208,21 @@ impl<R: FileReader> FolderFeed<R> {
                 return Ok(Next::Odd(odd));
             }
         }
-        Ok(listing
-            .files
-            .into_iter()
-            .find(|name| {
-                !name.starts_with('.')
-                    && !self.progress.contains_key(name)
-                    && !self.set_aside.contains(std::ffi::OsStr::new(name))
-                    && self.reader.accepts(name)
-            })
-            .map_or(Next::Nothing, Next::File))
+        for name in listing.files.into_iter().filter(|name| {
+            !name.starts_with('.')
+                && !self.progress.contains_key(name)
+                && !self.set_aside.contains(std::ffi::OsStr::new(name))
+                && self.reader.accepts(name)
+        }) {
+            // Asked last, for a file this source would read: claiming has effects.
+            match &self.gate {
+                Some(gate) if !gate.claim(&name)? => {
+                    tracing::debug!(file = %name, "file left to another instance");
+                }
+                _ => return Ok(Next::File(name)),
+            }
+        }
+        Ok(Next::Nothing)
     }
 
     /// Sets an odd entry aside (see the module doc) and says so once.
@@ -318,6 +346,12 @@ impl<R: FileReader> FolderFeed<R> {
             self.progress.remove(name);
             self.finished += 1;
             tracing::info!(file = name, "file acknowledged whole, moved to {DONE_DIR}/");
+            // Not claimed again; a failure here only leaves a claim whose file is gone.
+            if let Some(gate) = &self.gate
+                && let Err(e) = gate.done(name)
+            {
+                tracing::warn!(file = name, error = %e, "file's claim not closed");
+            }
         }
         Ok(())
     }
@@ -430,6 +464,67 @@ mod tests {
         p.ack(0);
         p.ack(99);
         assert_eq!((p.low, p.above.len()), (5, 0));
+    }
+
+    /// One item per line.
+    struct Lines;
+
+    impl FileReader for Lines {
+        fn accepts(&self, name: &str) -> bool {
+            name.ends_with(".txt")
+        }
+        fn open(&self, path: &Path) -> Result<Items, ConnectorError> {
+            let n = std::fs::read_to_string(path).unwrap().lines().count();
+            Ok(Box::new((0..n).map(|_| {
+                Ok(SourceItem {
+                    outcome: Err(Vec::new()),
+                    warnings: Vec::new(),
+                    ack: AckToken(String::new()),
+                })
+            })))
+        }
+    }
+
+    /// Lets this instance have every file but `b.txt`, and remembers what was done.
+    #[derive(Default)]
+    struct Gate {
+        asked: Mutex<Vec<String>>,
+        done: Mutex<Vec<String>>,
+    }
+
+    impl FileGate for Gate {
+        fn claim(&self, name: &str) -> Result<bool, ConnectorError> {
+            self.asked.lock().unwrap().push(name.to_owned());
+            Ok(name != "b.txt")
+        }
+        fn done(&self, name: &str) -> Result<(), ConnectorError> {
+            self.done.lock().unwrap().push(name.to_owned());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_gate_keeps_the_files_another_instance_claimed() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["a.txt", "b.txt", "c.txt", "skip.csv"] {
+            std::fs::write(dir.path().join(name), "1\n2\n").unwrap();
+        }
+        let gate = Arc::new(Gate::default());
+        let mut feed = FolderFeed::new(dir.path(), Lines, 10).with_gate(gate.clone());
+        let batch = feed.next_batch().unwrap();
+        let files: BTreeSet<&str> = batch
+            .iter()
+            .map(|i| parse_token(&i.ack).unwrap().0)
+            .collect();
+        assert_eq!(files, BTreeSet::from(["a.txt", "c.txt"]));
+        let tokens: Vec<AckToken> = batch.iter().map(|i| i.ack.clone()).collect();
+        feed.ack(&tokens).unwrap();
+        assert!(feed.next_batch().unwrap().is_empty());
+        // Only files the reader takes are asked about; b stays for its holder.
+        assert!(!gate.asked.lock().unwrap().iter().any(|n| n == "skip.csv"));
+        assert_eq!(*gate.done.lock().unwrap(), vec!["a.txt", "c.txt"]);
+        assert!(dir.path().join("b.txt").exists());
+        assert!(dir.path().join(DONE_DIR).join("a.txt").exists());
     }
 
     #[test]

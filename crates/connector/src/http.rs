@@ -441,6 +441,34 @@ impl TokenBucket {
     }
 }
 
+/// What paces a connector's requests: a `TokenBucket` in this process, or one shared
+/// by every hub instance (`passerelle_hub::state::coord::SharedBucket`, a row in
+/// PostgreSQL) so that all of them together stay within the peer's limit. Taking a
+/// token reserves it: the caller waits the returned time, then sends.
+#[async_trait::async_trait]
+pub trait Bucket: Send + Sync + std::fmt::Debug {
+    /// Takes one token; how long the caller must wait before its request. A shared
+    /// bucket that cannot be reached fails the call (retryable): requests are never
+    /// sent unpaced.
+    async fn take(&self) -> Result<Duration, crate::ConnectorError>;
+
+    /// Takes one token and waits for it.
+    async fn pace(&self) -> Result<(), crate::ConnectorError> {
+        let wait = self.take().await?;
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Bucket for TokenBucket {
+    async fn take(&self) -> Result<Duration, crate::ConnectorError> {
+        Ok(self.reserve())
+    }
+}
+
 /// `Retry-After` in seconds (the peers never send an HTTP date).
 pub fn parse_retry_after(v: &str) -> Option<Duration> {
     v.trim().parse::<u64>().ok().map(Duration::from_secs)

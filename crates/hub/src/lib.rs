@@ -19,7 +19,8 @@ pub mod web;
 pub use change::{content_hash, transfer_id};
 pub use engine::{DeliverLimits, Engine, EngineError, ItemFate, OpenedReview, Prepared, Verdict};
 pub use night::{
-    Cursor, Deadlines, FlowRoute, Interlude, Night, Progress, SinkByFlow, SinkPlan, SourcePlan,
+    Coordination, Cursor, Deadlines, FlowRoute, Interlude, Night, Progress, SinkByFlow, SinkPlan,
+    SourcePlan,
 };
 pub use org::{Org, Route, Routed, Unrouted};
 pub use report::{DeliverSummary, FlowReport, LateSummary, NightReport, Phases, SendSummary};

@@ -506,6 +506,146 @@ async fn a_transfer_never_answered_is_settled_then_sent_again(pg: Option<&str>) 
     assert_eq!(report.flows["brsa-orientation"].delivered.delivered, 2);
 }
 
+/// The state two instances share: PostgreSQL at `pg`, or one SQLite file under `dir`.
+fn shared_url(dir: &Path, pg: Option<&str>) -> String {
+    pg.map(str::to_owned)
+        .unwrap_or_else(|| format!("sqlite:{}", dir.join("state.sqlite").display()))
+}
+
+/// The same plan on every instance, for the night `name`.
+fn coordinated_night(
+    instance: &str,
+    name: &str,
+    acked: &Arc<Mutex<Vec<AckToken>>>,
+    wait: Duration,
+) -> Night {
+    let cd = Org::new(OrgKind::Cd, "CD059", System::Solis);
+    Night {
+        sources: vec![SourcePlan::new(
+            "solis:RSA",
+            Box::new(ListSource {
+                items: solis_items(),
+                acked: acked.clone(),
+            }),
+            vec![FlowRoute::new(
+                "brsa-orientation",
+                routes::brsa_orientation(cd, Arc::new(Territoires::default())),
+            )],
+        )],
+        idle: Some(Duration::from_millis(100)),
+        coordination: Coordination {
+            instance: instance.into(),
+            wait,
+            night: Some(name.into()),
+            lease: Duration::from_secs(3),
+        },
+        ..Default::default()
+    }
+}
+
+async fn two_instances_on_the_same_night_read_each_source_once(pg: Option<&str>) {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let url = shared_url(da.path(), pg);
+    let (a, b) = (
+        engine(da.path(), Some(&url)).await,
+        engine(db.path(), Some(&url)).await,
+    );
+    let (acked_a, acked_b) = (
+        Arc::new(Mutex::new(Vec::new())),
+        Arc::new(Mutex::new(Vec::new())),
+    );
+    let wait = Duration::from_secs(30);
+    let mut na = coordinated_night("hub-a", "2026-12-07T02:00", &acked_a, wait);
+    let mut nb = coordinated_night("hub-b", "2026-12-07T02:00", &acked_b, wait);
+    // Both at once: one runs, the other waits for it, then finds the source read.
+    let (ra, rb) = tokio::join!(na.run(&a, &|_| {}), nb.run(&b, &|_| {}));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    let (la, lb) = (acked_a.lock().unwrap().len(), acked_b.lock().unwrap().len());
+    assert_eq!(la + lb, 4, "the source's four items read once in all");
+    assert!(la == 0 || lb == 0, "by one instance: {la} and {lb}");
+    let sent = |r: &NightReport| r.flows.get("brsa-orientation").map_or(0, |f| f.sent.sent);
+    assert_eq!(sent(&ra) + sent(&rb), 2);
+    assert!(ra.failed.is_empty() && rb.failed.is_empty());
+    // Another night is other work: read again (unchanged by then).
+    let acked_c = Arc::new(Mutex::new(Vec::new()));
+    coordinated_night("hub-b", "2026-12-08T02:00", &acked_c, wait)
+        .run(&b, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(acked_c.lock().unwrap().len(), 4);
+}
+
+async fn a_dead_instances_source_is_taken_over(pg: Option<&str>) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = shared_url(dir.path(), pg);
+    let engine = engine(dir.path(), Some(&url)).await;
+    // hub-dead claimed the source and died (no renewal): its lease runs out.
+    let lease = Duration::from_millis(1500);
+    let t = std::time::Instant::now();
+    assert!(
+        engine
+            .state()
+            .claims("2026-12-07T02:00", "hub-dead")
+            .claim(
+                passerelle_hub::state::coord::WorkKind::Source,
+                "solis:RSA",
+                lease
+            )
+            .await
+            .unwrap()
+    );
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let report = coordinated_night("hub-b", "2026-12-07T02:00", &acked, Duration::ZERO)
+        .run(&engine, &|_| {})
+        .await
+        .unwrap();
+    assert!(
+        t.elapsed() >= lease,
+        "waited for the lease: {:?}",
+        t.elapsed()
+    );
+    assert_eq!(acked.lock().unwrap().len(), 4, "taken over and read whole");
+    assert_eq!(report.flows["brsa-orientation"].sent.sent, 2);
+    let st = engine
+        .state()
+        .claims("2026-12-07T02:00", "x")
+        .state_of(passerelle_hub::state::coord::WorkKind::Source, "solis:RSA")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(st.done);
+    assert_eq!(st.holder.as_deref(), Some("hub-b"));
+}
+
+async fn a_second_night_is_refused_naming_the_first(pg: Option<&str>) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = shared_url(dir.path(), pg);
+    let engine = engine(dir.path(), Some(&url)).await;
+    let other = HubState::connect(&url).await.unwrap();
+    let held = other
+        .night_lock("hub-a (pid 7)", Duration::ZERO)
+        .await
+        .unwrap();
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let mut night = coordinated_night(
+        "hub-b",
+        "2026-12-07T02:00",
+        &acked,
+        Duration::from_millis(300),
+    );
+    let e = night.run(&engine, &|_| {}).await.unwrap_err();
+    assert!(matches!(&e, EngineError::Coord(c) if c.is_busy()), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("a night is running on hub-a (pid 7) since "),
+        "{e}"
+    );
+    assert!(acked.lock().unwrap().is_empty(), "nothing read");
+    held.release().await;
+    night.run(&engine, &|_| {}).await.unwrap();
+    assert_eq!(acked.lock().unwrap().len(), 4);
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -534,4 +674,7 @@ on_both_stores!(
     a_night_routes_acknowledges_delivers_and_settles_late_answers,
     a_peer_down_fails_its_own_part_and_what_waits_goes_the_next_night,
     a_transfer_never_answered_is_settled_then_sent_again,
+    two_instances_on_the_same_night_read_each_source_once,
+    a_dead_instances_source_is_taken_over,
+    a_second_night_is_refused_naming_the_first,
 );

@@ -1011,6 +1011,154 @@ async fn an_unknown_url_is_refused(h: &mut Harness) {
     let _ = h;
 }
 
+async fn one_night_at_a_time_naming_the_holder(h: &mut Harness) {
+    let other = h.another().await;
+    let first = h
+        .state
+        .night_lock("hub-a (pid 1)", std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    let t = std::time::Instant::now();
+    let e = other
+        .night_lock("hub-b (pid 2)", std::time::Duration::from_millis(500))
+        .await
+        .unwrap_err();
+    assert!(
+        t.elapsed() >= std::time::Duration::from_millis(500),
+        "it waited"
+    );
+    assert!(e.is_busy(), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "a night is running on hub-a (pid 1) since {}",
+            first.since()
+        )),
+        "{msg}"
+    );
+    // The second waits for the first to end, then has it.
+    let (second, ()) = tokio::join!(
+        other.night_lock("hub-b (pid 2)", std::time::Duration::from_secs(20)),
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            first.release().await;
+        }
+    );
+    let second = second.unwrap();
+    let e = h
+        .state
+        .night_lock("hub-a (pid 1)", std::time::Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("on hub-b (pid 2)"), "{e}");
+    // Dropped, the lock is free too.
+    drop(second);
+    h.state
+        .night_lock("hub-a (pid 1)", std::time::Duration::ZERO)
+        .await
+        .unwrap()
+        .release()
+        .await;
+    other.close().await;
+}
+
+async fn work_items_are_claimed_once_under_a_lease(h: &mut Harness) {
+    use passerelle_hub::state::coord::WorkKind;
+    let other = h.another().await;
+    let night = "2026-12-07T02:00";
+    let a = h.state.claims(night, "hub-a");
+    let b = other.claims(night, "hub-b");
+    let lease = std::time::Duration::from_secs(60);
+    let keys: Vec<String> = (0..10).map(|i| format!("CD059/RSA_{i:02}.xml")).collect();
+    a.offer(WorkKind::File, &keys).await.unwrap();
+    a.offer(WorkKind::File, &keys).await.unwrap(); // offering again changes nothing
+    let mine = a.claim_next(WorkKind::File, 4, lease).await.unwrap();
+    assert_eq!(mine, keys[..4].to_vec());
+    let theirs = b.claim_next(WorkKind::File, 100, lease).await.unwrap();
+    assert_eq!(theirs, keys[4..].to_vec(), "what a holds is not given to b");
+    assert!(
+        b.claim_next(WorkKind::File, 100, lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A named item: held by a, refused to b; a claiming again renews it.
+    assert!(!b.claim(WorkKind::File, &keys[0], lease).await.unwrap());
+    assert!(a.claim(WorkKind::File, &keys[0], lease).await.unwrap());
+    assert!(a.renew(WorkKind::File, &keys[0], lease).await.unwrap());
+    assert!(!b.renew(WorkKind::File, &keys[0], lease).await.unwrap());
+    // Completed: never claimed again that night, by anyone.
+    assert!(a.complete(WorkKind::File, &keys[0]).await.unwrap());
+    assert!(!a.complete(WorkKind::File, &keys[0]).await.unwrap());
+    assert!(!a.claim(WorkKind::File, &keys[0], lease).await.unwrap());
+    assert!(!b.claim(WorkKind::File, &keys[0], lease).await.unwrap());
+    assert!(!b.renew(WorkKind::File, &keys[0], lease).await.unwrap());
+    let st = a.state_of(WorkKind::File, &keys[0]).await.unwrap().unwrap();
+    assert!(st.done);
+    assert_eq!(st.holder.as_deref(), Some("hub-a"));
+    assert_eq!(a.done(WorkKind::File).await.unwrap(), vec![keys[0].clone()]);
+    // Given back: claimable at once by the other.
+    assert!(a.release(WorkKind::File, &keys[1]).await.unwrap());
+    assert!(
+        !b.release(WorkKind::File, &keys[2]).await.unwrap(),
+        "not b's"
+    );
+    assert_eq!(
+        b.claim_next(WorkKind::File, 100, lease).await.unwrap(),
+        vec![keys[1].clone()]
+    );
+    // A lease that passed: the item is taken over (a "dead" holder's work).
+    // Short, yet long enough that a loaded machine does not let it pass between two
+    // statements.
+    let short = std::time::Duration::from_millis(1000);
+    assert!(a.claim(WorkKind::BoxPartner, "CD059", short).await.unwrap());
+    assert!(!b.claim(WorkKind::BoxPartner, "CD059", lease).await.unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert!(b.claim(WorkKind::BoxPartner, "CD059", lease).await.unwrap());
+    assert!(
+        !a.renew(WorkKind::BoxPartner, "CD059", lease).await.unwrap(),
+        "taken over"
+    );
+    assert!(!a.complete(WorkKind::BoxPartner, "CD059").await.unwrap());
+    assert!(b.complete(WorkKind::BoxPartner, "CD059").await.unwrap());
+    // claim_next takes over expired leases too.
+    a.offer(WorkKind::AckFolder, &["CD059/ACK".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(
+        a.claim_next(WorkKind::AckFolder, 1, short)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        b.claim_next(WorkKind::AckFolder, 1, lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert_eq!(
+        b.claim_next(WorkKind::AckFolder, 1, lease).await.unwrap(),
+        vec!["CD059/ACK".to_owned()]
+    );
+    // Kinds and nights are apart: the same key is another item.
+    assert!(
+        a.claim(WorkKind::FajPlatform, "CD059", lease)
+            .await
+            .unwrap()
+    );
+    let next_night = h.state.claims("2026-12-08T02:00", "hub-b");
+    assert!(
+        next_night
+            .claim(WorkKind::File, &keys[0], lease)
+            .await
+            .unwrap()
+    );
+    other.close().await;
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -1054,4 +1202,6 @@ conformance!(
     reopening_keeps_everything,
     a_new_person_is_decided_once_across_instances,
     an_unknown_url_is_refused,
+    one_night_at_a_time_naming_the_holder,
+    work_items_are_claimed_once_under_a_lease,
 );

@@ -96,6 +96,27 @@ impl NightLock {
     }
 }
 
+/// Whether a night stopped because another instance's night holds the cluster's lock
+/// (the hub's own lock, `passerelle_hub::night::Coordination`: across machines when
+/// the state is in PostgreSQL): the command exits with `EXIT_NIGHT_RUNNING` then too.
+pub fn another_night(e: &passerelle_hub::EngineError) -> bool {
+    matches!(e, passerelle_hub::EngineError::Coord(c) if c.is_busy())
+}
+
+/// How long a scheduled night waits for another instance's night: it then finds the
+/// sources that night read done, or takes over what a dead instance left.
+pub const CLUSTER_WAIT: Duration = Duration::from_secs(6 * 3600);
+
+/// The name of a scheduled night, the same on every instance firing at that slot: its
+/// start to the nearest five minutes (UTC), so that clocks a little apart agree.
+pub fn slot_name(started: chrono::DateTime<chrono::Utc>) -> String {
+    let secs = (started.timestamp() + 150).div_euclid(300) * 300;
+    chrono::DateTime::from_timestamp(secs, 0)
+        .unwrap_or(started)
+        .format("%Y-%m-%dT%H:%MZ")
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +142,15 @@ mod tests {
         NightLock::acquire(dir.path(), "serve", Duration::ZERO)
             .await
             .unwrap();
+    }
+
+    #[test]
+    fn instances_a_little_apart_name_the_same_slot() {
+        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+        let name = slot_name(at("2026-12-07T01:00:00Z"));
+        assert_eq!(name, "2026-12-07T01:00Z");
+        assert_eq!(slot_name(at("2026-12-07T00:59:58Z")), name);
+        assert_eq!(slot_name(at("2026-12-07T01:02:10Z")), name);
+        assert_ne!(slot_name(at("2026-12-07T01:05:00Z")), name);
     }
 }

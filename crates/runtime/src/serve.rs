@@ -324,6 +324,13 @@ async fn night(
     }
     let mut night = wiring::plan(config, hub, &[]).await?;
     night.sinks.clear();
+    // Every instance of a cluster (a state in PostgreSQL) runs this schedule: one night
+    // at a time, the others wait for it and find its sources read, or take over what a
+    // dead one left. One machine (SQLite) reads its sources each night as before.
+    if hub.engine.state().engine_name() == "postgres" {
+        night.coordination.night = Some(crate::lock::slot_name(started));
+        night.coordination.wait = crate::lock::CLUSTER_WAIT;
+    }
     let result = night
         .run(&hub.engine, &|_| {})
         .await

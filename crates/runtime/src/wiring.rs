@@ -433,7 +433,13 @@ pub async fn plan(config: &HubConfig, hub: &Hub, flows: &[String]) -> Result<Nig
     }
 
     if let Some(imilo) = &config.imilo {
-        let client = imilo.client.build().context("I-MILO client")?;
+        // On a shared state (PostgreSQL), every instance paces from the same buckets.
+        let (rate, burst) = (imilo.client.rate_limit_per_s, imilo.client.rate_burst);
+        let client = match hub.engine.state().shared_buckets("imilo", rate, burst) {
+            Some(buckets) => imilo.client.build_with_buckets(buckets),
+            None => imilo.client.build(),
+        }
+        .context("I-MILO client")?;
         let sink: Arc<dyn Sink> = Arc::new(ImiloSink::new(client.clone()));
         for ml in &imilo.structures {
             hub.ensure_keys(ml)?;

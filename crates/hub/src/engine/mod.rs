@@ -64,6 +64,9 @@ pub enum EngineError {
     /// A review's verdict does not fit the review (a person who is not a candidate).
     #[error("identity review: {0}")]
     Review(String),
+    /// The night lock or the night's claims (another night running: `is_busy`).
+    #[error("{0}")]
+    Coord(#[from] crate::state::coord::CoordError),
 }
 
 type Result<T> = std::result::Result<T, EngineError>;

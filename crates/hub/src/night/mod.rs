@@ -10,6 +10,7 @@
 
 mod pipeline;
 mod plan;
+mod work;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -23,6 +24,7 @@ use crate::report::{DeliverSummary, FlowReport, LateSummary, NightReport};
 pub use crate::org::Route;
 pub use crate::report::{add_delivered, add_late, add_sent};
 pub use plan::{Cursor, FlowRoute, SinkByFlow, SinkPlan, SourcePlan};
+pub use work::Coordination;
 
 /// What a night runs between its first deliveries and the sources that answer them
 /// (a test or the demo lets file peers and the FAJ commission answer there).
@@ -121,6 +123,9 @@ pub struct Night {
     /// …`), with why: the night runs without them and says so; what they would have
     /// taken waits in its queue.
     pub unplanned: std::collections::BTreeMap<String, String>,
+    /// One night at a time across the instances on this state, and the sources
+    /// claimed when the night is named (see `work`).
+    pub coordination: Coordination,
 }
 
 impl std::fmt::Debug for Night {
@@ -196,6 +201,17 @@ impl Night {
         progress: &(dyn Fn(Progress<'_>) + Sync),
         interlude: Option<&Interlude<'_>>,
     ) -> Result<NightReport, EngineError> {
+        // Held for the whole run, dropped (so released) however it ends.
+        let lock = engine
+            .state()
+            .night_lock(&self.coordination.instance, self.coordination.wait)
+            .await?;
+        let work = self.coordination.night.as_ref().map(|n| {
+            work::SourceWork::new(
+                engine.state().claims(n, &self.coordination.instance),
+                self.coordination.lease,
+            )
+        });
         let started = Instant::now();
         let limits = Limits::new(&self.deadlines, started);
         let mut report = NightReport {
@@ -233,6 +249,7 @@ impl Night {
             &limits,
             &mut report,
             progress,
+            work.as_ref(),
         )
         .await?;
         report.phases.sources = t.elapsed().as_secs_f64();
@@ -250,6 +267,7 @@ impl Night {
                 &limits,
                 &mut report,
                 progress,
+                work.as_ref(),
             )
             .await?;
             // Only the queues the replies went to: the others were emptied above.
@@ -284,6 +302,7 @@ impl Night {
         }
         engine.flush().await?;
         report.seconds = started.elapsed().as_secs_f64();
+        lock.release().await;
         Ok(report)
     }
 
@@ -308,6 +327,7 @@ impl Night {
             &limits,
             report,
             progress,
+            None,
         )
         .await?;
         Ok(())

@@ -14,6 +14,7 @@ use futures::StreamExt;
 use passerelle_connector::{AckToken, ItemOutcome, Settled};
 use tracing::{info, warn};
 
+use super::work::SourceWork;
 use super::{Limits, Progress, SinkPlan, SourcePlan};
 use crate::engine::{Engine, EngineError, ItemFate, Prepared, Routed, SenderRef};
 use crate::report::{DeliverSummary, FlowReport, NightReport};
@@ -165,6 +166,7 @@ pub(super) async fn sources_and_deliveries(
     limits: &Limits,
     report: &mut NightReport,
     progress: &(dyn Fn(Progress<'_>) + Sync),
+    work: Option<&SourceWork>,
 ) -> Result<()> {
     let read_all = AtomicBool::new(false);
     // The sources each recipient's delivery waits for: those that read its system.
@@ -196,7 +198,7 @@ pub(super) async fn sources_and_deliveries(
     let mut sent = NightReport::default();
     let send = async {
         let r = send_sources_then(
-            engine, sources, at_once, limits, &mut sent, progress, &on_read,
+            engine, sources, at_once, limits, &mut sent, progress, &on_read, work,
         )
         .await;
         failed.store(r.is_err(), Ordering::SeqCst);
@@ -263,6 +265,7 @@ pub(super) async fn send_sources(
     limits: &Limits,
     report: &mut NightReport,
     progress: &(dyn Fn(Progress<'_>) + Sync),
+    work: Option<&SourceWork>,
 ) -> Result<BTreeSet<String>> {
     send_sources_then(
         engine,
@@ -272,11 +275,16 @@ pub(super) async fn send_sources(
         report,
         progress,
         &|_, _| {},
+        work,
     )
     .await
 }
 
-/// `send_sources`, calling `on_read` with each source's place once it is read.
+/// `send_sources`, calling `on_read` with each source's place once it is read. With
+/// `work`, each source is read only if this instance claims it (a source another
+/// instance read tonight counts as read).
+// The night's parts, each borrowed as it is.
+#[allow(clippy::too_many_arguments)]
 async fn send_sources_then(
     engine: &Engine,
     sources: &mut [SourcePlan],
@@ -285,6 +293,7 @@ async fn send_sources_then(
     report: &mut NightReport,
     progress: &(dyn Fn(Progress<'_>) + Sync),
     on_read: &(dyn Fn(usize, bool) + Sync),
+    work: Option<&SourceWork>,
 ) -> Result<BTreeSet<String>> {
     // Sources that reply (a follow-up goes only about persons the recipient sent)
     // come after the others: what the others send tonight is what they answer, however
@@ -303,9 +312,21 @@ async fn send_sources_then(
             .map(|(i, plan)| async move {
                 // Each source within its own deadline, and the night's.
                 let deadline = limits.deadline_from(Instant::now());
-                let (run, end) = read_source(engine, plan, progress, deadline).await;
+                let name = plan.name.clone();
+                let read = read_source(engine, plan, progress, deadline);
+                let (run, end) = match work {
+                    None => read.await,
+                    Some(w) => match w
+                        .read(&name, read, |(_, end)| matches!(end, Ok(None)))
+                        .await
+                    {
+                        Ok(Some(r)) => r,
+                        Ok(None) => (SourceRun::default(), Ok(None)),
+                        Err(e) => (SourceRun::default(), Err(e)),
+                    },
+                };
                 on_read(i, matches!(end, Ok(None)));
-                (plan.name.clone(), run, end)
+                (name, run, end)
             })
             .collect();
         let done: Vec<(String, SourceRun, SourceEnd)> = futures::stream::iter(reads)

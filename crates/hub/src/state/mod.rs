@@ -22,6 +22,7 @@ use sqlx::sqlite::{
 };
 use uuid::Uuid;
 
+pub mod coord;
 pub(crate) mod db;
 mod peer;
 pub(crate) mod schema;
@@ -222,6 +223,7 @@ impl HubState {
             .await?;
         sqlx::raw_sql(schema::SQLITE).execute(&pool).await?;
         sqlx::raw_sql(schema::PEER).execute(&pool).await?;
+        sqlx::raw_sql(schema::COORD_SQLITE).execute(&pool).await?;
         add_sender_ref_column(&pool).await?;
         Ok(Self {
             db: Db::Sqlite(pool),
@@ -243,6 +245,9 @@ impl HubState {
             .await?;
         sqlx::raw_sql(schema::POSTGRES).execute(&mut *tx).await?;
         sqlx::raw_sql(schema::PEER).execute(&mut *tx).await?;
+        sqlx::raw_sql(schema::COORD_POSTGRES)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(Self {
             db: Db::Postgres(pool),

@@ -140,3 +140,33 @@ CREATE TABLE IF NOT EXISTS peer_state (
 CREATE INDEX IF NOT EXISTS peer_state_by_time ON peer_state (namespace, updated_at);
 CREATE TABLE IF NOT EXISTS peer_sequence (namespace TEXT PRIMARY KEY, last BIGINT NOT NULL);
 "#;
+
+// ---- Coordination of several instances (`coord.rs`) -------------------------------
+// Kept apart from the tables above: the night's holder, the night's work items and
+// the shared rate-limit buckets. Opened after the engine's own schema, idempotent too.
+
+/// SQLite: the work items only (the night lock is a `flock` beside the database, one
+/// machine has one process running nights; the rate-limit bucket stays in process).
+pub(crate) const COORD_SQLITE: &str = r#"
+-- A night's work, item by item: who holds it, until when (RFC 3339 UTC, text order is
+-- time order), and when it was done (never claimed again that night).
+CREATE TABLE IF NOT EXISTS work_claim (
+    night TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL,
+    holder TEXT, lease_until TEXT, done_at TEXT,
+    PRIMARY KEY (night, kind, key));
+"#;
+
+/// PostgreSQL: the same work items, who holds the night lock (for the message the
+/// next one prints; the lock itself is a session advisory lock), and the shared
+/// token buckets (server time in epoch seconds, so that every instance's take is
+/// measured on one clock).
+pub(crate) const COORD_POSTGRES: &str = r#"
+CREATE TABLE IF NOT EXISTS work_claim (
+    night TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL,
+    holder TEXT, lease_until TEXT, done_at TEXT,
+    PRIMARY KEY (night, kind, key));
+CREATE TABLE IF NOT EXISTS night_holder (
+    slot BIGINT PRIMARY KEY, instance TEXT NOT NULL, since TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rate_bucket (
+    name TEXT PRIMARY KEY, tokens DOUBLE PRECISION NOT NULL, at DOUBLE PRECISION NOT NULL);
+"#;
