@@ -593,3 +593,38 @@ async fn former_header_format_still_works() {
     t.close().await.unwrap();
     h.cleanup().await;
 }
+
+/// A recipient queue declared by an earlier version, without single active consumer:
+/// the transport uses it as it is (RabbitMQ would refuse a redeclaration with the new
+/// argument), says so, and works; with the option off nothing changes either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_from_before_single_active_consumer_is_used_as_it_is() {
+    let Some(h) = harness().await else { return };
+    let mut old = h.config();
+    old.single_active_consumer = false;
+    let before = old.build().await.unwrap();
+    before.declare_recipient("alpha").await.unwrap();
+    let kept = passerelle_transport::Envelope::new("flow", "s", "alpha", b"old".to_vec());
+    before.publish(kept.clone()).await.unwrap();
+    before.close().await.unwrap();
+
+    let t = h
+        .config()
+        .build()
+        .await
+        .expect("the hub starts on the old queue");
+    t.declare_recipient("beta").await.unwrap();
+    assert!(!t.is_legacy_queue("beta"), "a new queue gets the argument");
+    t.declare_recipient("alpha").await.unwrap();
+    assert!(t.is_legacy_queue("alpha"), "the old queue is recognised");
+    let mut sub = t.subscribe("alpha").await.unwrap();
+    let d = sub.next().await.unwrap();
+    assert_eq!(d.envelope, kept, "what the old queue held is delivered");
+    d.ack().await.unwrap();
+    let e = passerelle_transport::Envelope::new("flow", "s", "alpha", b"new".to_vec());
+    t.publish(e.clone()).await.unwrap();
+    assert_eq!(sub.next().await.unwrap().envelope, e);
+    sub.close(std::time::Duration::from_secs(5)).await.unwrap();
+    t.close().await.unwrap();
+    h.cleanup().await;
+}

@@ -4,6 +4,9 @@
 //! lapin does not recover a lost connection by itself (its auto-recovery is opt-in and
 //! replays state we prefer to own), so [`AmqpTransport`] keeps one shared connection
 //! and reopens it, with exponential backoff, whenever an operation finds it closed.
+//! On a cluster (`urls`), a lost connection is reopened on the next node of the list,
+//! then the one after, round the list; queues are quorum queues replicated over the
+//! nodes, so what a dead node confirmed is still on the others.
 //! A publish that failed before reaching the broker is retried on the new connection;
 //! a publish whose confirm was lost is reported as not confirmed (the caller retries,
 //! and consumers are idempotent on the transfer id).
@@ -50,6 +53,8 @@ const H_DELIVERIES: &str = "x-passerelle-deliveries";
 struct Link {
     conn: Connection,
     publish: Vec<Channel>,
+    /// Which node of the list it is connected to.
+    node: usize,
 }
 
 impl Link {
@@ -68,7 +73,14 @@ struct Shared {
     /// Held while reconnecting, so concurrent callers wait for one reconnection.
     link: tokio::sync::Mutex<Option<Arc<Link>>>,
     round_robin: AtomicUsize,
+    /// The node of the list to try first on the next connection.
+    next_node: AtomicUsize,
     declared: Mutex<HashSet<String>>,
+    /// `passerelle-<uuid>`, shown by the broker (`rabbitmqctl list_connections
+    /// client_properties`): tells one hub instance's connection from another's.
+    connection_name: String,
+    /// Recipients whose queue predates single active consumer (declared without it).
+    legacy: Mutex<HashSet<String>>,
     closed: AtomicBool,
 }
 
@@ -88,6 +100,7 @@ fn field_table(args: &std::collections::BTreeMap<String, Arg>) -> FieldTable {
         let v = match v {
             Arg::Str(s) => AMQPValue::LongString(LongString::from(s.as_str())),
             Arg::Int(i) => AMQPValue::LongLongInt(*i),
+            Arg::Bool(b) => AMQPValue::Boolean(*b),
         };
         t.insert(ShortString::from(k.as_str()), v);
     }
@@ -109,11 +122,17 @@ fn durable_queue() -> QueueDeclareOptions {
     }
 }
 
+/// Whether a declaration failed because the broker holds the object with other
+/// arguments (AMQP 406 PRECONDITION_FAILED).
+fn is_precondition_failed(e: &lapin::Error) -> bool {
+    matches!(e.kind(), lapin::ErrorKind::ProtocolError(a) if a.get_id() == 406)
+}
+
 async fn declare_queues(
     ch: &Channel,
     queues: &[topology::QueueDecl],
     bindings: &[topology::BindingDecl],
-) -> Result<()> {
+) -> std::result::Result<(), lapin::Error> {
     for q in queues {
         ch.queue_declare(
             q.name.as_str().into(),
@@ -337,7 +356,10 @@ impl AmqpConfig {
                 current: std::sync::RwLock::new(None),
                 link: tokio::sync::Mutex::new(None),
                 round_robin: AtomicUsize::new(0),
+                next_node: AtomicUsize::new(0),
                 declared: Mutex::new(HashSet::new()),
+                connection_name: format!("passerelle-{}", Uuid::new_v4()),
+                legacy: Mutex::new(HashSet::new()),
                 closed: AtomicBool::new(false),
             }),
         };
@@ -346,6 +368,37 @@ impl AmqpConfig {
             t.declare_recipient(r).await?;
         }
         Ok(t)
+    }
+}
+
+impl AmqpTransport {
+    /// The `host:port` of the node the transport is connected to now, if any (for
+    /// logs and tests; never the credentials).
+    #[must_use]
+    pub fn connected_node(&self) -> Option<String> {
+        let current = self
+            .shared
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let link = current.as_ref().filter(|l| l.alive())?;
+        let url = self.shared.cfg.nodes().nth(link.node)?;
+        let uri = url.parse::<lapin::uri::AMQPUri>().ok()?;
+        Some(format!("{}:{}", uri.authority.host, uri.authority.port))
+    }
+
+    /// The name this transport gives its connections (`passerelle-<uuid>`), as the
+    /// broker lists them.
+    #[must_use]
+    pub fn connection_name(&self) -> &str {
+        &self.shared.connection_name
+    }
+
+    /// Whether the recipient's queue was found declared without single active consumer
+    /// (see [`AmqpConfig::single_active_consumer`]).
+    #[must_use]
+    pub fn is_legacy_queue(&self, recipient: &str) -> bool {
+        lock(&self.shared.legacy).contains(recipient)
     }
 }
 
@@ -358,11 +411,12 @@ impl Shared {
         }
     }
 
-    async fn connect(&self) -> Result<Arc<Link>> {
-        let props = ConnectionProperties::default().with_connection_name("passerelle".into());
+    async fn connect(&self, node: usize) -> Result<Arc<Link>> {
+        let props = ConnectionProperties::default()
+            .with_connection_name(self.connection_name.as_str().into());
         let runtime = lapin::runtime::default_runtime()?;
-        let conn = Connection::connect_with_config(&self.cfg.url, props, self.tls.clone(), runtime)
-            .await?;
+        let url = self.cfg.nodes().nth(node).unwrap_or(self.cfg.url.as_str());
+        let conn = Connection::connect_with_config(url, props, self.tls.clone(), runtime).await?;
         let ch = conn.create_channel().await?;
         let (exchanges, queues, bindings) = topology::base(&self.cfg);
         for e in &exchanges {
@@ -385,8 +439,12 @@ impl Shared {
             ch.confirm_select(ConfirmSelectOptions::default()).await?;
             publish.push(ch);
         }
-        tracing::info!(prefix = %self.cfg.prefix, "connected to rabbitmq");
-        Ok(Arc::new(Link { conn, publish }))
+        tracing::info!(prefix = %self.cfg.prefix, node, "connected to rabbitmq");
+        Ok(Arc::new(Link {
+            conn,
+            publish,
+            node,
+        }))
     }
 
     /// The live connection, reconnecting with exponential backoff (up to the configured
@@ -413,14 +471,20 @@ impl Shared {
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(l.clone());
             return Ok(l.clone());
         }
+        let nodes = self.cfg.nodes().count();
         if let Some(old) = guard.take() {
-            tracing::warn!("rabbitmq connection lost; reconnecting");
+            tracing::warn!(node = old.node, "rabbitmq connection lost; reconnecting");
             let _ = old.conn.close(200, "OK".into()).await;
+            // Its node is the likeliest to be down: start with the next one.
+            self.next_node
+                .store((old.node + 1) % nodes, Ordering::SeqCst);
         }
         let deadline = tokio::time::Instant::now() + self.cfg.reconnect_timeout();
         let mut pause = Duration::from_millis(100);
+        let mut tried = 0;
         loop {
-            match self.connect().await {
+            let node = self.next_node.load(Ordering::SeqCst) % nodes;
+            match self.connect(node).await {
                 Ok(l) => {
                     *guard = Some(l.clone());
                     *self
@@ -430,15 +494,20 @@ impl Shared {
                     return Ok(l);
                 }
                 Err(e) => {
+                    self.next_node.store((node + 1) % nodes, Ordering::SeqCst);
+                    tried += 1;
                     if tokio::time::Instant::now() + pause > deadline {
                         return Err(TransportError::Unavailable(format!(
                             "cannot reach rabbitmq within {} ms: {e}",
                             self.cfg.reconnect_timeout_ms
                         )));
                     }
-                    tracing::debug!(error = %e, "rabbitmq connect failed; retrying");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_millis(self.cfg.backoff_max_ms));
+                    tracing::debug!(error = %e, node, "rabbitmq connect failed; retrying");
+                    // The other nodes at once; a pause only once every node failed.
+                    if tried % nodes == 0 {
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_millis(self.cfg.backoff_max_ms));
+                    }
                 }
             }
             self.check_open()?;
@@ -582,8 +651,30 @@ impl Transport for AmqpTransport {
         }
         let ch = self.shared.channel().await?;
         let (queues, bindings) = topology::recipient(&self.shared.cfg, recipient);
-        declare_queues(&ch, &queues, &bindings).await?;
-        let _ = ch.close(200, "OK".into()).await;
+        match declare_queues(&ch, &queues, &bindings).await {
+            Ok(()) => {
+                let _ = ch.close(200, "OK".into()).await;
+            }
+            Err(e) if self.shared.cfg.single_active_consumer && is_precondition_failed(&e) => {
+                // The queue exists from before single active consumer (RabbitMQ refuses
+                // to redeclare it with another argument, and no policy can set this
+                // one): use it as it is rather than refuse to start. Several consumers
+                // then share it, as before; README says how to migrate it.
+                let mut legacy = self.shared.cfg.clone();
+                legacy.single_active_consumer = false;
+                let (queues, bindings) = topology::recipient(&legacy, recipient);
+                let ch = self.shared.channel().await?;
+                declare_queues(&ch, &queues, &bindings).await?;
+                let _ = ch.close(200, "OK".into()).await;
+                tracing::warn!(
+                    queue = %self.shared.names.queue(recipient),
+                    "queue declared without single active consumer: every instance consumes it \
+                     at once; migrate it (README, \"Single active consumer\")"
+                );
+                lock(&self.shared.legacy).insert(recipient.to_owned());
+            }
+            Err(e) => return Err(e.into()),
+        }
         lock(&self.shared.declared).insert(recipient.to_owned());
         Ok(())
     }
