@@ -216,6 +216,9 @@ async fn a_node_killed_mid_stream_loses_nothing() {
                     // The test aborts the reader once it has everything.
                     Err(_) => panic!("no delivery for 90 s"),
                 };
+                // Slower than the publisher, so deliveries are in the consumer's hands
+                // when the node dies.
+                tokio::time::sleep(Duration::from_millis(2)).await;
                 let mut s = Seen {
                     message_id: d.message_id.clone(),
                     transfer_id: d.envelope.header.transfer_id,
@@ -230,11 +233,31 @@ async fn a_node_killed_mid_stream_loses_nothing() {
         })
     };
 
-    const TOTAL: usize = 1_500;
+    const TOTAL: usize = 3_000;
     let mut confirmed = BTreeMap::new();
     let mut failed_publishes: BTreeSet<Uuid> = BTreeSet::new();
-    let mut kill_at = None;
-    let mut revive = None;
+    // The kill runs beside the publishes, so some are in flight when the node dies.
+    let progress = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let killer = {
+        let progress = progress.clone();
+        let (dir, base) = (c.dir.clone(), c.base);
+        std::thread::spawn(move || {
+            while progress.load(std::sync::atomic::Ordering::SeqCst) < TOTAL / 3 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let at = Instant::now();
+            let status = std::process::Command::new(
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/rabbitmq/rabbitmq.sh"),
+            )
+            .args(["node-kill", &dir.display().to_string(), &base.to_string()])
+            .arg(killed.to_string())
+            .status()
+            .unwrap();
+            assert!(status.success());
+            at
+        })
+    };
+    let revive = Revive(&c, killed);
     let envelopes: Vec<Envelope> = (0..TOTAL)
         .map(|i| Envelope::new("flow", "sender", "alpha", format!("m{i}").into_bytes()))
         .collect();
@@ -247,6 +270,7 @@ async fn a_node_killed_mid_stream_loses_nothing() {
                 match r {
                     Ok(ok) => {
                         confirmed.insert(ok.message_id, ok.transfer_id);
+                        progress.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     }
                     Err(err) => {
                         // Reported, never silently lost: the caller publishes again,
@@ -259,13 +283,8 @@ async fn a_node_killed_mid_stream_loses_nothing() {
             }
             todo = again;
         }
-        if kill_at.is_none() && confirmed.len() >= TOTAL / 3 {
-            kill_at = Some(Instant::now());
-            c.script("node-kill", Some(killed));
-            revive = Some(Revive(&c, killed));
-        }
     }
-    let kill_at = kill_at.unwrap();
+    let kill_at = killer.join().unwrap();
     let after = c.node_of(&publisher.connected_node().unwrap());
     assert_ne!(after, killed, "the publisher moved to another node");
 
