@@ -32,7 +32,9 @@ pub struct AmqpConfig {
     /// Further nodes of the same RabbitMQ cluster, in the same form. The transport
     /// connects to `url` first; when the node it is connected to dies or cannot be
     /// reached it tries the next one, round the list, so a hub survives the loss of
-    /// any node as long as the cluster keeps a majority.
+    /// any node as long as the cluster keeps a majority. A node URL without user and
+    /// password (`amqps://rabbit-2:5671/%2f`) uses `url`'s, so that the password is
+    /// given once (`PASSERELLE_AMQP_URL` replaces `url`).
     #[serde(default)]
     pub urls: Vec<String>,
     /// Declare recipient queues with RabbitMQ's single active consumer
@@ -184,9 +186,24 @@ impl AmqpConfig {
             .unwrap_or(1_000)
     }
 
-    /// Every node's URL: `url`, then `urls`.
+    /// Every node's URL: `url`, then `urls`, as written.
     pub fn nodes(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.url.as_str()).chain(self.urls.iter().map(String::as_str))
+    }
+
+    /// The URL to connect to node `i` of [`Self::nodes`], with `url`'s credentials when
+    /// the node's names none.
+    pub(crate) fn node_url(&self, i: usize) -> String {
+        let node = self.nodes().nth(i).unwrap_or(self.url.as_str());
+        let userinfo = |u: &str| {
+            let (_, rest) = u.split_once("://")?;
+            let authority = rest.split('/').next().unwrap_or(rest);
+            authority.rsplit_once('@').map(|(info, _)| info.to_owned())
+        };
+        match (userinfo(node), userinfo(&self.url), node.split_once("://")) {
+            (None, Some(info), Some((scheme, rest))) => format!("{scheme}://{info}@{rest}"),
+            _ => node.to_owned(),
+        }
     }
 
     pub(crate) fn reconnect_timeout(&self) -> Duration {
@@ -238,6 +255,15 @@ mod tests {
                 .to_string()
                 .contains("same way")
         );
+        let mut c = AmqpConfig::new("amqp://u:secret@a:5672/%2f");
+        c.urls = vec!["amqp://b:5672/%2f".into(), "amqp://v:w@c:5672/%2f".into()];
+        assert_eq!(c.node_url(0), "amqp://u:secret@a:5672/%2f");
+        assert_eq!(
+            c.node_url(1),
+            "amqp://u:secret@b:5672/%2f",
+            "url's credentials"
+        );
+        assert_eq!(c.node_url(2), "amqp://v:w@c:5672/%2f", "its own");
     }
 
     #[test]

@@ -415,8 +415,8 @@ impl Shared {
         let props = ConnectionProperties::default()
             .with_connection_name(self.connection_name.as_str().into());
         let runtime = lapin::runtime::default_runtime()?;
-        let url = self.cfg.nodes().nth(node).unwrap_or(self.cfg.url.as_str());
-        let conn = Connection::connect_with_config(url, props, self.tls.clone(), runtime).await?;
+        let url = self.cfg.node_url(node);
+        let conn = Connection::connect_with_config(&url, props, self.tls.clone(), runtime).await?;
         let ch = conn.create_channel().await?;
         let (exchanges, queues, bindings) = topology::base(&self.cfg);
         for e in &exchanges {
