@@ -25,7 +25,7 @@ use futures::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions,
     BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
-    QueueBindOptions, QueueDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
@@ -394,6 +394,108 @@ impl AmqpTransport {
         &self.shared.connection_name
     }
 
+    /// Moves a recipient's queue declared without single active consumer to one
+    /// declared with it, losing nothing; returns how many messages were moved (each
+    /// twice: out of the old queue and into the new one). Publishes may go on meanwhile:
+    /// the messages wait in `{prefix}.migrate.{recipient}`, bound in the old queue's
+    /// place before the old queue is unbound, so a publish always finds a queue (one
+    /// made in that instant may be stored twice: consumers are idempotent on the
+    /// transfer id). Nobody may consume the recipient meanwhile (a consumer's unacked
+    /// messages would go with the deleted queue): the migration refuses while the old
+    /// queue has consumers. Run it again after a failure: every step is idempotent.
+    pub async fn migrate_to_single_active(&self, recipient: &str) -> Result<usize> {
+        self.shared.check_open()?;
+        validate_name("recipient", recipient)?;
+        let names = &self.shared.names;
+        let (old, temp) = (names.queue(recipient), names.migration_queue(recipient));
+        let mut legacy = self.shared.cfg.clone();
+        legacy.single_active_consumer = false;
+        let (legacy_queues, _) = topology::recipient(&legacy, recipient);
+        let bind = |queue: &str| -> Vec<topology::BindingDecl> {
+            [names.work(), names.requeue()]
+                .into_iter()
+                .map(|exchange| topology::BindingDecl {
+                    exchange,
+                    queue: queue.to_owned(),
+                    key: recipient.to_owned(),
+                })
+                .collect()
+        };
+        let unbind = |ch: &Channel, queue: String| {
+            let bindings = bind(&queue);
+            let ch = ch.clone();
+            async move {
+                for b in bindings {
+                    ch.queue_unbind(
+                        queue.as_str().into(),
+                        b.exchange.as_str().into(),
+                        b.key.as_str().into(),
+                        FieldTable::default(),
+                    )
+                    .await?;
+                }
+                Ok::<(), TransportError>(())
+            }
+        };
+        let (queues, bindings) = topology::recipient(&self.shared.cfg, recipient);
+        let ch = self.shared.channel().await?;
+        ch.confirm_select(ConfirmSelectOptions::default()).await?;
+        let mut moved = 0;
+        // Declared as wanted (it was already, or did not exist): only a half-done
+        // migration's waiting queue may be left to empty.
+        let probe = self.shared.channel().await?;
+        let done = match declare_queues(&probe, &queues, &bindings).await {
+            Ok(()) => true,
+            Err(e) if is_precondition_failed(&e) => false,
+            Err(e) => return Err(e.into()),
+        };
+        let _ = probe.close(200, "OK".into()).await;
+        if !done {
+            let passive = QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            };
+            let q = ch
+                .queue_declare(old.as_str().into(), passive, FieldTable::default())
+                .await?;
+            // Refused before anything changes, rather than halfway.
+            if q.consumer_count() > 0 {
+                return Err(TransportError::Unavailable(format!(
+                    "{old} has {} consumers: stop the hub instances consuming it, then run \
+                     the migration again",
+                    q.consumer_count()
+                )));
+            }
+            // The waiting queue has the old queue's arguments: dead letters and delivery
+            // limit go on as before while messages wait there.
+            let waiting = topology::QueueDecl {
+                name: temp.clone(),
+                args: legacy_queues[0].args.clone(),
+            };
+            declare_queues(&ch, &[waiting], &bind(&temp)).await?;
+            unbind(&ch, old.clone()).await?;
+            moved += self.shared.drain_into(&ch, &old, &temp).await?;
+            self.shared
+                .delete_drained(&ch, &old, &temp, &mut moved)
+                .await?;
+            declare_queues(&ch, &queues, &bindings).await?;
+        }
+        if self.shared.queue_exists(&temp).await? {
+            unbind(&ch, temp.clone()).await?;
+            moved += self.shared.drain_into(&ch, &temp, &old).await?;
+            self.shared
+                .delete_drained(&ch, &temp, &old, &mut moved)
+                .await?;
+        }
+        lock(&self.shared.legacy).remove(recipient);
+        lock(&self.shared.declared).insert(recipient.to_owned());
+        let _ = ch.close(200, "OK".into()).await;
+        if moved > 0 {
+            tracing::info!(queue = %old, moved, "queue declared anew with single active consumer");
+        }
+        Ok(moved)
+    }
+
     /// Whether the recipient's queue was found declared without single active consumer
     /// (see [`AmqpConfig::single_active_consumer`]).
     #[must_use]
@@ -566,6 +668,106 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// Whether a queue exists (a passive declaration, on a channel of its own since a
+    /// missing queue closes the channel).
+    async fn queue_exists(&self, queue: &str) -> Result<bool> {
+        let ch = self.channel().await?;
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        match ch
+            .queue_declare(queue.into(), passive, FieldTable::default())
+            .await
+        {
+            Ok(_) => {
+                let _ = ch.close(200, "OK".into()).await;
+                Ok(true)
+            }
+            Err(e) if matches!(e.kind(), lapin::ErrorKind::ProtocolError(a) if a.get_id() == 404) => {
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Moves every message of `from` into `to` (through the default exchange),
+    /// each confirmed in `to` before it is acked in `from`: a crash leaves a copy in
+    /// both, never in neither.
+    async fn drain_into(&self, ch: &Channel, from: &str, to: &str) -> Result<usize> {
+        let mut n = 0;
+        while let Some(msg) = ch
+            .basic_get(from.into(), BasicGetOptions { no_ack: false })
+            .await?
+        {
+            let d = msg.delivery;
+            // The queue's own return count does not follow the message.
+            let mut props = d.properties.clone();
+            if let Some(h) = props.headers().clone() {
+                let kept: std::collections::BTreeMap<_, _> = h
+                    .inner()
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != "x-delivery-count")
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                props = props.with_headers(FieldTable::from(kept));
+            }
+            let pending = ch
+                .basic_publish("".into(), to.into(), MANDATORY, &d.data, props)
+                .await?;
+            match pending.await? {
+                Confirmation::Ack(None) => {}
+                _ => {
+                    return Err(TransportError::Unavailable(format!(
+                        "moving a message from {from} to {to} was not confirmed"
+                    )));
+                }
+            }
+            d.acker.ack(BasicAckOptions::default()).await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Deletes `queue` once it is empty and nobody consumes it; messages found meanwhile
+    /// are moved to `to` first. (Quorum queues refuse `if-empty` and `if-unused`
+    /// deletions, so both are checked here, just before an unconditional delete: the
+    /// queue is unbound by then, nothing new can enter it.)
+    async fn delete_drained(
+        &self,
+        ch: &Channel,
+        queue: &str,
+        to: &str,
+        moved: &mut usize,
+    ) -> Result<()> {
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        for _ in 0..50 {
+            let q = ch
+                .queue_declare(queue.into(), passive, FieldTable::default())
+                .await?;
+            if q.consumer_count() > 0 {
+                return Err(TransportError::Unavailable(format!(
+                    "{queue} has {} consumers: stop the hub instances consuming it, then run \
+                     the migration again",
+                    q.consumer_count()
+                )));
+            }
+            if q.message_count() > 0 {
+                *moved += self.drain_into(ch, queue, to).await?;
+                continue;
+            }
+            ch.queue_delete(queue.into(), QueueDeleteOptions::default())
+                .await?;
+            return Ok(());
+        }
+        Err(TransportError::Unavailable(format!(
+            "{queue} kept receiving messages; run the migration again"
+        )))
     }
 
     /// Opens a channel on the live connection.

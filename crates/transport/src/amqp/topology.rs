@@ -101,6 +101,12 @@ impl Names {
     pub fn queue(&self, recipient: &str) -> String {
         format!("{}.q.{recipient}", self.prefix)
     }
+    /// Where a recipient's messages wait while its queue is declared anew
+    /// ([`super::AmqpTransport::migrate_to_single_active`]).
+    #[must_use]
+    pub fn migration_queue(&self, recipient: &str) -> String {
+        format!("{}.migrate.{recipient}", self.prefix)
+    }
     /// A recipient's dead-letter queue.
     #[must_use]
     pub fn dead_queue(&self, recipient: &str) -> String {
