@@ -76,11 +76,18 @@ cluster() {
                 chmod 400 "$dir/.erlang.cookie"
             fi
             for i in $(seq 1 "$cluster_size"); do node_prepare "$i"; done
-            # The first node alone (it finds no peer and forms the cluster), then the
-            # others at once: each finds the first and joins it.
-            "$self" start "$dir/node1" "$base"
+            # At the first start, the first node alone (it finds no peer and forms the
+            # cluster), then the others at once: each finds the first and joins it. A
+            # cluster that ran before starts all at once: a node waits at boot for the
+            # peers it last saw, so one alone would wait for the others.
+            local first=2
+            if [ -d "$dir/node1/mnesia" ] && [ -n "$(ls -A "$dir/node1/mnesia" 2>/dev/null)" ]; then
+                first=1
+            else
+                "$self" start "$dir/node1" "$base"
+            fi
             local pids=()
-            for i in $(seq 2 "$cluster_size"); do
+            for i in $(seq "$first" "$cluster_size"); do
                 "$self" start "$dir/node$i" $((base + i - 1)) &
                 pids+=($!)
             done
