@@ -8,6 +8,15 @@
 #   deploy/rabbitmq/rabbitmq.sh status DIR PORT   exit 0 when running and ready, 3 otherwise
 #   deploy/rabbitmq/rabbitmq.sh import DIR PORT FILE   load a definitions file (topology)
 #
+# A 3-node cluster on loopback, each node under DIR/nodeN on port BASEPORT+N-1 (N = 1..3),
+# all sharing one Erlang cookie (DIR/.erlang.cookie) and the settings of cluster.conf:
+#
+#   deploy/rabbitmq/rabbitmq.sh cluster-start  DIR BASEPORT     start the 3 nodes, joined
+#   deploy/rabbitmq/rabbitmq.sh cluster-stop   DIR BASEPORT     stop every node (SIGTERM)
+#   deploy/rabbitmq/rabbitmq.sh cluster-status DIR BASEPORT     exit 0 when 3 nodes run, joined
+#   deploy/rabbitmq/rabbitmq.sh node-kill      DIR BASEPORT N   kill -9 node N (a crash)
+#   deploy/rabbitmq/rabbitmq.sh node-start     DIR BASEPORT N   start node N again (it rejoins)
+#
 # The node is named rabbit-PORT@localhost; Erlang distribution listens on PORT+20000.
 # `start` on a running broker returns 0; `stop` on a stopped broker returns 0.
 #
@@ -19,9 +28,133 @@
 set -euo pipefail
 
 usage() {
-    echo "usage: $0 start|stop|status DIR PORT, or $0 import DIR PORT FILE" >&2
+    echo "usage: $0 start|stop|status DIR PORT, $0 import DIR PORT FILE," >&2
+    echo "       $0 cluster-start|cluster-stop|cluster-status DIR BASEPORT, $0 node-kill|node-start DIR BASEPORT N" >&2
     exit 2
 }
+
+here=$(cd "$(dirname "$0")" && pwd)
+cluster_size=3
+
+# The cluster commands call this script once per node (each node is a single broker
+# whose configuration names its peers), so start/stop/readiness stay in one place.
+cluster_node_conf() {
+    local base=$1 n=$2 i
+    cat <<CONF
+listeners.tcp.1 = 127.0.0.1:$((base + n - 1))
+loopback_users = none
+log.file.level = warning
+log.console = false
+# The peers: a node started after the first joins it at its first boot (classic
+# config peer discovery), without the stop_app/join_cluster/start_app dance.
+cluster_formation.peer_discovery_backend = classic_config
+CONF
+    for i in $(seq 1 "$cluster_size"); do
+        echo "cluster_formation.classic_config.nodes.$i = rabbit-$((base + i - 1))@localhost"
+    done
+    cat "$here/cluster.conf"
+}
+
+cluster() {
+    local action=$1 dir=$2 base=$3 n=${4:-}
+    case $base in '' | *[!0-9]*) echo "rabbitmq.sh: BASEPORT must be a number" >&2; exit 2 ;; esac
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
+    local self="$here/rabbitmq.sh" i
+    node_prepare() {
+        local nd="$dir/node$1"
+        mkdir -p "$nd"
+        [ -f "$nd/rabbitmq.conf" ] || cluster_node_conf "$base" "$1" >"$nd/rabbitmq.conf"
+        if [ ! -f "$nd/.erlang.cookie" ]; then
+            install -m 400 "$dir/.erlang.cookie" "$nd/.erlang.cookie"
+        fi
+    }
+    case $action in
+        cluster-start)
+            if [ ! -f "$dir/.erlang.cookie" ]; then
+                head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/.erlang.cookie"
+                chmod 400 "$dir/.erlang.cookie"
+            fi
+            for i in $(seq 1 "$cluster_size"); do node_prepare "$i"; done
+            # At the first start, the first node alone (it finds no peer and forms the
+            # cluster), then the others at once: each finds the first and joins it. A
+            # cluster that ran before starts all at once: a node waits at boot for the
+            # peers it last saw, so one alone would wait for the others.
+            local first=2
+            if [ -d "$dir/node1/mnesia" ] && [ -n "$(ls -A "$dir/node1/mnesia" 2>/dev/null)" ]; then
+                first=1
+            else
+                "$self" start "$dir/node1" "$base"
+            fi
+            local pids=()
+            for i in $(seq "$first" "$cluster_size"); do
+                "$self" start "$dir/node$i" $((base + i - 1)) &
+                pids+=($!)
+            done
+            local failed=0
+            for i in "${pids[@]}"; do wait "$i" || failed=1; done
+            [ "$failed" = 0 ] || { echo "rabbitmq.sh: a cluster node did not start" >&2; exit 1; }
+            cluster_joined "$dir" "$base" 600 || {
+                echo "rabbitmq.sh: the nodes started but did not join one cluster" >&2
+                exit 1
+            }
+            echo "rabbitmq.sh: cluster of $cluster_size nodes ready on 127.0.0.1:$base-$((base + cluster_size - 1))" >&2
+            ;;
+        cluster-stop)
+            for i in $(seq 1 "$cluster_size"); do
+                "$self" stop "$dir/node$i" $((base + i - 1)) &
+            done
+            wait
+            ;;
+        cluster-status)
+            cluster_joined "$dir" "$base" 1
+            ;;
+        node-kill | node-start)
+            case $n in [1-9]) ;; *) echo "rabbitmq.sh: N must be 1..$cluster_size" >&2; exit 2 ;; esac
+            [ "$n" -le "$cluster_size" ] || { echo "rabbitmq.sh: N must be 1..$cluster_size" >&2; exit 2; }
+            local nd="$dir/node$n" port=$((base + n - 1))
+            if [ "$action" = node-start ]; then
+                node_prepare "$n"
+                "$self" start "$nd" "$port"
+            else
+                local pid
+                pid=$(tr -d '[:space:]' <"$nd/rabbit.pid" 2>/dev/null || true)
+                if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+                    kill -KILL "$pid"
+                    while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+                    echo "rabbitmq.sh: node $n (rabbit-$port@localhost) killed" >&2
+                else
+                    echo "rabbitmq.sh: node $n is not running" >&2
+                fi
+            fi
+            ;;
+    esac
+}
+
+# True when node 1 sees every node of the cluster running, within TRIES tenths of a second.
+cluster_joined() {
+    local dir=$1 base=$2 tries=$3 want running
+    want=$cluster_size
+    for _ in $(seq 1 "$tries"); do
+        running=$(HOME="$dir/node1" /usr/lib/rabbitmq/bin/rabbitmqctl -n "rabbit-$base@localhost" \
+            cluster_status --formatter json 2>/dev/null |
+            grep -o '"running_nodes":\[[^]]*\]' | grep -o 'rabbit-[0-9]*@localhost' | sort -u | wc -l || true)
+        if [ "${running:-0}" -ge "$want" ]; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+case ${1:-} in
+    cluster-start | cluster-stop | cluster-status | node-kill | node-start)
+        [ $# -ge 3 ] || usage
+        [[ $1 != node-* ]] || [ $# -ge 4 ] || usage
+        cluster "$@"
+        exit $?
+        ;;
+esac
 
 [ $# -ge 3 ] || usage
 cmd=$1

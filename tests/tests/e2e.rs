@@ -461,28 +461,42 @@ async fn art9_fields_are_projected_away_and_the_attempt_journaled() {
 }
 
 /// The bodies of the messages waiting in the recipients' queues, left in place.
+/// Through a consumer, not basic.get: RabbitMQ refuses basic.get on a quorum queue with
+/// single active consumer, which recipient queues are.
 async fn peek(url: &str, prefix: &str, recipients: &BTreeSet<String>) -> Vec<Vec<u8>> {
-    use lapin::options::{BasicGetOptions, BasicNackOptions};
+    use futures::StreamExt;
+    use lapin::options::{BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
     let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
         .await
         .unwrap();
-    let ch = conn.create_channel().await.unwrap();
     let mut out = Vec::new();
     for r in recipients {
         let queue = format!("{prefix}.q.{r}");
-        if let Ok(Some(m)) = ch
-            .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: false })
+        // A channel each: a missing queue closes the channel it was asked on.
+        let ch = conn.create_channel().await.unwrap();
+        ch.basic_qos(1, BasicQosOptions::default()).await.unwrap();
+        let Ok(mut consumer) = ch
+            .basic_consume(
+                queue.as_str().into(),
+                "peek".into(),
+                BasicConsumeOptions::default(),
+                lapin::types::FieldTable::default(),
+            )
             .await
+        else {
+            continue;
+        };
+        if let Ok(Some(Ok(d))) = tokio::time::timeout(Duration::from_secs(2), consumer.next()).await
         {
-            out.push(m.delivery.data.clone());
-            m.delivery
-                .nack(BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                })
-                .await
-                .unwrap();
+            out.push(d.data.clone());
+            d.nack(BasicNackOptions {
+                requeue: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
         }
+        ch.close(200, "peeked".into()).await.ok();
     }
     conn.close(0, "peeked".into()).await.ok();
     out

@@ -593,3 +593,122 @@ async fn former_header_format_still_works() {
     t.close().await.unwrap();
     h.cleanup().await;
 }
+
+/// A recipient queue declared by an earlier version, without single active consumer:
+/// the transport uses it as it is (RabbitMQ would refuse a redeclaration with the new
+/// argument), says so, and works; with the option off nothing changes either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_from_before_single_active_consumer_is_used_as_it_is() {
+    let Some(h) = harness().await else { return };
+    let mut old = h.config();
+    old.single_active_consumer = false;
+    let before = old.build().await.unwrap();
+    before.declare_recipient("alpha").await.unwrap();
+    let kept = passerelle_transport::Envelope::new("flow", "s", "alpha", b"old".to_vec());
+    before.publish(kept.clone()).await.unwrap();
+    before.close().await.unwrap();
+
+    let t = h
+        .config()
+        .build()
+        .await
+        .expect("the hub starts on the old queue");
+    t.declare_recipient("beta").await.unwrap();
+    assert!(!t.is_legacy_queue("beta"), "a new queue gets the argument");
+    t.declare_recipient("alpha").await.unwrap();
+    assert!(t.is_legacy_queue("alpha"), "the old queue is recognised");
+    let mut sub = t.subscribe("alpha").await.unwrap();
+    let d = sub.next().await.unwrap();
+    assert_eq!(d.envelope, kept, "what the old queue held is delivered");
+    d.ack().await.unwrap();
+    let e = passerelle_transport::Envelope::new("flow", "s", "alpha", b"new".to_vec());
+    t.publish(e.clone()).await.unwrap();
+    assert_eq!(sub.next().await.unwrap().envelope, e);
+    sub.close(std::time::Duration::from_secs(5)).await.unwrap();
+    t.close().await.unwrap();
+    h.cleanup().await;
+}
+
+/// The migration of such a queue: refused while it has a consumer; then every message
+/// moves to a queue declared with single active consumer, where one consumer at a time
+/// receives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_from_before_single_active_consumer_migrates_without_loss() {
+    let Some(h) = harness().await else { return };
+    let mut old = h.config();
+    old.single_active_consumer = false;
+    let before = old.build().await.unwrap();
+    before.declare_recipient("alpha").await.unwrap();
+    let mut want = std::collections::BTreeSet::new();
+    for i in 0..7 {
+        let e = passerelle_transport::Envelope::new("flow", "s", "alpha", vec![i]);
+        want.insert(before.publish(e).await.unwrap().transfer_id);
+    }
+    let t = h.config().build().await.unwrap();
+    t.declare_recipient("alpha").await.unwrap();
+    assert!(t.is_legacy_queue("alpha"));
+    // An old instance still consuming: refused, nothing changed.
+    let sub_old = before.subscribe("alpha").await.unwrap();
+    let e = t.migrate_to_single_active("alpha").await.unwrap_err();
+    assert!(e.to_string().contains("consumers"), "{e}");
+    sub_old
+        .close(std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
+    before.close().await.unwrap();
+
+    // The broker counts a cancelled consumer out within a moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let moved = loop {
+        match t.migrate_to_single_active("alpha").await {
+            Ok(n) => break n,
+            Err(e)
+                if std::time::Instant::now() < deadline && e.to_string().contains("consumers") =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert!(moved >= 2 * want.len(), "moved {moved}");
+    assert!(!t.is_legacy_queue("alpha"));
+    // Publishing goes on, and a fresh transport finds the new queue as it declares it.
+    let e = passerelle_transport::Envelope::new("flow", "s", "alpha", b"after".to_vec());
+    want.insert(t.publish(e).await.unwrap().transfer_id);
+    let other = h.config().build().await.unwrap();
+    other.declare_recipient("alpha").await.unwrap();
+    assert!(
+        !other.is_legacy_queue("alpha"),
+        "declared with the argument now"
+    );
+    let mut first = t.subscribe("alpha").await.unwrap();
+    let mut second = other.subscribe("alpha").await.unwrap();
+    let mut got = std::collections::BTreeSet::new();
+    while got.len() < want.len() {
+        let d = conformance::next_within(&mut first, std::time::Duration::from_secs(30))
+            .await
+            .expect("every message after the migration");
+        got.insert(d.envelope.header.transfer_id);
+        d.ack().await.unwrap();
+    }
+    assert_eq!(got, want, "nothing lost");
+    assert!(
+        conformance::next_within(&mut second, std::time::Duration::from_millis(700))
+            .await
+            .is_none(),
+        "one active consumer"
+    );
+    // Migrating again is harmless.
+    first
+        .close(std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
+    second
+        .close(std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(t.migrate_to_single_active("alpha").await.unwrap(), 0);
+    t.close().await.unwrap();
+    other.close().await.unwrap();
+    h.cleanup().await;
+}

@@ -29,6 +29,21 @@ pub struct TlsConfig {
 pub struct AmqpConfig {
     /// `amqp://user:pass@host:port/vhost` or `amqps://…` (the vhost URL-encoded: `%2f`).
     pub url: String,
+    /// Further nodes of the same RabbitMQ cluster, in the same form. The transport
+    /// connects to `url` first; when the node it is connected to dies or cannot be
+    /// reached it tries the next one, round the list, so a hub survives the loss of
+    /// any node as long as the cluster keeps a majority. A node URL without user and
+    /// password (`amqps://rabbit-2:5671/%2f`) uses `url`'s, so that the password is
+    /// given once (`PASSERELLE_AMQP_URL` replaces `url`).
+    #[serde(default)]
+    pub urls: Vec<String>,
+    /// Declare recipient queues with RabbitMQ's single active consumer
+    /// (`x-single-active-consumer`): of all the hub instances consuming a recipient,
+    /// one at a time receives, and another takes over when its connection dies. A queue
+    /// declared before without it is used as it is (several consumers share it) with a
+    /// warning; README says how to migrate it. `false` declares new queues without it.
+    #[serde(default = "default_true")]
+    pub single_active_consumer: bool,
     /// TLS options, used with `amqps://`.
     #[serde(default)]
     pub tls: TlsConfig,
@@ -61,6 +76,9 @@ pub struct AmqpConfig {
     pub backoff_max_ms: u64,
 }
 
+fn default_true() -> bool {
+    true
+}
 fn default_prefix() -> String {
     "passerelle".into()
 }
@@ -88,6 +106,8 @@ impl AmqpConfig {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            urls: Vec::new(),
+            single_active_consumer: true,
             tls: TlsConfig::default(),
             prefix: default_prefix(),
             recipients: Vec::new(),
@@ -102,15 +122,24 @@ impl AmqpConfig {
 
     /// Checks the values without any I/O.
     pub fn validate(&self) -> Result<()> {
-        if !(self.url.starts_with("amqp://") || self.url.starts_with("amqps://")) {
+        for url in self.nodes() {
+            if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
+                return Err(TransportError::invalid(
+                    "url",
+                    "must start with amqp:// or amqps://",
+                ));
+            }
+            url.parse::<lapin::uri::AMQPUri>()
+                .map_err(|e| TransportError::invalid("url", format!("not an amqp uri: {e}")))?;
+        }
+        let schemes: std::collections::BTreeSet<bool> =
+            self.nodes().map(|u| u.starts_with("amqps://")).collect();
+        if schemes.len() > 1 {
             return Err(TransportError::invalid(
-                "url",
-                "must start with amqp:// or amqps://",
+                "urls",
+                "every node of a cluster is reached the same way: all amqp:// or all amqps://",
             ));
         }
-        self.url
-            .parse::<lapin::uri::AMQPUri>()
-            .map_err(|e| TransportError::invalid("url", format!("not an amqp uri: {e}")))?;
         validate_name("prefix", &self.prefix)?;
         for r in &self.recipients {
             validate_name("recipient", r)?;
@@ -157,6 +186,26 @@ impl AmqpConfig {
             .unwrap_or(1_000)
     }
 
+    /// Every node's URL: `url`, then `urls`, as written.
+    pub fn nodes(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.url.as_str()).chain(self.urls.iter().map(String::as_str))
+    }
+
+    /// The URL to connect to node `i` of [`Self::nodes`], with `url`'s credentials when
+    /// the node's names none.
+    pub(crate) fn node_url(&self, i: usize) -> String {
+        let node = self.nodes().nth(i).unwrap_or(self.url.as_str());
+        let userinfo = |u: &str| {
+            let (_, rest) = u.split_once("://")?;
+            let authority = rest.split('/').next().unwrap_or(rest);
+            authority.rsplit_once('@').map(|(info, _)| info.to_owned())
+        };
+        match (userinfo(node), userinfo(&self.url), node.split_once("://")) {
+            (None, Some(info), Some((scheme, rest))) => format!("{scheme}://{info}@{rest}"),
+            _ => node.to_owned(),
+        }
+    }
+
     pub(crate) fn reconnect_timeout(&self) -> Duration {
         Duration::from_millis(self.reconnect_timeout_ms)
     }
@@ -183,6 +232,38 @@ mod tests {
         c.validate().unwrap();
         c.tls.client_cert_file = Some("c.pem".into());
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn cluster_nodes_follow_the_url_rules() {
+        let c: AmqpConfig = serde_json::from_str(
+            r#"{"url":"amqp://a:5672/%2f","urls":["amqp://b:5672/%2f","amqp://c:5672/%2f"]}"#,
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert!(c.single_active_consumer, "on by default");
+        assert_eq!(c.nodes().count(), 3);
+        let mut bad = c.clone();
+        bad.urls.push("http://d".into());
+        assert!(bad.validate().is_err());
+        let mut mixed = c;
+        mixed.urls.push("amqps://d:5671/%2f".into());
+        assert!(
+            mixed
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("same way")
+        );
+        let mut c = AmqpConfig::new("amqp://u:secret@a:5672/%2f");
+        c.urls = vec!["amqp://b:5672/%2f".into(), "amqp://v:w@c:5672/%2f".into()];
+        assert_eq!(c.node_url(0), "amqp://u:secret@a:5672/%2f");
+        assert_eq!(
+            c.node_url(1),
+            "amqp://u:secret@b:5672/%2f",
+            "url's credentials"
+        );
+        assert_eq!(c.node_url(2), "amqp://v:w@c:5672/%2f", "its own");
     }
 
     #[test]

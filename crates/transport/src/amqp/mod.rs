@@ -4,6 +4,9 @@
 //! lapin does not recover a lost connection by itself (its auto-recovery is opt-in and
 //! replays state we prefer to own), so [`AmqpTransport`] keeps one shared connection
 //! and reopens it, with exponential backoff, whenever an operation finds it closed.
+//! On a cluster (`urls`), a lost connection is reopened on the next node of the list,
+//! then the one after, round the list; queues are quorum queues replicated over the
+//! nodes, so what a dead node confirmed is still on the others.
 //! A publish that failed before reaching the broker is retried on the new connection;
 //! a publish whose confirm was lost is reported as not confirmed (the caller retries,
 //! and consumers are idempotent on the transfer id).
@@ -22,7 +25,7 @@ use futures::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions,
     BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
-    QueueBindOptions, QueueDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
@@ -50,6 +53,8 @@ const H_DELIVERIES: &str = "x-passerelle-deliveries";
 struct Link {
     conn: Connection,
     publish: Vec<Channel>,
+    /// Which node of the list it is connected to.
+    node: usize,
 }
 
 impl Link {
@@ -68,7 +73,14 @@ struct Shared {
     /// Held while reconnecting, so concurrent callers wait for one reconnection.
     link: tokio::sync::Mutex<Option<Arc<Link>>>,
     round_robin: AtomicUsize,
+    /// The node of the list to try first on the next connection.
+    next_node: AtomicUsize,
     declared: Mutex<HashSet<String>>,
+    /// `passerelle-<uuid>`, shown by the broker (`rabbitmqctl list_connections
+    /// client_properties`): tells one hub instance's connection from another's.
+    connection_name: String,
+    /// Recipients whose queue predates single active consumer (declared without it).
+    legacy: Mutex<HashSet<String>>,
     closed: AtomicBool,
 }
 
@@ -88,6 +100,7 @@ fn field_table(args: &std::collections::BTreeMap<String, Arg>) -> FieldTable {
         let v = match v {
             Arg::Str(s) => AMQPValue::LongString(LongString::from(s.as_str())),
             Arg::Int(i) => AMQPValue::LongLongInt(*i),
+            Arg::Bool(b) => AMQPValue::Boolean(*b),
         };
         t.insert(ShortString::from(k.as_str()), v);
     }
@@ -109,11 +122,17 @@ fn durable_queue() -> QueueDeclareOptions {
     }
 }
 
+/// Whether a declaration failed because the broker holds the object with other
+/// arguments (AMQP 406 PRECONDITION_FAILED).
+fn is_precondition_failed(e: &lapin::Error) -> bool {
+    matches!(e.kind(), lapin::ErrorKind::ProtocolError(a) if a.get_id() == 406)
+}
+
 async fn declare_queues(
     ch: &Channel,
     queues: &[topology::QueueDecl],
     bindings: &[topology::BindingDecl],
-) -> Result<()> {
+) -> std::result::Result<(), lapin::Error> {
     for q in queues {
         ch.queue_declare(
             q.name.as_str().into(),
@@ -337,7 +356,10 @@ impl AmqpConfig {
                 current: std::sync::RwLock::new(None),
                 link: tokio::sync::Mutex::new(None),
                 round_robin: AtomicUsize::new(0),
+                next_node: AtomicUsize::new(0),
                 declared: Mutex::new(HashSet::new()),
+                connection_name: format!("passerelle-{}", Uuid::new_v4()),
+                legacy: Mutex::new(HashSet::new()),
                 closed: AtomicBool::new(false),
             }),
         };
@@ -346,6 +368,139 @@ impl AmqpConfig {
             t.declare_recipient(r).await?;
         }
         Ok(t)
+    }
+}
+
+impl AmqpTransport {
+    /// The `host:port` of the node the transport is connected to now, if any (for
+    /// logs and tests; never the credentials).
+    #[must_use]
+    pub fn connected_node(&self) -> Option<String> {
+        let current = self
+            .shared
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let link = current.as_ref().filter(|l| l.alive())?;
+        let url = self.shared.cfg.nodes().nth(link.node)?;
+        let uri = url.parse::<lapin::uri::AMQPUri>().ok()?;
+        Some(format!("{}:{}", uri.authority.host, uri.authority.port))
+    }
+
+    /// The name this transport gives its connections (`passerelle-<uuid>`), as the
+    /// broker lists them.
+    #[must_use]
+    pub fn connection_name(&self) -> &str {
+        &self.shared.connection_name
+    }
+
+    /// Moves a recipient's queue declared without single active consumer to one
+    /// declared with it, losing nothing; returns how many messages were moved (each
+    /// twice: out of the old queue and into the new one). Publishes may go on meanwhile:
+    /// the messages wait in `{prefix}.migrate.{recipient}`, bound in the old queue's
+    /// place before the old queue is unbound, so a publish always finds a queue (one
+    /// made in that instant may be stored twice: consumers are idempotent on the
+    /// transfer id). Nobody may consume the recipient meanwhile (a consumer's unacked
+    /// messages would go with the deleted queue): the migration refuses while the old
+    /// queue has consumers. Run it again after a failure: every step is idempotent.
+    pub async fn migrate_to_single_active(&self, recipient: &str) -> Result<usize> {
+        self.shared.check_open()?;
+        validate_name("recipient", recipient)?;
+        let names = &self.shared.names;
+        let (old, temp) = (names.queue(recipient), names.migration_queue(recipient));
+        let mut legacy = self.shared.cfg.clone();
+        legacy.single_active_consumer = false;
+        let (legacy_queues, _) = topology::recipient(&legacy, recipient);
+        let bind = |queue: &str| -> Vec<topology::BindingDecl> {
+            [names.work(), names.requeue()]
+                .into_iter()
+                .map(|exchange| topology::BindingDecl {
+                    exchange,
+                    queue: queue.to_owned(),
+                    key: recipient.to_owned(),
+                })
+                .collect()
+        };
+        let unbind = |ch: &Channel, queue: String| {
+            let bindings = bind(&queue);
+            let ch = ch.clone();
+            async move {
+                for b in bindings {
+                    ch.queue_unbind(
+                        queue.as_str().into(),
+                        b.exchange.as_str().into(),
+                        b.key.as_str().into(),
+                        FieldTable::default(),
+                    )
+                    .await?;
+                }
+                Ok::<(), TransportError>(())
+            }
+        };
+        let (queues, bindings) = topology::recipient(&self.shared.cfg, recipient);
+        let ch = self.shared.channel().await?;
+        ch.confirm_select(ConfirmSelectOptions::default()).await?;
+        let mut moved = 0;
+        // Declared as wanted (it was already, or did not exist): only a half-done
+        // migration's waiting queue may be left to empty.
+        let probe = self.shared.channel().await?;
+        let done = match declare_queues(&probe, &queues, &bindings).await {
+            Ok(()) => true,
+            Err(e) if is_precondition_failed(&e) => false,
+            Err(e) => return Err(e.into()),
+        };
+        let _ = probe.close(200, "OK".into()).await;
+        if !done {
+            let passive = QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            };
+            let q = ch
+                .queue_declare(old.as_str().into(), passive, FieldTable::default())
+                .await?;
+            // Refused before anything changes, rather than halfway.
+            if q.consumer_count() > 0 {
+                return Err(TransportError::Unavailable(format!(
+                    "{old} has {} consumers: stop the hub instances consuming it, then run \
+                     the migration again",
+                    q.consumer_count()
+                )));
+            }
+            // The waiting queue has the old queue's arguments: dead letters and delivery
+            // limit go on as before while messages wait there.
+            let waiting = topology::QueueDecl {
+                name: temp.clone(),
+                args: legacy_queues[0].args.clone(),
+            };
+            declare_queues(&ch, &[waiting], &bind(&temp)).await?;
+            unbind(&ch, old.clone()).await?;
+            moved += self.shared.drain_into(&ch, &old, &temp).await?;
+            self.shared
+                .delete_drained(&ch, &old, &temp, &mut moved)
+                .await?;
+            declare_queues(&ch, &queues, &bindings).await?;
+        }
+        if self.shared.queue_exists(&temp).await? {
+            unbind(&ch, temp.clone()).await?;
+            moved += self.shared.drain_into(&ch, &temp, &old).await?;
+            self.shared
+                .delete_drained(&ch, &temp, &old, &mut moved)
+                .await?;
+        }
+        lock(&self.shared.legacy).remove(recipient);
+        lock(&self.shared.declared).insert(recipient.to_owned());
+        let _ = ch.close(200, "OK".into()).await;
+        if moved > 0 {
+            tracing::info!(queue = %old, moved, "queue declared anew with single active consumer");
+        }
+        Ok(moved)
+    }
+
+    /// Whether the recipient's queue was found declared without single active consumer
+    /// (see [`AmqpConfig::single_active_consumer`]).
+    #[must_use]
+    pub fn is_legacy_queue(&self, recipient: &str) -> bool {
+        lock(&self.shared.legacy).contains(recipient)
     }
 }
 
@@ -358,11 +513,12 @@ impl Shared {
         }
     }
 
-    async fn connect(&self) -> Result<Arc<Link>> {
-        let props = ConnectionProperties::default().with_connection_name("passerelle".into());
+    async fn connect(&self, node: usize) -> Result<Arc<Link>> {
+        let props = ConnectionProperties::default()
+            .with_connection_name(self.connection_name.as_str().into());
         let runtime = lapin::runtime::default_runtime()?;
-        let conn = Connection::connect_with_config(&self.cfg.url, props, self.tls.clone(), runtime)
-            .await?;
+        let url = self.cfg.node_url(node);
+        let conn = Connection::connect_with_config(&url, props, self.tls.clone(), runtime).await?;
         let ch = conn.create_channel().await?;
         let (exchanges, queues, bindings) = topology::base(&self.cfg);
         for e in &exchanges {
@@ -385,8 +541,12 @@ impl Shared {
             ch.confirm_select(ConfirmSelectOptions::default()).await?;
             publish.push(ch);
         }
-        tracing::info!(prefix = %self.cfg.prefix, "connected to rabbitmq");
-        Ok(Arc::new(Link { conn, publish }))
+        tracing::info!(prefix = %self.cfg.prefix, node, "connected to rabbitmq");
+        Ok(Arc::new(Link {
+            conn,
+            publish,
+            node,
+        }))
     }
 
     /// The live connection, reconnecting with exponential backoff (up to the configured
@@ -413,14 +573,20 @@ impl Shared {
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(l.clone());
             return Ok(l.clone());
         }
+        let nodes = self.cfg.nodes().count();
         if let Some(old) = guard.take() {
-            tracing::warn!("rabbitmq connection lost; reconnecting");
+            tracing::warn!(node = old.node, "rabbitmq connection lost; reconnecting");
             let _ = old.conn.close(200, "OK".into()).await;
+            // Its node is the likeliest to be down: start with the next one.
+            self.next_node
+                .store((old.node + 1) % nodes, Ordering::SeqCst);
         }
         let deadline = tokio::time::Instant::now() + self.cfg.reconnect_timeout();
         let mut pause = Duration::from_millis(100);
+        let mut tried = 0;
         loop {
-            match self.connect().await {
+            let node = self.next_node.load(Ordering::SeqCst) % nodes;
+            match self.connect(node).await {
                 Ok(l) => {
                     *guard = Some(l.clone());
                     *self
@@ -430,15 +596,20 @@ impl Shared {
                     return Ok(l);
                 }
                 Err(e) => {
+                    self.next_node.store((node + 1) % nodes, Ordering::SeqCst);
+                    tried += 1;
                     if tokio::time::Instant::now() + pause > deadline {
                         return Err(TransportError::Unavailable(format!(
                             "cannot reach rabbitmq within {} ms: {e}",
                             self.cfg.reconnect_timeout_ms
                         )));
                     }
-                    tracing::debug!(error = %e, "rabbitmq connect failed; retrying");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_millis(self.cfg.backoff_max_ms));
+                    tracing::debug!(error = %e, node, "rabbitmq connect failed; retrying");
+                    // The other nodes at once; a pause only once every node failed.
+                    if tried % nodes == 0 {
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_millis(self.cfg.backoff_max_ms));
+                    }
                 }
             }
             self.check_open()?;
@@ -497,6 +668,106 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// Whether a queue exists (a passive declaration, on a channel of its own since a
+    /// missing queue closes the channel).
+    async fn queue_exists(&self, queue: &str) -> Result<bool> {
+        let ch = self.channel().await?;
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        match ch
+            .queue_declare(queue.into(), passive, FieldTable::default())
+            .await
+        {
+            Ok(_) => {
+                let _ = ch.close(200, "OK".into()).await;
+                Ok(true)
+            }
+            Err(e) if matches!(e.kind(), lapin::ErrorKind::ProtocolError(a) if a.get_id() == 404) => {
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Moves every message of `from` into `to` (through the default exchange),
+    /// each confirmed in `to` before it is acked in `from`: a crash leaves a copy in
+    /// both, never in neither.
+    async fn drain_into(&self, ch: &Channel, from: &str, to: &str) -> Result<usize> {
+        let mut n = 0;
+        while let Some(msg) = ch
+            .basic_get(from.into(), BasicGetOptions { no_ack: false })
+            .await?
+        {
+            let d = msg.delivery;
+            // The queue's own return count does not follow the message.
+            let mut props = d.properties.clone();
+            if let Some(h) = props.headers().clone() {
+                let kept: std::collections::BTreeMap<_, _> = h
+                    .inner()
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != "x-delivery-count")
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                props = props.with_headers(FieldTable::from(kept));
+            }
+            let pending = ch
+                .basic_publish("".into(), to.into(), MANDATORY, &d.data, props)
+                .await?;
+            match pending.await? {
+                Confirmation::Ack(None) => {}
+                _ => {
+                    return Err(TransportError::Unavailable(format!(
+                        "moving a message from {from} to {to} was not confirmed"
+                    )));
+                }
+            }
+            d.acker.ack(BasicAckOptions::default()).await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Deletes `queue` once it is empty and nobody consumes it; messages found meanwhile
+    /// are moved to `to` first. (Quorum queues refuse `if-empty` and `if-unused`
+    /// deletions, so both are checked here, just before an unconditional delete: the
+    /// queue is unbound by then, nothing new can enter it.)
+    async fn delete_drained(
+        &self,
+        ch: &Channel,
+        queue: &str,
+        to: &str,
+        moved: &mut usize,
+    ) -> Result<()> {
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        for _ in 0..50 {
+            let q = ch
+                .queue_declare(queue.into(), passive, FieldTable::default())
+                .await?;
+            if q.consumer_count() > 0 {
+                return Err(TransportError::Unavailable(format!(
+                    "{queue} has {} consumers: stop the hub instances consuming it, then run \
+                     the migration again",
+                    q.consumer_count()
+                )));
+            }
+            if q.message_count() > 0 {
+                *moved += self.drain_into(ch, queue, to).await?;
+                continue;
+            }
+            ch.queue_delete(queue.into(), QueueDeleteOptions::default())
+                .await?;
+            return Ok(());
+        }
+        Err(TransportError::Unavailable(format!(
+            "{queue} kept receiving messages; run the migration again"
+        )))
     }
 
     /// Opens a channel on the live connection.
@@ -582,8 +853,30 @@ impl Transport for AmqpTransport {
         }
         let ch = self.shared.channel().await?;
         let (queues, bindings) = topology::recipient(&self.shared.cfg, recipient);
-        declare_queues(&ch, &queues, &bindings).await?;
-        let _ = ch.close(200, "OK".into()).await;
+        match declare_queues(&ch, &queues, &bindings).await {
+            Ok(()) => {
+                let _ = ch.close(200, "OK".into()).await;
+            }
+            Err(e) if self.shared.cfg.single_active_consumer && is_precondition_failed(&e) => {
+                // The queue exists from before single active consumer (RabbitMQ refuses
+                // to redeclare it with another argument, and no policy can set this
+                // one): use it as it is rather than refuse to start. Several consumers
+                // then share it, as before; README says how to migrate it.
+                let mut legacy = self.shared.cfg.clone();
+                legacy.single_active_consumer = false;
+                let (queues, bindings) = topology::recipient(&legacy, recipient);
+                let ch = self.shared.channel().await?;
+                declare_queues(&ch, &queues, &bindings).await?;
+                let _ = ch.close(200, "OK".into()).await;
+                tracing::warn!(
+                    queue = %self.shared.names.queue(recipient),
+                    "queue declared without single active consumer: every instance consumes it \
+                     at once; migrate it (README, \"Single active consumer\")"
+                );
+                lock(&self.shared.legacy).insert(recipient.to_owned());
+            }
+            Err(e) => return Err(e.into()),
+        }
         lock(&self.shared.declared).insert(recipient.to_owned());
         Ok(())
     }

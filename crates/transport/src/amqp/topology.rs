@@ -10,6 +10,9 @@
 //! ```
 //! Retry copies go back through `{p}.requeue`, not `{p}.work`, so that a retry reaches
 //! only the queue it came from even if other queues bind wider patterns on `{p}.work`.
+//! Recipient work queues are declared with `x-single-active-consumer` (unless configured
+//! off): whatever the number of hub instances consuming a recipient, one at a time
+//! receives, and the broker hands the queue to another when that consumer goes away.
 //! Every dead-lettering is at-least-once (`x-dead-letter-strategy=at-least-once`, which
 //! needs `x-overflow=reject-publish`), so a message is never lost between two queues.
 
@@ -26,6 +29,8 @@ pub enum Arg {
     Str(String),
     /// An integer argument.
     Int(i64),
+    /// A boolean argument.
+    Bool(bool),
 }
 
 /// An exchange to declare (always durable).
@@ -95,6 +100,12 @@ impl Names {
     #[must_use]
     pub fn queue(&self, recipient: &str) -> String {
         format!("{}.q.{recipient}", self.prefix)
+    }
+    /// Where a recipient's messages wait while its queue is declared anew
+    /// ([`super::AmqpTransport::migrate_to_single_active`]).
+    #[must_use]
+    pub fn migration_queue(&self, recipient: &str) -> String {
+        format!("{}.migrate.{recipient}", self.prefix)
     }
     /// A recipient's dead-letter queue.
     #[must_use]
@@ -182,6 +193,9 @@ pub fn recipient(cfg: &AmqpConfig, recipient: &str) -> (Vec<QueueDecl>, Vec<Bind
         "x-delivery-limit".into(),
         Arg::Int(i64::from(cfg.max_deliveries.saturating_sub(1))),
     );
+    if cfg.single_active_consumer {
+        work.insert("x-single-active-consumer".into(), Arg::Bool(true));
+    }
     let mut dead = quorum_args();
     // Refuse rather than drop when a policy caps the dead-letter queue: a full
     // dead-letter queue then keeps messages in the work queue (at-least-once).
@@ -220,6 +234,7 @@ fn arg_json(a: &Arg) -> Value {
     match a {
         Arg::Str(s) => json!(s),
         Arg::Int(i) => json!(i),
+        Arg::Bool(b) => json!(b),
     }
 }
 
@@ -322,5 +337,13 @@ mod tests {
         );
         assert_eq!(a["x-overflow"], Arg::Str("reject-publish".into()));
         assert_eq!(a["x-delivery-limit"], Arg::Int(4));
+        assert_eq!(a["x-single-active-consumer"], Arg::Bool(true));
+        let mut off = cfg.clone();
+        off.single_active_consumer = false;
+        let (q, _) = recipient(&off, "ml-059");
+        assert!(!q[0].args.contains_key("x-single-active-consumer"));
+        // Only the work queue: the dead letters are read by listing, not consumed.
+        let (q, _) = recipient(&cfg, "ml-059");
+        assert!(!q[1].args.contains_key("x-single-active-consumer"));
     }
 }
