@@ -6,8 +6,8 @@
 use std::process::Command;
 use std::time::Duration;
 
-use passerelle_world::{World, WorldOptions};
 use passerelle_hub::HubState;
+use passerelle_world::{World, WorldOptions};
 use sqlx::{Connection, Executor};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
